@@ -1,0 +1,59 @@
+"""Plain data passed between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        source: Source id.
+        index: 0-based index of the frame among the frames this source decoded (files: in the file).
+        pts: Presentation time in seconds.
+        ts: Capture wall time (unix seconds) when the frame left the decoder.
+        image: H x W x 3 uint8, BGR (what insightface expects).
+    """
+
+    source: str
+    index: int
+    pts: float
+    ts: float
+    image: np.ndarray
+
+
+@dataclass(slots=True)
+class Detection:
+    """One face found by the detector (or carried by the tracker between detections)."""
+
+    box: np.ndarray  # [4] float32 x1, y1, x2, y2 in frame pixels
+    score: float
+    landmarks: np.ndarray  # [5, 2] float32, insightface order
+    track: int = -1
+
+
+@dataclass(slots=True)
+class FaceResult:
+    track: int
+    box: list[float]
+    score: float
+    landmarks: list[list[float]]
+    expr: str
+    probs: dict[str, float]
+    valence: float | None
+    arousal: float | None
+
+
+@dataclass(slots=True)
+class FrameResult:
+    source: str
+    frame: int
+    pts: float
+    ts: float
+    faces: list[FaceResult] = field(default_factory=list)
+    model: str = ""
+    latency_ms: float = 0.0
