@@ -19,3 +19,7 @@ class SourceError(AffectstreamError):
 
 class DetectorError(AffectstreamError):
     """The face detector model is missing or cannot be loaded."""
+
+
+class SchemaVersionError(AffectstreamError):
+    """A stream entry has an unknown schema version `v` or is not valid for its version."""
