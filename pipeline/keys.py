@@ -16,6 +16,7 @@ def events_key(source: str) -> str:
 
 
 def heartbeat_key(worker: str) -> str:
+    """JSON {ts, pid, sources, published}, no TTL: `affectstream health` judges staleness by ts."""
     return f"affect:worker:{worker}:heartbeat"
 
 
@@ -24,3 +25,7 @@ HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
 
 def job_key(job_id: str) -> str:
     return f"affect:job:{job_id}"
+
+
+# Archive jobs (pipeline/archive): every job id ever submitted, for `archive status` without SCAN.
+JOBS_INDEX = "affect:jobs:index"

@@ -117,3 +117,25 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def ensure_redis(url: str | None, data_dir: str | Path = "var/redis") -> tuple[str, EmbeddedRedis | None]:
+    """The Redis to use: `url` when given; else the embedded server under `data_dir`.
+
+    An embedded server already running there (another affectstream command) is shared; otherwise one
+    is started and returned so the caller stops it. Its AOF keeps results across runs, so
+    `affectstream tail` after `affectstream demo` reads what the demo published.
+    """
+    if url:
+        connect(url).close()  # fail at start, with a masked URL, if unreachable
+        return url, None
+    server = EmbeddedRedis(data_dir)
+    if server.socket.exists():
+        try:
+            connect(server.url, timeout_s=1).close()
+            return server.url, None
+        except RedisUnavailable:
+            pass
+    url = server.start()
+    log.info("no Redis URL configured: started an embedded redis-server at %s (data in %s)", url, server.data_dir)
+    return url, server

@@ -1,0 +1,222 @@
+"""One worker process: its sources' reader threads -> prepare -> micro-batched engine -> publisher.
+
+Stages run in threads joined by bounded queues (PyAV, OpenCV and ONNX Runtime release the GIL), so
+decoding, detection, inference and Redis writes overlap. SIGTERM stops taking new frames; every
+frame already taken from a source is still inferred and published before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+
+from pipeline.batcher import STOP, MicroBatcher
+from pipeline.keys import frames_key, heartbeat_key
+from pipeline.masking import mask_text
+from pipeline.metrics import WorkerMetrics
+from pipeline.publish import ResultPublisher, publish_event
+from pipeline.redis_conn import connect
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs `specs` (a list of `SourceSpec`) until the finite ones end or `stop()` is called.
+
+    Args:
+        cfg: The validated `Config`.
+        specs: The sources this worker owns.
+        worker_id: Stable id (heartbeat key, logs).
+        redis_url: Where to publish.
+        resume: Files continue after their last published frame (a restart after a crash).
+        metrics_port: Prometheus port of this worker; 0 = none.
+    """
+
+    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, resume: bool = False, metrics_port: int = 0) -> None:
+        self.cfg = cfg
+        self.specs = list(specs)
+        self.worker_id = worker_id
+        self.redis = connect(redis_url)
+        self.resume = resume
+        self.metrics = WorkerMetrics()
+        self.metrics_port = metrics_port
+        self.publisher = ResultPublisher(self.redis, cfg.redis.maxlen)
+        self._stop = threading.Event()
+        self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
+        self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
+        self.published = 0
+        self.failed: BaseException | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- events ---------------------------------------------------------------------------------
+    def _on_event(self, source: str, kind: str, detail: dict) -> None:
+        if kind == "reconnecting":
+            self.metrics.reconnects.labels(source).inc()
+        level = logging.WARNING if kind in ("reconnecting", "error", "down") else logging.INFO
+        log.log(level, "source %s: %s %s", source, kind, mask_text(json.dumps(detail, default=str)))
+        try:
+            publish_event(self.redis, source, kind, detail)
+        except Exception as exc:  # an event must never kill a reader thread
+            log.warning("could not publish %s event of %s: %s", kind, source, exc)
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _resume_points(self) -> dict[str, int]:
+        """Last published frame index per file source (resume after a crash), else -1."""
+        points = {}
+        for spec in self.specs:
+            points[spec.name] = -1
+            if self.resume and not spec.live:
+                last = self.redis.xrevrange(frames_key(spec.name), count=1)
+                if last:
+                    points[spec.name] = int(last[0][1][b"frame"])
+        return points
+
+    def _prepare_loop(self, processor, sources) -> None:
+        skip_until = self._resume_points()
+        try:
+            active = list(sources)
+            while active and not self._stop.is_set():
+                got = False
+                for src in list(active):
+                    frame = src.get(timeout=0.0 if len(active) > 1 else 0.05)
+                    if frame is None:
+                        if src.finished:
+                            active.remove(src)
+                        continue
+                    got = True
+                    self.metrics.frames_decoded.labels(frame.source).inc()
+                    if frame.index <= skip_until[frame.source]:
+                        continue
+                    t = time.perf_counter()
+                    prepared = processor.prepare(frame)
+                    self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
+                    self._prepared.put(prepared)
+                if not got and len(active) > 1:
+                    time.sleep(0.002)
+        except BaseException as exc:
+            self.failed = exc
+            log.exception("prepare stage failed")
+        finally:
+            self._prepared.put(STOP)
+
+    def _engine_loop(self, processor) -> None:
+        batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=self.cfg.batch.max_wait_ms)
+        try:
+            while batch := batcher.next_batch():
+                t = time.perf_counter()
+                results = processor.infer(batch)
+                self.metrics.stage_seconds.labels("engine").observe(time.perf_counter() - t)
+                self.metrics.batch_size.observe(sum(len(p.faces) for p in batch))
+                for r in results:
+                    self._results.put(r)
+        except BaseException as exc:
+            self.failed = exc
+            log.exception("engine stage failed")
+        finally:
+            self._results.put(STOP)
+
+    def _publish_loop(self) -> None:
+        done = False
+        while not done:
+            batch = [self._results.get()]
+            while len(batch) < 256:
+                try:
+                    batch.append(self._results.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is STOP:
+                batch.pop()
+                done = True
+            if not batch:
+                continue
+            now = time.time()
+            for r in batch:  # decode -> XADD, the latency consumers care about
+                r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
+            t = time.perf_counter()
+            self._publish_with_retry(batch)
+            self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - t)
+            for r in batch:
+                self.metrics.frames_published.labels(r.source).inc()
+                self.metrics.faces.labels(r.source).inc(len(r.faces))
+                self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
+            self.published += len(batch)
+
+    def _publish_with_retry(self, batch) -> None:
+        """Redis hiccups must not lose accepted frames: retry with backoff (bounded by shutdown)."""
+        delay = 0.1
+        while True:
+            try:
+                self.publisher.publish(batch)
+                return
+            except Exception as exc:
+                log.warning("publish failed (%s); retrying in %.1f s", mask_text(str(exc)), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _heartbeat_loop(self) -> None:
+        key = heartbeat_key(self.worker_id)
+        while not self._stop.wait(self.cfg.workers.heartbeat_s):
+            self._beat(key)
+
+    def _beat(self, key: str) -> None:
+        try:
+            self.redis.set(key, json.dumps({
+                "ts": time.time(), "pid": os.getpid(), "published": self.published,
+                "sources": [s.name for s in self.specs],
+            }))  # fmt: skip
+        except Exception as exc:
+            log.warning("heartbeat failed: %s", exc)
+
+    # -- main -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run to completion; 0 when every frame taken was published, 1 when a stage failed."""
+        from pipeline.process import processor_from_config
+        from pipeline.sources import open_source
+
+        processor = processor_from_config(self.cfg)
+        if self.metrics_port:
+            self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
+        self._beat(heartbeat_key(self.worker_id))
+        sources = [open_source(spec, self._on_event) for spec in self.specs]
+        for src in sources:
+            src.start()
+        threads = [
+            threading.Thread(target=self._prepare_loop, args=(processor, sources), name="prepare"),
+            threading.Thread(target=self._engine_loop, args=(processor,), name="engine"),
+            threading.Thread(target=self._publish_loop, name="publish"),
+        ]
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        for t in threads:
+            t.start()
+        beat.start()
+        threads[0].join()  # prepare ends at EOF of every source, on stop(), or on failure
+        for src in sources:
+            stats = getattr(src, "stats", None)
+            if stats is not None and getattr(stats, "dropped", 0):
+                self.metrics.frames_dropped.labels(src.name if hasattr(src, "name") else "?").inc(stats.dropped)
+            src.stop()
+        for t in threads[1:]:
+            t.join()
+        self._stop.set()
+        self._beat(heartbeat_key(self.worker_id))
+        self.redis.close()
+        log.info("worker %s: published %d frames", self.worker_id, self.published)
+        return 1 if self.failed else 0
+
+
+def worker_main(cfg, specs, worker_id: str, redis_url: str, resume: bool, metrics_port: int, log_level: int) -> None:
+    """Entry point of a worker process (multiprocessing target)."""
+    from pipeline.logs import setup_logging
+
+    setup_logging(log_level)
+    worker = Worker(cfg, specs, worker_id, redis_url, resume=resume, metrics_port=metrics_port)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    raise SystemExit(worker.run())
