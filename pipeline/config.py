@@ -6,6 +6,7 @@ A bad key or value fails at start with its dotted path and what is allowed, neve
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import re
 import types
@@ -212,9 +213,33 @@ def _parse_sources(raw: Any) -> list[dict]:
         if not isinstance(item, dict) or not item.get("url"):
             raise ConfigError(f"sources[{i}]: expected a mapping with at least `url`")
         item = dict(item)
-        item.setdefault("name", source_name_from_url(str(item["url"])))
-        out.append(item)
+        files = expand_local(str(item["url"]))
+        if files is None:
+            item.setdefault("name", source_name_from_url(str(item["url"])))
+            out.append(item)
+            continue
+        if not files:
+            raise ConfigError(f"sources[{i}].url: {item['url']!r} matches no video file ({', '.join(VIDEO_SUFFIXES)})")
+        prefix = item.pop("name", None)
+        for path in files:  # a folder or glob: one source per file
+            name = source_name_from_url(str(path))
+            out.append({**item, "url": str(path), "name": f"{prefix}-{name}" if prefix else name})
     return out
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ts", ".m4v", ".flv", ".mpg", ".mpeg")
+
+
+def expand_local(url: str) -> list[Path] | None:
+    """Files of a local folder or glob pattern (sorted), or None when `url` is a single source."""
+    if "://" in url or url.startswith("/dev/"):
+        return None
+    path = Path(url).expanduser()
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if any(ch in url for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
+    return None
 
 
 def source_name_from_url(url: str) -> str:

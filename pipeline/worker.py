@@ -49,6 +49,7 @@ class Worker:
         self._stop = threading.Event()
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
+        self.taken = 0  # frames taken from sources and accepted for processing
         self.published = 0
         self.failed: BaseException | None = None
 
@@ -94,6 +95,7 @@ class Worker:
                     self.metrics.frames_decoded.labels(frame.source).inc()
                     if frame.index <= skip_until[frame.source]:
                         continue
+                    self.taken += 1
                     t = time.perf_counter()
                     prepared = processor.prepare(frame)
                     self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
@@ -207,7 +209,7 @@ class Worker:
         self._stop.set()
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
-        log.info("worker %s: published %d frames", self.worker_id, self.published)
+        log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
         return 1 if self.failed else 0
 
 

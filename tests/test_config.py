@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
+from pipeline.run_cli import parse_source_arg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_typed_and_frozen():
+    cfg = load_config()
+    assert isinstance(cfg, Config)
+    assert cfg.engine.backend == "onnxruntime" and cfg.batch.max_batch == 32
+    with pytest.raises(AttributeError):
+        cfg.engine.max_batch = 3  # frozen
+
+
+def test_user_yaml_merges_over_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "batch:\n  max_wait_ms: 25\nsources:\n  - {name: cam, url: rtsp://h/s}\n"))
+    assert cfg.batch.max_wait_ms == 25.0 and cfg.batch.max_batch == 32
+    assert cfg.sources[0].name == "cam" and cfg.sources[0].url == "rtsp://h/s"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("engine:\n  backend: tensorflow\n", r"engine.backend: 'tensorflow' is not allowed; allowed values: 'onnxruntime', 'tensorrt', 'torch'"),
+        ("engine:\n  max_batchh: 4\n", r"engine.max_batchh: unknown key; allowed keys: backend, model, max_batch"),
+        ("batch:\n  max_batch: 0\n", r"batch.max_batch: 0 is below the minimum 1"),
+        ("detector:\n  input_size: [640]\n", r"detector.input_size"),
+        ("workers:\n  count: two\n", r"workers.count: expected int"),
+        ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"duplicate source name 'a'"),
+        ("sources:\n  - {name: a}\n", r"sources\[0\]: expected a mapping with at least `url`"),
+        ("sources:\n  - {url: rtsp://h/s, colour: red}\n", r"sources\[0\].colour: unknown key"),
+    ],
+)
+def test_bad_values_name_path_and_allowed(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_env_interpolation(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "pw")
+    cfg = load_config(write(tmp_path, "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\nredis:\n  url: ${NOPE:-redis://localhost:6379/0}\n"))
+    assert cfg.sources[0].url == "rtsp://u:pw@h/s"
+    assert cfg.redis.url == "redis://localhost:6379/0"
+    monkeypatch.delenv("CAM_PW")
+    with pytest.raises(ConfigError, match=r"sources\[0\].url: environment variable CAM_PW is not set"):
+        load_config(write(tmp_path, "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\n"))
+
+
+def test_folder_source_expands_to_one_source_per_video(tmp_path):
+    for name in ("b.mp4", "a.mov", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    cfg = load_config(overrides={"sources": [{"url": str(tmp_path)}]})
+    assert [s.name for s in cfg.sources] == ["a", "b"]
+    with pytest.raises(ConfigError, match="matches no video file"):
+        load_config(overrides={"sources": [{"url": str(tmp_path / "*.mkv")}]})
+
+
+def test_overrides_append_sources_and_set_values():
+    cfg = load_config(overrides={"redis": {"url": "redis://h:1/0"}, "sources": [parse_source_arg("cam=rtsp://h/s?a=b")]})
+    assert cfg.redis.url == "redis://h:1/0"
+    assert (cfg.sources[0].name, cfg.sources[0].url) == ("cam", "rtsp://h/s?a=b")
+    assert parse_source_arg("rtsp://h/s?x=1") == {"url": "rtsp://h/s?x=1"}
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "rtsp_cameras.yaml", "folder.yaml"])
+def test_example_configs_validate(name, monkeypatch, shared):
+    monkeypatch.setenv("AFFECTSTREAM_REDIS_URL", "redis://localhost:6379/0")
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    monkeypatch.setenv("AFFECTSTREAM_SHARED", str(shared))
+    cfg = load_config(REPO / "configs" / "pipeline" / name)
+    assert cfg.engine.backend == "onnxruntime"

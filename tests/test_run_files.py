@@ -1,0 +1,130 @@
+"""`affectstream run` end to end on real files, a real Redis server and the shipped model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.keys import events_key, frames_key
+from pipeline.redis_conn import connect
+from pipeline.schema import validate_entry
+from tests.conftest import REPO, need_shared
+
+
+def run_cli(*args, redis_url, timeout=240, wait=True):
+    env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "pipeline", "run", "--redis", redis_url, *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def entries(client, source):
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in client.xrange(frames_key(source))]
+
+
+def events(client, source):
+    return [fields[b"kind"].decode() for _id, fields in client.xrange(events_key(source))]
+
+
+def wait_for(predicate, timeout=60.0, every=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def test_file_source_all_frames_in_order_schema_valid(redis_url):
+    video = need_shared("media", "videos", "single_face.mp4")
+    code, out = run_cli("--source", f"clip={video}", redis_url=redis_url)
+    assert code == 0, out
+    client = connect(redis_url)
+    got = entries(client, "clip")
+    assert [int(e["frame"]) for e in got] == list(range(72))
+    for e in got:
+        validate_entry(e)
+    pts = [float(e["pts"]) for e in got]
+    assert pts == sorted(pts)
+    with_face = [e for e in got if int(e["n"]) > 0]
+    assert len(with_face) >= 0.9 * len(got)
+    face = json.loads(with_face[0]["faces"])[0]
+    assert abs(sum(face["probs"].values()) - 1.0) < 1e-3
+    assert events(client, "clip") == ["started", "eof"]
+
+
+def test_bad_sources_do_not_stop_a_healthy_one(redis_url, tmp_path):
+    video = need_shared("media", "videos", "single_face.mp4")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(video.read_bytes()[:4096] + os.urandom(20000))
+    garbage = tmp_path / "notes.mp4"
+    garbage.write_text("this is not a video\n" * 100)
+    proc = run_cli(
+        "--source", f"good={video}", "--source", f"corrupt={corrupt}", "--source", f"text={garbage}",
+        "--source", "dead=rtsp://127.0.0.1:9/none", redis_url=redis_url, wait=False,
+    )  # fmt: skip
+    client = connect(redis_url)
+    try:
+        assert wait_for(lambda: len(entries(client, "good")) == 72, timeout=180), "healthy source did not finish"
+        assert wait_for(lambda: "reconnecting" in events(client, "dead"), timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "error" in events(client, "text")
+    reasons = [f[b"reason"].decode() for _i, f in client.xrange(events_key("text")) if f[b"kind"] == b"error"]
+    assert reasons and reasons[0].strip()
+    assert "error" in events(client, "corrupt") or "eof" in events(client, "corrupt")
+
+
+def test_sigterm_drains_and_exits_zero(redis_url):
+    video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
+    proc = run_cli("--source", f"long={video}", redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    assert wait_for(lambda: len(entries(client, "long")) >= 20, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    frames = [int(e["frame"]) for e in entries(client, "long")]
+    assert frames == list(range(len(frames))), "published frames must be contiguous and in order"
+    took = re.search(r"took (\d+) frames, published (\d+)", out)
+    assert took, out
+    assert int(took.group(1)) == int(took.group(2)) == len(frames), "a frame taken from the source was lost"
+    assert len(frames) < 472
+
+
+def test_crashed_worker_restarts_and_resumes_without_duplicates(redis_url):
+    import psutil
+
+    video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
+    proc = run_cli("--source", f"crash={video}", redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    assert wait_for(lambda: len(entries(client, "crash")) >= 30, timeout=120)
+    workers = [c for c in psutil.Process(proc.pid).children() if "spawn" in " ".join(c.cmdline())]
+    assert workers, "no worker process found"
+    for w in workers:
+        w.kill()  # SIGKILL: no chance to drain
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "restarting it (resume)" in out
+    frames = [int(e["frame"]) for e in entries(client, "crash")]
+    assert frames == list(range(472)), "every frame exactly once, in order, after the restart"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--source", "x=rtsp://h/s", "--redis", "http://nope"], "scheme must be one of"),
+])  # fmt: skip
+def test_bad_command_line_fails_fast_with_message(argv, message):
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
