@@ -1,0 +1,92 @@
+"""PyAV plumbing: open a container the way each source kind needs, describe failures without secrets.
+
+PyAV (and FFmpeg's libraries) load here only, when a source actually opens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.masking import mask_text
+from pipeline.sources.spec import SourceSpec
+
+
+def open_options(spec: SourceSpec) -> dict[str, str]:
+    """FFmpeg options for `spec` (the ones the FFmpeg 8 inside av 18 knows).
+
+    RTSP's `timeout` is the socket I/O timeout in microseconds (FFmpeg 5 renamed the old `stimeout` to it);
+    HTTP takes the same, and HLS copies `rw_timeout` to every segment it fetches.
+    """
+    us = str(int(spec.timeout_s * 1_000_000))
+    if spec.kind == "rtsp":
+        # Audio tracks would only cost a SETUP round trip and bandwidth: faces live in the picture.
+        return {"rtsp_transport": spec.rtsp_transport, "timeout": us, "allowed_media_types": "video"}
+    if spec.kind == "http":
+        return {"timeout": us, "rw_timeout": us}
+    return {}
+
+
+def read_timeout(spec: SourceSpec) -> float:
+    """Seconds av_read_frame may block before PyAV's interrupt callback gives up.
+
+    For a live source this is the silence limit: a camera that keeps the connection open but sends
+    nothing is down after `silent_after_s`, not after the longer TCP timeouts.
+    """
+    return min(spec.timeout_s, spec.silent_after_s) if spec.live else spec.timeout_s
+
+
+def open_container(spec: SourceSpec) -> Any:
+    """Open `spec` for reading and return the PyAV input container (the caller closes it).
+
+    Raises:
+        av.error.FFmpegError, OSError: The source cannot be opened (see `describe_error`).
+    """
+    import av
+
+    path = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url
+    return av.open(
+        path,
+        mode="r",
+        format="v4l2" if spec.kind == "device" else None,
+        options=open_options(spec),
+        timeout=(spec.timeout_s, read_timeout(spec)),
+    )
+
+
+def describe_error(exc: BaseException, spec: SourceSpec) -> str:
+    """A one-line reason for `exc` that names the problem and never contains a password."""
+    import av
+
+    if isinstance(exc, av.error.ExitError):
+        # PyAV's interrupt callback fired: nothing arrived within the read or open timeout.
+        return f"no data from {spec.safe_url} for {read_timeout(spec):g} s (timed out)"
+    text = str(exc) or repr(exc)
+    return mask_text(f"{type(exc).__name__}: {text}")
+
+
+def video_stream(container: Any, spec: SourceSpec) -> Any:
+    """The first video stream of `container`.
+
+    Raises:
+        ValueError: The container has no video stream.
+    """
+    if not container.streams.video:
+        raise ValueError(f"{spec.safe_url} has no video stream")
+    stream = container.streams.video[0]
+    if not spec.live:
+        # Frame threading adds a few frames of latency: fine for archives, bad for cameras.
+        stream.thread_type = "AUTO"
+    return stream
+
+
+def stream_info(stream: Any) -> dict[str, Any]:
+    """What a `started` event tells about the stream."""
+    rate = stream.average_rate or stream.guessed_rate
+    ctx = stream.codec_context
+    return {
+        "codec": ctx.name,
+        "width": ctx.width,
+        "height": ctx.height,
+        "fps": round(float(rate), 3) if rate else None,
+        "frames": stream.frames or None,
+    }
