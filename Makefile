@@ -32,7 +32,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check pipeline engines training tests bench
 
 bench: $(VENV)/.runtime
-	$(BIN)/affectstream bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -16,7 +16,6 @@ _AREAS = (
     "pipeline.archive.cli",
     "engines.cli",
     "training.cli",
-    "bench.cli",
 )
 
 
