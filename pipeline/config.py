@@ -153,7 +153,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{path}: expected {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {value!r}")

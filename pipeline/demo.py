@@ -98,7 +98,7 @@ def format_summary(rows: list[dict]) -> str:
     header = f"{'source':<24} {'frames':>6} {'faces':>6} {'fps':>6} {'valence':>8} {'arousal':>8}  expressions"
     lines = [header, "-" * len(header)]
     for r in rows:
-        va = ("%8.3f %8.3f" % (r["valence"], r["arousal"])) if r["valence"] is not None else f"{'-':>8} {'-':>8}"
+        va = f"{r['valence']:8.3f} {r['arousal']:8.3f}" if r["valence"] is not None else f"{'-':>8} {'-':>8}"
         exprs = ", ".join(f"{k} {v}" for k, v in r["expressions"].items()) or "-"
         lines.append(f"{r['source']:<24} {r['frames']:>6} {r['faces']:>6} {r['fps']:>6.1f} {va}  {exprs}")
     return "\n".join(lines)

@@ -50,6 +50,8 @@ class Worker:
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
+        self._sources: list = []
+        self._counted: dict[str, tuple[int, int]] = {}  # source -> (decoded, dropped) already in metrics
         self.published = 0
         self.failed: BaseException | None = None
 
@@ -92,7 +94,6 @@ class Worker:
                             active.remove(src)
                         continue
                     got = True
-                    self.metrics.frames_decoded.labels(frame.source).inc()
                     if frame.index <= skip_until[frame.source]:
                         continue
                     self.taken += 1
@@ -165,7 +166,17 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
         while not self._stop.wait(self.cfg.workers.heartbeat_s):
+            self._sync_source_metrics()
             self._beat(key)
+
+    def _sync_source_metrics(self) -> None:
+        """Copy the sources' own counters (decoded, dropped under the live policy) into Prometheus."""
+        for src in self._sources:
+            stats = src.stats
+            decoded, dropped = self._counted.get(src.name, (0, 0))
+            self.metrics.frames_decoded.labels(src.name).inc(stats.decoded - decoded)
+            self.metrics.frames_dropped.labels(src.name).inc(stats.dropped - dropped)
+            self._counted[src.name] = (stats.decoded, stats.dropped)
 
     def _beat(self, key: str) -> None:
         try:
@@ -186,7 +197,7 @@ class Worker:
         if self.metrics_port:
             self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
         self._beat(heartbeat_key(self.worker_id))
-        sources = [open_source(spec, self._on_event) for spec in self.specs]
+        sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
         for src in sources:
             src.start()
         threads = [
@@ -200,10 +211,8 @@ class Worker:
         beat.start()
         threads[0].join()  # prepare ends at EOF of every source, on stop(), or on failure
         for src in sources:
-            stats = getattr(src, "stats", None)
-            if stats is not None and getattr(stats, "dropped", 0):
-                self.metrics.frames_dropped.labels(src.name if hasattr(src, "name") else "?").inc(stats.dropped)
             src.stop()
+        self._sync_source_metrics()
         for t in threads[1:]:
             t.join()
         self._stop.set()
