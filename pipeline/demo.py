@@ -71,14 +71,22 @@ def build_demo_clip(out: Path, seconds: float = 4.0) -> Path:
     return out
 
 
-def summarise(client, sources: list[str], seconds: float, since_ms: int = 0) -> list[dict]:
-    """Per-source totals read back from the results streams (entries added since `since_ms`)."""
+def summarise(client, sources: list[str], since_ms: int = 0) -> list[dict]:
+    """Per-source totals read back from the results streams (entries added since `since_ms`).
+
+    FPS is frames over the time from the first frame's capture to the last entry's XADD (entry ids
+    carry the server's millisecond clock), so model loading and start-up are not counted.
+    """
     rows = []
     for name in sources:
         frames = faces = 0
         exprs: Counter = Counter()
         vals, ars = [], []
-        for _id, fields in client.xrange(frames_key(name), min=f"{since_ms}-0"):
+        first_ts = last_ms = 0.0
+        for entry_id, fields in client.xrange(frames_key(name), min=f"{since_ms}-0"):
+            if not frames:
+                first_ts = float(fields[b"ts"])
+            last_ms = int(entry_id.split(b"-")[0])
             frames += 1
             for face in json.loads(fields[b"faces"]):
                 faces += 1
@@ -89,7 +97,7 @@ def summarise(client, sources: list[str], seconds: float, since_ms: int = 0) -> 
         rows.append({
             "source": name, "frames": frames, "faces": faces, "expressions": dict(exprs.most_common()),
             "valence": float(np.mean(vals)) if vals else None, "arousal": float(np.mean(ars)) if ars else None,
-            "fps": frames / seconds if seconds > 0 else 0.0,
+            "fps": frames / max(last_ms / 1000.0 - first_ts, 1e-3) if frames else 0.0,
         })  # fmt: skip
     return rows
 

@@ -40,31 +40,28 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return over
 
 
-def _supervise(cfg, duration: float | None) -> tuple[int, float, str]:
-    from pipeline.redis_conn import ensure_redis
+def _supervise(cfg, url: str, duration: float | None) -> int:
     from pipeline.supervisor import Supervisor
 
-    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
-    try:
-        supervisor = Supervisor(cfg, url)
-        if duration:
-            timer = threading.Timer(duration, supervisor._on_signal, args=(signal.SIGTERM, None))
-            timer.daemon = True
-            timer.start()
-        start = time.monotonic()
-        code = supervisor.run()
-        return code, time.monotonic() - start, url
-    finally:
-        if server is not None:
-            server.stop()
+    supervisor = Supervisor(cfg, url)
+    if duration:
+        timer = threading.Timer(duration, supervisor._on_signal, args=(signal.SIGTERM, None))
+        timer.daemon = True
+        timer.start()
+    return supervisor.run()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
+    from pipeline.redis_conn import ensure_redis
 
     cfg = load_config(args.config, overrides_from_args(args))
-    code, _, _ = _supervise(cfg, args.duration)
-    return code
+    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
+    try:
+        return _supervise(cfg, url, args.duration)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -83,11 +80,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, over)
     live = any(s.live for s in cfg.sources)
     start_ms = int(time.time() * 1000)
-    code, seconds, _ = _supervise(cfg, args.duration or (10.0 if live else None))
-    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)  # read back (embedded: from its AOF)
+    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
     try:
-        client = connect(url)
-        rows = summarise(client, [s.name for s in cfg.sources], seconds, since_ms=start_ms)
+        code = _supervise(cfg, url, args.duration or (10.0 if live else None))
+        rows = summarise(connect(url), [s.name for s in cfg.sources], since_ms=start_ms)
     finally:
         if server is not None:
             server.stop()

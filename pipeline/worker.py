@@ -62,8 +62,6 @@ class Worker:
     def _on_event(self, source: str, kind: str, detail: dict) -> None:
         if kind == "reconnecting":
             self.metrics.reconnects.labels(source).inc()
-        level = logging.WARNING if kind in ("reconnecting", "error", "down") else logging.INFO
-        log.log(level, "source %s: %s %s", source, kind, mask_text(json.dumps(detail, default=str)))
         try:
             publish_event(self.redis, source, kind, detail)
         except Exception as exc:  # an event must never kill a reader thread

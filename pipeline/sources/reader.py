@@ -164,7 +164,8 @@ class Source:
             stream = _av.video_stream(container, self.spec)
             self._set_state("live")
             self._emit("started", url=self.spec.safe_url, live=False, **_av.stream_info(stream))
-            self._decode(container, stream, on_first_frame=None)
+            packets = self._decode(container, stream, on_first_frame=None)
+            _check_complete(stream, packets)
         except _Stopped:
             return
         except Exception as exc:
@@ -231,8 +232,13 @@ class Source:
             if self._stop.wait(delay):
                 return
 
-    def _decode(self, container: Any, stream: Any, on_first_frame: Callable[[], None] | None) -> None:
-        """Decode `stream` into the buffer until EOF; raises on errors, `_Stopped` or `_Silent`."""
+    def _decode(self, container: Any, stream: Any, on_first_frame: Callable[[], None] | None) -> int:
+        """Decode `stream` into the buffer until EOF; raises on errors, `_Stopped` or `_Silent`.
+
+        Returns:
+            The number of non-empty packets read.
+        """
+        packets = 0
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         last_pts: float | None = None
         last_frame_t = time.monotonic()
@@ -241,6 +247,8 @@ class Source:
         for packet in container.demux(stream):
             if self._stop.is_set():
                 raise _Stopped
+            if packet.size:
+                packets += 1
             try:
                 frames = packet.decode()
                 bad = 0
@@ -272,6 +280,7 @@ class Source:
                     on_first_frame()
             if self.spec.live and now - last_frame_t > self.spec.silent_after_s:
                 raise _Silent
+        return packets
 
     def _count_container(self, delta: int) -> None:
         with self._lock:
@@ -284,6 +293,20 @@ class Source:
             log.warning("source %s: closing the container failed: %s", self.name, mask_text(str(exc)))
         finally:
             self._count_container(-1)
+
+
+def _check_complete(stream: Any, packets: int) -> None:
+    """Raise when a file ended before the frames its header lists (a truncated mp4 just ends early).
+
+    FFmpeg reports a cut-off mp4 as a plain end of file; the sample table in the header still counts
+    every frame, so fewer packets than that means the data is missing. A small slack tolerates headers
+    that count frames a little differently (e.g. AVI index entries).
+    """
+    expected = int(stream.frames or 0)
+    if expected and packets < expected - max(2, expected // 100):
+        raise ValueError(
+            f"file is truncated or damaged: its header lists {expected} frames but only {packets} could be read"
+        )
 
 
 class _Pacer:
