@@ -11,3 +11,19 @@ class ModelFileError(EngineError):
 
 class BackendUnavailable(EngineError):
     """A backend's runtime (onnxruntime, tensorrt, pycuda, torch) is not installed or has no device."""
+
+
+class EngineInputError(EngineError, ValueError):
+    """A batch handed to `Engine.infer` has the wrong shape or dtype, or the engine is closed."""
+
+
+class UnknownBackend(EngineError, ValueError):
+    """`create_engine` was asked for a backend name that is not registered."""
+
+
+class EngineBuildError(EngineError):
+    """A TensorRT plan could not be built (parser errors, unsupported precision, no calibration data)."""
+
+
+class PlanMismatch(EngineError):
+    """A serialized plan was built for another GPU, TensorRT version or model; it must be rebuilt."""

@@ -9,6 +9,7 @@ the pipeline never hard-codes a model's preprocessing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,9 +95,18 @@ class EngineSpec:
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
             raise ModelFileError(f"{path} is not a loadable ONNX model: {exc}") from exc
-        props = session.get_modelmeta().custom_metadata_map
+        return cls.from_metadata(session.get_modelmeta().custom_metadata_map, path)
+
+    @classmethod
+    def from_metadata(cls, props: Mapping[str, str], source: str | Path) -> EngineSpec:
+        """Read the spec from an ONNX metadata map (as `InferenceSession.get_modelmeta()` gives it).
+
+        Args:
+            props: The model's custom metadata properties.
+            source: Where they came from, named in the error message.
+        """
         if METADATA_KEY not in props:
             raise ModelFileError(
-                f"{path} has no '{METADATA_KEY}' metadata; export it with `affectstream export`"
+                f"{source} has no '{METADATA_KEY}' metadata; export it with `affectstream export`"
             )
         return cls.from_json(props[METADATA_KEY])

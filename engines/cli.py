@@ -1,0 +1,120 @@
+"""`affectstream engine build|info` and `affectstream models`: argument parsing only.
+
+Exit codes: 0 done; 1 the model or plan is bad or the build failed; 2 the config is invalid;
+3 the backend cannot run here (no TensorRT, no pycuda, no GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+
+def register(subparsers) -> None:
+    """Add `engine` (with `build` and `info`) and `models` to the main CLI's subparsers."""
+    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans")
+    engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
+
+    build = engine_sub.add_parser(
+        "build", help="build the TensorRT plan of a pipeline config ahead of time and print its cache key",
+        description="Build (or find in engine.cache_dir) the plan for engine.model, engine.precision and "
+        "engine.max_batch on this GPU. Needs TensorRT, pycuda and an NVIDIA GPU.",
+    )  # fmt: skip
+    build.add_argument("-c", "--config", required=True, help="pipeline YAML config (its engine: section)")
+    build.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    build.set_defaults(handler=build_handler)
+
+    info = engine_sub.add_parser("info", help="show what a plan was built from and for")
+    info.add_argument("plan", help="a .plan file (its .plan.json sidecar is read)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=info_handler)
+
+    models = subparsers.add_parser("models", help="list the models shipped in the package")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(handler=models_handler)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def build_handler(args: argparse.Namespace) -> int:
+    from engines.build import build_from_config
+    from engines.errors import BackendUnavailable, EngineError
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    try:
+        engine_cfg = load_config(args.config).engine
+    except ConfigError as exc:
+        return _fail(EXIT_CONFIG, str(exc))
+    try:
+        result = build_from_config(engine_cfg, device_id=args.device)
+    except BackendUnavailable as exc:
+        return _fail(EXIT_UNAVAILABLE, f"cannot build a TensorRT engine on this machine: {exc}")
+    except (EngineError, ValueError) as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    print(result.message)
+    if result.key is not None:
+        print(f"key: {result.key.digest()}")
+        for name, value in vars(result.key).items():
+            print(f"  {name}: {value}")
+    return 0
+
+
+def info_handler(args: argparse.Namespace) -> int:
+    from engines.build import plan_info
+    from engines.errors import ModelFileError
+
+    try:
+        info = plan_info(args.plan)
+    except ModelFileError as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"plan: {info['plan']}" + ("" if info["plan_exists"] else "  (MISSING)"))
+    print(f"size: {info['size_bytes'] / 1e6:.1f} MB")
+    print(f"key: {info['digest']}")
+    for name, value in info["key"].items():
+        print(f"  {name}: {value}")
+    spec = info["spec"]
+    print(f"model: {spec['model_id']}  input {spec['input']}  valence/arousal: {'yes' if spec['has_va'] else 'no'}")
+    print(f"labels: {', '.join(spec['labels'])}")
+    print(f"this machine: {info['compatibility']}")
+    return 0 if info["plan_exists"] else EXIT_FAILED
+
+
+def models_handler(args: argparse.Namespace) -> int:
+    from engines import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps([_model_dict(m) for m in models], indent=2))
+        return 0
+    if not models:
+        print("no models are shipped in this installation")
+        return EXIT_FAILED
+    rows = [("name", "model id", "input", "classes", "VA", "MB", "path")]
+    for m in models:
+        if m.spec is None:
+            rows.append((m.name, "(unreadable)", "-", "-", "-", f"{m.size_bytes / 1e6:.1f}", f"{m.path}: {m.error}"))
+            continue
+        s = m.spec
+        rows.append((m.name, s.model_id, f"{s.channels}x{s.input_size[0]}x{s.input_size[1]} {s.colour}",
+                     str(len(s.labels)), "yes" if s.has_va else "no", f"{m.size_bytes / 1e6:.1f}", str(m.path)))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    return 0
+
+
+def _model_dict(m) -> dict:
+    spec = None if m.spec is None else json.loads(m.spec.to_json())
+    return {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "spec": spec, "error": m.error}

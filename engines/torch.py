@@ -1,0 +1,163 @@
+"""torch backend: the reference for parity tests, and a GPU path that needs no TensorRT.
+
+Loads a training checkpoint through `training.inference.load_inference_model`, which returns the
+deployed module (softmax probabilities, valence/arousal) and its `EngineSpec`. On CUDA it runs in
+FP16 by default and can replay CUDA graphs captured for fixed batch sizes (a chunk is padded up to the
+nearest captured size; rows are independent in eval mode, so padding never changes real rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.base import ChunkedEngine
+from engines.errors import BackendUnavailable, ModelFileError
+from engines.spec import EngineSpec
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" is CUDA when torch sees a GPU, else CPU; "cuda:1" picks a GPU."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise BackendUnavailable(f"device {device!r} is not one of {DEVICES} (or cuda:N)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailable(f"device {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
+    return torch.device(name)
+
+
+def graph_sizes(max_batch: int) -> tuple[int, ...]:
+    """Powers of two up to `max_batch`, plus `max_batch`: few graphs, at most 2x padding."""
+    sizes = {max_batch}
+    size = 1
+    while size < max_batch:
+        sizes.add(size)
+        size *= 2
+    return tuple(sorted(sizes))
+
+
+class TorchEngine(ChunkedEngine):
+    """An MTL-GCN inference module in torch, on CPU or CUDA.
+
+    Args:
+        checkpoint_path: A training checkpoint (`training.inference.load_inference_model` reads it).
+        max_batch: Largest batch per forward; larger inputs are split.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        fp16: Half precision; default on for CUDA, off for CPU (where it is refused: CPU FP16 is slow
+            and not what parity tests should compare).
+        cuda_graphs: Capture one CUDA graph per size in `graph_batches` (CUDA only).
+        graph_batches: Batch sizes to capture; default powers of two up to `max_batch`.
+    """
+
+    def __init__(
+        self,
+        checkpoint_path: str | Path,
+        *,
+        max_batch: int = 32,
+        device: str = "auto",
+        fp16: bool | None = None,
+        cuda_graphs: bool = False,
+        graph_batches: tuple[int, ...] | None = None,
+    ) -> None:
+        from training.inference import load_inference_model  # lazy: training pulls timm
+
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise ModelFileError(f"checkpoint {path} does not exist")
+        if path.suffix.lower() == ".onnx":
+            raise ModelFileError(f"{path} is an ONNX file; the torch backend loads a training checkpoint (.pt)")
+        module, spec = load_inference_model(path)
+        self.path = path
+        self._setup(module, spec, max_batch=max_batch, device=device, fp16=fp16,
+                    cuda_graphs=cuda_graphs, graph_batches=graph_batches)  # fmt: skip
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Module, spec: EngineSpec, **options) -> TorchEngine:
+        """An engine around an in-memory module returning (probs, va); options as for the constructor."""
+        engine = cls.__new__(cls)
+        engine.path = None
+        engine._setup(module, spec, **options)
+        return engine
+
+    def _setup(
+        self,
+        module: torch.nn.Module,
+        spec: EngineSpec,
+        *,
+        max_batch: int = 32,
+        device: str = "auto",
+        fp16: bool | None = None,
+        cuda_graphs: bool = False,
+        graph_batches: tuple[int, ...] | None = None,
+    ) -> None:
+        if int(max_batch) < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.spec = spec
+        self.max_batch = int(max_batch)
+        self.device = resolve_device(device)
+        cuda = self.device.type == "cuda"
+        self.fp16 = cuda if fp16 is None else bool(fp16)
+        if self.fp16 and not cuda:
+            raise BackendUnavailable("fp16 needs a CUDA device; use fp16=False on CPU")
+        if cuda_graphs and not cuda:
+            raise BackendUnavailable("CUDA graphs need a CUDA device")
+        self.dtype = torch.float16 if self.fp16 else torch.float32
+        self._module = module.eval().to(self.device, self.dtype)
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._graph_sizes = tuple(sorted(graph_batches or graph_sizes(self.max_batch))) if cuda_graphs else ()
+        if self._graph_sizes and self._graph_sizes[-1] < self.max_batch:
+            raise ValueError(f"graph_batches {self._graph_sizes} must include a size >= max_batch {self.max_batch}")
+        log.info("torch engine %s on %s (%s%s)", spec.model_id, self.device, "fp16" if self.fp16 else "fp32",
+                 f", CUDA graphs {self._graph_sizes}" if self._graph_sizes else "")  # fmt: skip
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, va = self._module(x)
+        return probs, va
+
+    def _graph(self, size: int):
+        """The CUDA graph for `size`, captured on first use (warm-up on a side stream first, as torch asks)."""
+        if size not in self._graphs:
+            c, h, w = self.spec.channels, *self.spec.input_size
+            static_in = torch.zeros((size, c, h, w), device=self.device, dtype=self.dtype)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self._forward(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._forward(static_in)
+            self._graphs[size] = (graph, static_in, static_out)
+        return self._graphs[size]
+
+    def _run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        n = faces.shape[0]
+        with torch.inference_mode():
+            x = torch.from_numpy(faces)
+            if self._graph_sizes:
+                size = next(s for s in self._graph_sizes if s >= n)
+                graph, static_in, (probs, va) = self._graph(size)
+                static_in[:n].copy_(x.to(self.device, self.dtype, non_blocking=True))
+                graph.replay()
+                probs, va = probs[:n], va[:n]
+            else:
+                probs, va = self._forward(x.to(self.device, self.dtype, non_blocking=True))
+            probs_np = probs.float().cpu().numpy()
+            va_np = va.float().cpu().numpy() if self.spec.has_va else None
+        return probs_np, va_np
+
+    def _release(self) -> None:
+        self._graphs.clear()
+        self._module = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
