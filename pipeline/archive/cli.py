@@ -1,0 +1,229 @@
+"""Subcommands `archive submit|work|status|retry` and `evaluate-abaw` (parsing only; logic lives beside)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+)
+
+
+def expand_paths(items: list[str]) -> list[Path]:
+    """Files as given; folders (recursively) and globs to the video files in them, by extension.
+
+    A file named explicitly is queued whatever its extension (if it is no video, its job fails and says
+    so); one found through a folder or a glob must have a video extension.
+
+    Raises:
+        ConfigError: An item does not exist, or a folder or glob holds no video file.
+    """
+    from pipeline.errors import ConfigError
+
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_file():
+            found.append(path)
+            continue
+        if path.is_dir():
+            hits = [p for p in sorted(path.rglob("*")) if p.is_file()]
+        elif glob.has_magic(item):
+            hits = []
+            for match in sorted(glob.glob(item, recursive=True)):
+                hits += (
+                    sorted(p for p in Path(match).rglob("*") if p.is_file())
+                    if Path(match).is_dir()
+                    else [Path(match)]
+                )
+        else:
+            raise ConfigError(f"{item}: no such file or folder")
+        videos = [p for p in hits if p.suffix.lower() in VIDEO_EXTENSIONS]
+        if not videos:
+            raise ConfigError(f"{item}: no video files in it (looked for {', '.join(VIDEO_EXTENSIONS)})")
+        found += videos
+    unique = {os.path.realpath(p): p for p in found}
+    return [Path(p) for p in unique]
+
+
+def _config(args: argparse.Namespace):
+    from pipeline.config import load_config
+    from pipeline.run_cli import overrides_from_args
+
+    return load_config(args.config, overrides_from_args(args))
+
+
+def _with_redis(args: argparse.Namespace, body) -> int:
+    """Run `body(client, cfg, url)` against the configured Redis (starting the embedded one if none)."""
+    from pipeline.redis_conn import connect, ensure_redis
+
+    cfg = _config(args)
+    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
+    try:
+        return body(connect(url), cfg, url)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pipeline.archive.jobs import submit
+    from pipeline.archive.run import JobParams
+
+    params = JobParams(
+        detect_every=args.detect_every, det_size=args.det_size, detector=args.detector or "",
+        model=args.model, subject=args.subject, smooth=args.smooth, va_invalid=args.va_invalid, chunk=args.chunk,
+    ).to_dict()  # fmt: skip
+    paths = expand_paths(args.paths)
+
+    def body(client, _cfg, _url) -> int:
+        queued = 0
+        for path in paths:
+            result = submit(client, path, args.out, params, force=args.force)
+            queued += result.queued
+            print(f"{result.job_id}  {result.note:<10}  {result.path}")
+        print(f"{queued} of {len(paths)} video(s) queued")
+        return 0
+
+    return _with_redis(args, body)
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    from pipeline.archive.worker import WorkerOptions, work
+
+    def body(_client, cfg, url) -> int:
+        opts = WorkerOptions(
+            redis_url=url, detector=cfg.detector.model, engine=cfg.engine.backend,
+            threads=args.threads or cfg.engine.threads, idle_timeout_s=args.idle_timeout,
+            max_attempts=args.max_attempts, until_empty=args.until_empty,
+        )  # fmt: skip
+        return work(opts, args.jobs)
+
+    return _with_redis(args, body)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.archive.jobs import list_jobs
+    from pipeline.archive.status import format_status
+
+    def body(client, _cfg, _url) -> int:
+        rows = list_jobs(client)
+        print(json.dumps(rows, indent=1) if args.json else format_status(rows))
+        return 0
+
+    return _with_redis(args, body)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from pipeline.archive.jobs import retry
+
+    def body(client, _cfg, _url) -> int:
+        ids = retry(client, args.job_ids or None)
+        print(f"{len(ids)} failed job(s) queued again" + (f": {' '.join(ids)}" if ids else ""))
+        return 0
+
+    return _with_redis(args, body)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.archive.abaw import AnnotationFormatError
+    from pipeline.archive.evaluate import EvaluationError, evaluate, format_report
+
+    try:
+        report = evaluate(args.pred, args.annotations)
+    except (EvaluationError, AnnotationFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def register(sub) -> None:
+    """Add `archive` (submit, work, status, retry) and `evaluate-abaw` to the main CLI."""
+    from pipeline.archive.abaw import POLICIES
+    from pipeline.run_cli import add_common
+
+    archive = sub.add_parser("archive", help="reprocess video archives: a Redis job queue, Aff-Wild2 files")
+    asub = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+
+    p = asub.add_parser("submit", help="queue one job per video (files, folders, globs)")
+    add_common(p)
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="video file, folder (searched recursively) or glob"
+    )
+    p.add_argument(
+        "--out", required=True, help="folder for VA/, EXPR/ and summary/ (reachable by the workers)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="queue videos already done or failed again, from scratch"
+    )
+    p.add_argument(
+        "--detect-every", type=int, default=1, metavar="N", help="detector on every Nth frame (default 1)"
+    )
+    p.add_argument(
+        "--det-size", type=int, default=640, metavar="PX", help="square detector input (default 640)"
+    )
+    p.add_argument("--model", default="default", help="emotion model .onnx (default: the shipped one)")
+    p.add_argument("--subject", choices=POLICIES, default="largest-track", help="which face is the subject")
+    p.add_argument(
+        "--smooth", type=int, default=0, metavar="FRAMES", help="centred per-track smoothing window (0 = off)"
+    )
+    p.add_argument(
+        "--va-invalid", type=float, default=-5.0, help="VA value for frames without a subject (default -5)"
+    )
+    p.add_argument(
+        "--chunk", type=int, default=64, metavar="FRAMES", help="frames per durable commit (default 64)"
+    )
+    p.set_defaults(handler=cmd_submit)
+
+    p = asub.add_parser("work", help="process queued jobs with N worker processes")
+    add_common(p)
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--until-empty", action="store_true", help="exit 0 once no job is queued or running")
+    p.add_argument("--threads", type=int, default=0, help="inference threads per process (default cores / N)")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="take over jobs silent this long (default 60)",
+    )
+    p.add_argument(
+        "--max-attempts", type=int, default=3, help="claims of one job before it is failed (default 3)"
+    )
+    p.set_defaults(handler=cmd_work)
+
+    p = asub.add_parser("status", help="per-job progress and totals")
+    add_common(p)
+    p.add_argument("--json", action="store_true", help="print the job records as JSON")
+    p.set_defaults(handler=cmd_status)
+
+    p = asub.add_parser("retry", help="queue failed jobs again (all, or the given ids)")
+    add_common(p)
+    p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser("evaluate-abaw", help="ABAW scores (CCC, macro-F1) of Aff-Wild2-format predictions")
+    p.add_argument("--pred", required=True, help="predictions folder (e.g. an `archive submit --out` folder)")
+    p.add_argument("--annotations", required=True, help="annotation folder (VA and/or EXPR .txt files)")
+    p.add_argument("--json", help="also write the full report here")
+    p.set_defaults(handler=cmd_evaluate)

@@ -1,0 +1,206 @@
+"""`archive work`: worker processes that take jobs from the queue until stopped (or until it is empty).
+
+Any number of these may run, on any number of machines, against one Redis. SIGTERM or SIGINT stops a
+worker at the next chunk boundary: what it computed is published, and its job goes straight back to the
+queue for another worker to resume. A worker killed outright leaves its job pending; once the job has
+been idle for `idle_timeout_s`, another worker takes it over (XAUTOCLAIM) and resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from engines.errors import EngineError
+from pipeline.archive import jobs
+from pipeline.archive.run import JobFailed, JobLost, JobParams, JobReleased, run_job
+from pipeline.errors import AffectstreamError
+from pipeline.keys import heartbeat_key
+from pipeline.masking import mask_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker runs (what it computes is fixed by each job's `JobParams`).
+
+    Attributes:
+        redis_url: The queue's Redis.
+        detector: Detector for jobs that name none (path or pack name; empty: $AFFECTSTREAM_DETECTOR).
+        engine: Engine backend name (`engines.create_engine`).
+        threads: ONNX Runtime threads per process for detector and engine (0: cores / processes).
+        idle_timeout_s: A job whose worker has been silent this long is taken over.
+        max_attempts: Claims of one job before it is marked failed (its workers keep dying).
+        until_empty: Exit 0 once no job is queued or running.
+        poll_s: How long one wait for a new job blocks.
+    """
+
+    redis_url: str
+    detector: str = ""
+    engine: str = "onnxruntime"
+    threads: int = 0
+    idle_timeout_s: float = 60.0
+    max_attempts: int = 3
+    until_empty: bool = False
+    poll_s: float = 1.0
+
+
+class ProcessorCache:
+    """One `FrameProcessor` per distinct (detector, model, detector size, detect_every), built on first use."""
+
+    def __init__(self, opts: WorkerOptions) -> None:
+        self.opts = opts
+        self._built: dict[tuple, object] = {}
+
+    def default_detector(self) -> str:
+        return self.opts.detector or os.environ.get("AFFECTSTREAM_DETECTOR") or "buffalo_sc"
+
+    def __call__(self, params: JobParams):
+        from engines import create_engine
+        from engines.errors import EngineError
+        from pipeline.detect import FaceDetector
+        from pipeline.errors import DetectorError
+        from pipeline.process import FrameProcessor
+
+        detector = params.detector or self.default_detector()
+        key = (detector, params.model, params.det_size, params.detect_every)
+        if key not in self._built:
+            threads = self.opts.threads or 1
+            # A part the job named is the job's problem (fail it); a worker default is this worker's
+            # (stop it, and leave the job to workers that are set up right).
+            try:
+                det = FaceDetector(detector, input_size=(params.det_size, params.det_size), threads=threads)
+            except DetectorError as exc:
+                if params.detector:
+                    raise JobFailed(f"the job's detector cannot be loaded: {exc}") from exc
+                raise
+            options = {"threads": threads} if self.opts.engine == "onnxruntime" else {}
+            try:
+                engine = create_engine(self.opts.engine, params.model, **options)
+            except EngineError as exc:
+                if params.model not in ("", "default"):
+                    raise JobFailed(f"the job's model cannot be loaded: {exc}") from exc
+                raise
+            self._built[key] = FrameProcessor(det, engine, detect_every=params.detect_every)
+        return self._built[key]
+
+
+def consumer_name() -> str:
+    """Unique per process and readable in `archive status`: host and pid (no ':' for the heartbeat key)."""
+    return f"{socket.gethostname().replace(':', '_')}-{os.getpid()}"
+
+
+def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None:
+    beat = {"ts": time.time(), "pid": os.getpid(), "published": published, "sources": [], "archive_job": job}
+    client.set(heartbeat_key(consumer), json.dumps(beat), px=int(ttl_s * 1000))
+
+
+def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
+    """Claim and run jobs until `stop` is set (or the queue is empty with `until_empty`); returns 0."""
+    from pipeline.redis_conn import connect
+
+    client = connect(opts.redis_url)
+    consumer = consumer_name()
+    cache = ProcessorCache(opts)
+    idle_ms = int(opts.idle_timeout_s * 1000)
+    done = 0
+    log.info("archive worker %s: waiting for jobs", consumer)
+    while not stop.is_set():
+        _beat(client, consumer, "", done, opts.idle_timeout_s)
+        job = jobs.claim(
+            client,
+            consumer,
+            idle_ms=idle_ms,
+            block_ms=int(opts.poll_s * 1000),
+            max_attempts=opts.max_attempts,
+        )
+        if job is None:
+            if opts.until_empty and jobs.queue_empty(client):
+                log.info("archive worker %s: queue empty, %d job(s) done here", consumer, done)
+                break
+            continue
+        log.info("job %s (%s): attempt %d on %s", job.id, job.path, job.attempts, consumer)
+        _beat(client, consumer, job.id, done, opts.idle_timeout_s)
+        try:
+            summary = run_job(
+                client, job, cache, consumer=consumer, stop=stop, touch_every_s=opts.idle_timeout_s / 4
+            )
+            done += 1
+            log.info("job %s done: %d frames -> %s", job.id, summary["frames"], job.out)
+        except JobFailed as exc:
+            log.warning("job %s failed: %s", job.id, exc)
+            jobs.fail(client, job, str(exc))
+        except JobReleased:
+            log.info("job %s handed back to the queue (worker stopping)", job.id)
+            jobs.release(client, job)
+        except JobLost:
+            log.warning("job %s was taken over by another worker (this one stalled); dropping it", job.id)
+        except (AffectstreamError, EngineError):
+            jobs.release(client, job)  # this worker is misconfigured (detector, model, backend): not the job
+            raise
+        except Exception as exc:
+            import redis
+
+            if isinstance(exc, redis.RedisError):
+                raise  # Redis trouble is not the job's fault: leave it pending for another worker
+            log.exception("job %s: unexpected error", job.id)
+            jobs.fail(client, job, mask_text(f"internal error: {type(exc).__name__}: {exc}"))
+    client.delete(heartbeat_key(consumer))
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum, _frame) -> None:
+        log.info("signal %d: finishing the current chunk, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _child(opts: WorkerOptions, level: int) -> None:
+    from pipeline.logs import setup_logging
+
+    setup_logging(level)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    raise SystemExit(work_loop(opts, stop))
+
+
+def work(opts: WorkerOptions, processes: int = 1) -> int:
+    """Run `processes` workers (1: in this process); returns 0 when all stopped cleanly, else 1."""
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    if not opts.threads:
+        opts = WorkerOptions(**{**opts.__dict__, "threads": max(1, (os.cpu_count() or 1) // processes)})
+    if processes == 1:
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        return work_loop(opts, stop)
+    ctx = multiprocessing.get_context("spawn")  # no inherited Redis sockets or ONNX sessions
+    level = logging.getLogger().level
+    procs = [ctx.Process(target=_child, args=(opts, level), name=f"archive-{i}") for i in range(processes)]
+    for p in procs:
+        p.start()
+
+    def forward(signum, _frame) -> None:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    failed = [p.name for p in procs if p.exitcode]
+    if failed:
+        log.error("archive workers %s exited with errors", failed)
+    return 1 if failed else 0
