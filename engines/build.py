@@ -51,8 +51,8 @@ def build_from_config(engine_cfg: Any, *, device_id: int = 0) -> BuildResult:
     if engine_cfg.backend != "tensorrt":
         return BuildResult(None, None, False,
                            f"engine.backend is {engine_cfg.backend!r}: it runs the model file directly, nothing to build")  # fmt: skip
-    model = resolve_model(engine_cfg.model)
     trt_backend = backend_module("tensorrt")  # fails fast here on a machine without TensorRT
+    model = resolve_model(engine_cfg.model)
     if trt_backend.is_plan(model):
         key, _spec = check_plan(model, trt_backend.current_device(device_id))
         return BuildResult(model, key, False, f"engine.model {model} is already a plan for this GPU")

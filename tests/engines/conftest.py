@@ -6,7 +6,6 @@ backbone at 32x32 grey, with random weights: parity tests compare backends, not 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,69 +24,42 @@ TEMPLATE_32 = ((11.0, 12.5), (21.0, 12.5), (16.0, 18.0), (12.0, 23.5), (20.0, 23
 @dataclass
 class TinyModel:
     onnx: Path
-    checkpoint: Path | None  # None until `training.inference` can load checkpoints
-    module: object  # torch.nn.Module returning (probs, va)
+    checkpoint: Path
+    module: object  # torch.nn.Module returning (probs, va), as loaded from the checkpoint
     spec: object  # EngineSpec
 
 
-def _export(module, spec, path: Path) -> None:
-    """torch.onnx export with the engine contract: input/probs/va names, dynamic batch, spec metadata."""
-    import onnx
-    import torch
-
-    from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA
-
-    x = torch.zeros(2, spec.channels, *spec.input_size)
-    torch.onnx.export(
-        module, (x,), str(path), dynamo=False, opset_version=17,
-        input_names=[INPUT_NAME], output_names=[OUTPUT_PROBS, OUTPUT_VA],
-        dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_PROBS: {0: "n"}, OUTPUT_VA: {0: "n"}},
-    )  # fmt: skip
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, spec.to_json()
-    onnx.save(model, str(path))
-
-
 def make_tiny_model(folder: Path, *, head: str = "mtlgcn", seed: int = 0) -> TinyModel:
+    """Train-free tiny model: build, save a checkpoint, export with `training.export` (the real path)."""
     pytest.importorskip("torch", reason="the [train] extra (torch) builds the test model")
     pytest.importorskip("timm", reason="the [train] extra (timm) builds the test model")
+    import json
     import warnings
 
     import torch
 
-    from engines.spec import EngineSpec
     from training.build import build_model
-    from training.config import DataConfig, ModelConfig, Recipe
-    from training.labels import get_label_set
-    from training.model import InferenceModel
+    from training.checkpoint import save_checkpoint
+    from training.config import DataConfig, ExportConfig, ModelConfig, Recipe
+    from training.export import export_onnx
+    from training.inference import load_inference_model
 
+    folder.mkdir(parents=True, exist_ok=True)
+    template = folder / "template.json"
+    template.write_text(json.dumps({"template": [list(p) for p in TEMPLATE_32]}))
     torch.manual_seed(seed)
     recipe = Recipe(
         data=DataConfig(input_size=32, colour="gray"),
         model=ModelConfig(head=head, backbone="test_resnet", gcn_hidden=32),
+        export=ExportConfig(model_id=f"tiny-{head}", template=str(template)),
     )
-    model = build_model(recipe)
-    module = InferenceModel(model).eval()
-    labels = get_label_set(recipe.data.label_set).labels
-    spec = EngineSpec(
-        model_id=f"tiny-{head}", input_size=(32, 32), colour="gray", mean=(0.5,), std=(0.25,),
-        labels=labels, has_va=head != "linear", template=TEMPLATE_32,
-    )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / f"tiny_{head}.pt"
+    save_checkpoint(checkpoint, build_model(recipe), recipe, epoch=0, step=0, best={})
     onnx_path = folder / f"tiny_{head}.onnx"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
-        _export(module, spec, onnx_path)
-    checkpoint = None
-    try:
-        from training.checkpoint import save_checkpoint
-        from training.inference import load_inference_model  # noqa: F401 - present once training ships it
-    except ImportError:
-        pass
-    else:
-        checkpoint = folder / f"tiny_{head}.pt"
-        save_checkpoint(checkpoint, model, dataclasses.replace(recipe), epoch=0, step=0, best={})
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        export_onnx(checkpoint, onnx_path)
+    module, spec = load_inference_model(checkpoint)
     return TinyModel(onnx_path, checkpoint, module, spec)
 
 

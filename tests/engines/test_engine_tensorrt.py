@@ -1,0 +1,82 @@
+"""TensorRT backend vs ONNX Runtime on a real plan built from the tiny MTL-GCN (GPU machines only).
+
+Tolerances: FP32 plans max |diff| <= 1e-3 (TensorRT picks different kernels and may use TF32-free
+reductions in another order); FP16 plans max |diff| <= 2e-2 on probabilities and valence/arousal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'affectstream[gpu]' on a GPU machine)")
+pytest.importorskip("pycuda.driver", reason="pycuda is not installed (pip install 'affectstream[gpu]')")
+
+from engines import create_engine  # noqa: E402
+from engines.errors import BackendUnavailable  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+TOL = {"fp32": 1e-3, "fp16": 2e-2}
+
+
+@pytest.fixture(scope="module")
+def device():
+    from engines.tensorrt import current_device
+
+    try:
+        return current_device()
+    except BackendUnavailable as exc:
+        pytest.skip(f"TensorRT imports but no GPU is usable: {exc}")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_plan_matches_onnxruntime(tiny, faces, tmp_path, device, precision):
+    reference = create_engine("onnxruntime", tiny.onnx, device="cpu").infer(faces)
+    with create_engine("tensorrt", tiny.onnx, precision=precision, max_batch=8, cache_dir=tmp_path) as engine:
+        assert engine.spec == tiny.spec and engine.max_batch == 8
+        probs, va = engine.infer(faces)  # 13 faces: chunks of 8 and 5 exercise set_input_shape
+    assert probs.shape == reference[0].shape and va.shape == reference[1].shape
+    assert float(np.max(np.abs(probs - reference[0]))) <= TOL[precision]
+    assert float(np.max(np.abs(va - reference[1]))) <= TOL[precision]
+
+
+def test_cache_hit_and_direct_plan_load(tiny, faces, tmp_path, device, caplog):
+    from engines.build import plan_info
+    from engines.tensorrt import build_cached_plan
+
+    plan, key, built = build_cached_plan(tiny.onnx, cache_dir=tmp_path, max_batch=4)
+    assert built and plan.is_file() and key.gpu_name == device.gpu_name
+    with caplog.at_level(logging.INFO, logger="engines.cache"):
+        again, _, built_again = build_cached_plan(tiny.onnx, cache_dir=tmp_path, max_batch=4)
+    assert again == plan and not built_again and "cache hit" in caplog.text
+    with create_engine("tensorrt", plan) as engine:
+        assert engine.max_batch == 4
+        assert engine.infer(faces)[0].shape == (13, 8)
+    info = plan_info(plan)
+    assert info["compatible"] is True
+
+
+def test_model_without_va(tiny_linear, tmp_path, device):
+    with create_engine("tensorrt", tiny_linear.onnx, cache_dir=tmp_path, max_batch=2) as engine:
+        probs, va = engine.infer(np.zeros((3, 1, 32, 32), np.float32))
+    assert probs.shape == (3, 8) and np.isnan(va).all()
+
+
+def test_int8_calibrates_from_crops_and_reuses_cache(tiny, faces, tmp_path, device):
+    import cv2
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(32):
+        cv2.imwrite(str(crops / f"{i:03d}.png"), rng.integers(0, 255, (40, 40), dtype=np.uint8))
+    from engines.tensorrt import build_cached_plan
+
+    build_cached_plan(tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=4, calibration_dir=crops)
+    assert list((tmp_path / "c").glob("calib-*.cache"))
+    # Another profile reuses the calibration table: no crops needed the second time.
+    _, key, built = build_cached_plan(tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=8)
+    assert built and key.max_batch == 8
