@@ -160,7 +160,7 @@ class DashboardState:
         quiet = now - s.last_seen if s.last_seen else None
         if s.event:
             status = EVENT_STATUS.get(s.event, "down")
-            detail = s.event if s.event not in ("started", "recovered") else ""
+            detail = s.event if s.event not in ("started", "recovered", status) else ""
             if s.event_detail:
                 detail = f"{detail}: {s.event_detail}" if detail else s.event_detail
             if status == "live" and (quiet is None or quiet > self.stale_s) and now - s.event_ts > self.stale_s:

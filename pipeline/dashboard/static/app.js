@@ -117,8 +117,8 @@ function renderCircumplex(points, windowS) {
   ctx.beginPath(); ctx.moveTo(c - r, c); ctx.lineTo(c + r, c); ctx.moveTo(c, c - r); ctx.lineTo(c, c + r); ctx.stroke();
   ctx.fillStyle = "#8a8f98"; ctx.font = "12px system-ui"; ctx.textAlign = "center";
   ctx.fillText("arousal +", c, 14); ctx.fillText("arousal \u2212", c, w - 4);
-  ctx.textAlign = "left"; ctx.fillText("valence +", c + r - 50, c - 6);
-  ctx.textAlign = "right"; ctx.fillText("valence \u2212", c - r + 62, c - 6);
+  ctx.textAlign = "right"; ctx.fillText("valence +", c + r - 4, c + 16);
+  ctx.textAlign = "left"; ctx.fillText("valence \u2212", c - r + 4, c + 16);
   ctx.textAlign = "center"; ctx.fillStyle = "#5d626b";
   const q = r * 0.62;
   ctx.fillText("tense", c - q, c - q); ctx.fillText("excited", c + q, c - q);
