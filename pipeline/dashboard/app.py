@@ -135,4 +135,5 @@ def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: s
     app = create_app(DashboardState(connect(redis_url)), token=token)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     log.info("dashboard of %s on http://%s:%d/%s", mask_url(redis_url), shown, port, "?token=***" if token else "")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # SSE responses never end by themselves: bound the graceful shutdown so Ctrl-C exits promptly
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
