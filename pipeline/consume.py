@@ -36,6 +36,7 @@ from pipeline.types import FaceResult, FrameResult
 START_NEW = "$"
 START_BEGINNING = "0-0"
 _MAX_SEQ = 2**64 - 1
+_WALL_MS = 10**11  # stream ids below this (1973) are not insertion times but frame numbers
 _GLOB_CHARS = "*?["
 _FRAMES_PREFIX = "affect:{"
 _FRAMES_SUFFIX = "}:frames"
@@ -153,7 +154,8 @@ def start_id(start: str | float | datetime | None) -> str:
     Args:
         start: "$" or None (new entries only), "0" / "0-0" (from the beginning), a stream id
             ("1732752000000-0", exclusive), or a point in time as unix seconds or a datetime (entries
-            added at or after it; result-stream ids of live sources are their insertion times in ms).
+            added at or after it; result-stream ids of live sources are their insertion times in ms;
+            `read_results` filters archive streams, whose ids are frame numbers, by capture time).
     """
     if start is None or start == START_NEW:
         return START_NEW
@@ -219,20 +221,28 @@ def read_results(
     """
     patterns = list(sources)
     first = start_id(start)
+    at_time = start.timestamp() if isinstance(start, datetime) else start
+    at_time = float(at_time) if isinstance(at_time, int | float) and not isinstance(at_time, bool) else None
     positions: dict[str, str] = {}
+    since_ts: dict[str, float] = {}  # streams whose ids are not times: skip entries captured before
 
     def add(found: list[str], initial: str) -> None:
         for source in found:
             key = keys.frames_key(source)
-            if key not in positions:
-                positions[key] = _last_id(client, key) if initial == START_NEW else initial
+            if key in positions:
+                continue
+            positions[key] = _last_id(client, key) if initial == START_NEW else initial
+            if at_time is not None and initial == first:
+                top = _last_id(client, key)
+                if int(top.split("-")[0]) < _WALL_MS:  # archive ids number frames (`<frame>-1`)
+                    positions[key], since_ts[key] = START_BEGINNING, at_time
 
     # Positions are fixed now, not at the first next(): "$" means new since this call.
     add(resolve_sources(client, patterns), first)
-    return _follow(client, patterns, positions, add, follow, block_ms, count, rescan_s, should_stop)
+    return _follow(client, patterns, positions, since_ts, add, follow, block_ms, count, rescan_s, should_stop)
 
 
-def _follow(client, patterns, positions, add, follow, block_ms, count, rescan_s, should_stop) -> Iterator[Entry]:
+def _follow(client, patterns, positions, since_ts, add, follow, block_ms, count, rescan_s, should_stop):
     last_scan = time.monotonic()
     while not (should_stop and should_stop()):
         if follow and time.monotonic() - last_scan > rescan_s:
@@ -247,8 +257,14 @@ def _follow(client, patterns, positions, add, follow, block_ms, count, rescan_s,
         if not response and not follow:
             return
         for source, entry_id, fields in _decode_batch(response):
-            positions[keys.frames_key(source)] = entry_id
-            yield Entry(source, entry_id, decode_entry(fields, source=source, entry_id=entry_id))
+            key = keys.frames_key(source)
+            positions[key] = entry_id
+            result = decode_entry(fields, source=source, entry_id=entry_id)
+            if key in since_ts:
+                if result.ts < since_ts[key]:
+                    continue
+                del since_ts[key]  # capture times only grow within a stream
+            yield Entry(source, entry_id, result)
 
 
 def latest(client: redis.Redis, source: str, n: int) -> list[Entry]:

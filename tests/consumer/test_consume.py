@@ -166,3 +166,16 @@ def test_restarted_consumer_gets_its_own_pending_back(redis_url):
     assert len(first) == 4  # never acknowledged: the process "restarts"
     again = GroupReader(client, ["cam-r"], "grp", "worker-1", block_ms=50).read()
     assert [d.id for d in again] == [d.id for d in first] and not any(d.claimed for d in again)
+
+
+def test_point_in_time_on_an_archive_stream_uses_capture_times(redis_url):
+    """Archive results carry frame-numbered ids (`<frame>-1`): a time start filters on `ts` instead."""
+    client = connect(redis_url)
+    results = [make_result("archive-clip", i) for i in range(6)]
+    base = time.time() - 100
+    for i, r in enumerate(results):
+        r.ts = base + i
+    ResultPublisher(client, maxlen=1000).publish(results, ids=[f"{i}-1" for i in range(6)])
+    got = [e.result.frame for e in read_results(client, ["archive-clip"], start=base + 2.5, follow=False)]
+    assert got == [3, 4, 5]
+    assert [e.id for e in read_results(client, ["archive-clip"], start="3-1", follow=False)] == ["4-1", "5-1"]
