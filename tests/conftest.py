@@ -53,3 +53,6 @@ def redis_url(redis_server):
     client.flushall()
     client.close()
     return redis_server
+
+
+from tests.rtsp_fixtures import rtsp_server  # noqa: E402,F401  (a real GStreamer RTSP server)

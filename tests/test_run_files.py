@@ -36,6 +36,13 @@ def events(client, source):
     return [fields[b"kind"].decode() for _id, fields in client.xrange(events_key(source))]
 
 
+def worker_processes(supervisor_pid: int) -> list:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    import psutil
+
+    return [c for c in psutil.Process(supervisor_pid).children() if "spawn_main" in " ".join(c.cmdline())]
+
+
 def wait_for(predicate, timeout=60.0, every=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,13 +111,11 @@ def test_sigterm_drains_and_exits_zero(redis_url):
 
 
 def test_crashed_worker_restarts_and_resumes_without_duplicates(redis_url):
-    import psutil
-
     video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
     proc = run_cli("--source", f"crash={video}", redis_url=redis_url, wait=False)
     client = connect(redis_url)
     assert wait_for(lambda: len(entries(client, "crash")) >= 30, timeout=120)
-    workers = [c for c in psutil.Process(proc.pid).children() if "spawn" in " ".join(c.cmdline())]
+    workers = worker_processes(proc.pid)
     assert workers, "no worker process found"
     for w in workers:
         w.kill()  # SIGKILL: no chance to drain

@@ -1,0 +1,108 @@
+"""`affectstream run` against a real GStreamer RTSP server: reconnects, health, metrics, no leaked password."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pipeline.keys import events_key, frames_key
+from pipeline.redis_conn import connect
+from tests.conftest import REPO
+from tests.rtsp_fixtures import PASSWORD, free_port
+from tests.test_run_files import entries, events, run_cli, wait_for, worker_processes
+
+pytestmark = pytest.mark.rtsp
+
+
+def health(redis_url: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pipeline", "health", "--redis", redis_url, "--stale-after", "3"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_camera_restart_reconnects_without_restarting_affectstream(rtsp_server, redis_url, tmp_path):
+    port = free_port()
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text(f"workers:\n  heartbeat_s: 0.5\nmetrics:\n  port: {port}\n")
+    proc = run_cli("-c", str(cfg), "--source", f"cam={rtsp_server.url}", redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    try:
+        assert wait_for(lambda: len(entries(client, "cam")) >= 10, timeout=90), "no results from the camera"
+        assert health(redis_url).returncode == 0
+        first_worker = worker_processes(proc.pid)[0].pid
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'affect_frames_published_total{source="cam"}' in metrics
+        assert "affect_stage_seconds_bucket" in metrics
+
+        rtsp_server.kill()
+        assert wait_for(lambda: "reconnecting" in events(client, "cam"), timeout=30)
+        before = len(entries(client, "cam"))
+        time.sleep(1.0)
+        rtsp_server.start()
+        assert wait_for(lambda: "recovered" in events(client, "cam"), timeout=60)
+        assert wait_for(lambda: len(entries(client, "cam")) > before + 10, timeout=60), "no results after recovery"
+        # Worker processes are the same ones: affectstream itself was not restarted.
+        workers = worker_processes(proc.pid)
+        assert len(workers) == 1 and workers[0].pid == first_worker
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "restarting it" not in out
+    assert health(redis_url).returncode == 1  # heartbeats are cleared on a clean stop
+
+
+def test_stale_worker_fails_health(rtsp_server, redis_url, tmp_path):
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text("workers:\n  heartbeat_s: 0.5\n")
+    proc = run_cli("-c", str(cfg), "--source", f"cam={rtsp_server.url}", redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    try:
+        assert wait_for(lambda: len(entries(client, "cam")) >= 5, timeout=90)
+        assert health(redis_url).returncode == 0
+        worker = worker_processes(proc.pid)[0]
+        worker.suspend()  # a hung worker: alive, but no heartbeat
+        try:
+            time.sleep(4.0)
+            result = health(redis_url)
+        finally:
+            worker.resume()
+        assert result.returncode == 1 and "STALE" in result.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_rtsp_password_never_in_logs_events_or_results(rtsp_server, redis_url):
+    proc = run_cli("--source", f"secure={rtsp_server.secure_url}", redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    try:
+        assert wait_for(lambda: len(entries(client, "secure")) >= 5, timeout=90), "no results via the password URL"
+        rtsp_server.kill()  # reconnect attempts log and publish the URL too
+        assert wait_for(lambda: "reconnecting" in events(client, "secure"), timeout=30)
+        rtsp_server.start()
+        assert wait_for(lambda: "recovered" in events(client, "secure"), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "camuser" in out or "secure" in out  # the logs did talk about this source
+    assert PASSWORD not in out
+    dump = []
+    for key in client.scan_iter("*"):
+        kind = client.type(key)
+        if kind == b"stream":
+            dump += [json.dumps({k.decode(): v.decode() for k, v in f.items()}) for _i, f in client.xrange(key)]
+        elif kind == b"string":
+            dump.append(client.get(key).decode())
+        elif kind == b"hash":
+            dump.append(json.dumps({k.decode(): v.decode() for k, v in client.hgetall(key).items()}))
+    blob = "\n".join(dump)
+    assert events_key("secure").encode() in list(client.scan_iter("*")) and frames_key("secure")
+    assert PASSWORD not in blob
