@@ -26,7 +26,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/affectstream demo
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check pipeline engines training tests bench
