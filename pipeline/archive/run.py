@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 STITCH_IOU = 0.3
 _DUPLICATE = "equal or smaller than the target stream top item"
+NOT_VIDEO_FORMATS = ("tty", "image2", "image2pipe", "lavfi", "bin", "txt")
 
 
 class JobFailed(AffectstreamError):
@@ -117,8 +118,14 @@ def probe(path: str) -> dict:
         raise JobFailed(f"{path}: no such file")
     try:
         with av.open(path) as container:
+            fmt = container.format.name
+            # FFmpeg "plays" text (tty: rendered as ANSI art) and still images as one-stream videos
+            if fmt in NOT_VIDEO_FORMATS or fmt.endswith("_pipe"):
+                raise JobFailed(
+                    f"{path} is not a readable video: FFmpeg reads it as {container.format.long_name}"
+                )
             if not container.streams.video:
-                raise JobFailed(f"{path} has no video stream")
+                raise JobFailed(f"{path} is not a readable video: it has no video stream")
             s = container.streams.video[0]
             fps = float(s.average_rate or s.guessed_rate or 0)
             return {"frames": int(s.frames or 0), "fps": fps, "width": s.codec_context.width,

@@ -1,0 +1,100 @@
+"""Aff-Wild2 writers, the subject policies and smoothing, on hand-built face lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.archive.abaw import (
+    EXPR_HEADER,
+    abaw_class,
+    expr_index,
+    expr_text,
+    read_expr,
+    read_va,
+    select_subject,
+    va_text,
+    write_atomic,
+)
+from pipeline.smooth import CausalSmoother, smooth_centred
+from pipeline.types import FaceResult, FrameResult
+
+FERPLUS = ("Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt")
+
+
+def face(track, box, v=0.0, a=0.0, top="Neutral"):
+    probs = {k: (0.65 if k == top else 0.05) for k in FERPLUS}
+    return {"track": track, "box": box, "score": 0.9, "expr": top, "probs": probs, "valence": v, "arousal": a}
+
+
+def test_label_mapping_follows_abaw_order_and_never_predicts_other_without_it():
+    assert [
+        abaw_class(n) for n in ("Neutral", "anger", "Disgust", "fear", "Happy", "Sadness", "surprise")
+    ] == list(range(7))
+    assert abaw_class("Contempt") is None
+    # Contempt is the model's top class, but it has no ABAW class: the best mappable class wins
+    probs = {"Neutral": 0.1, "Happiness": 0.3, "Contempt": 0.6}
+    assert expr_index(probs) == 4
+    assert expr_index({"Contempt": 1.0}) == -1
+
+
+def test_files_have_one_line_per_frame_and_invalid_markers(tmp_path):
+    subjects = [
+        face(1, [0, 0, 10, 10], 0.25, -0.5, "Happiness"),
+        None,
+        face(1, [0, 0, 10, 10], 0.1, 0.2, "Contempt"),
+    ]
+    va = va_text(subjects)
+    assert va == "valence,arousal\n0.250000,-0.500000\n-5,-5\n0.100000,0.200000\n"
+    ex = expr_text(subjects)
+    assert ex.splitlines()[0] == EXPR_HEADER
+    # frame 2: Contempt is top (0.65) but unmappable, so the best ABAW class among the rest (0.05 ties: Neutral)
+    assert ex.splitlines()[1:] == ["4", "-1", "0"]
+    assert va_text([None], invalid=-10).splitlines()[1] == "-10,-10"
+    write_atomic(tmp_path / "VA" / "v.txt", va)
+    write_atomic(tmp_path / "EXPR" / "v.txt", ex)
+    assert read_va(tmp_path / "VA" / "v.txt").tolist() == [[0.25, -0.5], [-5, -5], [0.1, 0.2]]
+    assert read_expr(tmp_path / "EXPR" / "v.txt").tolist() == [4, -1, 0]
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_subject_policies():
+    big_corner = [0, 0, 200, 200]  # 40000 px^2, far from the centre of a 640x360 frame
+    small_centre = [300, 160, 340, 200]  # 1600 px^2 at the centre
+    frames = [
+        [face(1, big_corner), face(2, small_centre)],
+        [face(2, small_centre)],
+        [face(2, small_centre), face(3, [500, 0, 510, 10])],
+        [],
+    ]
+    size = (640, 360)
+    assert [f and f["track"] for f in select_subject(frames, "largest-track", size)] == [1, 2, 2, None]
+    assert [f and f["track"] for f in select_subject(frames, "central-track", size)] == [2, 2, 2, None]
+    assert [f and f["track"] for f in select_subject(frames, "longest-track", size)] == [2, 2, 2, None]
+    assert [f and f["track"] for f in select_subject(frames, "largest-face", size)] == [1, 2, 2, None]
+    with pytest.raises(ValueError, match="one of"):
+        select_subject(frames, "loudest", size)
+
+
+def test_centred_smoothing_averages_each_track_over_its_own_frames():
+    vals = [0.0, 0.3, 0.9, 0.3, 0.0]
+    frames = [[face(1, [0, 0, 1, 1], v, -v), face(2, [5, 5, 6, 6], 1.0, 1.0)] for v in vals]
+    frames[2] = [frames[2][0]]  # track 2 absent in the middle frame
+    out = smooth_centred(frames, 3)
+    assert [f[0]["valence"] for f in out] == pytest.approx([0.15, 0.4, 0.5, 0.4, 0.15])
+    assert [f[0]["arousal"] for f in out] == pytest.approx([-0.15, -0.4, -0.5, -0.4, -0.15])
+    assert all(f[1]["valence"] == 1.0 for f in out if len(f) > 1)  # not mixed with track 1
+    assert smooth_centred(frames, 1) == frames
+
+
+def test_causal_smoothing_looks_back_only():
+    smoother = CausalSmoother(window=2)
+    outs = []
+    for i, (v, top, p) in enumerate([(0.0, "Happiness", 0.6), (1.0, "Sadness", 0.9), (0.5, "Sadness", 0.9)]):
+        probs = {k: (p if k == top else (1 - p) / 7) for k in FERPLUS}
+        fr = FaceResult(
+            track=7, box=[0, 0, 1, 1], score=1, landmarks=[], expr=top, probs=probs, valence=v, arousal=v
+        )
+        outs.append(smoother.apply(FrameResult(source="cam", frame=i, pts=i, ts=0, faces=[fr])))
+    assert [o.faces[0].valence for o in outs] == pytest.approx([0.0, 0.5, 0.75])
+    assert [o.faces[0].expr for o in outs] == ["Happiness", "Sadness", "Sadness"]
+    assert outs[1].faces[0].probs["Happiness"] == pytest.approx((0.6 + 0.1 / 7) / 2)
