@@ -121,7 +121,8 @@ class TensorRTEngine(ChunkedEngine):
             host_in = self._host[INPUT_NAME]
             np.copyto(host_in[:n], faces, casting="same_kind")
             cuda.memcpy_htod_async(self._dev[INPUT_NAME], host_in[:n], self._stream)
-            self._context.set_input_shape(INPUT_NAME, (n, *faces.shape[1:]))
+            if not self._context.set_input_shape(INPUT_NAME, (n, *faces.shape[1:])):
+                raise RuntimeError(f"TensorRT refused input shape {(n, *faces.shape[1:])} for {self.path.name}")
             if not self._context.execute_async_v3(self._stream.handle):
                 raise RuntimeError(f"TensorRT execution failed for {self.path.name} at batch {n}")
             for name in self._outputs:
