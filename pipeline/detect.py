@@ -256,8 +256,14 @@ class FaceDetector:
         self.threshold = float(threshold)
         self.max_faces = int(max_faces)
         self.path = resolve_detector(str(model))
-        self._model = self._load(self.path, select_providers(providers), int(threads))
+        chosen = select_providers(providers)
+        self._model = self._load(self.path, chosen, int(threads))
         self.providers: list[str] = list(self._model.session.get_providers())
+        inactive = [_provider_name(p) for p in chosen if _provider_name(p) not in self.providers]
+        if inactive:
+            # onnxruntime-gpu falls back to CPU when the CUDA/cuDNN/TensorRT libraries do not load.
+            log.warning("detector: ONNX Runtime could not enable %s (missing CUDA/cuDNN/TensorRT "
+                        "libraries?); running on %s", inactive, self.providers)
         log.info("detector %s on %s, input %s", self.path.name, self.providers, input_size)
         static = self._model.static_input_size
         if static is not None and self._fixed not in (None, tuple(static)):
