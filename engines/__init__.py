@@ -47,7 +47,7 @@ BACKENDS: dict[str, _Backend] = {
         "pip install 'affectstream[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU and driver",
     ),
     "torch": _Backend(
-        "engines.torch", "TorchEngine", ("torch", "timm", "training"),
+        "engines.torch", "create_torch_engine", ("torch", "timm", "training"),
         "pip install 'affectstream[train]' (torch, timm)",
     ),
 }  # fmt: skip

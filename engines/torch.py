@@ -49,7 +49,9 @@ class TorchEngine(ChunkedEngine):
     """An MTL-GCN inference module in torch, on CPU or CUDA.
 
     Args:
-        checkpoint_path: A training checkpoint (`training.inference.load_inference_model` reads it).
+        module: A module whose forward takes float32 NCHW crops and returns (probs, va); it is put in
+            eval mode and moved to `device` and the precision in place (pass a copy to keep the original).
+        spec: The model's spec.
         max_batch: Largest batch per forward; larger inputs are split.
         device: "auto", "cpu", "cuda" or "cuda:N".
         fp16: Half precision; default on for CUDA, off for CPU (where it is refused: CPU FP16 is slow
@@ -58,37 +60,9 @@ class TorchEngine(ChunkedEngine):
         graph_batches: Batch sizes to capture; default powers of two up to `max_batch`.
     """
 
+    path: Path | None = None
+
     def __init__(
-        self,
-        checkpoint_path: str | Path,
-        *,
-        max_batch: int = 32,
-        device: str = "auto",
-        fp16: bool | None = None,
-        cuda_graphs: bool = False,
-        graph_batches: tuple[int, ...] | None = None,
-    ) -> None:
-        from training.inference import load_inference_model  # lazy: training pulls timm
-
-        path = Path(checkpoint_path)
-        if not path.is_file():
-            raise ModelFileError(f"checkpoint {path} does not exist")
-        if path.suffix.lower() == ".onnx":
-            raise ModelFileError(f"{path} is an ONNX file; the torch backend loads a training checkpoint (.pt)")
-        module, spec = load_inference_model(path)
-        self.path = path
-        self._setup(module, spec, max_batch=max_batch, device=device, fp16=fp16,
-                    cuda_graphs=cuda_graphs, graph_batches=graph_batches)  # fmt: skip
-
-    @classmethod
-    def from_module(cls, module: torch.nn.Module, spec: EngineSpec, **options) -> TorchEngine:
-        """An engine around an in-memory module returning (probs, va); options as for the constructor."""
-        engine = cls.__new__(cls)
-        engine.path = None
-        engine._setup(module, spec, **options)
-        return engine
-
-    def _setup(
         self,
         module: torch.nn.Module,
         spec: EngineSpec,
@@ -118,6 +92,26 @@ class TorchEngine(ChunkedEngine):
             raise ValueError(f"graph_batches {self._graph_sizes} must include a size >= max_batch {self.max_batch}")
         log.info("torch engine %s on %s (%s%s)", spec.model_id, self.device, "fp16" if self.fp16 else "fp32",
                  f", CUDA graphs {self._graph_sizes}" if self._graph_sizes else "")  # fmt: skip
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_path: str | Path, **options) -> TorchEngine:
+        """The engine of a training checkpoint (read by `training.inference.load_inference_model`).
+
+        Args:
+            checkpoint_path: A `.pt` checkpoint written by `training`.
+            **options: As for the constructor (`max_batch`, `device`, `fp16`, `cuda_graphs`, `graph_batches`).
+        """
+        from training.inference import load_inference_model  # lazy: training pulls timm
+
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise ModelFileError(f"checkpoint {path} does not exist")
+        if path.suffix.lower() == ".onnx":
+            raise ModelFileError(f"{path} is an ONNX file; the torch backend loads a training checkpoint (.pt)")
+        module, spec = load_inference_model(path)
+        engine = cls(module, spec, **options)
+        engine.path = path
+        return engine
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         probs, va = self._module(x)
@@ -161,3 +155,8 @@ class TorchEngine(ChunkedEngine):
         self._module = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def create_torch_engine(checkpoint_path: str | Path, **options) -> TorchEngine:
+    """The registry's factory: `TorchEngine.from_checkpoint`."""
+    return TorchEngine.from_checkpoint(checkpoint_path, **options)

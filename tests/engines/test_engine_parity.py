@@ -6,6 +6,8 @@ FP16 on CUDA: max |diff| <= 2e-2 (half precision keeps ~3 significant digits; so
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def test_torch_cpu_matches_onnxruntime(tiny, faces):
     from engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
-    with TorchEngine.from_module(tiny.module, tiny.spec, device="cpu", max_batch=5) as engine:
+    with TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cpu", max_batch=5) as engine:
         p_t, v_t = engine.infer(faces)
     assert _max_diff(p_ort, p_t) <= FP32_TOL
     assert _max_diff(v_ort, v_t) <= FP32_TOL
@@ -47,7 +49,7 @@ def test_torch_checkpoint_backend_matches_onnxruntime(tiny, faces):
 def test_torch_without_va_gives_nan(tiny_linear):
     from engines.torch import TorchEngine
 
-    engine = TorchEngine.from_module(tiny_linear.module, tiny_linear.spec, device="cpu")
+    engine = TorchEngine(copy.deepcopy(tiny_linear.module), tiny_linear.spec, device="cpu")
     probs, va = engine.infer(np.zeros((2, 1, 32, 32), np.float32))
     assert probs.shape == (2, 8) and np.isnan(va).all()
 
@@ -57,11 +59,11 @@ def test_torch_refuses_cpu_fp16_and_onnx_files(tiny):
     from engines.torch import TorchEngine
 
     with pytest.raises(BackendUnavailable, match="fp16 needs a CUDA device"):
-        TorchEngine.from_module(tiny.module, tiny.spec, device="cpu", fp16=True)
+        TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cpu", fp16=True)
     with pytest.raises(BackendUnavailable, match="CUDA graphs"):
-        TorchEngine.from_module(tiny.module, tiny.spec, device="cpu", cuda_graphs=True)
+        TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cpu", cuda_graphs=True)
     with pytest.raises(ModelFileError, match="training checkpoint"):
-        TorchEngine(tiny.onnx)
+        TorchEngine.from_checkpoint(tiny.onnx)
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU visible to torch")
@@ -78,7 +80,7 @@ def test_torch_cuda_fp32_matches_onnxruntime(tiny, faces, graphs):
     previous = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
-        engine = TorchEngine.from_module(tiny.module, tiny.spec, device="cuda", fp16=False, cuda_graphs=graphs, max_batch=8)
+        engine = TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cuda", fp16=False, cuda_graphs=graphs, max_batch=8)
         p_t, v_t = engine.infer(faces)
         engine.close()
     finally:
@@ -94,7 +96,7 @@ def test_torch_cuda_fp16_matches_onnxruntime(tiny, faces, graphs):
     from engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
-    with TorchEngine.from_module(tiny.module, tiny.spec, device="cuda", cuda_graphs=graphs, max_batch=8) as engine:
+    with TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cuda", cuda_graphs=graphs, max_batch=8) as engine:
         assert engine.fp16
         p_t, v_t = engine.infer(faces)
     assert _max_diff(p_ort, p_t) <= FP16_TOL
