@@ -117,7 +117,10 @@ class Source:
         """
         self._stop.set()
         self._buffer.close()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is None:
+            self._set_state("down")
+            return
+        if self._thread is not threading.current_thread():
             self._thread.join(timeout if timeout is not None else self.spec.timeout_s + 2.0)
             if self._thread.is_alive():
                 log.warning("source %s: reader thread still blocked after stop()", self.name)
