@@ -29,6 +29,22 @@ PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 _init_lock = threading.Lock()
 
 
+class _Logger(trt.ILogger):
+    """Routes TensorRT's messages into `logging` (warnings and errors only, to keep builds readable)."""
+
+    def __init__(self) -> None:
+        trt.ILogger.__init__(self)
+
+    def log(self, severity, msg) -> None:
+        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+            log.error("TensorRT: %s", msg)
+        elif severity == trt.ILogger.Severity.WARNING:
+            log.warning("TensorRT: %s", msg)
+
+
+TRT_LOGGER = _Logger()
+
+
 def _cuda_device(device_id: int):
     """The CUDA device, or an error saying why there is none."""
     with _init_lock:
@@ -76,8 +92,9 @@ class TensorRTEngine(ChunkedEngine):
         self._ctx = _cuda_device(device_id).retain_primary_context()
         try:
             with _pushed(self._ctx):
-                runtime = trt.Runtime(_logger())
-                self._engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+                # The runtime must outlive the engines it deserialised.
+                self._runtime = trt.Runtime(TRT_LOGGER)
+                self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
                 if self._engine is None:
                     raise ModelFileError(f"TensorRT could not deserialize {self.path} (see the TensorRT errors above)")
                 profile_max = self._check_io()
@@ -141,14 +158,9 @@ class TensorRTEngine(ChunkedEngine):
             self._host.clear()
             self._context = None
             self._engine = None
+            self._runtime = None
             self._stream = None
         self._ctx.detach()
-
-
-def _logger():
-    from engines.trt_build import TRT_LOGGER
-
-    return TRT_LOGGER
 
 
 def is_plan(path: str | Path) -> bool:

@@ -15,70 +15,14 @@ import pycuda.driver as cuda
 import tensorrt as trt
 
 from engines.cache import PlanKey
+from engines.calibration import load_crops
 from engines.errors import EngineBuildError
 from engines.spec import INPUT_NAME, EngineSpec
+from engines.tensorrt import TRT_LOGGER
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 WORKSPACE_BYTES = 1 << 30  # the MTL-GCN needs far less; a cap keeps the builder from eating a shared GPU
-
-
-class _Logger(trt.ILogger):
-    """Routes TensorRT's messages into `logging` (warnings and errors only, to keep builds readable)."""
-
-    def __init__(self) -> None:
-        trt.ILogger.__init__(self)
-
-    def log(self, severity, msg) -> None:
-        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-            log.error("TensorRT: %s", msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            log.warning("TensorRT: %s", msg)
-
-
-TRT_LOGGER = _Logger()
-
-
-def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.ndarray:
-    """Face crops from a folder (images or .npy batches), preprocessed exactly as the runtime does.
-
-    Images are resized to the model's input size, converted to its colour and normalised with its
-    mean/std; `.npy` files must already be float32 [N, C, H, W] in that form.
-
-    Raises:
-        EngineBuildError: The folder is missing or holds no usable crops.
-    """
-    import cv2  # lazy: only INT8 builds read images
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise EngineBuildError(f"calibration folder {folder} does not exist (engine.calibration_dir)")
-    h, w = spec.input_size
-    mean = np.asarray(spec.mean, np.float32).reshape(-1, 1, 1)
-    std = np.asarray(spec.std, np.float32).reshape(-1, 1, 1)
-    crops: list[np.ndarray] = []
-    for path in sorted(folder.rglob("*")):
-        if len(crops) >= limit:
-            break
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            arr = np.load(path).astype(np.float32)
-            if arr.ndim != 4 or arr.shape[1:] != (spec.channels, h, w):
-                raise EngineBuildError(f"{path}: expected [N, {spec.channels}, {h}, {w}], got {list(arr.shape)}")
-            crops.extend(arr)
-        elif suffix in IMAGE_SUFFIXES:
-            flag = cv2.IMREAD_GRAYSCALE if spec.colour == "gray" else cv2.IMREAD_COLOR
-            img = cv2.imread(str(path), flag)
-            if img is None:
-                log.warning("calibration: cannot read %s, skipped", path)
-                continue
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-            chw = img[None] if img.ndim == 2 else img[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB
-            crops.append((chw.astype(np.float32) / 255.0 - mean) / std)
-    if not crops:
-        raise EngineBuildError(f"calibration folder {folder} has no face crops ({', '.join(IMAGE_SUFFIXES)} or .npy)")
-    return np.ascontiguousarray(np.stack(crops[:limit]).astype(np.float32))
 
 
 class FaceCalibrator(trt.IInt8EntropyCalibrator2):

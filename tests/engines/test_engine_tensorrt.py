@@ -65,16 +65,16 @@ def test_model_without_va(tiny_linear, tmp_path, device):
     assert probs.shape == (3, 8) and np.isnan(va).all()
 
 
-def test_int8_calibrates_from_crops_and_reuses_cache(tiny, faces, tmp_path, device):
-    import cv2
+def test_int8_calibrates_from_crops_and_reuses_cache(tiny, tmp_path, device):
+    import shutil
+
+    from engines.tensorrt import build_cached_plan
+    from tests.conftest import need_shared
 
     crops = tmp_path / "crops"
     crops.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(32):
-        cv2.imwrite(str(crops / f"{i:03d}.png"), rng.integers(0, 255, (40, 40), dtype=np.uint8))
-    from engines.tensorrt import build_cached_plan
-
+    for png in sorted(need_shared("data", "ferplus", "FER2013Valid").glob("*.png"))[:64]:
+        shutil.copy(png, crops / png.name)  # real face crops
     build_cached_plan(tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=4, calibration_dir=crops)
     assert list((tmp_path / "c").glob("calib-*.cache"))
     # Another profile reuses the calibration table: no crops needed the second time.
