@@ -63,6 +63,26 @@ def expand_paths(items: list[str]) -> list[Path]:
     return [Path(p) for p in unique]
 
 
+def _check_names(client, paths: list[Path], out: str) -> None:
+    """Output files are named after the video: two videos with one name must not share an output folder."""
+    from pipeline.archive.jobs import job_id_for, list_jobs
+    from pipeline.errors import ConfigError
+
+    taken = {
+        Path(j["path"]).stem: j["path"] for j in list_jobs(client) if j.get("out") == os.path.realpath(out)
+    }
+    seen: dict[str, str] = {}
+    for path in paths:
+        real = os.path.realpath(path)
+        other = seen.get(path.stem) or taken.get(path.stem)
+        if other and job_id_for(other) != job_id_for(real):
+            raise ConfigError(
+                f"{real} and {other} would both write {path.stem}.txt under {out}; "
+                "submit them with different --out folders (or rename one)"
+            )
+        seen[path.stem] = real
+
+
 def _config(args: argparse.Namespace):
     from pipeline.config import load_config
     from pipeline.run_cli import overrides_from_args
@@ -94,6 +114,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     paths = expand_paths(args.paths)
 
     def body(client, _cfg, _url) -> int:
+        _check_names(client, paths, args.out)
         queued = 0
         for path in paths:
             result = submit(client, path, args.out, params, force=args.force)

@@ -81,8 +81,15 @@ def write_outputs(client, job, params, info: dict, n: int, model_id: str) -> dic
     subjects = select_subject(frames, params.subject, size)
     video = Path(job.path).stem
     out = Path(job.out)
-    va = write_atomic(out / "VA" / f"{video}.txt", va_text(subjects, params.va_invalid))
-    expr = write_atomic(out / "EXPR" / f"{video}.txt", _expr_text(subjects))
+    try:
+        va = write_atomic(out / "VA" / f"{video}.txt", va_text(subjects, params.va_invalid))
+        expr = write_atomic(out / "EXPR" / f"{video}.txt", _expr_text(subjects))
+    except OSError as exc:
+        from pipeline.archive.run import JobFailed
+
+        raise JobFailed(
+            f"cannot write the results to {out}: {exc}; fix the folder and `archive retry`"
+        ) from exc
     summary = {
         "video": video,
         "path": job.path,
