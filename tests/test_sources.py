@@ -438,3 +438,14 @@ def test_probe_command_reports_frames_and_rate(capsys):
     assert args.handler(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames"] == 48 and summary["fps"] > 0 and summary["state"] == "down"
+
+
+def test_missing_device_retries_with_a_clear_reason():
+    events = Events()
+    src = open_source(SourceSpec("usb", "/dev/video99", timeout_s=1.0), events).start()
+    try:
+        reason = events.wait_for("reconnecting", timeout=5)["reason"]
+    finally:
+        src.stop()
+    assert "/dev/video99" in reason and "No such file" in reason
+    assert src.stats.state == "down"

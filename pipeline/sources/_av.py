@@ -53,12 +53,21 @@ def open_container(spec: SourceSpec) -> Any:
     )
 
 
-def describe_error(exc: BaseException, spec: SourceSpec) -> str:
-    """A one-line reason for `exc` that names the problem and never contains a password."""
+def describe_error(exc: BaseException, spec: SourceSpec, opening: bool = False) -> str:
+    """A one-line reason for `exc` that names the problem and never contains a password.
+
+    Args:
+        exc: What PyAV (or the OS) raised.
+        spec: The source, for its masked URL and timeouts.
+        opening: True when `exc` came from opening the source (the open timeout applies), False when
+            it came from reading (the read timeout applies).
+    """
     import av
 
     if isinstance(exc, av.error.ExitError):
-        # PyAV's interrupt callback fired: nothing arrived within the read or open timeout.
+        # PyAV's interrupt callback fired: nothing arrived within the open or read timeout.
+        if opening:
+            return f"{spec.safe_url} did not open within {spec.timeout_s:g} s (timed out)"
         return f"no data from {spec.safe_url} for {read_timeout(spec):g} s (timed out)"
     text = str(exc) or repr(exc)
     return mask_text(f"{type(exc).__name__}: {text}")

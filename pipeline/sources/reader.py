@@ -47,6 +47,10 @@ class _Stopped(Exception):
     """Internal: stop() was called while decoding."""
 
 
+class _OpenFailed(Exception):
+    """Internal: opening failed; the message is the (masked) reason."""
+
+
 class _Silent(Exception):
     """Internal: packets arrive but no frame came out for too long."""
 
@@ -160,7 +164,9 @@ class Source:
         try:
             container = _av.open_container(self.spec)
         except Exception as exc:
-            self._fail(f"cannot open {self.spec.safe_url}: {_av.describe_error(exc, self.spec)}")
+            self._fail(
+                f"cannot open {self.spec.safe_url}: {_av.describe_error(exc, self.spec, opening=True)}"
+            )
             return
         try:
             self._count_container(+1)
@@ -196,7 +202,10 @@ class Source:
             container = None
             self._decoded_since_open = 0
             try:
-                container = _av.open_container(self.spec)
+                try:
+                    container = _av.open_container(self.spec)
+                except Exception as exc:
+                    raise _OpenFailed(_av.describe_error(exc, self.spec, opening=True)) from exc
                 self._count_container(+1)
                 stream = _av.video_stream(container, self.spec)
                 if not started:
@@ -213,6 +222,8 @@ class Source:
                 reason = "stream ended"
             except _Stopped:
                 return
+            except _OpenFailed as exc:
+                reason = str(exc)
             except _Silent:
                 reason = f"no frame for {self.spec.silent_after_s:g} s (silent)"
             except Exception as exc:
