@@ -1,0 +1,97 @@
+"""`python -m bench` / `affectstream bench`: run the benchmark and write bench/results/latest.{json,md}."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SKIPPABLE = ("naive", "de3", "live")
+
+
+def _size(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"detector size {text!r} is not WIDTHxHEIGHT (e.g. 640x640) or 'auto'") from None
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise argparse.ArgumentTypeError(f"detector size {text!r}: both sides must be positive multiples of 32")
+    return (w, h)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="the <3 minute variant (also: BENCH_QUICK=1)")
+    p.add_argument("--runs", type=int, help="repetitions (medians reported); default 3, quick 2")
+    p.add_argument("--det-size", type=_size, help="detector input of the e2e/naive comparison (default 640x640)")
+    p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped engines/models/mtlgcn_ferplus.onnx)")
+    p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
+    p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
+    p.add_argument("--live-seconds", type=float, help="length of each live run (default 20, quick 8)")
+    p.add_argument("--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    p.add_argument("--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from bench.run import QUICK, Settings
+
+    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    values = dict(QUICK) if quick else {}
+    for name, key in (("runs", "runs"), ("det_size", "det_size"), ("model", "model"), ("detector", "detector"),
+                      ("live_seconds", "live_seconds")):  # fmt: skip
+        if getattr(args, name, None) is not None:
+            values[key] = getattr(args, name)
+    if values.get("runs", 1) < 1:
+        raise SystemExit("error: --runs must be >= 1")
+    return Settings(**values, redis_url=args.redis or "", workdir=args.workdir, skip=tuple(args.skip))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import logging
+
+    from bench.inputs import InputError
+    from bench.report import markdown, write
+    from bench.run import run_benchmark
+
+    logging.getLogger("bench").setLevel(logging.INFO)
+    try:
+        res = run_benchmark(settings_from_args(args))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    js, md = write(res, args.out)
+    print(markdown(res))
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `bench` to the `affectstream` command."""
+    p = subparsers.add_parser("bench", help="benchmark stages, end to end, naive baseline and live latency")
+    add_arguments(p)
+    p.set_defaults(handler=cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    from pipeline.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging(logging.INFO)
+    try:
+        return cmd_bench(args)
+    except Exception as exc:  # ModelFileError, RedisUnavailable, ...: one line, not a traceback
+        from engines.errors import EngineError
+        from pipeline.errors import AffectstreamError
+
+        if isinstance(exc, (AffectstreamError, EngineError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise

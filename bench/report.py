@@ -1,0 +1,94 @@
+"""Write the results as `latest.json` and a markdown summary (`latest.md`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _fmt(x, nd: int = 1) -> str:
+    return f"{x:.{nd}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def _runs(summary: dict) -> str:
+    return ", ".join(_fmt(r) for r in summary["runs"])
+
+
+def markdown(res: dict) -> str:
+    """A human summary of `res` (the dictionary from `bench.run.run_benchmark`)."""
+    m, s = res["machine"], res["settings"]
+    lines = [
+        "# affectstream benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"Measured {m['utc']}; load average {m['loadavg_at_start']} at start, {m.get('loadavg_at_end')} at end.",
+        f"Other busy processes at start: {'; '.join(m['busy_processes_at_start']) or 'none'}.",
+        "",
+        f"Settings: detector `{Path(s['detector_file']).name}` at {s['det_size']}, model `{Path(s['model_file']).name}`, "
+        f"engine max batch {s['max_batch']}, {s['runs']} runs (medians), quick={s['quick']}.",
+        "Workload (archive mode, every frame): "
+        + ", ".join(f"{w['file']} ({w['frames']} frames, {w['size']}, {w['codec']})" for w in s["workload"]) + ".",
+        "",
+        "## Headline",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| end-to-end archive (frames/s) | {_fmt(res['e2e_fps'])} |",
+        f"| end-to-end archive (faces/s) | {_fmt(res['e2e_faces_per_s'])} |",
+        f"| slowest stage standalone ({res['slowest_stage']}, frames/s) | {_fmt(res['slowest_stage_fps'])} |",
+        f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
+    ]
+    if "naive_fps" in res:
+        lines += [
+            f"| naive loop (frames/s) | {_fmt(res['naive_fps'])} |",
+            f"| e2e / naive | {_fmt(res['ratios']['e2e_over_naive'], 2)} |",
+        ]
+    if "e2e_fps_detect_every_3" in res:
+        cov = res["detect_every_3_coverage"]
+        lines += [
+            f"| e2e with detect_every 3 (frames/s) | {_fmt(res['e2e_fps_detect_every_3'])} |",
+            f"| detect_every 3 / detect every frame | {_fmt(res['ratios']['detect_every_3_over_e2e'], 2)} |",
+            f"| face-frames still covered with detect_every 3 | {100 * cov['face_frames']:.1f}% "
+            f"(faces matched at IoU>=0.5: {100 * cov['faces_iou50']:.1f}%) |",
+        ]
+    if "live_p99_ms" in res:
+        lines.append(f"| live p99, one 640x360 30 fps stream (ms) | {_fmt(res['live_p99_ms'])} |")
+    lines += [f"| peak RSS of the worker process (MiB) | {_fmt(res['peak_rss_mib'])} |", ""]
+    lines += ["## Stages, standalone", "", "| stage | median | runs |", "|---|---|---|"]
+    for name, summ in res["stages"].items():
+        unit = "faces/s" if name.endswith("_faces") else "frames/s"
+        lines.append(f"| {name.removesuffix('_faces')} ({unit}) | {_fmt(summ['median'])} | {_runs(summ)} |")
+    wl = res["stage_workload"]
+    lines += ["", f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).", ""]
+    lines += ["## End to end (archive mode, real Supervisor + Worker + redis-server)", "",
+              "| variant | frames/s (median) | runs | faces/s | peak RSS MiB |", "|---|---|---|---|---|"]  # fmt: skip
+    e = res["e2e"]
+    lines.append(f"| detect every frame | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |")
+    if "e2e_detect_every_3" in res:
+        d = res["e2e_detect_every_3"]
+        lines.append(f"| detect_every 3 | {_fmt(d['fps']['median'])} | {_runs(d['fps'])} | {_fmt(d['faces_per_s']['median'])} | {_fmt(d['peak_rss_mib']['median'])} |")
+    if "naive" in res:
+        n = res["naive"]
+        lines.append(f"| naive loop | {_fmt(n['fps']['median'])} | {_runs(n['fps'])} | | |")
+        lines += ["", "Naive loop, share of its time: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in n["share_of_time"].items()) + "."]
+    if "live" in res:
+        lines += ["", f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker)", "",
+                  "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for n, lv in res["live"].items():
+            lines.append(
+                f"| {n} | {lv['p50_ms']} | {lv['p95_ms']} | {lv['p99_ms']} | {lv['max_ms']} | {lv['p99_per_window_ms']} | "
+                f"{lv['published_fps']} | {lv['dropped']} of {lv['decoded']} ({100 * lv['drop_rate']:.1f}%) | {lv['peak_rss_mib']} |"
+            )
+    lines += ["", "## Checks", ""] + [f"- {k}: {'PASS' if v else 'FAIL'}" for k, v in res["checks"].items()]
+    lines += ["", f"Total benchmark time: {res['duration_s']} s.", ""]
+    return "\n".join(lines)
+
+
+def write(res: dict, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / "latest.json", out_dir / "latest.md"
+    js.write_text(json.dumps(res, indent=2, sort_keys=False) + "\n")
+    md.write_text(markdown(res))
+    return js, md

@@ -1,0 +1,154 @@
+"""Standalone stage throughput: each stage's calls timed alone, on the frames of the archive workload.
+
+One serial pass decodes every frame of the workload and runs, one after the other and each timed on
+its own, the detector at every configured input size, the tracker plus 5-point alignment (with the
+engine's input normalisation) on the faces of the primary size, and then, after the pass, the engine
+on all collected faces at batch 1, 8 and 32 and the publisher on all frame results. Nothing overlaps,
+so each number is what that stage alone sustains on this machine with the library's own threading
+(ONNX Runtime's intra-op threads, PyAV's frame threads).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.inputs import iter_bgr
+
+ENGINE_BATCHES = (1, 8, 32)
+MIN_ENGINE_FACES = 256  # faces per batch-size measurement (the collected faces repeat to reach it)
+PUBLISH_CHUNK = 256  # what the worker's publish stage writes per pipeline at most
+
+
+def size_label(size) -> str:
+    return size if isinstance(size, str) else f"{size[0]}x{size[1]}"
+
+
+@dataclass
+class StagePass:
+    """Seconds spent per stage during one pass, and what was processed."""
+
+    frames: int = 0
+    faces: int = 0
+    frames_with_faces: int = 0
+    decode_s: float = 0.0
+    detect_s: dict[str, float] = field(default_factory=dict)
+    align_s: float = 0.0
+    engine_s: dict[int, float] = field(default_factory=dict)
+    engine_faces: dict[int, int] = field(default_factory=dict)
+    publish_s: float = 0.0
+
+    def fps(self) -> dict[str, float]:
+        """Throughput per stage: frames/s, except `engine_b*` in faces/s."""
+        out = {"decode": self.frames / self.decode_s}
+        for label, seconds in self.detect_s.items():
+            out[f"detect_{label}"] = self.frames / seconds
+        out["align"] = self.frames / self.align_s
+        for batch, seconds in self.engine_s.items():
+            out[f"engine_b{batch}_faces"] = self.engine_faces[batch] / seconds
+        out["publish"] = self.frames / self.publish_s
+        return out
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client, *, maxlen: int, max_batch: int) -> StagePass:
+    """One serial pass over `videos`.
+
+    Args:
+        videos: The workload.
+        processor: A `FrameProcessor` (its engine and spec are used; its detector is `detectors[primary]`).
+        detectors: Input-size label -> `FaceDetector`; the first entry is the primary size whose faces
+            go on to alignment, the engine and the publisher.
+        redis_client: Where the publish stage writes (keys `affect:{bench-stage-*}:frames`, deleted after).
+        maxlen: `XADD MAXLEN ~` as the worker uses it.
+        max_batch: The engine batch used to produce the published results (the worker's `batch.max_batch`).
+    """
+    from pipeline.align import align_face, to_input
+    from pipeline.keys import frames_key
+    from pipeline.process import Prepared
+    from pipeline.publish import ResultPublisher
+    from pipeline.track import IoUTracker
+    from pipeline.types import Frame
+
+    spec = processor.spec
+    primary = next(iter(detectors))
+    out = StagePass(detect_s=dict.fromkeys(detectors, 0.0))
+    prepared: list[Prepared] = []
+    empty = np.zeros((0, 0, 3), np.uint8)
+    for vi, video in enumerate(videos):
+        source = f"bench-stage-{vi}"
+        tracker = IoUTracker()
+        frames = iter_bgr(video)
+        index = 0
+        while True:
+            image, seconds = _timed(next, frames, None)
+            if image is None:
+                break
+            out.decode_s += seconds
+            faces = []
+            for label, det in detectors.items():
+                found, seconds = _timed(det.detect, image)
+                out.detect_s[label] += seconds
+                if label == primary:
+                    faces = found
+            t = time.perf_counter()
+            faces = tracker.update(faces)
+            crops = [align_face(image, d.landmarks, spec) for d in faces]
+            inputs = to_input(crops, spec) if crops else np.zeros((0, spec.channels, *spec.input_size), np.float32)
+            out.align_s += time.perf_counter() - t
+            # The image is not needed after alignment; keep only what the engine and publisher read.
+            prepared.append(Prepared(Frame(source, index, index / 30.0, time.time(), empty), faces, inputs, t))
+            out.frames += 1
+            out.faces += len(faces)
+            out.frames_with_faces += bool(faces)
+            index += 1
+    _engine_batches(processor, prepared, out)
+    results = []
+    for i in range(0, len(prepared), max_batch):
+        results.extend(processor.infer(prepared[i : i + max_batch]))
+    publisher = ResultPublisher(redis_client, maxlen)
+    t = time.perf_counter()
+    for i in range(0, len(results), PUBLISH_CHUNK):
+        publisher.publish(results[i : i + PUBLISH_CHUNK])
+    out.publish_s = time.perf_counter() - t
+    redis_client.delete(*{frames_key(r.source) for r in results})
+    return out
+
+
+def _engine_batches(processor, prepared: list, out: StagePass) -> None:
+    faces = [p.inputs for p in prepared if len(p.inputs)]
+    if not faces:
+        raise ValueError("the workload has no face: the engine stage cannot be measured")
+    pool = np.concatenate(faces)
+    reps = -(-MIN_ENGINE_FACES // len(pool))
+    pool = np.concatenate([pool] * reps) if reps > 1 else pool
+    processor.engine.infer(pool[:32])  # first-call allocations are not throughput
+    for batch in ENGINE_BATCHES:
+        n = len(pool) - len(pool) % batch
+        t = time.perf_counter()
+        for i in range(0, n, batch):
+            processor.engine.infer(pool[i : i + batch])
+        out.engine_s[batch] = time.perf_counter() - t
+        out.engine_faces[batch] = n
+
+
+def slowest_stage(fps: dict[str, float], primary_label: str, faces_per_frame: float, max_batch: int) -> tuple[str, float]:
+    """The slowest stage of the e2e settings, in frames/s (the engine converted at the workload's faces/frame)."""
+    batch = max(b for b in ENGINE_BATCHES if b <= max_batch)
+    per_frame = {
+        "decode": fps["decode"],
+        f"detect_{primary_label}": fps[f"detect_{primary_label}"],
+        "align": fps["align"],
+        f"engine_b{batch}": fps[f"engine_b{batch}_faces"] / faces_per_frame if faces_per_frame else float("inf"),
+        "publish": fps["publish"],
+    }
+    name = min(per_frame, key=per_frame.get)
+    return name, per_frame[name]
