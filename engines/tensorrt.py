@@ -87,6 +87,7 @@ class TensorRTEngine(ChunkedEngine):
 
     def __init__(self, plan_path: str | Path, *, max_batch: int | None = None, device_id: int = 0) -> None:
         self.path = Path(plan_path)
+        self._lock = threading.Lock()
         key, self.spec = check_plan(self.path, current_device(device_id))
         # The primary context is shared with torch / ONNX Runtime CUDA in the same process.
         self._ctx = _cuda_device(device_id).retain_primary_context()
@@ -134,7 +135,8 @@ class TensorRTEngine(ChunkedEngine):
 
     def _run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         n = faces.shape[0]
-        with _pushed(self._ctx):
+        # One set of buffers and one stream: concurrent callers take turns.
+        with self._lock, _pushed(self._ctx):
             host_in = self._host[INPUT_NAME]
             np.copyto(host_in[:n], faces, casting="same_kind")
             cuda.memcpy_htod_async(self._dev[INPUT_NAME], host_in[:n], self._stream)

@@ -9,6 +9,7 @@ nearest captured size; rows are independent in eval mode, so padding never chang
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,7 @@ class TorchEngine(ChunkedEngine):
         if cuda_graphs and not cuda:
             raise BackendUnavailable("CUDA graphs need a CUDA device")
         self.dtype = torch.float16 if self.fp16 else torch.float32
+        self._lock = threading.Lock()
         self._module = module.eval().to(self.device, self.dtype)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
         self._graph_sizes = tuple(sorted(graph_batches or graph_sizes(self.max_batch))) if cuda_graphs else ()
@@ -140,10 +142,11 @@ class TorchEngine(ChunkedEngine):
             x = torch.from_numpy(faces)
             if self._graph_sizes:
                 size = next(s for s in self._graph_sizes if s >= n)
-                graph, static_in, (probs, va) = self._graph(size)
-                static_in[:n].copy_(x.to(self.device, self.dtype, non_blocking=True))
-                graph.replay()
-                probs, va = probs[:n], va[:n]
+                with self._lock:  # the graphs' static buffers serve one caller at a time
+                    graph, static_in, (probs, va) = self._graph(size)
+                    static_in[:n].copy_(x.to(self.device, self.dtype, non_blocking=True))
+                    graph.replay()
+                    probs, va = probs[:n].clone(), va[:n].clone()
             else:
                 probs, va = self._forward(x.to(self.device, self.dtype, non_blocking=True))
             probs_np = probs.float().cpu().numpy()
