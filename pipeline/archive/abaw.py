@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import AffectstreamError
+
 ABAW_EXPR = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 VA_HEADER = "valence,arousal"
 EXPR_HEADER = ",".join(ABAW_EXPR)
@@ -43,7 +45,7 @@ _SYNONYMS = {
 }  # fmt: skip
 
 
-class AnnotationFormatError(ValueError):
+class AnnotationFormatError(AffectstreamError, ValueError):
     """A VA or EXPR file does not follow the Aff-Wild2 format; the message names the file and line."""
 
 

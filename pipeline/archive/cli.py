@@ -6,7 +6,6 @@ import argparse
 import glob
 import json
 import os
-import sys
 from pathlib import Path
 
 VIDEO_EXTENSIONS = (
@@ -164,14 +163,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.archive.abaw import AnnotationFormatError
-    from pipeline.archive.evaluate import EvaluationError, evaluate, format_report
+    from pipeline.archive.evaluate import evaluate, format_report
 
-    try:
-        report = evaluate(args.pred, args.annotations)
-    except (EvaluationError, AnnotationFormatError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = evaluate(args.pred, args.annotations)  # bad files raise errors the main CLI prints (exit 2)
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.archive.abaw import ABAW_EXPR, EXPR_INVALID, VA_INVALID, kind_of, read_expr, read_va
+from pipeline.errors import AffectstreamError
 from training.metrics import ccc, confusion, per_class_f1
 
 
-class EvaluationError(ValueError):
+class EvaluationError(AffectstreamError, ValueError):
     """Predictions and annotations cannot be compared; the message names the folder or video."""
 
 
