@@ -11,9 +11,11 @@ Mount points:
     /<name>-secure  only with the basic-auth user/password (present when --user is given), so tests can
                     check that a password in an RTSP URL never leaks.
 
-The file is decoded and re-encoded with x264 (zerolatency, a keyframe every `--gop` frames) so a client that
-(re)connects mid-stream gets a picture within a fraction of a second. Each client gets its own pipeline
-starting at the beginning of the file; `--loop` replays the file forever instead of ending the stream.
+The file (mp4 or mov, like everything in shared/media/videos) is demuxed, and its video track decoded and
+re-encoded with x264 (zerolatency, a keyframe every `--gop` frames) so a client that (re)connects
+mid-stream gets a picture within a fraction of a second. Each client gets its own pipeline
+starting at the beginning of the file; `--loop` replays the file forever instead of ending the stream
+(timestamps start again from 0 at each loop, as after a camera reboot).
 Once the server listens it prints `READY <port>` on stdout (the fixture waits for that line).
 """
 
@@ -29,14 +31,15 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
-REQUIRED_ELEMENTS = ("filesrc", "decodebin", "videoconvert", "x264enc", "h264parse", "rtph264pay")
+REQUIRED_ELEMENTS = ("filesrc", "qtdemux", "decodebin", "videoconvert", "x264enc", "h264parse", "rtph264pay")
 
 
 def _launch(media: str, gop: int, fps: int | None) -> str:
+    # Only the video track is linked: an audio branch left dangling inside decodebin ended the stream early.
     # Quotes keep paths with spaces in one property value.
     rate = f"videorate ! video/x-raw,framerate={fps}/1 ! " if fps else ""
     return (
-        f'( filesrc location="{media}" ! decodebin name=dec ! queue ! videoconvert ! {rate}'
+        f'( filesrc location="{media}" ! qtdemux name=demux demux.video_0 ! queue ! decodebin name=dec ! videoconvert ! {rate}'
         f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate=1500 ! "
         "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
@@ -53,23 +56,24 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_configure(self, _factory, media) -> None:
         element = media.get_element()
-        dec = element.get_by_name("dec") if hasattr(element, "get_by_name") else None
+        dec = element.get_by_name("dec")
         if dec is None:
             return
         # Decodebin exposes its pad late; catch EOS on whatever comes out of it and rewind the file instead.
         dec.connect("pad-added", self._on_pad, element)
 
     def _on_pad(self, _dec, pad, element) -> None:
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        if not caps.to_string().startswith("video/"):
+            return  # an audio track ends at its own time; only the picture's end rewinds the file
         pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, element)
 
     def _on_event(self, _pad, info, element):
-        event = info.get_event()
-        if event.type == Gst.EventType.EOS:
-            GLib.idle_add(self._rewind, element)
-            return Gst.PadProbeReturn.DROP
-        if event.type == Gst.EventType.SEGMENT:
+        if info.get_event().type != Gst.EventType.EOS:
             return Gst.PadProbeReturn.OK
-        return Gst.PadProbeReturn.OK
+        # Seeking from the streaming thread would deadlock: do it from the main loop.
+        GLib.idle_add(self._rewind, element)
+        return Gst.PadProbeReturn.DROP
 
     @staticmethod
     def _rewind(element) -> bool:
