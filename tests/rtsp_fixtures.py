@@ -12,9 +12,11 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -87,6 +89,7 @@ class RtspServer:
     password: str = PASSWORD
     loop: bool = True
     proc: subprocess.Popen | None = None
+    _log: IO[str] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -107,20 +110,23 @@ class RtspServer:
         if self.loop:
             cmd.append("--loop")
         deadline = time.monotonic() + timeout
+        last_err = ""
         while True:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # stderr goes to a file: a pipe nobody reads would block a chatty server once it fills up.
+            self._log = tempfile.TemporaryFile(mode="w+")
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
             line = self._read_line(deadline)
             if line.startswith("READY"):
                 return self
-            err = self._reap()
+            last_err = self._reap() or last_err
             # After a kill the port can linger briefly in the kernel; retry until the deadline.
             if time.monotonic() > deadline:
-                raise RuntimeError(f"RTSP server did not start on port {self.port}: {line or err}")
+                raise RuntimeError(f"RTSP server did not start on port {self.port}: {line or last_err}")
             time.sleep(0.2)
 
     def _read_line(self, deadline: float) -> str:
         assert self.proc is not None and self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], max(0.1, deadline - time.monotonic()))
+        ready, _, _ = select.select([self.proc.stdout], [], [], max(2.0, deadline - time.monotonic()))
         return self.proc.stdout.readline().strip() if ready else ""
 
     def _reap(self) -> str:
@@ -129,11 +135,19 @@ class RtspServer:
         if self.proc.poll() is None:
             self.proc.kill()
         try:
-            _, err = self.proc.communicate(timeout=5)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            err = ""
+            pass
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc = None
-        return (err or "").strip()
+        err = ""
+        if self._log is not None:
+            self._log.seek(0)
+            err = self._log.read()[-2000:]
+            self._log.close()
+            self._log = None
+        return err.strip()
 
     def kill(self) -> None:
         """Crash the server (SIGKILL): clients see the connection drop."""
