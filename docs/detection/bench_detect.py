@@ -18,19 +18,25 @@ from pipeline.detect import FaceDetector
 SHARED = os.environ.get("AFFECTSTREAM_SHARED", "../shared")
 
 
-def _fps(fns, frame, runs: int, calls: int) -> list[float]:
-    """Median frames/s of each function; runs alternate between them so load changes hit all alike."""
+def _fps(fns, frame, runs: int, calls: int) -> tuple[list[float], list[float]]:
+    """Median frames/s and CPU ms per frame (all threads) of each function.
+
+    Runs alternate between the functions so that load changes on a shared machine hit all alike; the CPU
+    time per frame depends much less on that load than the frame rate does.
+    """
     for fn in fns:
         for _ in range(5):
             fn(frame)
-    rates = [[] for _ in fns]
+    rates: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        for fn, out in zip(fns, rates, strict=True):
-            start = time.perf_counter()
+        for fn, out, cpu_out in zip(fns, rates, cpu, strict=True):
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 fn(frame)
             out.append(calls / (time.perf_counter() - start))
-    return [statistics.median(r) for r in rates]
+            cpu_out.append((time.process_time() - start_cpu) * 1e3 / calls)
+    return [statistics.median(r) for r in rates], [statistics.median(c) for c in cpu]
 
 
 def main() -> None:
@@ -43,7 +49,8 @@ def main() -> None:
         frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
     print(f"frame {frame.shape[1]}x{frame.shape[0]}, model {os.path.basename(args.model)}, "
           f"median of {args.runs} x {args.calls} calls, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'input':>14} | {'FaceDetector fps':>16} | {'insightface SCRFD.detect fps':>28} | faces")
+    print(f"{'input':>14} | {'FaceDetector fps':>16} | {'CPU ms/frame':>12} | "
+          f"{'insightface SCRFD.detect fps':>28} | {'CPU ms/frame':>12} | faces")
     for size in [(640, 640), (320, 320), "auto"]:
         det = FaceDetector(args.model, input_size=size)
         resolved = det.input_size_for(frame.shape[1], frame.shape[0])
@@ -52,9 +59,10 @@ def main() -> None:
         def insightface_detect(image, model=reference, input_size=resolved):
             return model.detect(image, input_size=input_size)
 
-        ours, theirs = _fps([det.detect, insightface_detect], frame, args.runs, args.calls)
+        (ours, theirs), (ours_cpu, theirs_cpu) = _fps([det.detect, insightface_detect], frame, args.runs, args.calls)
         label = f"{resolved[0]}x{resolved[1]}" + (" (auto)" if size == "auto" else "")
-        print(f"{label:>14} | {ours:16.1f} | {theirs:28.1f} | {len(det.detect(frame))}")
+        print(f"{label:>14} | {ours:16.1f} | {ours_cpu:12.1f} | {theirs:28.1f} | {theirs_cpu:12.1f} | "
+              f"{len(det.detect(frame))}")
 
 
 if __name__ == "__main__":
