@@ -7,6 +7,7 @@ run here they are skipped with the apt packages to install, and fail in CI (AFFE
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -39,6 +40,7 @@ USER = "camuser"
 PASSWORD = "Pw-n0t-in-logs-7f3a"
 
 
+@functools.lru_cache(maxsize=1)
 def gstreamer_problem() -> str | None:
     """Why the GStreamer RTSP server cannot run here, or None when it can."""
     if not Path(GST_PYTHON).exists():
