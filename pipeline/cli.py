@@ -12,6 +12,7 @@ from pipeline.errors import AffectstreamError
 # Areas that add their own subcommands through `register(subparsers)`.
 _AREAS = (
     "pipeline.run_cli",
+    "pipeline.sources.cli",
     "pipeline.consumer_cli",
     "pipeline.archive.cli",
     "engines.cli",
