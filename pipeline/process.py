@@ -46,8 +46,10 @@ class FrameProcessor:
         self._seen: dict[str, int] = {}
 
     def reset(self, source: str) -> None:
-        """Forget a source's tracks (after a reconnect or at the start of a new file)."""
-        self._trackers.pop(source, None)
+        """Forget a source's tracks (after a reconnect); track ids keep counting, never reused."""
+        tracker = self._trackers.get(source)
+        if tracker is not None:
+            tracker.reset()
         self._seen.pop(source, None)
 
     def faces(self, frame: Frame) -> list[Detection]:
