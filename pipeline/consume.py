@@ -335,7 +335,7 @@ class GroupReader:
         self.count = count
         self.sources = resolve_sources(client, sources)
         self._keys = [keys.frames_key(s) for s in self.sources]
-        create_at = "$" if start_id(start) == START_NEW else start_id(start)
+        create_at = start_id(start)
         for key in self._keys:
             try:
                 client.xgroup_create(key, group, id=create_at, mkstream=True)
