@@ -124,3 +124,38 @@ def test_remote_bind_needs_a_token():
         check_bind("0.0.0.0", None)
     with pytest.raises(ConfigError, match="--token"):
         check_bind("dashboard.example.org", None)
+
+
+def test_dashboard_command_serves_and_stops_on_sigint(redis_url):
+    """`affectstream dashboard` as a real process: serves the state of Redis, exits 0 on Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.consumer.conftest import free_port
+
+    client = connect(redis_url)
+    fill(client)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "dashboard", "--redis", redis_url,
+                             "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        names: list = []
+        while time.monotonic() < deadline and "cam-flaky" not in names:
+            try:
+                names = [s["name"] for s in json.loads(get(f"http://127.0.0.1:{port}/api/state")[2])["sources"]]
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.2)
+        assert "cam-flaky" in names
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
