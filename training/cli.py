@@ -1,0 +1,92 @@
+"""Subcommands ``train``, ``evaluate`` and ``export`` for the ``affectstream`` CLI.
+
+Importing this module must stay cheap: torch is imported inside the handlers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE (e.g. optim.epochs=2), got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.config import load_recipe
+    from training.errors import TrainingError
+    from training.train import train
+
+    try:
+        recipe = load_recipe(args.config, _overrides(args.set))
+        out = Path(args.out) if args.out else Path("runs") / recipe.name
+        best = train(recipe, out, resume=not args.no_resume, progress=not args.no_progress)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"run": str(out), "best": best}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.errors import TrainingError
+    from training.evaluate import evaluate_checkpoint, format_report
+
+    try:
+        report = evaluate_checkpoint(args.checkpoint, split=args.split, config=args.config)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.errors import TrainingError
+    from training.export import export_onnx
+
+    try:
+        spec = export_onnx(args.checkpoint, args.output, template=args.template, model_id=args.model_id)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {spec.to_json()}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``train``, ``evaluate`` and ``export`` to an argparse subparsers object."""
+    p = subparsers.add_parser("train", help="train a model from a recipe (resumable)")
+    p.add_argument("-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml")
+    p.add_argument("-o", "--out", help="run folder (default runs/<recipe name>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint; prints a table, optionally writes JSON")
+    p.add_argument("checkpoint", help="a .pt checkpoint from `train`")
+    p.add_argument("--split", help="dataset split (default: the recipe's validation split)")
+    p.add_argument("-c", "--config", help="evaluate on this recipe's data instead of the checkpoint's")
+    p.add_argument("--json", help="write the full report here")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = subparsers.add_parser("export", help="export a checkpoint to ONNX with the engine spec in its metadata")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    p.add_argument("--template", help="landmark template JSON (default: the recipe's export.template)")
+    p.add_argument("--model-id", help="model id (default: the recipe's export.model_id)")
+    p.set_defaults(handler=cmd_export)

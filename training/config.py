@@ -1,0 +1,181 @@
+"""Training recipes: YAML validated once into frozen dataclasses.
+
+``${AFFECTSTREAM_SHARED}`` and other ``${VAR}`` references in string values are expanded; the shared
+folder defaults to ``../shared`` beside the repository. Relative file paths resolve against the repository.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.errors import ConfigError
+from training.model import ModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "ferplus"
+    root: str = "${AFFECTSTREAM_SHARED}/data/ferplus"
+    train_split: str = "train"
+    val_split: str = "valid"
+    label_set: str = "ferplus8"
+    input_size: int = 64
+    colour: str = "gray"
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.25,)
+    weak_va: bool = True
+    num_workers: int = 0
+    limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    embeddings: str = "configs/graph/label_embeddings.json"
+    rho: str = "configs/graph/ferplus8_rho.json"
+    tau: float = 0.1
+    p: float = 0.5
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    ce: str = "soft"  # soft: CE against vote distributions; weighted: CE with w_c ~ 1/count_c
+    va_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    epochs: int = 20
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"  # cosine | constant
+    max_steps: int = 0  # >0: stop after this many steps (smoke runs)
+    # >0: a wall-clock budget. The cosine schedule then follows max(step fraction, time fraction) and
+    # training stops when the budget is spent, so a run on a shared, loaded CPU still anneals and ends on time.
+    time_budget_min: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: bool = True
+    rotate: float = 15.0
+    translate: float = 0.08
+    scale: tuple[float, float] = (0.9, 1.1)
+    erase: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    model_id: str = "mtlgcn-ferplus"
+    template: str = "configs/model/ferplus_template.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "mtlgcn_ferplus"
+    seed: int = 0
+    threads: int = 2
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def expand(value: str) -> str:
+    """Expand ``${VAR}``; AFFECTSTREAM_SHARED defaults to ../shared beside the repository."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "AFFECTSTREAM_SHARED":
+            return os.environ.get(name, str(REPO.parent / "shared"))
+        if name not in os.environ:
+            raise ConfigError(f"recipe references ${{{name}}}, which is not set in the environment")
+        return os.environ[name]
+
+    return _VAR.sub(sub, value)
+
+
+def resolve_path(value: str) -> Path:
+    path = Path(expand(value))
+    return path if path.is_absolute() else REPO / path
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where or 'recipe'}; allowed: {sorted(fields)}")
+    kwargs = {}
+    for name, value in raw.items():
+        default = getattr(cls(), name)
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a mapping, got {value!r}")
+            kwargs[name] = _build(type(default), value, key)
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(float(v) for v in value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false, got {value!r}")
+            kwargs[name] = value
+        else:
+            try:
+                kwargs[name] = type(default)(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a {type(default).__name__}, got {value!r}") from None
+    return cls(**kwargs)
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    """Validate a parsed recipe (unknown keys and wrong types raise ConfigError naming the key)."""
+    return _build(Recipe, raw, "")
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Load a YAML recipe, apply dotted-key overrides (``{"optim.epochs": 1}``) and validate it."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return recipe_from_dict(raw)
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """Plain dict (tuples as lists) for YAML and checkpoints."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(recipe))

@@ -1,0 +1,119 @@
+"""MTL-GCN and its ablation baselines: a timm backbone split from a head that can be swapped.
+
+Heads:
+    linear: single-task, one linear classifier (no valence/arousal).
+    multitask: linear expression head plus linear valence/arousal head.
+    mtlgcn: the paper's graph head: a two-layer GCN over label-name embeddings produces one weight vector
+        per node (C expressions + valence + arousal); outputs = image feature . node weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.errors import ConfigError
+
+HEADS = ("linear", "multitask", "mtlgcn")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What builds a model; saved in every checkpoint so it rebuilds without the recipe."""
+
+    head: str = "mtlgcn"
+    backbone: str = "resnet18"
+    in_chans: int = 1
+    num_classes: int = 8
+    global_pool: str = "avg"
+    drop_rate: float = 0.0
+    gcn_hidden: int = 512
+
+
+class GraphHead(nn.Module):
+    """Two GCN layers turning node embeddings into classifier weights (ML-GCN style)."""
+
+    def __init__(self, embeddings: np.ndarray, adj: np.ndarray, feat_dim: int, hidden: int = 512) -> None:
+        super().__init__()
+        # Buffers, not parameters: they are fixed inputs and must travel inside checkpoints and ONNX.
+        self.register_buffer("emb", torch.as_tensor(embeddings, dtype=torch.float32))
+        self.register_buffer("adj", torch.as_tensor(adj, dtype=torch.float32))
+        self.gc1 = nn.Linear(self.emb.shape[1], hidden, bias=False)
+        self.gc2 = nn.Linear(hidden, feat_dim, bias=False)
+        self.act = nn.LeakyReLU(0.2)
+
+    def node_weights(self) -> torch.Tensor:
+        h = self.act(self.adj @ self.gc1(self.emb))
+        return self.adj @ self.gc2(h)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return feat @ self.node_weights().t()
+
+
+class AffectModel(nn.Module):
+    """Backbone + head; ``forward`` returns (logits [N, C], va [N, 2] or None)."""
+
+    def __init__(self, cfg: ModelConfig, embeddings: np.ndarray | None = None, adj: np.ndarray | None = None):
+        super().__init__()
+        import timm
+
+        if cfg.head not in HEADS:
+            raise ConfigError(f"unknown head {cfg.head!r}; choose one of {HEADS}")
+        self.cfg = cfg
+        self.backbone = timm.create_model(
+            cfg.backbone, pretrained=False, in_chans=cfg.in_chans, num_classes=0,
+            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate,
+        )
+        feat_dim = self.backbone.num_features
+        self.has_va = cfg.head != "linear"
+        if cfg.head == "mtlgcn":
+            if embeddings is None or adj is None:
+                raise ConfigError("the mtlgcn head needs label embeddings and an adjacency matrix")
+            self.head = GraphHead(embeddings, adj, feat_dim, cfg.gcn_hidden)
+        else:
+            self.head = nn.Linear(feat_dim, cfg.num_classes)
+            self.va_head = nn.Linear(feat_dim, 2) if self.has_va else None
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward_head(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.cfg.head == "mtlgcn":
+            out = self.head(feat)
+            return out[:, : self.cfg.num_classes], out[:, self.cfg.num_classes :]
+        return self.head(feat), (self.va_head(feat) if self.va_head is not None else None)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.forward_head(self.forward_features(x))
+
+
+class InferenceModel(nn.Module):
+    """The deployed form: softmax probabilities and valence/arousal clipped to [-1, 1].
+
+    Always returns a ``va`` tensor (zeros for a model without a VA head) so callers see one signature.
+    """
+
+    def __init__(self, model: AffectModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, va = self.model(x)
+        if va is None:
+            va = logits.new_zeros(logits.shape[0], 2)
+        # The paper's VA outputs are unbounded dot products; consumers expect the [-1, 1] range.
+        return torch.softmax(logits, dim=1), va.clamp(-1.0, 1.0)
+
+
+class ProbsOnly(nn.Module):
+    """Exports a model without a VA head with the single output ``probs``."""
+
+    def __init__(self, module: InferenceModel) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)[0]
