@@ -47,6 +47,7 @@ class Worker:
         self.metrics_port = metrics_port
         self.publisher = ResultPublisher(self.redis, cfg.redis.maxlen)
         self._stop = threading.Event()
+        self._idle = threading.Event()  # set while the prepare stage waits for frames from its sources
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
@@ -86,11 +87,15 @@ class Worker:
             while active and not self._stop.is_set():
                 got = False
                 for src in list(active):
-                    frame = src.get(timeout=0.0 if len(active) > 1 else 0.05)
+                    frame = src.get(timeout=0.0)
+                    if frame is None and len(active) == 1:
+                        self._idle.set()  # about to wait for the source: the batcher need not wait for us
+                        frame = src.get(timeout=0.05)
                     if frame is None:
                         if src.finished:
                             active.remove(src)
                         continue
+                    self._idle.clear()
                     got = True
                     if frame.index <= skip_until[frame.source]:
                         continue
@@ -100,6 +105,7 @@ class Worker:
                     self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
                     self._prepared.put(prepared)
                 if not got and len(active) > 1:
+                    self._idle.set()
                     time.sleep(0.002)
         except BaseException as exc:
             self.failed = exc
@@ -108,7 +114,8 @@ class Worker:
             self._prepared.put(STOP)
 
     def _engine_loop(self, processor) -> None:
-        batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=self.cfg.batch.max_wait_ms)
+        batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=self.cfg.batch.max_wait_ms,
+                               producer_idle=self._idle.is_set)  # fmt: skip
         try:
             while batch := batcher.next_batch():
                 t = time.perf_counter()
