@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SKIPPABLE = ("naive", "de3", "live")
+SKIPPABLE = ("naive", "de3", "live", "archive")
 
 
 def _size(text: str):
@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
     p.add_argument("--live-seconds", type=float, help="length of each live run (default 20, quick 8)")
+    p.add_argument("--live-streams", type=lambda t: tuple(int(x) for x in t.split(",")),
+                   help="concurrent stream counts of the live runs (default 1,2,4)")  # fmt: skip
     p.add_argument("--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     p.add_argument("--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)")
@@ -42,7 +44,7 @@ def settings_from_args(args: argparse.Namespace):
     quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     values = dict(QUICK) if quick else {}
     for name, key in (("runs", "runs"), ("det_size", "det_size"), ("model", "model"), ("detector", "detector"),
-                      ("live_seconds", "live_seconds")):  # fmt: skip
+                      ("live_seconds", "live_seconds"), ("live_streams", "live_streams")):  # fmt: skip
         if getattr(args, name, None) is not None:
             values[key] = getattr(args, name)
     if values.get("runs", 1) < 1:

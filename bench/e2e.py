@@ -41,6 +41,7 @@ class RunResult:
     peak_rss_mib: float
     wall_s: float
     exit_code: int
+    cpu_s: float | None = None  # worker CPU seconds between the first decode and the last XADD
 
     @property
     def frames(self) -> int:
@@ -104,7 +105,11 @@ def run_supervised(overrides: dict, redis_url: str, *, duration_s: float | None 
     entries = {n: read_entries(client, n) for n in names}
     client.delete(*[frames_key(n) for n in names], *[events_key(n) for n in names])
     client.close()
-    return RunResult(entries, sampler.peak_mib, wall, code)
+    result = RunResult(entries, sampler.peak_mib, wall, code)
+    if result.frames:
+        first = min(e[0].ts for e in entries.values() if e)
+        result.cpu_s = sampler.cpu_between(first, first + result.span_s())
+    return result
 
 
 def base_overrides(detector: Path, model: Path, det_size, detect_every: int = 1) -> dict:
@@ -141,6 +146,7 @@ def archive_metrics(result: RunResult) -> dict:
         "frames": result.frames,
         "faces": result.faces,
         "seconds": span,
+        "cpu_ms_per_frame": 1000.0 * result.cpu_s / result.frames if result.cpu_s else 0.0,
         "wall_s": result.wall_s,
         "peak_rss_mib": result.peak_rss_mib,
     }

@@ -38,6 +38,14 @@ def _version(module: str) -> str:
         return "not installed"
 
 
+def _cv2() -> str:
+    try:
+        import cv2
+    except ImportError:
+        return "not installed"
+    return cv2.__version__
+
+
 def busy_processes(min_cpu: float = 20.0) -> list[str]:
     """Other processes using at least `min_cpu` % CPU right now (`ps`), e.g. a training job.
 
@@ -65,7 +73,7 @@ def describe() -> dict:
         "memory_gib": _mem_total_gib(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {m: _version(m) for m in ("onnxruntime", "av", "numpy", "opencv-python-headless", "insightface", "redis")},
+        "versions": {**{m: _version(m) for m in ("onnxruntime", "av", "numpy", "insightface", "redis")}, "opencv": _cv2()},
         "loadavg_at_start": [round(x, 2) for x in load],
         "busy_processes_at_start": busy_processes(),
         "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -14,6 +14,41 @@ def _runs(summary: dict) -> str:
     return ", ".join(_fmt(r) for r in summary["runs"])
 
 
+def _archive_tables(res: dict) -> list[str]:
+    lines = ["## Stages, standalone", "", "| stage | median | runs | CPU ms per frame (engine: per face) |", "|---|---|---|---|"]
+    for name, summ in res["stages"].items():
+        unit = "faces/s" if name.endswith("_faces") else "frames/s"
+        cpu = res.get("stage_cpu_ms", {}).get(name, "")
+        lines.append(f"| {name.removesuffix('_faces')} ({unit}) | {_fmt(summ['median'])} | {_runs(summ)} | {_fmt(cpu, 2)} |")
+    wl = res["stage_workload"]
+    lines += ["", f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).", ""]
+    lines += ["## End to end (archive mode, real Supervisor + Worker + redis-server)", "",
+              "| variant | frames/s (median) | runs | faces/s | worker CPU ms per frame | peak RSS MiB |", "|---|---|---|---|---|---|"]  # fmt: skip
+    variants = [("detect every frame", res["e2e"])]
+    if "e2e_detect_every_3" in res:
+        variants.append(("detect_every 3", res["e2e_detect_every_3"]))
+    for name, e in variants:
+        lines.append(f"| {name} | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | "
+                     f"{_fmt(e['cpu_ms_per_frame']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |")  # fmt: skip
+    if "naive" in res:
+        n = res["naive"]
+        lines.append(f"| naive loop | {_fmt(n['fps']['median'])} | {_runs(n['fps'])} | | | |")
+        lines += ["", "Naive loop, share of its time: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in n["share_of_time"].items()) + "."]
+    return lines + [""]
+
+
+def _live_table(res: dict) -> list[str]:
+    lines = [f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker)", "",
+             "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n, lv in res["live"].items():
+        lines.append(
+            f"| {n} | {lv['p50_ms']} | {lv['p95_ms']} | {lv['p99_ms']} | {lv['max_ms']} | {lv['p99_per_window_ms']} | "
+            f"{lv['published_fps']} | {lv['dropped']} of {lv['decoded']} ({100 * lv['drop_rate']:.1f}%) | {lv['peak_rss_mib']} |"
+        )
+    return lines + [""]
+
+
 def markdown(res: dict) -> str:
     """A human summary of `res` (the dictionary from `bench.run.run_benchmark`)."""
     m, s = res["machine"], res["settings"]
@@ -34,11 +69,14 @@ def markdown(res: dict) -> str:
         "",
         "| metric | value |",
         "|---|---|",
+    ]
+    if "e2e_fps" in res:
+        lines += [
         f"| end-to-end archive (frames/s) | {_fmt(res['e2e_fps'])} |",
         f"| end-to-end archive (faces/s) | {_fmt(res['e2e_faces_per_s'])} |",
         f"| slowest stage standalone ({res['slowest_stage']}, frames/s) | {_fmt(res['slowest_stage_fps'])} |",
         f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
-    ]
+        ]
     if "naive_fps" in res:
         lines += [
             f"| naive loop (frames/s) | {_fmt(res['naive_fps'])} |",
@@ -54,34 +92,14 @@ def markdown(res: dict) -> str:
         ]
     if "live_p99_ms" in res:
         lines.append(f"| live p99, one 640x360 30 fps stream (ms) | {_fmt(res['live_p99_ms'])} |")
-    lines += [f"| peak RSS of the worker process (MiB) | {_fmt(res['peak_rss_mib'])} |", ""]
-    lines += ["## Stages, standalone", "", "| stage | median | runs |", "|---|---|---|"]
-    for name, summ in res["stages"].items():
-        unit = "faces/s" if name.endswith("_faces") else "frames/s"
-        lines.append(f"| {name.removesuffix('_faces')} ({unit}) | {_fmt(summ['median'])} | {_runs(summ)} |")
-    wl = res["stage_workload"]
-    lines += ["", f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).", ""]
-    lines += ["## End to end (archive mode, real Supervisor + Worker + redis-server)", "",
-              "| variant | frames/s (median) | runs | faces/s | peak RSS MiB |", "|---|---|---|---|---|"]  # fmt: skip
-    e = res["e2e"]
-    lines.append(f"| detect every frame | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |")
-    if "e2e_detect_every_3" in res:
-        d = res["e2e_detect_every_3"]
-        lines.append(f"| detect_every 3 | {_fmt(d['fps']['median'])} | {_runs(d['fps'])} | {_fmt(d['faces_per_s']['median'])} | {_fmt(d['peak_rss_mib']['median'])} |")
-    if "naive" in res:
-        n = res["naive"]
-        lines.append(f"| naive loop | {_fmt(n['fps']['median'])} | {_runs(n['fps'])} | | |")
-        lines += ["", "Naive loop, share of its time: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in n["share_of_time"].items()) + "."]
+    if "peak_rss_mib" in res:
+        lines += [f"| peak RSS of the worker process (MiB) | {_fmt(res['peak_rss_mib'])} |"]
+    lines.append("")
+    if "stages" in res:
+        lines += _archive_tables(res)
     if "live" in res:
-        lines += ["", f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker)", "",
-                  "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for n, lv in res["live"].items():
-            lines.append(
-                f"| {n} | {lv['p50_ms']} | {lv['p95_ms']} | {lv['p99_ms']} | {lv['max_ms']} | {lv['p99_per_window_ms']} | "
-                f"{lv['published_fps']} | {lv['dropped']} of {lv['decoded']} ({100 * lv['drop_rate']:.1f}%) | {lv['peak_rss_mib']} |"
-            )
-    lines += ["", "## Checks", ""] + [f"- {k}: {'PASS' if v else 'FAIL'}" for k, v in res["checks"].items()]
+        lines += _live_table(res)
+    lines += ["## Checks", ""] + [f"- {k}: {'PASS' if v else 'FAIL'}" for k, v in res["checks"].items()]
     lines += ["", f"Total benchmark time: {res['duration_s']} s.", ""]
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ change in background load affects every variant alike, and the medians are compa
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ class Settings:
         detector: SCRFD ONNX; None = `$AFFECTSTREAM_DETECTOR` or the shared SCRFD-500M.
         redis_url: An existing Redis; empty = a private embedded redis-server.
         workdir: Where built clips and the embedded Redis live.
+        skip: Parts left out: "naive", "de3" (detect_every 3), "live", "archive" (stages, e2e, de3 and naive).
     """
 
     quick: bool = False
@@ -84,19 +86,21 @@ def run_benchmark(s: Settings) -> dict:
     out: dict = {"machine": machine.describe()}
     server = None
     url = s.redis_url
+    redis_dir = tempfile.TemporaryDirectory(prefix="redis-", dir=workdir)
     if not url:
-        server = EmbeddedRedis(tempfile.mkdtemp(prefix="redis-", dir=workdir))
+        server = EmbeddedRedis(redis_dir.name)
         url = server.start()
     client = connect(url)
     try:
-        archive = _archive(s, videos, expected, detector, model, url, client, out)
-        out.update(archive)
+        if "archive" not in s.skip:
+            out.update(_archive(s, videos, expected, detector, model, url, client, out))
         if "live" not in s.skip:
             out.update(_live(s, workdir, detector, model, url))
     finally:
         client.close()
         if server is not None:
             server.stop()
+        redis_dir.cleanup()
     primary = stages.size_label(s.det_size)
     out["settings"] = {
         **{k: v for k, v in asdict(s).items() if k not in ("redis_url",)},
@@ -108,7 +112,7 @@ def run_benchmark(s: Settings) -> dict:
             for i in info
         ],
     }
-    out["bench_peak_rss_mib"] = round(peak_rss_mib(__import__("os").getpid()), 1)
+    out["bench_peak_rss_mib"] = round(peak_rss_mib(os.getpid()), 1)
     out["duration_s"] = round(time.monotonic() - started, 1)
     out["machine"] = machine.finish(out["machine"])
     out["checks"] = checks(out)
@@ -144,24 +148,27 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
             naive_runs.append(naive.run(videos, client))
     fps_runs = [p.fps() for p in stage_runs]
     stage_fps = {k: summary([f[k] for f in fps_runs]) for k in fps_runs[0]}
+    cpu_runs = [p.cpu_ms_per_frame() for p in stage_runs]
+    stage_cpu = {k: round(median([c[k] for c in cpu_runs]), 2) for k in cpu_runs[0]}
     sp = stage_runs[0]
     faces_per_frame = sp.faces / sp.frames
     medians = {k: v["median"] for k, v in stage_fps.items()}
     slow_name, slow_fps = stages.slowest_stage(medians, primary, faces_per_frame, s.max_batch)
     res: dict = {
         "stages": stage_fps,
+        "stage_cpu_ms": stage_cpu,
         "stage_workload": {"frames": sp.frames, "faces": sp.faces, "frames_with_faces": sp.frames_with_faces,
                            "faces_per_frame": round(faces_per_frame, 3)},  # fmt: skip
         "slowest_stage": slow_name,
         "slowest_stage_fps": round(slow_fps, 1),
-        "e2e": {k: summary([m[k] for m in e2e_runs]) for k in ("fps", "faces_per_s", "seconds", "peak_rss_mib")},
+        "e2e": {k: summary([m[k] for m in e2e_runs]) for k in ("fps", "faces_per_s", "seconds", "cpu_ms_per_frame", "peak_rss_mib")},
         "e2e_fps": round(median([m["fps"] for m in e2e_runs]), 1),
         "e2e_faces_per_s": round(median([m["faces_per_s"] for m in e2e_runs]), 1),
         "peak_rss_mib": round(max(m["peak_rss_mib"] for m in e2e_runs), 1),
     }
     res["ratios"] = {"e2e_over_slowest_stage": round(res["e2e_fps"] / res["slowest_stage_fps"], 3)}
     if de3_runs:
-        res["e2e_detect_every_3"] = {k: summary([m[k] for m in de3_runs]) for k in ("fps", "faces_per_s", "peak_rss_mib")}
+        res["e2e_detect_every_3"] = {k: summary([m[k] for m in de3_runs]) for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")}
         res["e2e_fps_detect_every_3"] = round(median([m["fps"] for m in de3_runs]), 1)
         res["detect_every_3_coverage"] = e2e.coverage(first_de1, first_de3)
         res["ratios"]["detect_every_3_over_e2e"] = round(res["e2e_fps_detect_every_3"] / res["e2e_fps"], 3)

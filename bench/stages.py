@@ -40,6 +40,12 @@ class StagePass:
     engine_s: dict[int, float] = field(default_factory=dict)
     engine_faces: dict[int, int] = field(default_factory=dict)
     publish_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all of its threads)
+
+    def cpu_ms_per_frame(self) -> dict[str, float]:
+        """CPU per frame of each stage (engine: per face): robust to other load, unlike throughput."""
+        return {k: 1000.0 * v / (self.engine_faces[int(k[8:-6])] if k.startswith("engine_b") else self.frames)
+                for k, v in self.cpu_s.items()}  # fmt: skip
 
     def fps(self) -> dict[str, float]:
         """Throughput per stage: frames/s, except `engine_b*` in faces/s."""
@@ -53,10 +59,18 @@ class StagePass:
         return out
 
 
-def _timed(fn, *args):
-    t = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t
+class _Clock:
+    """Wall and process-CPU time of stage calls (the pass runs one stage at a time, so process CPU is the stage's)."""
+
+    def __init__(self, cpu: dict[str, float]) -> None:
+        self.cpu = cpu
+
+    def call(self, stage: str, fn, *args):
+        c, t = time.process_time(), time.perf_counter()
+        out = fn(*args)
+        wall = time.perf_counter() - t
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - c
+        return out, wall
 
 
 def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client, *, maxlen: int, max_batch: int) -> StagePass:
@@ -71,7 +85,6 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
         maxlen: `XADD MAXLEN ~` as the worker uses it.
         max_batch: The engine batch used to produce the published results (the worker's `batch.max_batch`).
     """
-    from pipeline.align import align_face, to_input
     from pipeline.keys import frames_key
     from pipeline.process import Prepared
     from pipeline.publish import ResultPublisher
@@ -81,6 +94,7 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
     spec = processor.spec
     primary = next(iter(detectors))
     out = StagePass(detect_s=dict.fromkeys(detectors, 0.0))
+    clock = _Clock(out.cpu_s)
     prepared: list[Prepared] = []
     empty = np.zeros((0, 0, 3), np.uint8)
     for vi, video in enumerate(videos):
@@ -89,41 +103,46 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
         frames = iter_bgr(video)
         index = 0
         while True:
-            image, seconds = _timed(next, frames, None)
+            image, seconds = clock.call("decode", next, frames, None)
             if image is None:
                 break
             out.decode_s += seconds
             faces = []
             for label, det in detectors.items():
-                found, seconds = _timed(det.detect, image)
+                found, seconds = clock.call(f"detect_{label}", det.detect, image)
                 out.detect_s[label] += seconds
                 if label == primary:
                     faces = found
-            t = time.perf_counter()
-            faces = tracker.update(faces)
-            crops = [align_face(image, d.landmarks, spec) for d in faces]
-            inputs = to_input(crops, spec) if crops else np.zeros((0, spec.channels, *spec.input_size), np.float32)
-            out.align_s += time.perf_counter() - t
+            (faces, inputs), seconds = clock.call("align", _track_align, tracker, faces, image, spec)
+            out.align_s += seconds
             # The image is not needed after alignment; keep only what the engine and publisher read.
-            prepared.append(Prepared(Frame(source, index, index / 30.0, time.time(), empty), faces, inputs, t))
+            frame = Frame(source, index, index / 30.0, time.time(), empty)
+            prepared.append(Prepared(frame, faces, inputs, time.monotonic()))
             out.frames += 1
             out.faces += len(faces)
             out.frames_with_faces += bool(faces)
             index += 1
-    _engine_batches(processor, prepared, out)
+    _engine_batches(processor, prepared, out, clock)
     results = []
     for i in range(0, len(prepared), max_batch):
         results.extend(processor.infer(prepared[i : i + max_batch]))
     publisher = ResultPublisher(redis_client, maxlen)
-    t = time.perf_counter()
     for i in range(0, len(results), PUBLISH_CHUNK):
-        publisher.publish(results[i : i + PUBLISH_CHUNK])
-    out.publish_s = time.perf_counter() - t
+        out.publish_s += clock.call("publish", publisher.publish, results[i : i + PUBLISH_CHUNK])[1]
     redis_client.delete(*{frames_key(r.source) for r in results})
     return out
 
 
-def _engine_batches(processor, prepared: list, out: StagePass) -> None:
+def _track_align(tracker, faces, image, spec):
+    from pipeline.align import align_face, to_input
+
+    faces = tracker.update(faces)
+    crops = [align_face(image, d.landmarks, spec) for d in faces]
+    inputs = to_input(crops, spec) if crops else np.zeros((0, spec.channels, *spec.input_size), np.float32)
+    return faces, inputs
+
+
+def _engine_batches(processor, prepared: list, out: StagePass, clock: _Clock) -> None:
     faces = [p.inputs for p in prepared if len(p.inputs)]
     if not faces:
         raise ValueError("the workload has no face: the engine stage cannot be measured")
@@ -133,10 +152,9 @@ def _engine_batches(processor, prepared: list, out: StagePass) -> None:
     processor.engine.infer(pool[:32])  # first-call allocations are not throughput
     for batch in ENGINE_BATCHES:
         n = len(pool) - len(pool) % batch
-        t = time.perf_counter()
-        for i in range(0, n, batch):
-            processor.engine.infer(pool[i : i + batch])
-        out.engine_s[batch] = time.perf_counter() - t
+        out.engine_s[batch] = sum(
+            clock.call(f"engine_b{batch}_faces", processor.engine.infer, pool[i : i + batch])[1] for i in range(0, n, batch)
+        )
         out.engine_faces[batch] = n
 
 

@@ -39,6 +39,17 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (`/proc/<pid>/stat`), None when it is gone."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     return _status_kib(pid, "VmRSS") / 1024.0
 
@@ -49,9 +60,11 @@ def peak_rss_mib(pid: int) -> float:
 
 
 class PeakSampler:
-    """Samples the peak RSS of the processes `pids()` returns, every `every_s`, in a daemon thread.
+    """Samples the peak RSS and CPU time of the processes `pids()` returns, every `every_s`, in a daemon thread.
 
     VmHWM only grows, so the last sample of a process before it exits is its peak (within `every_s`).
+    CPU samples (wall time, summed CPU seconds) let `cpu_between` tell the CPU a run used in a window,
+    which, unlike throughput, hardly depends on what else the machine is running.
     """
 
     def __init__(self, pids: Callable[[], Sequence[int]], every_s: float = 0.25) -> None:
@@ -59,6 +72,7 @@ class PeakSampler:
         self._every = every_s
         self._stop = threading.Event()
         self.peak_mib = 0.0
+        self.cpu: list[tuple[float, float]] = []  # (unix time, CPU seconds summed over the processes)
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -66,8 +80,33 @@ class PeakSampler:
             self.sample()
 
     def sample(self) -> None:
+        import time
+
+        total, seen = 0.0, False
         for pid in self._pids():
             self.peak_mib = max(self.peak_mib, peak_rss_mib(pid))
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                total, seen = total + cpu, True
+        if seen:
+            self.cpu.append((time.time(), total))
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        """CPU seconds used between two unix times (linear between samples); None without samples."""
+        if len(self.cpu) < 2:
+            return None
+
+        def at(t: float) -> float:
+            prev = self.cpu[0]
+            for cur in self.cpu:
+                if cur[0] >= t:
+                    if cur[0] == prev[0]:
+                        return cur[1]
+                    return prev[1] + (cur[1] - prev[1]) * (t - prev[0]) / (cur[0] - prev[0])
+                prev = cur
+            return prev[1]
+
+        return at(end) - at(start)
 
     def __enter__(self) -> PeakSampler:
         self._thread.start()
