@@ -225,6 +225,7 @@ def run_job(
     consumer: str,
     stop: threading.Event | None = None,
     touch_every_s: float = 5.0,
+    heartbeat: Callable[[], None] | None = None,
 ) -> dict:
     """Process `job` to the end (or to a chunk boundary when `stop` is set) and write its files.
 
@@ -235,6 +236,7 @@ def run_job(
         consumer: This worker's consumer name in the `workers` group.
         stop: Set by the worker's signal handler; the job is left for another worker at a chunk boundary.
         touch_every_s: How often to tell the queue this worker still holds the job.
+        heartbeat: Called after every durable commit (the worker refreshes its health key).
 
     Returns:
         The per-video summary (also written to `<out>/summary/<video>.json`).
@@ -284,6 +286,8 @@ def run_job(
         if not jobs.touch(client, job, consumer):
             raise JobLost(job.id)
         last_touch = time.monotonic()
+        if heartbeat is not None:
+            heartbeat()
 
     chunk: list[FrameResult] = []
     decode: dict = {}

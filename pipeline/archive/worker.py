@@ -131,8 +131,9 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
         _beat(client, consumer, job.id, done, opts.idle_timeout_s)
         try:
             summary = run_job(
-                client, job, cache, consumer=consumer, stop=stop, touch_every_s=opts.idle_timeout_s / 4
-            )
+                client, job, cache, consumer=consumer, stop=stop, touch_every_s=opts.idle_timeout_s / 4,
+                heartbeat=lambda job=job, done=done: _beat(client, consumer, job.id, done, opts.idle_timeout_s),
+            )  # fmt: skip
             done += 1
             log.info("job %s done: %d frames -> %s", job.id, summary["frames"], job.out)
         except JobFailed as exc:

@@ -123,3 +123,23 @@ def test_corrupt_and_non_video_files_fail_alone(redis_url, tmp_path, model_path,
     assert (tmp_path / "out" / "VA" / "corrupt.txt").read_bytes() == (
         tmp_path / "out" / "VA" / "single_face.txt"
     ).read_bytes()
+
+
+def test_sigterm_hands_the_job_back_at_a_chunk_border(redis_url, tmp_path, model_path, detector):
+    video = need_shared("media", "videos", "face_noface.mov")
+    submit(redis_url, tmp_path / "out", [video], model_path, detector)
+    client = connect(redis_url)
+    worker = start_cli("archive", "work", "--redis", redis_url, log=tmp_path / "worker.log")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and int(list_jobs(client)[0]["frames_done"]) < 16:
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
+    job = list_jobs(client)[0]
+    stopped_at = int(job["frames_done"])
+    assert job["state"] == "queued" and 16 <= stopped_at < 169 and stopped_at % 16 == 0
+    assert len(entry_ids(client, job["source"])) == stopped_at
+    assert "handed back to the queue" in (tmp_path / "worker.log").read_text()
+    proc = cli("archive", "work", "--redis", redis_url, "--until-empty")  # no idle wait: picked up at once
+    assert proc.returncode == 0 and f"resuming {video}" in proc.stderr
+    assert entry_ids(client, job["source"]) == [f"{i}-1" for i in range(169)]
