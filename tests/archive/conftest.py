@@ -68,6 +68,9 @@ def tiny_model(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory) -> str:
+    """$AFFECTSTREAM_TEST_MODEL, else the shipped model, else a tiny one built here."""
+    if os.environ.get("AFFECTSTREAM_TEST_MODEL"):
+        return os.environ["AFFECTSTREAM_TEST_MODEL"]
     shipped = REPO / "engines" / "models" / "mtlgcn_ferplus.onnx"
     if shipped.is_file():
         return str(shipped)
