@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import need_shared
+from tests.conftest import REPO, need_shared
 
 
 def free_port() -> int:
@@ -20,17 +20,29 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def small_processor():
-    """The real pipeline (SCRFD-500M at 320x192, the shipped MTL-GCN on ONNX Runtime), kept cheap
-    with detect_every=3: the tracker carries boxes in between, the engine still runs on every frame."""
+def model_path(tmp_path_factory) -> str:
+    """$AFFECTSTREAM_TEST_MODEL, else the shipped model, else the archive tests' tiny real-format one."""
+    if os.environ.get("AFFECTSTREAM_TEST_MODEL"):
+        return os.environ["AFFECTSTREAM_TEST_MODEL"]
+    shipped = REPO / "engines" / "models" / "mtlgcn_ferplus.onnx"
+    if shipped.is_file():
+        return str(shipped)
+    from tests.archive.conftest import tiny_model
+
+    return str(tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
+
+
+@pytest.fixture(scope="session")
+def small_processor(model_path):
+    """The real pipeline (SCRFD-500M at 320x192, an MTL-GCN on ONNX Runtime), kept cheap with
+    detect_every=3: the tracker carries boxes in between, the engine still runs on every frame."""
     from pipeline.process import build_processor
 
     detector = need_shared("models", "scrfd_500m.onnx")
 
     def make(detect_every: int = 3):
-        # AFFECTSTREAM_MODEL (as for the CLI) picks another model; default: the shipped one
-        model = os.environ.get("AFFECTSTREAM_MODEL")
-        return build_processor(detector=str(detector), model=model, detect_every=detect_every, det_size=(320, 192))
+        return build_processor(detector=str(detector), model=model_path, detect_every=detect_every,
+                               det_size=(320, 192))  # fmt: skip
 
     return make
 
