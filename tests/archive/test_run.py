@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline.archive.run import JobLost, JobParams, JobReleased, run_job, stitc
 from pipeline.archive.worker import ProcessorCache, WorkerOptions
 from pipeline.keys import frames_key
 from pipeline.redis_conn import connect
+from pipeline.schema import validate_entry
 from pipeline.types import FaceResult, FrameResult
 from tests.conftest import need_shared
 
@@ -55,7 +57,14 @@ def test_stop_resume_and_replay_publish_each_frame_once(redis_url, tmp_path, mod
     # learns at its first commit that the job is no longer its own
     with pytest.raises(JobLost):
         run_job(client, job, cache, consumer="w")
-    assert [eid.decode() for eid, _ in client.xrange(key)] == [f"{i}-1" for i in range(72)]
+    entries = client.xrange(key)
+    assert [eid.decode() for eid, _ in entries] == [f"{i}-1" for i in range(72)]
+    for eid, fields in entries:
+        entry = {k.decode(): v.decode() for k, v in fields.items()}
+        validate_entry(entry)  # schema v1, like live results
+        assert int(entry["frame"]) == int(eid.decode().split("-")[0])
+    tracks = {f["track"] for _, fields in entries for f in json.loads(fields[b"faces"])}
+    assert tracks == {1}  # one face, one id across all five chunks
     assert (tmp_path / "out" / "VA" / "single_face.txt").read_bytes() == first
 
 

@@ -101,7 +101,7 @@ def test_corrupt_and_non_video_files_fail_alone(redis_url, tmp_path, model_path,
     text.write_text("minutes of the meeting, not a video\n" * 50)
     submit(redis_url, tmp_path / "out", [corrupt, text, good], model_path, detector)
 
-    proc = cli("archive", "work", "--redis", redis_url, "--until-empty")
+    proc = cli("archive", "work", "--redis", redis_url, "--until-empty", "-j", "2")  # two processes
     assert proc.returncode == 0, proc.stderr
     rows = {Path(j["path"]).name: j for j in list_jobs(connect(redis_url))}
     assert rows["single_face.mp4"]["state"] == "done"
