@@ -258,7 +258,9 @@ def run_job(
         client.delete(key)
     client.hset(hkey, mapping={"file": ident, "frames_total": info["frames"], "fps": info["fps"],
                                "width": info["width"], "height": info["height"]})  # fmt: skip
-    processor = processor_for(params)
+    processor = processor_for(params)  # loading models can take a while: say we are alive right after
+    if not jobs.touch(client, job, consumer):
+        raise JobLost(job.id)
     model_id = processor.spec.model_id
     top = client.xrevrange(key, count=1)
     done = frame_of(top[0][0]) + 1 if top else 0
