@@ -66,15 +66,22 @@ def tiny_model(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory) -> str:
-    """$AFFECTSTREAM_TEST_MODEL, else the shipped model, else a tiny one built here."""
+def model_for_tests(tmp_dir: Path) -> str:
+    """$AFFECTSTREAM_TEST_MODEL, else the shipped model, else a tiny one built in `tmp_dir`.
+
+    Shared by test folders that need some model file (call it from their own `model_path` fixture).
+    """
     if os.environ.get("AFFECTSTREAM_TEST_MODEL"):
         return os.environ["AFFECTSTREAM_TEST_MODEL"]
     shipped = REPO / "engines" / "models" / "mtlgcn_ferplus.onnx"
     if shipped.is_file():
         return str(shipped)
-    return str(tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
+    return str(tiny_model(tmp_dir / "tiny.onnx"))
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> str:
+    return model_for_tests(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="session")
