@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,18 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _passive_omp() -> None:
+    """Make idle OpenMP threads sleep instead of spin (must run before torch is imported).
+
+    On a CPU shared with other processes, spinning threads burn their time slice waiting at barriers:
+    measured here, 2-thread training ran at ~30 images per CPU-second with the default policy and
+    ~130 with PASSIVE.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _passive_omp()
     from training.config import load_recipe
     from training.errors import TrainingError
     from training.train import train
@@ -40,6 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _passive_omp()
     from training.errors import TrainingError
     from training.evaluate import evaluate_checkpoint, format_report
 
@@ -55,6 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _passive_omp()
     from training.errors import TrainingError
     from training.export import export_onnx
 

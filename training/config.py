@@ -31,7 +31,8 @@ class DataConfig:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
     weak_va: bool = True
-    num_workers: int = 0
+    eye_level: bool = False  # AffectNet: rotate crops so the eyes are level (from the 68 landmarks)
+    frame_step: int = 1  # Aff-Wild2: keep every n-th annotated frame
     limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)
 
 
@@ -133,6 +134,10 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
             kwargs[name] = _build(type(default), value, key)
         elif isinstance(default, tuple):
             kwargs[name] = tuple(float(v) for v in value)
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a mapping, got {value!r}")
+            kwargs[name] = dict(value)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false, got {value!r}")

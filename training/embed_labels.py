@@ -33,7 +33,7 @@ def main() -> None:
         "model": MODEL_NAME,
         "normalized": True,
         "dim": int(vectors.shape[1]),
-        "vectors": {n: [round(float(v), 6) for v in vec] for n, vec in zip(names, vectors)},
+        "vectors": {n: [round(float(v), 6) for v in vec] for n, vec in zip(names, vectors, strict=True)},
     }
     OUT.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {OUT} ({len(names)} names, {vectors.shape[1]}-d)")

@@ -35,3 +35,48 @@ def evaluate_samples(model, samples: Samples, recipe: Recipe, device=None) -> di
     if va is not None and samples.va_mask.any():
         report["va"] = va_report(va[samples.va_mask], samples.va[samples.va_mask])
     return report
+
+
+def evaluate_checkpoint(checkpoint: str, split: str | None = None, config: str | None = None) -> dict:
+    """Evaluate a checkpoint on a split of its recipe's dataset (or of another recipe's dataset)."""
+    from training.build import build_model
+    from training.checkpoint import load_checkpoint, recipe_of
+    from training.config import load_recipe
+    from training.data import create_dataset
+
+    ck = load_checkpoint(checkpoint)
+    recipe = recipe_of(ck)
+    data_recipe = load_recipe(config) if config else recipe
+    model = build_model(recipe)
+    model.load_state_dict(ck["model"])
+    split = split or data_recipe.data.val_split
+    samples = create_dataset(data_recipe.data, split)
+    report = evaluate_samples(model, samples, recipe)
+    report.update({"checkpoint": str(checkpoint), "epoch": ck["epoch"], "split": split,
+                   "dataset": data_recipe.data.dataset, "labels": list(samples.label_set.labels)})
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A plain-text metrics table: summary line, per-class recall/F1, confusion matrix, VA metrics."""
+    names = report["labels"]
+    lines = [
+        f"{report['dataset']} {report['split']}: n={report['n']}  accuracy={report['accuracy']:.4f}  "
+        f"macro-F1={report['macro_f1']:.4f}",
+        "",
+        f"{'class':<10} {'recall':>7} {'F1':>7}   confusion (rows true, cols predicted)",
+    ]
+    width = max(6, max(len(n) for n in names))
+    lines.append(" " * 28 + " ".join(f"{n[:width]:>{width}}" for n in names))
+    for name, row in zip(names, report["confusion"], strict=True):
+        recall = report["recall"][name]
+        rec = f"{recall:7.4f}" if recall is not None else "    n/a"
+        lines.append(f"{name:<10} {rec} {report['f1'][name]:7.4f}   " + " ".join(f"{v:>{width}}" for v in row))
+    if "va" in report:
+        va = report["va"]
+        lines.append("")
+        for dim in ("valence", "arousal"):
+            m = va[dim]
+            lines.append(f"{dim:<8} CCC={m['ccc']:.4f} PCC={m['pcc']:.4f} RMSE={m['rmse']:.4f} SAGR={m['sagr']:.4f}")
+        lines.append(f"ABAW VA (mean CCC) = {va['abaw_va']:.4f}")
+    return "\n".join(lines)

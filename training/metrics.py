@@ -70,8 +70,8 @@ def classification_report(label: np.ndarray, pred: np.ndarray, names: tuple[str,
         "accuracy": accuracy(label, pred),
         "macro_f1": macro_f1(cm),
         "abaw_expr": macro_f1(cm),
-        "recall": {n: (None if np.isnan(r) else float(r)) for n, r in zip(names, recall)},
-        "f1": {n: float(v) for n, v in zip(names, f1)},
+        "recall": {n: (None if np.isnan(r) else float(r)) for n, r in zip(names, recall, strict=True)},
+        "f1": {n: float(v) for n, v in zip(names, f1, strict=True)},
         "confusion": cm.tolist(),
     }
 

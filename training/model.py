@@ -9,7 +9,8 @@ Heads:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,8 @@ class ModelConfig:
     global_pool: str = "avg"
     drop_rate: float = 0.0
     gcn_hidden: int = 512
+    # Extra timm create_model arguments, e.g. {"channels": [32, 64, 128, 256]} for a half-width ResNet.
+    backbone_args: dict[str, Any] = field(default_factory=dict)
 
 
 class GraphHead(nn.Module):
@@ -65,7 +68,7 @@ class AffectModel(nn.Module):
         self.cfg = cfg
         self.backbone = timm.create_model(
             cfg.backbone, pretrained=False, in_chans=cfg.in_chans, num_classes=0,
-            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate,
+            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate, **cfg.backbone_args,
         )
         feat_dim = self.backbone.num_features
         self.has_va = cfg.head != "linear"

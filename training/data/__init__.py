@@ -19,14 +19,16 @@ def _affectnet(cfg, split: str) -> Samples:
     from training.config import resolve_path
     from training.data.affectnet import load_affectnet
 
-    return load_affectnet(resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.label_set)
+    return load_affectnet(
+        resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.label_set, cfg.eye_level
+    )
 
 
 def _affwild2(cfg, split: str) -> Samples:
     from training.config import resolve_path
     from training.data.affwild2 import load_affwild2
 
-    return load_affwild2(resolve_path(cfg.root), split, cfg.input_size, cfg.colour)
+    return load_affwild2(resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.frame_step)
 
 
 def _afew_va(cfg, split: str) -> Samples:

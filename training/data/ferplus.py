@@ -58,7 +58,7 @@ def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: 
     folder = Path(root) / SPLITS[split]
     names, votes = read_votes(folder / "label.csv")
     keep, majority, dist = vote_targets(votes)
-    names = [n for n, k in zip(names, keep) if k]
+    names = [n for n, k in zip(names, keep, strict=True) if k]
     label_set = get_label_set("ferplus8")
     dist = dist[keep]
     va = np.zeros((len(names), 2), np.float32)

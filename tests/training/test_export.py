@@ -1,0 +1,71 @@
+"""Export: ONNX Runtime matches torch, the spec travels in the metadata, checkpoints load weights_only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import REPO, tiny_overrides
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+pytestmark = pytest.mark.train
+
+
+def _checkpoint(tmp_path, head: str):
+    from training.build import build_model
+    from training.checkpoint import save_checkpoint
+    from training.config import load_recipe
+
+    recipe = load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}))
+    torch.manual_seed(0)
+    model = build_model(recipe)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, recipe, 1, 2, {"accuracy": 0.5})
+    return path
+
+
+@pytest.mark.parametrize("head", ["mtlgcn", "multitask", "linear"])
+def test_onnx_matches_torch(tmp_path, head):
+    from engines.spec import EngineSpec
+    from training.export import export_onnx
+    from training.inference import load_inference_model
+
+    ck = _checkpoint(tmp_path, head)
+    out = tmp_path / "model.onnx"
+    spec = export_onnx(ck, out)
+    module, spec2 = load_inference_model(ck)
+    assert spec == spec2 == EngineSpec.from_onnx(out)
+    assert spec.has_va == (head != "linear")
+    assert spec.input_size == (48, 48) and spec.colour == "gray"
+    assert spec.labels[:2] == ("Neutral", "Happy") and len(spec.labels) == 8
+
+    x = torch.randn(5, 1, 48, 48)
+    with torch.no_grad():
+        probs, va = module(x)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].name == "input"
+    got = sess.run(None, {"input": x.numpy()})
+    assert [o.name for o in sess.get_outputs()] == (["probs", "va"] if spec.has_va else ["probs"])
+    assert np.abs(got[0] - probs.numpy()).max() <= 1e-4
+    np.testing.assert_allclose(got[0].sum(1), 1.0, atol=1e-5)
+    if spec.has_va:
+        assert np.abs(got[1] - va.numpy()).max() <= 1e-4
+    # dynamic batch axis: a different batch size runs too
+    assert sess.run(None, {"input": x.numpy()[:1]})[0].shape == (1, 8)
+
+
+def test_checkpoint_loads_weights_only(tmp_path):
+    ck = _checkpoint(tmp_path, "mtlgcn")
+    payload = torch.load(ck, weights_only=True)
+    assert payload["recipe"]["model"]["head"] == "mtlgcn"
+    assert payload["epoch"] == 1
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    from training.errors import CheckpointError
+    from training.inference import load_inference_model
+
+    with pytest.raises(CheckpointError, match="nope.pt"):
+        load_inference_model(tmp_path / "nope.pt")
