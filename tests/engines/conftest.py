@@ -6,17 +6,11 @@ backbone at 32x32 grey, with random weights: parity tests compare backends, not 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    # `pytest` (not `python -m pytest`) puts tests/ before the repo root; keep `engines` the package.
-    sys.path.insert(0, str(REPO))
 
 TEMPLATE_32 = ((11.0, 12.5), (21.0, 12.5), (16.0, 18.0), (12.0, 23.5), (20.0, 23.5))
 
