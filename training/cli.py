@@ -92,7 +92,7 @@ def register(subparsers) -> None:
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser("evaluate", help="evaluate a checkpoint; prints a table, optionally writes JSON")
-    p.add_argument("checkpoint", help="a .pt checkpoint from `train`")
+    p.add_argument("checkpoint", help="a .pt checkpoint from `train`, or an exported .onnx (needs -c)")
     p.add_argument("--split", help="dataset split (default: the recipe's validation split)")
     p.add_argument("-c", "--config", help="evaluate on this recipe's data instead of the checkpoint's")
     p.add_argument("--json", help="write the full report here")

@@ -37,8 +37,49 @@ def evaluate_samples(model, samples: Samples, recipe: Recipe, device=None) -> di
     return report
 
 
+def evaluate_onnx(model_path: str, config: str, split: str | None = None) -> dict:
+    """Evaluate an exported ONNX file with ONNX Runtime on a recipe's data, preprocessed per its spec."""
+    import onnxruntime as ort
+
+    from engines.spec import EngineSpec
+    from training.config import load_recipe
+    from training.data import create_dataset
+    from training.labels import get_label_set
+
+    spec = EngineSpec.from_onnx(model_path)
+    recipe = load_recipe(config)
+    split = split or recipe.data.val_split
+    samples = create_dataset(recipe.data, split)
+    if tuple(samples.label_set.labels) != spec.labels or samples.images.shape[1:3] != spec.input_size:
+        from training.errors import ConfigError
+
+        raise ConfigError(f"{config} data ({recipe.data.label_set}, {recipe.data.input_size}px) does not match "
+                          f"{model_path} ({spec.labels}, {spec.input_size})")
+    sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    x = normalize(torch.from_numpy(samples.images), spec.mean, spec.std).numpy()
+    outs = [sess.run(None, {"input": x[i : i + 256]}) for i in range(0, len(x), 256)]
+    probs = np.concatenate([o[0] for o in outs])
+    has = samples.label >= 0
+    report = classification_report(samples.label[has], probs[has].argmax(1), get_label_set(recipe.data.label_set).labels)
+    if spec.has_va and samples.va_mask.any():
+        va = np.concatenate([o[1] for o in outs])
+        report["va"] = va_report(va[samples.va_mask], samples.va[samples.va_mask])
+    report.update({"checkpoint": str(model_path), "epoch": None, "split": split,
+                   "dataset": recipe.data.dataset, "labels": list(spec.labels)})
+    return report
+
+
 def evaluate_checkpoint(checkpoint: str, split: str | None = None, config: str | None = None) -> dict:
-    """Evaluate a checkpoint on a split of its recipe's dataset (or of another recipe's dataset)."""
+    """Evaluate a checkpoint on a split of its recipe's dataset (or of another recipe's dataset).
+
+    An ``.onnx`` path is run with ONNX Runtime instead and needs ``config`` for the data.
+    """
+    if str(checkpoint).endswith(".onnx"):
+        if not config:
+            from training.errors import ConfigError
+
+            raise ConfigError("evaluating an .onnx file needs -c <recipe> to know the data")
+        return evaluate_onnx(str(checkpoint), config, split)
     from training.build import build_model
     from training.checkpoint import load_checkpoint, recipe_of
     from training.config import load_recipe

@@ -36,6 +36,7 @@ def test_onnx_matches_torch(tmp_path, head):
     out = tmp_path / "model.onnx"
     spec = export_onnx(ck, out)
     module, spec2 = load_inference_model(ck)
+    assert not module.training
     assert spec == spec2 == EngineSpec.from_onnx(out)
     assert spec.has_va == (head != "linear")
     assert spec.input_size == (48, 48) and spec.colour == "gray"
