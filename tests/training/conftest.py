@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,10 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def shared_path(*parts: str) -> Path:
-    """Path under AFFECTSTREAM_SHARED; skip when missing, fail when AFFECTSTREAM_REQUIRE_SHARED=1."""
-    root = Path(os.environ.get("AFFECTSTREAM_SHARED", REPO.parent / "shared")).resolve()
-    path = root.joinpath(*parts)
-    if not path.exists():
-        msg = f"{path} is missing (set AFFECTSTREAM_SHARED to the shared/ folder)"
-        if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    """Path under AFFECTSTREAM_SHARED; skips, or fails when AFFECTSTREAM_REQUIRE_SHARED=1 (tests/conftest.py)."""
+    from tests.conftest import need_shared
+
+    return need_shared(*parts)
 
 
 @pytest.fixture(autouse=True)
