@@ -27,7 +27,8 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     theta = torch.stack(
         [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
     )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Random draws stay on the CPU generator (reproducible on any device); the warp runs where x lives.
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     # Border padding: zero padding would paint black wedges no aligned crop ever contains.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -120,7 +120,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
                 break
             b = _batch(train_set, order[i * o.batch_size : (i + 1) * o.batch_size], device)
             x = normalize(b["images"], recipe.data.mean, recipe.data.std)
-            x = random_affine(x.cpu(), recipe.augment, gen).to(device)
+            x = random_affine(x, recipe.augment, gen)
             x = random_erase(x, recipe.augment.erase, gen).contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, o.lr, o.schedule, time_frac)
