@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped engines/models/mtlgcn_ferplus.onnx)")
     p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
-    p.add_argument("--live-seconds", type=float, help="length of each live run (default 20, quick 8)")
+    p.add_argument("--live-seconds", type=float, help="length of each live run (default 15, quick 8)")
     p.add_argument("--live-streams", type=lambda t: tuple(int(x) for x in t.split(",")),
                    help="concurrent stream counts of the live runs (default 1,2,4)")  # fmt: skip
     p.add_argument("--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)")

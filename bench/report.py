@@ -76,6 +76,7 @@ def markdown(res: dict) -> str:
         f"| end-to-end archive (faces/s) | {_fmt(res['e2e_faces_per_s'])} |",
         f"| slowest stage standalone ({res['slowest_stage']}, frames/s) | {_fmt(res['slowest_stage_fps'])} |",
         f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
+        f"| e2e / one detector in a loop (detect_{s['det_size']}) | {_fmt(res['ratios']['e2e_over_single_detector'], 3)} |",
         ]
     if "naive_fps" in res:
         lines += [
