@@ -112,17 +112,9 @@ function renderCircumplex(points, windowS) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, c = w / 2, r = w / 2 - 28;
   ctx.clearRect(0, 0, w, w);
-  ctx.strokeStyle = "#3a3f48";
+  ctx.strokeStyle = "#3a3f48"; ctx.lineWidth = 1;
   ctx.beginPath(); ctx.arc(c, c, r, 0, 2 * Math.PI); ctx.stroke();
   ctx.beginPath(); ctx.moveTo(c - r, c); ctx.lineTo(c + r, c); ctx.moveTo(c, c - r); ctx.lineTo(c, c + r); ctx.stroke();
-  ctx.fillStyle = "#8a8f98"; ctx.font = "12px system-ui"; ctx.textAlign = "center";
-  ctx.fillText("arousal +", c, 14); ctx.fillText("arousal \u2212", c, w - 4);
-  ctx.textAlign = "right"; ctx.fillText("valence +", c + r - 4, c + 16);
-  ctx.textAlign = "left"; ctx.fillText("valence \u2212", c - r + 4, c + 16);
-  ctx.textAlign = "center"; ctx.fillStyle = "#5d626b";
-  const q = r * 0.62;
-  ctx.fillText("tense", c - q, c - q); ctx.fillText("excited", c + q, c - q);
-  ctx.fillText("sad / tired", c - q, c + q); ctx.fillText("calm", c + q, c + q);
   for (const p of points) {
     const x = c + Math.max(-1, Math.min(1, p.v)) * r, y = c - Math.max(-1, Math.min(1, p.a)) * r;
     ctx.globalAlpha = Math.max(0.12, 1 - p.age / windowS);
@@ -130,6 +122,17 @@ function renderCircumplex(points, windowS) {
     ctx.beginPath(); ctx.arc(x, y, 4, 0, 2 * Math.PI); ctx.fill();
   }
   ctx.globalAlpha = 1;
+  // labels last, outlined in the card colour, so the points never hide them
+  ctx.font = "12px system-ui"; ctx.lineWidth = 3; ctx.strokeStyle = "#1d2026";
+  const label = (text, x, y, align, fill) => {
+    ctx.textAlign = align; ctx.fillStyle = fill;
+    ctx.strokeText(text, x, y); ctx.fillText(text, x, y);
+  };
+  label("arousal +", c, 14, "center", "#8a8f98"); label("arousal \u2212", c, w - 4, "center", "#8a8f98");
+  label("valence +", c + r - 4, c + 16, "right", "#8a8f98"); label("valence \u2212", c - r + 4, c + 16, "left", "#8a8f98");
+  const q = r * 0.62;
+  label("tense", c - q, c - q, "center", "#6d727b"); label("excited", c + q, c - q, "center", "#6d727b");
+  label("sad / tired", c - q, c + q, "center", "#6d727b"); label("calm", c + q, c + q, "center", "#6d727b");
 }
 
 function renderShares(shares) {
