@@ -71,7 +71,8 @@ class DashboardState:
         self.rate_window_s, self.stale_s, self.seed = rate_window_s, stale_s, seed
         self._lock = threading.Lock()
         self._sources: dict[str, SourceState] = {}
-        self._faces: deque = deque(maxlen=20_000)  # (ts, source, track, expr, valence, arousal)
+        # (ts, source, track, expr, valence, arousal) within the longest window; the cap bounds memory
+        self._faces: deque = deque(maxlen=200_000)
         self._positions: dict[str, str] = {}
         self._last_scan = 0.0
         self.errors = 0
@@ -137,6 +138,9 @@ class DashboardState:
                 state.recent.append((result.ts, result.latency_ms))
                 for f in result.faces:
                     self._faces.append((result.ts, source, f.track, f.expr, f.valence, f.arousal))
+            horizon = now - max(self.window_s, self.va_window_s)
+            while self._faces and self._faces[0][0] < horizon:
+                self._faces.popleft()
         return len(rows)
 
     def _event(self, source: str, fields: dict) -> None:
