@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, need_shared
+from tests.conftest import REPO, need_shared
 
 from engines.spec import EngineSpec
 from pipeline.align import align_face, similarity_transform, to_input, transform_points

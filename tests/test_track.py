@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import need_shared
+from tests.conftest import need_shared
 
 from pipeline.track import IoUTracker, iou_matrix
 from pipeline.types import Detection
