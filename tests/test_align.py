@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import REPO, need_shared
 
 from engines.spec import EngineSpec
 from pipeline.align import align_face, similarity_transform, to_input, transform_points
+from tests.conftest import REPO, need_shared
 
 # insightface's ArcFace 112x112 template: a realistic face framing for the geometric checks.
 TEMPLATE = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import need_shared
 
 from pipeline.detect import FaceDetector, auto_input_size, resolve_detector, select_providers
 from pipeline.errors import DetectorError
+from tests.conftest import need_shared
 
 
 @pytest.fixture(scope="module")

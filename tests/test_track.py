@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import need_shared
 
 from pipeline.track import IoUTracker, iou_matrix
 from pipeline.types import Detection
+from tests.conftest import need_shared
 
 
 def _det(x: float, y: float, size: float = 50.0) -> Detection:

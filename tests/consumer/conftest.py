@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
 
 import pytest
 
-from tests.conftest import REPO, need_shared
+from tests.conftest import need_shared
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory) -> str:
-    """$AFFECTSTREAM_TEST_MODEL, else the shipped model, else the archive tests' tiny real-format one."""
-    if os.environ.get("AFFECTSTREAM_TEST_MODEL"):
-        return os.environ["AFFECTSTREAM_TEST_MODEL"]
-    shipped = REPO / "engines" / "models" / "mtlgcn_ferplus.onnx"
-    if shipped.is_file():
-        return str(shipped)
-    from tests.archive.conftest import tiny_model
-
-    return str(tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
 
 
 @pytest.fixture(scope="session")
