@@ -165,7 +165,7 @@ def engine_options(engine_cfg) -> dict:
     if engine_cfg.backend == "onnxruntime" and engine_cfg.threads:
         opts["threads"] = engine_cfg.threads
     if engine_cfg.backend == "tensorrt":
-        opts.update(precision=engine_cfg.precision, cache_dir=engine_cfg.cache_dir, calibration_dir=engine_cfg.calibration_dir)
+        opts.update(precision=engine_cfg.precision, cache_dir=engine_cfg.cache_dir, calibration_dir=engine_cfg.calibration_dir or None)
     return opts
 
 
