@@ -24,6 +24,8 @@ from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
 
+DRAIN_RETRY_S = 30.0  # how long a stopping worker keeps retrying an unreachable Redis
+
 
 class Worker:
     """Runs `specs` (a list of `SourceSpec`) until the finite ones end or `stop()` is called.
@@ -162,6 +164,9 @@ class Worker:
         except BaseException as exc:
             self.failed = exc
             log.exception("engine stage failed")
+            self._stop.set()
+            while batcher.next_batch():  # unblock the prepare threads until they send STOP
+                pass
         finally:
             self._results.put(STOP)
 
@@ -183,7 +188,8 @@ class Worker:
             for r in batch:  # decode -> XADD, the latency consumers care about
                 r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
             t = time.perf_counter()
-            self._publish_with_retry(batch)
+            if not self._publish_with_retry(batch):
+                continue
             self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - t)
             for r in batch:
                 self.metrics.frames_published.labels(r.source).inc()
@@ -191,21 +197,33 @@ class Worker:
                 self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
             self.published += len(batch)
 
-    def _publish_with_retry(self, batch) -> None:
-        """Redis hiccups must not lose accepted frames: retry with backoff (bounded by shutdown)."""
-        delay = 0.1
+    def _publish_with_retry(self, batch) -> bool:
+        """Redis outages must not lose accepted frames: retry with capped backoff for as long as the
+        worker runs; once it is stopping, give up after DRAIN_RETRY_S so a dead Redis cannot keep
+        the process alive forever (the loss is logged and the worker exits non-zero)."""
+        delay, stopping_since = 0.1, None
         while True:
             try:
                 self.publisher.publish(batch)
-                return
+                return True
             except Exception as exc:
+                if self._stop.is_set():
+                    stopping_since = stopping_since or time.monotonic()
+                    if time.monotonic() - stopping_since > DRAIN_RETRY_S:
+                        log.error("Redis unreachable while stopping: %d frames not published", len(batch))
+                        self.failed = exc
+                        return False
                 log.warning("publish failed (%s); retrying in %.1f s", mask_text(str(exc)), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
+        parent = os.getppid()
         while not self._stop.wait(self.cfg.workers.heartbeat_s):
+            if os.getppid() != parent:  # the supervisor died (SIGKILL): no one would ever stop us
+                log.warning("worker %s: supervisor %d is gone; draining and exiting", self.worker_id, parent)
+                self.stop()
             self._sync_source_metrics()
             self._beat(key)
 
@@ -259,17 +277,24 @@ class Worker:
             t.start()
         beat.start()
         for t in prepare:  # prepare ends at EOF of every source, on stop(), or on failure
-            t.join()
+            _join(t)
         for src in sources:
             src.stop()
         self._sync_source_metrics()
         for t in threads[len(prepare) :]:
-            t.join()
+            _join(t)
         self._stop.set()
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
         log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
         return 1 if self.failed else 0
+
+
+def _join(thread: threading.Thread) -> None:
+    """Join in slices: a signal delivered to another thread only runs its Python handler when the
+    main thread executes bytecode, which a join without timeout never does."""
+    while thread.is_alive():
+        thread.join(0.2)
 
 
 def worker_main(cfg, specs, worker_id: str, redis_url: str, resume: bool, metrics_port: int, log_level: int) -> None:

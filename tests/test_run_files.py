@@ -94,9 +94,11 @@ def test_bad_sources_do_not_stop_a_healthy_one(redis_url, tmp_path):
     assert "error" in events(client, "corrupt") or "eof" in events(client, "corrupt")
 
 
-def test_sigterm_drains_and_exits_zero(redis_url):
+def test_sigterm_drains_and_exits_zero(redis_url, tmp_path):
     video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
-    proc = run_cli("--source", f"long={video}", redis_url=redis_url, wait=False)
+    cfg = tmp_path / "realtime.yaml"  # replayed at its native 24 fps: SIGTERM comes well before the end
+    cfg.write_text(f"sources:\n  - {{name: long, url: '{video}', realtime: true}}\n")
+    proc = run_cli("-c", str(cfg), redis_url=redis_url, wait=False)
     client = connect(redis_url)
     assert wait_for(lambda: len(entries(client, "long")) >= 20, timeout=120)
     proc.send_signal(signal.SIGTERM)
