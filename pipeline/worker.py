@@ -37,9 +37,11 @@ class Worker:
         redis_url: Where to publish.
         resume: Files continue after their last published frame (a restart after a crash).
         metrics_port: Prometheus port of this worker; 0 = none.
+        stop: Set to stop (the signal handlers set it); a new event when None.
     """
 
-    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, resume: bool = False, metrics_port: int = 0) -> None:
+    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, resume: bool = False, metrics_port: int = 0,
+                 stop: threading.Event | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
@@ -48,7 +50,7 @@ class Worker:
         self.metrics = WorkerMetrics()
         self.metrics_port = metrics_port
         self.publisher = ResultPublisher(self.redis, cfg.redis.maxlen)
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._idle: list[threading.Event] = []  # per prepare thread: set while it waits for frames
         self._lock = threading.Lock()
         self._preparing = 0  # prepare threads still running; the last one to end sends STOP
@@ -299,10 +301,11 @@ def _join(thread: threading.Thread) -> None:
 
 def worker_main(cfg, specs, worker_id: str, redis_url: str, resume: bool, metrics_port: int, log_level: int) -> None:
     """Entry point of a worker process (multiprocessing target)."""
+    stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill us mid-way
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     from pipeline.logs import setup_logging
 
     setup_logging(log_level)
-    worker = Worker(cfg, specs, worker_id, redis_url, resume=resume, metrics_port=metrics_port)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker = Worker(cfg, specs, worker_id, redis_url, resume=resume, metrics_port=metrics_port, stop=stop)
     raise SystemExit(worker.run())
