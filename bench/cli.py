@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SKIPPABLE = ("naive", "de3", "live", "archive")
+SKIPPABLE = ("naive", "de3", "auto", "live", "archive")
 
 
 def _size(text: str):

@@ -27,6 +27,8 @@ def _archive_tables(res: dict) -> list[str]:
     variants = [("detect every frame", res["e2e"])]
     if "e2e_detect_every_3" in res:
         variants.append(("detect_every 3", res["e2e_detect_every_3"]))
+    if "e2e_detector_auto" in res:
+        variants.append(("detector input auto (from the frame size)", res["e2e_detector_auto"]))
     for name, e in variants:
         lines.append(f"| {name} | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | "
                      f"{_fmt(e['cpu_ms_per_frame']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |")  # fmt: skip
@@ -91,6 +93,9 @@ def markdown(res: dict) -> str:
             f"| face-frames still covered with detect_every 3 | {100 * cov['face_frames']:.1f}% "
             f"(faces matched at IoU>=0.5: {100 * cov['faces_iou50']:.1f}%) |",
         ]
+    if "e2e_fps_detector_auto" in res:
+        lines.append(f"| e2e with detector input auto (frames/s) | {_fmt(res['e2e_fps_detector_auto'])} "
+                     f"(x{_fmt(res['ratios']['detector_auto_over_e2e'], 2)}) |")  # fmt: skip
     if "live_p99_ms" in res:
         lines.append(f"| live p99, one 640x360 30 fps stream (ms) | {_fmt(res['live_p99_ms'])} |")
     if "peak_rss_mib" in res:

@@ -39,7 +39,8 @@ class Settings:
         detector: SCRFD ONNX; None = `$AFFECTSTREAM_DETECTOR` or the shared SCRFD-500M.
         redis_url: An existing Redis; empty = a private embedded redis-server.
         workdir: Where built clips and the embedded Redis live.
-        skip: Parts left out: "naive", "de3" (detect_every 3), "live", "archive" (stages, e2e, de3 and naive).
+        skip: Parts left out: "naive", "de3" (detect_every 3), "auto" (e2e at the frame-derived detector
+            size), "live", "archive" (stages and every e2e and naive run).
     """
 
     quick: bool = False
@@ -133,7 +134,8 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
     n_par = min(len(videos), cores)
     parallel = [FaceDetector(str(detector), input_size=s.det_size, threads=max(1, cores // n_par)) for _ in range(n_par)]
     naive = NaiveLoop(detector, model, s.det_size)
-    stage_runs, e2e_runs, de3_runs, naive_runs = [], [], [], []
+    stage_runs, e2e_runs, de3_runs, auto_runs, naive_runs = [], [], [], [], []
+    with_auto = "auto" not in s.skip and s.det_size != "auto"
     first_de1 = first_de3 = None
     for r in range(s.runs):
         log.info("run %d/%d: stage pass", r + 1, s.runs)
@@ -150,6 +152,10 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
             res3 = e2e.archive_run(videos, f"de3r{r}", detector, model, s.det_size, url, detect_every=3, expected=expected)
             de3_runs.append(e2e.archive_metrics(res3))
             first_de3 = first_de3 or res3
+        if with_auto:
+            log.info("run %d/%d: e2e archive, detector input auto", r + 1, s.runs)
+            res_auto = e2e.archive_run(videos, f"autor{r}", detector, model, "auto", url, expected=expected)
+            auto_runs.append(e2e.archive_metrics(res_auto))
         if "naive" not in s.skip:
             log.info("run %d/%d: naive loop", r + 1, s.runs)
             naive_runs.append(naive.run(videos, client))
@@ -183,6 +189,10 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
         res["e2e_fps_detect_every_3"] = round(median([m["fps"] for m in de3_runs]), 1)
         res["detect_every_3_coverage"] = e2e.coverage(first_de1, first_de3)
         res["ratios"]["detect_every_3_over_e2e"] = round(res["e2e_fps_detect_every_3"] / res["e2e_fps"], 3)
+    if auto_runs:
+        res["e2e_detector_auto"] = {k: summary([m[k] for m in auto_runs]) for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")}
+        res["e2e_fps_detector_auto"] = round(median([m["fps"] for m in auto_runs]), 1)
+        res["ratios"]["detector_auto_over_e2e"] = round(res["e2e_fps_detector_auto"] / res["e2e_fps"], 3)
     if naive_runs:
         res["naive_fps"] = round(median([n.fps for n in naive_runs]), 1)
         res["naive"] = {
