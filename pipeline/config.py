@@ -56,6 +56,11 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class SmoothingConfig:
+    window: int = 1
+
+
+@dataclass(frozen=True)
 class WorkersConfig:
     count: int = 1
     heartbeat_s: float = 2.0
@@ -75,6 +80,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sources: tuple[SourceSpec, ...] = ()
@@ -84,7 +90,7 @@ class Config:
 _MINIMUM = {
     "redis.maxlen": 1, "detector.detect_every": 1, "engine.max_batch": 1, "batch.max_batch": 1,
     "batch.max_wait_ms": 0, "workers.count": 1, "workers.heartbeat_s": 0.1, "workers.stale_after_s": 0.5,
-    "metrics.port": 0, "engine.threads": 0, "detector.threshold": 0.0,
+    "metrics.port": 0, "engine.threads": 0, "smoothing.window": 1, "detector.threshold": 0.0,
 }  # fmt: skip
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

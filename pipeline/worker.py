@@ -153,6 +153,9 @@ class Worker:
                 self._prepared.put(STOP)
 
     def _engine_loop(self, processor) -> None:
+        from pipeline.smooth import CausalSmoother
+
+        smoother = CausalSmoother(self.cfg.smoothing.window)  # results arrive in frame order per source
         batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=self.cfg.batch.max_wait_ms,
                                producer_idle=lambda: all(e.is_set() for e in self._idle))  # fmt: skip
         try:
@@ -162,7 +165,7 @@ class Worker:
                 self.metrics.stage_seconds.labels("engine").observe(time.perf_counter() - t)
                 self.metrics.batch_size.observe(sum(len(p.faces) for p in batch))
                 for r in results:
-                    self._results.put(r)
+                    self._results.put(smoother.apply(r))
         except BaseException as exc:
             self.failed = exc
             log.exception("engine stage failed")

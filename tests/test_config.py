@@ -80,3 +80,9 @@ def test_example_configs_validate(name, monkeypatch, shared):
     monkeypatch.setenv("AFFECTSTREAM_SHARED", str(shared))
     cfg = load_config(REPO / "configs" / "pipeline" / name)
     assert cfg.engine.backend == "onnxruntime"
+
+
+def test_smoothing_window_validated(tmp_path):
+    assert load_config().smoothing.window == 1
+    with pytest.raises(ConfigError, match=r"smoothing.window: 0 is below the minimum 1"):
+        load_config(write(tmp_path, "smoothing:\n  window: 0\n"))

@@ -135,3 +135,19 @@ def test_bad_command_line_fails_fast_with_message(argv, message):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_live_smoothing_steadies_valence(redis_url, tmp_path):
+    video = need_shared("media", "videos", "single_face.mp4")
+    cfg = tmp_path / "smooth.yaml"
+    cfg.write_text("smoothing:\n  window: 8\n")
+    assert run_cli("--source", f"raw={video}", redis_url=redis_url)[0] == 0
+    assert run_cli("-c", str(cfg), "--source", f"smooth={video}", redis_url=redis_url)[0] == 0
+    client = connect(redis_url)
+
+    def jitter(source):
+        vals = [json.loads(e["faces"])[0]["valence"] for e in entries(client, source) if int(e["n"]) == 1]
+        assert len(vals) > 30
+        return sum(abs(a - b) for a, b in zip(vals, vals[1:], strict=False)) / (len(vals) - 1)
+
+    assert jitter("smooth") < 0.7 * jitter("raw")
