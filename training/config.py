@@ -88,6 +88,7 @@ class Recipe:
     seed: int = 0
     threads: int = 2
     device: str = "auto"
+    init_checkpoint: str = ""  # start from these model weights (a warm restart / fine-tune); resume wins
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)

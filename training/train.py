@@ -103,6 +103,10 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         start_epoch, step, best = ck["epoch"], ck["step"], ck["best"]
         elapsed = float(ck.get("elapsed", 0.0))
         print(f"resumed from {last} at epoch {start_epoch}, step {step}")
+    elif recipe.init_checkpoint:
+        from training.config import resolve_path
+
+        model.load_state_dict(load_checkpoint(resolve_path(recipe.init_checkpoint))["model"])
 
     gen = torch.Generator().manual_seed(recipe.seed)
     for epoch in range(start_epoch, o.epochs):
