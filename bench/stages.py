@@ -113,7 +113,9 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
         index = 0
         while True:
             image, seconds = clock.call("decode", next, frames, None)
-            if parallel and (image is None or len(chunk) == PARALLEL_CHUNK):
+            last = image is None and vi == len(videos) - 1
+            # Chunks run across video boundaries: a short chunk at each file's end would idle a detector.
+            if parallel and (len(chunk) == PARALLEL_CHUNK or (last and chunk)):
                 out.detect_s[par_label] += clock.call(f"detect_{par_label}", _detect_parallel, parallel, chunk)[1]
                 chunk = []
             if image is None:
