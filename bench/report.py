@@ -62,7 +62,7 @@ def markdown(res: dict) -> str:
         f"Measured {m['utc']}; load average {m['loadavg_at_start']} at start, {m.get('loadavg_at_end')} at end.",
         f"Other busy processes at start: {'; '.join(m['busy_processes_at_start']) or 'none'}.",
         "",
-        f"Settings: detector `{Path(s['detector_file']).name}` at {s['det_size']}, model `{Path(s['model_file']).name}`, "
+        f"Settings: detector `{Path(s['detector_file']).name}` at {s['det_size']}, model `{Path(s['model_file']).name}` ({s.get('model_id', '?')}), "
         f"engine max batch {s['max_batch']}, {s['runs']} runs (medians), quick={s['quick']}.",
         "Workload (archive mode, every frame): "
         + ", ".join(f"{w['file']} ({w['frames']} frames, {w['size']}, {w['codec']})" for w in s["workload"]) + ".",

@@ -70,6 +70,7 @@ def _model_path(model: str | None) -> Path:
 
 def run_benchmark(s: Settings) -> dict:
     """Run everything `s` asks for and return the results (see bench/README in docs/bench.md)."""
+    from engines.spec import EngineSpec
     from pipeline.redis_conn import EmbeddedRedis, connect
 
     started = time.monotonic()
@@ -108,6 +109,7 @@ def run_benchmark(s: Settings) -> dict:
         "det_size": primary,
         "detector_file": str(detector),
         "model_file": str(model),
+        "model_id": EngineSpec.from_onnx(model).model_id,
         "workload": [
             {"file": i.path.name, "frames": i.frames, "size": f"{i.width}x{i.height}", "fps": round(i.fps, 2), "codec": i.codec}
             for i in info
