@@ -69,7 +69,7 @@ def _model_path(model: str | None) -> Path:
 
 
 def run_benchmark(s: Settings) -> dict:
-    """Run everything `s` asks for and return the results (see bench/README in docs/bench.md)."""
+    """Run everything `s` asks for and return the results (described in docs/bench.md)."""
     from engines.spec import EngineSpec
     from pipeline.redis_conn import EmbeddedRedis, connect
 
@@ -95,7 +95,7 @@ def run_benchmark(s: Settings) -> dict:
     client = connect(url)
     try:
         if "archive" not in s.skip:
-            out.update(_archive(s, videos, expected, detector, model, url, client, out))
+            out.update(_archive(s, videos, expected, detector, model, url, client))
         if "live" not in s.skip:
             out.update(_live(s, workdir, detector, model, url))
     finally:
@@ -122,7 +122,7 @@ def run_benchmark(s: Settings) -> dict:
     return out
 
 
-def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client, out: dict) -> dict:
+def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client) -> dict:
     from pipeline.detect import FaceDetector
     from pipeline.process import build_processor
 
