@@ -47,3 +47,24 @@ def test_faceless_frames_do_not_wait():
     t = time.monotonic()
     assert len(b.next_batch()) == 1
     assert time.monotonic() - t < 0.1
+
+
+def test_idle_producer_cuts_the_batch_at_once():
+    q = queue.Queue()
+    q.put(item(1))
+    b = MicroBatcher(q, max_faces=8, max_wait_ms=500, producer_idle=lambda: True)
+    t = time.monotonic()
+    assert len(b.next_batch()) == 1
+    assert time.monotonic() - t < 0.1
+
+
+def test_busy_producer_is_waited_for_until_it_goes_idle():
+    q = queue.Queue()
+    q.put(item(1))
+    idle = threading.Event()
+    threading.Timer(0.05, q.put, args=(item(1),)).start()
+    threading.Timer(0.15, idle.set).start()
+    b = MicroBatcher(q, max_faces=8, max_wait_ms=2000, producer_idle=idle.is_set)
+    t = time.monotonic()
+    assert len(b.next_batch()) == 2
+    assert 0.1 < time.monotonic() - t < 0.5
