@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
 import threading
 import time
@@ -45,7 +44,7 @@ def _supervise(cfg, url: str, duration: float | None) -> int:
 
     supervisor = Supervisor(cfg, url)
     if duration:
-        timer = threading.Timer(duration, supervisor._on_signal, args=(signal.SIGTERM, None))
+        timer = threading.Timer(duration, supervisor.stop)
         timer.daemon = True
         timer.start()
     return supervisor.run()

@@ -62,8 +62,11 @@ class Supervisor:
         log.info("worker %s (pid %d): %s", slot.worker_id, slot.process.pid, ", ".join(s.name for s in slot.specs))
 
     def _on_signal(self, signum, _frame) -> None:
-        if not self.stopping:
-            log.info("signal %d: draining workers", signum)
+        log.info("signal %d: draining workers", signum)
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask every worker to drain and exit (SIGTERM); `run` returns once they have."""
         self.stopping = True
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive():
