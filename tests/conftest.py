@@ -20,11 +20,16 @@ def need_shared(*parts: str) -> Path:
     """Path under ../shared; skip when missing, or fail in CI (AFFECTSTREAM_REQUIRE_SHARED=1)."""
     path = shared_dir().joinpath(*parts)
     if not path.exists():
-        msg = f"{path} is missing (set AFFECTSTREAM_SHARED to the shared/ folder)"
-        if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing(f"{path} is missing (set AFFECTSTREAM_SHARED to the shared/ folder)")
     return path
+
+
+def missing(msg: str) -> None:
+    """Skip for a missing prerequisite; fail instead in CI (AFFECTSTREAM_REQUIRE_SHARED=1), where
+    .ci/run installs everything, so a broken install step cannot hide behind a skip."""
+    if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")

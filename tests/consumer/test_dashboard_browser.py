@@ -19,7 +19,7 @@ from pipeline.dashboard.app import create_app
 from pipeline.dashboard.state import DashboardState
 from pipeline.publish import ResultPublisher, publish_event
 from pipeline.redis_conn import connect
-from tests.conftest import REPO, need_shared
+from tests.conftest import REPO, missing, need_shared
 from tests.consumer.conftest import serve_app
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -43,7 +43,7 @@ return {source: text(card, ".face-source"), track: card.dataset.track, expr: tex
 def chromium():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        missing("Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="chromium-profile-")

