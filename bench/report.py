@@ -80,6 +80,13 @@ def markdown(res: dict) -> str:
         f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
         f"| e2e / one detector in a loop (detect_{s['det_size']}) | {_fmt(res['ratios']['e2e_over_single_detector'], 3)} |",
         ]
+    if "shared_core_bound_fps" in res:
+        lines += [
+        f"| shared-core bound: cores / summed stage CPU per frame (frames/s) | {_fmt(res['shared_core_bound_fps'])} |",
+        f"| e2e / shared-core bound (pipeline efficiency) | {_fmt(res['ratios']['e2e_over_shared_core_bound'], 3)} |",
+        f"| shared-core bound / slowest stage (highest e2e / slowest stage possible here) | "
+        f"{_fmt(res['ratios']['shared_core_bound_over_slowest_stage'], 3)} |",
+        ]
     if "naive_fps" in res:
         lines += [
             f"| naive loop (frames/s) | {_fmt(res['naive_fps'])} |",

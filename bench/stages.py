@@ -207,3 +207,20 @@ def slowest_stage(fps: dict[str, float], primary_label: str, faces_per_frame: fl
     }
     name = min(per_frame, key=per_frame.get)
     return name, per_frame[name]
+
+
+def shared_core_bound(cpu_ms: dict[str, float], detect: str, faces_per_frame: float, max_batch: int, cores: int) -> float:
+    """Frames/s that `cores` CPUs sustain when every stage shares them: cores / CPU per frame of all stages.
+
+    On a CPU-only machine the stages do not run on separate hardware: decoding, alignment, the engine
+    and the publisher take their CPU time from the detector. No pipeline can beat this bound, so
+    bound / slowest stage is the highest e2e / slowest-stage ratio this machine allows.
+
+    Args:
+        cpu_ms: The stage pass's CPU ms per frame (engine: per face), as `StagePass.cpu_ms_per_frame`.
+        detect: The detect stage counted (e.g. `detect_640x640_x2`, the one `slowest_stage` picked).
+    """
+    batch = max(b for b in ENGINE_BATCHES if b <= max_batch)
+    per_frame = cpu_ms["decode"] + cpu_ms[detect] + cpu_ms["align"] + cpu_ms["publish"]
+    per_frame += cpu_ms[f"engine_b{batch}_faces"] * faces_per_frame
+    return cores * 1000.0 / per_frame

@@ -34,6 +34,9 @@ class ModelConfig:
     gcn_hidden: int = 512
     # Extra timm create_model arguments, e.g. {"channels": [32, 64, 128, 256]} for a half-width ResNet.
     backbone_args: dict[str, Any] = field(default_factory=dict)
+    # False drops a ResNet's stem max-pool: at 48 px the stock /4 stem leaves stage 1 only 12x12 and the
+    # last stage 2x2; without the pool they are 24x24 and 3x3 (FER-sized faces need the resolution).
+    stem_pool: bool = True
 
 
 class GraphHead(nn.Module):
@@ -70,6 +73,10 @@ class AffectModel(nn.Module):
             cfg.backbone, pretrained=False, in_chans=cfg.in_chans, num_classes=0,
             global_pool=cfg.global_pool, drop_rate=cfg.drop_rate, **cfg.backbone_args,
         )
+        if not cfg.stem_pool:
+            if not isinstance(getattr(self.backbone, "maxpool", None), nn.MaxPool2d):
+                raise ConfigError(f"model.stem_pool: false needs a backbone with a stem max-pool; {cfg.backbone!r} has none")
+            self.backbone.maxpool = nn.Identity()
         feat_dim = self.backbone.num_features
         self.has_va = cfg.head != "linear"
         if cfg.head == "mtlgcn":
