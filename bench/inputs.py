@@ -77,15 +77,11 @@ def probe(path: Path) -> VideoInfo:
 
 def iter_bgr(path: Path, limit: int = 0) -> Iterator[np.ndarray]:
     """BGR frames of a video, decoded as the archive sources do (frame threading on)."""
-    import av
+    from itertools import islice
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if limit and i >= limit:
-                break
-            yield frame.to_ndarray(format="bgr24")
+    from pipeline.render import decode_bgr
+
+    return islice(decode_bgr(path), limit or None)
 
 
 def _encode(out: Path, frames: Iterator[np.ndarray], fps: int, size: tuple[int, int]) -> Path:

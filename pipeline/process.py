@@ -52,27 +52,41 @@ class FrameProcessor:
             tracker.reset()
         self._seen.pop(source, None)
 
-    def faces(self, frame: Frame) -> list[Detection]:
+    def detect_due(self, source: str) -> bool:
+        """Whether the next frame of `source` is a detection frame; counts that frame.
+
+        Call once per frame, in frame order (the worker calls it while it takes the frame).
+        """
+        n = self._seen.get(source, 0)
+        self._seen[source] = n + 1
+        return n % self.detect_every == 0
+
+    def track(self, frame: Frame, detections: list[Detection] | None) -> list[Detection]:
+        """Track ids for `frame`'s detections, or the carried tracks when it was not detected (None).
+
+        Call in frame order per source: the tracker's state is the previous frame's.
+        """
         from pipeline.track import IoUTracker
 
         tracker = self._trackers.get(frame.source)
         if tracker is None:
             tracker = self._trackers[frame.source] = IoUTracker()
-        n = self._seen.get(frame.source, 0)
-        self._seen[frame.source] = n + 1
-        if n % self.detect_every == 0:
-            return tracker.update(self.detector.detect(frame.image))
-        return tracker.carry()
+        return tracker.update(detections) if detections is not None else tracker.carry()
 
-    def prepare(self, frame: Frame) -> Prepared:
+    def align(self, frame: Frame, faces: list[Detection], t0: float) -> Prepared:
+        """Crop and normalise each face for the engine."""
         from pipeline.align import align_face, to_input
 
-        t0 = time.monotonic()
-        faces = self.faces(frame)
         crops = [align_face(frame.image, d.landmarks, self.spec) for d in faces]
         h, w = self.spec.input_size
         inputs = to_input(crops, self.spec) if crops else np.zeros((0, self.spec.channels, h, w), np.float32)
         return Prepared(frame, faces, inputs, t0)
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """detect (when due) -> track -> align, for callers that handle one source's frames in order."""
+        t0 = time.monotonic()
+        detections = self.detector.detect(frame.image) if self.detect_due(frame.source) else None
+        return self.align(frame, self.track(frame, detections), t0)
 
     def infer(self, batch: Sequence[Prepared]) -> list[FrameResult]:
         """One engine call for the faces of all `batch` frames."""

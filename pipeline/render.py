@@ -71,11 +71,14 @@ def decode_bgr(path: str | Path) -> Iterator[np.ndarray]:
     """Every frame of the first video stream, in decode order, as BGR arrays."""
     import av
 
+    from pipeline.sources import BgrConverter
+
+    to_bgr = BgrConverter()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="bgr24")
+            yield to_bgr(frame)
 
 
 def _bar(img: np.ndarray, x: int, y: int, w: int, value: float | None, name: str, colour) -> None:

@@ -86,60 +86,65 @@ class Worker:
                     points[spec.name] = int(last[0][1][b"frame"])
         return points
 
-    def _prepare_processors(self, processor, n_sources: int) -> list:
-        """One processor per prepare thread, each with its own detector, all sharing one engine.
+    def _detectors(self, processor) -> list:
+        """One detector per prepare thread: the processor's own plus, on CPU, one more per extra core.
 
-        On CPU, with several sources, each core gets its own single-threaded detector and a share of
-        the sources, so detections run in parallel without relying on intra-op threading, which costs
-        CPU per call (bench/: 34-37 -> 31-34 CPU ms per frame). A source stays on one thread, so its
-        frame order and its tracker are kept. GPU detectors, one source or one core keep one processor.
+        On CPU each core gets its own single-threaded detector, so detections run in parallel without
+        relying on intra-op threading, which costs CPU per call (bench/: 34-37 -> 31-34 CPU ms per
+        frame); with work sharing (`pipeline.lanes`) this holds for a single source too. A GPU detector
+        or a one-core machine keeps one prepare thread.
         """
         from pipeline.detect import FaceDetector
-        from pipeline.process import FrameProcessor
 
         cores = os.cpu_count() or 1
-        n = min(n_sources, cores)
-        if n <= 1 or list(processor.detector.providers) != ["CPUExecutionProvider"]:
-            return [processor]
+        if cores <= 1 or list(processor.detector.providers) != ["CPUExecutionProvider"]:
+            return [processor.detector]
         d = self.cfg.detector
-        return [
-            FrameProcessor(
-                FaceDetector(d.model, input_size=d.input_size, threshold=d.threshold,
-                             providers=list(d.providers) or None, threads=max(1, cores // n)),  # fmt: skip
-                processor.engine,
-                detect_every=d.detect_every,
-            )
-            for _ in range(n)
+        detectors = [
+            FaceDetector(d.model, input_size=d.input_size, threshold=d.threshold,
+                         providers=list(d.providers) or None, threads=1)  # fmt: skip
+            for _ in range(cores)
         ]
+        processor.detector = detectors[0]  # frees the processor's intra-op-threaded detector
+        return detectors
 
-    def _prepare_loop(self, processor, sources, idle: threading.Event) -> None:
-        skip_until = self._resume_points()
+    def _take(self, lanes: list, cursor: int, idle: threading.Event):
+        """The next frame of any source, round robin from `cursor`; None when none is ready yet.
+
+        Returns (taken, next cursor).
+        """
+        active = [lane for lane in lanes if not lane.finished]
+        for k in range(len(active)):
+            i = (cursor + k) % len(active)
+            if taken := active[i].take(0.0):
+                return taken, i + 1
+        idle.set()  # about to wait: the batcher need not wait for this thread
+        # One source left: block on it briefly (lowest latency for a single camera); else poll.
+        if len(active) == 1 and (taken := active[0].take(0.05)):
+            return taken, cursor
+        time.sleep(0.002)
+        return None, cursor
+
+    def _prepare_loop(self, processor, detector, lanes: list, idle: threading.Event, cursor: int) -> None:
+        from pipeline.lanes import LaneAborted
+
         try:
-            active = list(sources)
-            while active and not self._stop.is_set():
-                got = False
-                for src in list(active):
-                    frame = src.get(timeout=0.0)
-                    if frame is None and len(active) == 1:
-                        idle.set()  # about to wait for the source: the batcher need not wait for us
-                        frame = src.get(timeout=0.05)
-                    if frame is None:
-                        if src.finished:
-                            active.remove(src)
-                        continue
-                    idle.clear()
-                    got = True
-                    if frame.index <= skip_until[frame.source]:
-                        continue
-                    with self._lock:
-                        self.taken += 1
-                    t = time.perf_counter()
-                    prepared = processor.prepare(frame)
-                    self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
-                    self._prepared.put(prepared)
-                if not got and len(active) > 1:
-                    idle.set()
-                    time.sleep(0.002)
+            while not self._stop.is_set() and not all(lane.finished for lane in lanes):
+                taken, cursor = self._take(lanes, cursor, idle)
+                if taken is None:
+                    continue
+                idle.clear()
+                with self._lock:
+                    self.taken += 1
+                t0, t = time.monotonic(), time.perf_counter()
+                frame = taken.frame
+                detections = detector.detect(frame.image) if taken.detect else None
+                with taken.lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
+                    prepared = processor.align(frame, processor.track(frame, detections), t0)
+                    self._prepared.put(prepared)  # in frame order per source: the engine keeps it
+                self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
+        except LaneAborted:
+            pass  # another prepare thread failed first and reported it
         except BaseException as exc:
             self.failed = exc
             self._stop.set()  # the other prepare threads end too, as a single one would have
@@ -253,6 +258,7 @@ class Worker:
     # -- main -----------------------------------------------------------------------------------
     def run(self) -> int:
         """Run to completion; 0 when every frame taken was published, 1 when a stage failed."""
+        from pipeline.lanes import SourceLane
         from pipeline.process import processor_from_config
         from pipeline.sources import open_source
 
@@ -263,14 +269,16 @@ class Worker:
         sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
         for src in sources:
             src.start()
-        processors = self._prepare_processors(processor, len(sources))
-        processor = processors[0]  # infer() needs only the shared engine; a replaced detector is freed
-        self._idle = [threading.Event() for _ in processors]
-        self._preparing = len(processors)
+        skip_until = self._resume_points()
+        lanes = [SourceLane(src, processor.detect_due, skip_until[spec.name])
+                 for src, spec in zip(sources, self.specs, strict=True)]
+        detectors = self._detectors(processor)
+        self._idle = [threading.Event() for _ in detectors]
+        self._preparing = len(detectors)
+        # Each thread starts its round robin at another source, so they spread over the sources.
         prepare = [
-            threading.Thread(target=self._prepare_loop, args=(p, sources[i :: len(processors)], self._idle[i]),
-                             name=f"prepare-{i}")  # fmt: skip
-            for i, p in enumerate(processors)
+            threading.Thread(target=self._prepare_loop, args=(processor, det, lanes, self._idle[i], i), name=f"prepare-{i}")
+            for i, det in enumerate(detectors)
         ]
         threads = [
             *prepare,

@@ -449,3 +449,19 @@ def test_missing_device_retries_with_a_clear_reason():
         src.stop()
     assert "/dev/video99" in reason and "No such file" in reason
     assert src.stats.state == "down"
+
+
+def test_bgr_converter_matches_pyav_to_ndarray_across_frame_sizes():
+    import av
+
+    from pipeline.sources import BgrConverter
+
+    to_bgr = BgrConverter()  # one converter, two frame sizes: its swscale context must follow the change
+    for parts in (("media", "videos", "face_noface.mov"), WOLF):
+        with av.open(str(need_shared(*parts))) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                got = to_bgr(frame)
+                assert got.shape == (frame.height, frame.width, 3)
+                np.testing.assert_array_equal(got, frame.to_ndarray(format="bgr24"))
+                if i == 5:
+                    break

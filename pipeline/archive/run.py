@@ -145,6 +145,8 @@ def iter_frames(path: str, source: str, start: int, stats: dict | None = None) -
     """
     import av
 
+    from pipeline.sources import BgrConverter
+
     stats = {} if stats is None else stats
     stats["discarded"] = 0
     index = -1
@@ -154,6 +156,7 @@ def iter_frames(path: str, source: str, start: int, stats: dict | None = None) -
             stream.thread_type = "AUTO"  # frame threads: bit-exact, and 2-3x faster for archives
             tb = float(stream.time_base or 0)
             rate = float(stream.average_rate or 25)
+            to_bgr = BgrConverter()
             for packet in container.demux(stream):
                 stats["discarded"] += bool(packet.is_discard)
                 for frame in packet.decode():
@@ -161,7 +164,7 @@ def iter_frames(path: str, source: str, start: int, stats: dict | None = None) -
                     if index < start:
                         continue
                     pts = float(frame.pts * tb) if frame.pts is not None and tb else index / rate
-                    yield Frame(source, index, pts, time.time(), frame.to_ndarray(format="bgr24"))
+                    yield Frame(source, index, pts, time.time(), to_bgr(frame))
     except av.error.FFmpegError as exc:
         raise JobFailed(
             f"{path}: corrupt video, decoding failed after frame {index}: {mask_text(str(exc))}"

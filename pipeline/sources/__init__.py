@@ -3,10 +3,12 @@
 `import pipeline.sources` does not import PyAV; it loads when a source opens.
 """
 
+from pipeline.sources._av import BgrConverter
 from pipeline.sources.reader import EVENT_KINDS, STATES, EventCallback, Source, SourceStats, open_source
 from pipeline.sources.spec import KINDS, SourceSpec, SourceSpecError, kind_from_url
 
 __all__ = [
+    "BgrConverter",
     "EVENT_KINDS",
     "KINDS",
     "STATES",

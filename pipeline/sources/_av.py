@@ -99,3 +99,20 @@ def stream_info(stream: Any) -> dict[str, Any]:
         "fps": round(float(rate), 3) if rate else None,
         "frames": stream.frames or None,
     }
+
+
+class BgrConverter:
+    """Decoded frames to BGR arrays through one reused swscale context (one converter per reader thread).
+
+    `VideoFrame.to_ndarray(format="bgr24")` builds a new reformatter, and with it a new swscale
+    context, for every frame: ~0.3 ms of a 640x360 frame's ~0.4 ms conversion (bench/). A kept
+    `VideoReformatter` rebuilds its context only when the frame size or format changes.
+    """
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame: Any) -> Any:
+        return self._reformatter.reformat(frame, format="bgr24").to_ndarray()

@@ -257,6 +257,7 @@ class Source:
         last_pts: float | None = None
         last_frame_t = time.monotonic()
         pacer = _Pacer(self._stop) if self.spec.realtime else None
+        to_bgr = _av.BgrConverter()
         bad = 0
         for packet in container.demux(stream):
             if self._stop.is_set():
@@ -283,7 +284,7 @@ class Source:
                 last_pts = pts
                 if pacer is not None:
                     pacer.wait_for(pts)
-                frame = Frame(self.name, self._decoded, pts, time.time(), vf.to_ndarray(format="bgr24"))
+                frame = Frame(self.name, self._decoded, pts, time.time(), to_bgr(vf))
                 if not self._buffer.put(frame, self._stop):
                     raise _Stopped
                 with self._lock:
