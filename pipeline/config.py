@@ -5,12 +5,9 @@ A bad key or value fails at start with its dotted path and what is allowed, neve
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +17,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.sources import SourceSpec
+from pipeline.typed import build
 
 
 @dataclass(frozen=True)
@@ -125,84 +123,6 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _describe(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arm in args:
-            if arm is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _coerce(value, arm, path)
-            except ConfigError as exc:
-                errors.append(str(exc).split(": ", 1)[-1])
-        raise ConfigError(f"{path}: {value!r} is not valid; expected " + " or ".join(errors))
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not allowed; allowed values: {', '.join(map(repr, args))}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{path}: expected {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and not float(value).is_integer()):
-            raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}")
-        return tp(value)
-    if tp is str:
-        if value is None:
-            return ""
-        if not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return str(value)
-    if tp is Any:
-        return value
-    raise ConfigError(f"{path}: unsupported type {_describe(tp)}")  # internal: a new field type
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"{path + '.' if path else ''}{unknown[0]}: unknown key; allowed keys: {', '.join(names)}")
-    kwargs = {}
-    for name in names:
-        if name not in data:
-            continue
-        sub = f"{path}.{name}" if path else name
-        value = _coerce(data[name], hints[name], sub)
-        minimum = _MINIMUM.get(sub)
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{sub}: {value!r} is below the minimum {minimum}")
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path or 'config'}: {exc}") from exc
-
-
 def packaged_defaults() -> dict:
     return yaml.safe_load(resources.files("pipeline").joinpath("defaults.yaml").read_text())
 
@@ -283,4 +203,4 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
-    return _build(Config, data, "")
+    return build(Config, data, error=ConfigError, minimum=_MINIMUM)

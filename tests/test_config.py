@@ -57,6 +57,15 @@ def test_env_interpolation(tmp_path, monkeypatch):
         load_config(write(tmp_path, "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\n"))
 
 
+def test_numbers_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAXLEN", "5000")
+    cfg = load_config(write(tmp_path, "redis:\n  maxlen: ${MAXLEN}\nworkers:\n  heartbeat_s: ${BEAT:-0.5}\n"))
+    assert (cfg.redis.maxlen, cfg.workers.heartbeat_s) == (5000, 0.5)
+    monkeypatch.setenv("MAXLEN", "lots")
+    with pytest.raises(ConfigError, match=r"redis.maxlen: expected int, got 'lots'"):
+        load_config(write(tmp_path, "redis:\n  maxlen: ${MAXLEN}\n"))
+
+
 def test_folder_source_expands_to_one_source_per_video(tmp_path):
     for name in ("b.mp4", "a.mov", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")

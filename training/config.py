@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.typed import build
 from training.errors import ConfigError
 from training.model import ModelConfig
 
@@ -120,40 +121,9 @@ def resolve_path(value: str) -> Path:
     return path if path.is_absolute() else REPO / path
 
 
-def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where or 'recipe'}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, value in raw.items():
-        default = getattr(cls(), name)
-        key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key} must be a mapping, got {value!r}")
-            kwargs[name] = _build(type(default), value, key)
-        elif isinstance(default, tuple):
-            kwargs[name] = tuple(float(v) for v in value)
-        elif isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key} must be a mapping, got {value!r}")
-            kwargs[name] = dict(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{key} must be true or false, got {value!r}")
-            kwargs[name] = value
-        else:
-            try:
-                kwargs[name] = type(default)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key} must be a {type(default).__name__}, got {value!r}") from None
-    return cls(**kwargs)
-
-
 def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
     """Validate a parsed recipe (unknown keys and wrong types raise ConfigError naming the key)."""
-    return _build(Recipe, raw, "")
+    return build(Recipe, raw, error=ConfigError)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

@@ -24,12 +24,25 @@ def test_paper_recipe_is_the_paper():
 
 
 def test_errors_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"optim\.lr must be a float"):
+    with pytest.raises(ConfigError, match=r"optim\.lr: expected float, got 'fast'"):
         recipe_from_dict({"optim": {"lr": "fast"}})
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['bogus'\] in model"):
+    with pytest.raises(ConfigError, match=r"model\.bogus: unknown key; allowed keys: head, backbone"):
         recipe_from_dict({"model": {"bogus": 1}})
+    with pytest.raises(ConfigError, match=r"model\.stem_pool: expected true or false"):
+        recipe_from_dict({"model": {"stem_pool": "no"}})
+    with pytest.raises(ConfigError, match=r"augment\.scale: expected 2 values"):
+        recipe_from_dict({"augment": {"scale": [0.9]}})
     with pytest.raises(ConfigError, match="cannot read recipe"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+def test_numbers_written_as_strings_are_read_as_numbers():
+    # YAML 1.1 reads 1e-3 (no dot) as a string; `--set optim.lr=1e-3` arrives the same way.
+    r = recipe_from_dict({"optim": {"lr": "1e-3", "epochs": "3"}, "model": {"backbone_args": {"channels": [8, 8, 8, 8]}}})
+    assert (r.optim.lr, r.optim.epochs) == (1e-3, 3)
+    assert r.model.backbone_args == {"channels": [8, 8, 8, 8]}
+    with pytest.raises(ConfigError, match=r"optim\.epochs: expected int, got 2\.5"):
+        recipe_from_dict({"optim": {"epochs": 2.5}})
 
 
 def test_overrides():
