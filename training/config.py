@@ -81,6 +81,9 @@ class AugmentConfig:
 class ExportConfig:
     model_id: str = "mtlgcn-ferplus"
     template: str = "configs/model/ferplus_template.json"
+    # Average the outputs for the crop and its mirror image inside the exported graph: every runtime
+    # (pipeline, evaluation, TensorRT) then runs the same test-time augmentation, for twice the engine work.
+    flip_average: bool = False
 
 
 @dataclass(frozen=True)

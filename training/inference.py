@@ -48,5 +48,5 @@ def load_inference_model(checkpoint_path: str | Path, template: str | Path | Non
     recipe = recipe_of(ck)
     model = build_model(recipe)
     model.load_state_dict(ck["model"])
-    module = InferenceModel(model).eval()
+    module = InferenceModel(model, flip_average=recipe.export.flip_average).eval()
     return module, spec_for(recipe, template)

@@ -13,12 +13,12 @@ ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.train
 
 
-def _checkpoint(tmp_path, head: str):
+def _checkpoint(tmp_path, head: str, **overrides):
     from training.build import build_model
     from training.checkpoint import save_checkpoint
     from training.config import load_recipe
 
-    recipe = load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}))
+    recipe = load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}, **overrides))
     torch.manual_seed(0)
     model = build_model(recipe)
     path = tmp_path / "model.pt"
@@ -54,6 +54,31 @@ def test_onnx_matches_torch(tmp_path, head):
     if spec.has_va:
         assert np.abs(got[1] - va.numpy()).max() <= 1e-4
     # dynamic batch axis: a different batch size runs too
+    assert sess.run(None, {"input": x.numpy()[:1]})[0].shape == (1, 8)
+
+
+def test_flip_average_is_inside_the_exported_graph(tmp_path):
+    from training.export import export_onnx
+    from training.inference import load_inference_model
+
+    ck = _checkpoint(tmp_path, "mtlgcn", **{"export.flip_average": True})
+    out = tmp_path / "model.onnx"
+    export_onnx(ck, out)
+    module, _ = load_inference_model(ck)
+    torch.manual_seed(1)
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        probs, va = module(x)
+        plain = torch.softmax(module.model(x)[0], 1).numpy()
+        plain_mirrored = torch.softmax(module.model(x.flip(-1))[0], 1).numpy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got, got_va = sess.run(None, {"input": x.numpy()})
+    mirrored, mirrored_va = sess.run(None, {"input": x.flip(-1).numpy()})
+    assert np.abs(got - probs.numpy()).max() <= 1e-4 and np.abs(got_va - va.numpy()).max() <= 1e-4
+    # A crop and its mirror image now get the same answer (the plain model's two answers, averaged).
+    assert np.abs(plain - plain_mirrored).max() > 1e-6
+    assert np.abs(got - mirrored).max() <= 1e-6 and np.abs(got_va - mirrored_va).max() <= 1e-6
+    np.testing.assert_allclose(got, (plain + plain_mirrored) / 2, atol=1e-6)
     assert sess.run(None, {"input": x.numpy()[:1]})[0].shape == (1, 8)
 
 
