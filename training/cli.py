@@ -73,7 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_onnx
 
     try:
-        spec = export_onnx(args.checkpoint, args.output, template=args.template, model_id=args.model_id)
+        spec = export_onnx(args.checkpoint, args.output, template=args.template, model_id=args.model_id,
+                           flip_average=args.flip_average)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -103,4 +104,6 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.add_argument("--template", help="landmark template JSON (default: the recipe's export.template)")
     p.add_argument("--model-id", help="model id (default: the recipe's export.model_id)")
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each crop with its mirror image inside the graph (default: the recipe's export.flip_average)")
     p.set_defaults(handler=cmd_export)

@@ -9,16 +9,19 @@ from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA, Engi
 
 def export_onnx(
     checkpoint: str | Path, output: str | Path, template: str | Path | None = None,
-    model_id: str | None = None, opset: int = 17,
+    model_id: str | None = None, opset: int = 17, flip_average: bool | None = None,
 ) -> EngineSpec:
-    """Export a checkpoint; returns the spec written into the file's metadata."""
+    """Export a checkpoint; returns the spec written into the file's metadata.
+
+    ``model_id`` and ``flip_average`` override the checkpoint recipe's ``export`` section.
+    """
     import onnx
     import torch
 
     from training.inference import load_inference_model
     from training.model import ProbsOnly
 
-    module, spec = load_inference_model(checkpoint, template)
+    module, spec = load_inference_model(checkpoint, template, flip_average=flip_average)
     if model_id:
         from dataclasses import replace
 

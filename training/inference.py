@@ -33,12 +33,14 @@ def spec_for(recipe, template: str | Path | None = None, model_id: str | None = 
     )
 
 
-def load_inference_model(checkpoint_path: str | Path, template: str | Path | None = None):
+def load_inference_model(checkpoint_path: str | Path, template: str | Path | None = None,
+                         flip_average: bool | None = None):
     """Rebuild the model of a checkpoint (``torch.load(weights_only=True)``) in eval mode.
 
     Returns:
         (module, spec): ``module(x)`` takes float32 NCHW preprocessed crops and returns
         ``(probs [N, C], va [N, 2])``; ``spec`` is the EngineSpec an export of it would carry.
+        ``flip_average`` None takes the recipe's ``export.flip_average``.
     """
     from training.build import build_model
     from training.checkpoint import load_checkpoint, recipe_of
@@ -48,5 +50,6 @@ def load_inference_model(checkpoint_path: str | Path, template: str | Path | Non
     recipe = recipe_of(ck)
     model = build_model(recipe)
     model.load_state_dict(ck["model"])
-    module = InferenceModel(model, flip_average=recipe.export.flip_average).eval()
+    flip = recipe.export.flip_average if flip_average is None else flip_average
+    module = InferenceModel(model, flip_average=flip).eval()
     return module, spec_for(recipe, template)

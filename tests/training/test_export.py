@@ -57,14 +57,20 @@ def test_onnx_matches_torch(tmp_path, head):
     assert sess.run(None, {"input": x.numpy()[:1]})[0].shape == (1, 8)
 
 
-def test_flip_average_is_inside_the_exported_graph(tmp_path):
+@pytest.mark.parametrize("via", ["recipe", "argument"])
+def test_flip_average_is_inside_the_exported_graph(tmp_path, via):
     from training.export import export_onnx
     from training.inference import load_inference_model
 
-    ck = _checkpoint(tmp_path, "mtlgcn", **{"export.flip_average": True})
+    if via == "recipe":
+        ck = _checkpoint(tmp_path, "mtlgcn", **{"export.flip_average": True})
+        export_onnx(ck, tmp_path / "model.onnx")
+        module, _ = load_inference_model(ck)
+    else:  # `affectstream export --flip-average` on a checkpoint trained without it
+        ck = _checkpoint(tmp_path, "mtlgcn")
+        export_onnx(ck, tmp_path / "model.onnx", flip_average=True)
+        module, _ = load_inference_model(ck, flip_average=True)
     out = tmp_path / "model.onnx"
-    export_onnx(ck, out)
-    module, _ = load_inference_model(ck)
     torch.manual_seed(1)
     x = torch.randn(3, 1, 48, 48)
     with torch.no_grad():
