@@ -82,8 +82,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    _passive_omp()
+    from training.average import average_checkpoints
+    from training.errors import TrainingError
+    from training.evaluate import format_report
+
+    try:
+        report = average_checkpoints(args.checkpoints, args.output)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    print(f"wrote {args.output}")
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add ``train``, ``evaluate`` and ``export`` to an argparse subparsers object."""
+    """Add ``train``, ``evaluate``, ``export`` and ``average`` to an argparse subparsers object."""
     p = subparsers.add_parser("train", help="train a model from a recipe (resumable)")
     p.add_argument("-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml")
     p.add_argument("-o", "--out", help="run folder (default runs/<recipe name>)")
@@ -107,3 +123,8 @@ def register(subparsers) -> None:
     p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
                    help="average each crop with its mirror image inside the graph (default: the recipe's export.flip_average)")
     p.set_defaults(handler=cmd_export)
+
+    p = subparsers.add_parser("average", help="average checkpoints' weights (SWA), re-estimate BatchNorm, evaluate")
+    p.add_argument("checkpoints", nargs="+", help="checkpoints of one run, e.g. runs/x/epoch_05*.pt (optim.keep_epochs)")
+    p.add_argument("-o", "--output", required=True, help="checkpoint to write")
+    p.set_defaults(handler=cmd_average)

@@ -66,6 +66,8 @@ class OptimConfig:
     # >0: a wall-clock budget. The cosine schedule then follows max(step fraction, time fraction) and
     # training stops when the budget is spent, so a run on a shared, loaded CPU still anneals and ends on time.
     time_budget_min: float = 0.0
+    # >0: also keep the model of each of the last N epochs (epoch_NNN.pt) for `affectstream average`.
+    keep_epochs: int = 0
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,16 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             best = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "epoch": epoch + 1}
             save_checkpoint(out_dir / "best.pt", model, recipe, epoch + 1, step, best, elapsed=elapsed)
         save_checkpoint(last, model, recipe, epoch + 1, step, best, opt, elapsed=elapsed)
+        if o.keep_epochs > 0:
+            _keep_epoch(out_dir, model, recipe, epoch + 1, step, best, o.keep_epochs)
     return best
+
+
+def _keep_epoch(out_dir: Path, model, recipe: Recipe, epoch: int, step: int, best: dict, keep: int) -> None:
+    """Save this epoch's model as epoch_NNN.pt and delete all but the newest `keep` of them."""
+    save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", model, recipe, epoch, step, best)
+    for old in sorted(out_dir.glob("epoch_[0-9][0-9][0-9].pt"))[:-keep]:
+        old.unlink()
 
 
 def _save_recipe(recipe: Recipe, out_dir: Path) -> None:
