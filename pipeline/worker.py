@@ -87,7 +87,8 @@ class Worker:
         return points
 
     def _detectors(self, processor) -> list:
-        """One detector per prepare thread: the processor's own plus, on CPU, one more per extra core.
+        """One detector per prepare thread: on CPU one single-threaded detector per core (the first
+        replaces the processor's own), else the processor's own detector alone.
 
         On CPU each core gets its own single-threaded detector, so detections run in parallel without
         relying on intra-op threading, which costs CPU per call (bench/: 34-37 -> 31-34 CPU ms per
