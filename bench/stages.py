@@ -93,10 +93,8 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
     from pipeline.keys import frames_key
     from pipeline.process import Prepared
     from pipeline.publish import ResultPublisher
-    from pipeline.track import IoUTracker
     from pipeline.types import Frame
 
-    spec = processor.spec
     primary = next(iter(detectors))
     out = StagePass(detect_s=dict.fromkeys(detectors, 0.0))
     par_label = f"{primary}_x{len(parallel)}" if parallel else ""
@@ -108,7 +106,7 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
     empty = np.zeros((0, 0, 3), np.uint8)
     for vi, video in enumerate(videos):
         source = f"bench-stage-{vi}"
-        tracker = IoUTracker()
+        processor.reset(source)  # the pass runs once per repetition with the same processor
         frames = iter_bgr(video)
         index = 0
         while True:
@@ -129,11 +127,13 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
                 out.detect_s[label] += seconds
                 if label == primary:
                     faces = found
-            (faces, inputs), seconds = clock.call("align", _track_align, tracker, faces, image, spec)
+            frame = Frame(source, index, index / 30.0, time.time(), image)
+            p, seconds = clock.call("align", _track_align, processor, frame, faces)
             out.align_s += seconds
             # The image is not needed after alignment; keep only what the engine and publisher read.
-            frame = Frame(source, index, index / 30.0, time.time(), empty)
-            prepared.append(Prepared(frame, faces, inputs, time.monotonic()))
+            frame.image = empty
+            prepared.append(p)
+            faces = p.faces
             out.frames += 1
             out.faces += len(faces)
             out.frames_with_faces += bool(faces)
@@ -164,13 +164,9 @@ def _detect_parallel(detectors: list, frames: list[np.ndarray]) -> None:
         t.join()
 
 
-def _track_align(tracker, faces, image, spec):
-    from pipeline.align import align_face, to_input
-
-    faces = tracker.update(faces)
-    crops = [align_face(image, d.landmarks, spec) for d in faces]
-    inputs = to_input(crops, spec) if crops else np.zeros((0, spec.channels, *spec.input_size), np.float32)
-    return faces, inputs
+def _track_align(processor, frame, faces):
+    """The worker's track + align step (`FrameProcessor.track`, `FrameProcessor.align`)."""
+    return processor.align(frame, processor.track(frame, faces), time.monotonic())
 
 
 def _engine_batches(processor, prepared: list, out: StagePass, clock: _Clock) -> None:
