@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="the <3 minute variant (also: BENCH_QUICK=1)")
     p.add_argument("--runs", type=int, help="repetitions (medians reported); default 3, quick 2")
     p.add_argument("--det-size", type=_size, help="detector input of the e2e/naive comparison (default 640x640)")
-    p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped engines/models/mtlgcn_ferplus.onnx)")
+    p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU, mtlgcn_ferplus_int8.onnx)")
     p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
     p.add_argument("--live-seconds", type=float, help="length of each live run (default 15, quick 8)")

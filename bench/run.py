@@ -63,9 +63,10 @@ QUICK = dict(quick=True, runs=2, live_seconds=8.0, many_face_frames=60, max_vide
 
 
 def _model_path(model: str | None) -> Path:
-    from engines import default_model_path
+    from engines import default_model_for
 
-    return Path(model) if model else default_model_path()
+    # What the pipeline runs for `engine.model: default` on this CPU-only benchmark.
+    return Path(model) if model else default_model_for("onnxruntime", device="cpu")
 
 
 def run_benchmark(s: Settings) -> dict:

@@ -1,4 +1,4 @@
-"""`affectstream engine build|info` and `affectstream models`: argument parsing only.
+"""`affectstream engine build|info|quantize` and `affectstream models`: argument parsing only.
 
 Exit codes: 0 done; 1 the model or plan is bad or the build failed; 2 the config is invalid;
 3 the backend cannot run here (no TensorRT, no pycuda, no GPU).
@@ -16,8 +16,8 @@ EXIT_UNAVAILABLE = 3
 
 
 def register(subparsers) -> None:
-    """Add `engine` (with `build` and `info`) and `models` to the main CLI's subparsers."""
-    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans")
+    """Add `engine` (with `build`, `info` and `quantize`) and `models` to the main CLI's subparsers."""
+    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans; quantise a model to INT8")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
 
     build = engine_sub.add_parser(
@@ -33,6 +33,19 @@ def register(subparsers) -> None:
     info.add_argument("plan", help="a .plan file (its .plan.json sidecar is read)")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=info_handler)
+
+    quantize = engine_sub.add_parser(
+        "quantize", help="write an INT8 copy of an exported model for ONNX Runtime on CPU",
+        description="Static INT8 quantisation (QDQ, per-channel weights) calibrated on face crops; "
+        "see engines/quantize.py. This is how engines/models/mtlgcn_ferplus_int8.onnx is made.",
+    )  # fmt: skip
+    quantize.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
+    quantize.add_argument("output", help="where the INT8 .onnx goes")
+    quantize.add_argument("--calibration", required=True,
+                          help="folder of face crops, e.g. $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train")  # fmt: skip
+    quantize.add_argument("--limit", type=int, default=1024, help="calibration crops (first N in path order; default 1024)")
+    quantize.add_argument("--method", default="percentile", help="percentile (default), minmax or entropy")
+    quantize.set_defaults(handler=quantize_handler)
 
     models = subparsers.add_parser("models", help="list the models shipped in the package")
     models.add_argument("--json", action="store_true", help="print JSON")
@@ -65,6 +78,18 @@ def build_handler(args: argparse.Namespace) -> int:
         print(f"key: {result.key.digest()}")
         for name, value in vars(result.key).items():
             print(f"  {name}: {value}")
+    return 0
+
+
+def quantize_handler(args: argparse.Namespace) -> int:
+    from engines.errors import EngineError
+    from engines.quantize import quantize_model
+
+    try:
+        spec = quantize_model(args.model, args.output, args.calibration, limit=args.limit, method=args.method)
+    except EngineError as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    print(f"wrote {args.output}: {spec.model_id}")
     return 0
 
 

@@ -53,6 +53,11 @@ def choose_providers(device: str = "auto", providers: list[str] | tuple[str, ...
     return chosen
 
 
+def runs_on_cpu(device: str = "auto", providers: list[str] | tuple[str, ...] | None = None) -> bool:
+    """Whether a session with these settings runs on the CPU alone (see `choose_providers`)."""
+    return choose_providers(device, providers) == [CPU]
+
+
 def session_options(threads: int = 0, *, spin: bool = False) -> ort.SessionOptions:
     """Session options tuned for batched CPU throughput.
 

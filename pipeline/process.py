@@ -149,13 +149,12 @@ def build_processor(
     """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack."""
     import os
 
-    from engines import create_engine, default_model_path
+    from engines import create_engine
     from pipeline.detect import FaceDetector
 
     detector = detector or os.environ.get("AFFECTSTREAM_DETECTOR") or "buffalo_sc"
-    model_path = default_model_path() if model in (None, "", "default") else model
     det = FaceDetector(detector, input_size=det_size, threshold=threshold, providers=list(providers) or None)
-    eng = create_engine(engine, model_path, **(engine_options or {}))
+    eng = create_engine(engine, model or "default", **(engine_options or {}))
     return FrameProcessor(det, eng, detect_every=detect_every)
 
 

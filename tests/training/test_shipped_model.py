@@ -1,8 +1,10 @@
-"""The shipped default model scores on FER+ valid what its model card says, fed the way the pipeline feeds it.
+"""The shipped models score on FER+ valid what the model card says, fed the way the pipeline feeds them.
 
-A regression guard for everything between the data and the answer: the ONNX file, its spec, the
-normalisation contract and the FER+ reader. ONNX Runtime on CPU is deterministic, so the accuracy is
-reproduced to the last image.
+A regression guard for everything between the data and the answer: the ONNX files, their spec, the
+normalisation contract and the FER+ reader. ONNX Runtime's float32 CPU kernels are deterministic, so
+the float model's accuracy is reproduced to the last image. The INT8 kernels differ by instruction set
+(VNNI/AMX against AVX2, whose 16-bit intermediate sums can saturate), so the INT8 count gets a few
+images of slack.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from tests.training.conftest import REPO, shared_path
 
 pytestmark = pytest.mark.train
 
-# engines/models/MODEL_CARD.md, "Metrics": correct / 3555 FER+ valid images (majority label).
-MODEL_CARD_CORRECT = 3002
+# engines/models/MODEL_CARD.md, "Metrics": correct / 3555 FER+ valid images (majority label), and slack.
+MODEL_CARD_CORRECT = {"float32": (3002, 0), "int8": (3000, 5)}
 
 
-def test_shipped_model_scores_its_model_card_accuracy_on_ferplus_valid():
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_shipped_model_scores_its_model_card_accuracy_on_ferplus_valid(variant):
     shared_path("data", "ferplus")
     from engines import default_model_path
     from training.evaluate import evaluate_onnx
 
-    report = evaluate_onnx(str(default_model_path()), str(REPO / "configs/model/ferplus_mtlgcn.yaml"))
+    path = default_model_path(int8=variant == "int8")
+    report = evaluate_onnx(str(path), str(REPO / "configs/model/ferplus_mtlgcn.yaml"))
     assert report["n"] == 3555
-    assert round(report["accuracy"] * 3555) == MODEL_CARD_CORRECT
+    correct, slack = MODEL_CARD_CORRECT[variant]
+    assert abs(round(report["accuracy"] * 3555) - correct) <= slack
