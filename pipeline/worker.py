@@ -267,13 +267,13 @@ class Worker:
         if self.metrics_port:
             self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
         self._beat(heartbeat_key(self.worker_id))
+        detectors = self._detectors(processor)  # every model loaded before the first frame is decoded
         sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
         for src in sources:
             src.start()
         skip_until = self._resume_points()
         lanes = [SourceLane(src, processor.detect_due, skip_until[spec.name])
                  for src, spec in zip(sources, self.specs, strict=True)]
-        detectors = self._detectors(processor)
         self._idle = [threading.Event() for _ in detectors]
         self._preparing = len(detectors)
         # Each thread starts its round robin at another source, so they spread over the sources.
