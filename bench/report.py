@@ -92,6 +92,9 @@ def markdown(res: dict) -> str:
             f"| naive loop (frames/s) | {_fmt(res['naive_fps'])} |",
             f"| e2e / naive | {_fmt(res['ratios']['e2e_over_naive'], 2)} |",
         ]
+        if "shared_core_bound_over_naive" in res["ratios"]:
+            lines.append(f"| shared-core bound / naive (highest e2e / naive possible here) | "
+                         f"{_fmt(res['ratios']['shared_core_bound_over_naive'], 2)} |")
     if "e2e_fps_detect_every_3" in res:
         cov = res["detect_every_3_coverage"]
         lines += [
