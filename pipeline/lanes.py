@@ -55,6 +55,7 @@ class SourceLane:
         self._turn = threading.Condition()
         self._next = 0  # sequence number of the next frame taken
         self._admitted = 0  # sequence number of the next frame allowed into the ordered step
+        self.connection = 0  # the source connection of the last frame through the ordered step
 
     def take(self, timeout: float = 0.0) -> Taken | None:
         """The source's next frame, or None: no frame within `timeout`, another thread is taking, or the

@@ -17,6 +17,8 @@ class Frame:
         pts: Presentation time in seconds.
         ts: Capture wall time (unix seconds) when the frame left the decoder.
         image: H x W x 3 uint8, BGR (what insightface expects).
+        connection: Which (re)connection of the source decoded it (0 = the first): faces tracked over
+            a camera's previous connection are other tracks, so the tracker restarts when it changes.
     """
 
     source: str
@@ -24,6 +26,7 @@ class Frame:
     pts: float
     ts: float
     image: np.ndarray
+    connection: int = 0
 
 
 @dataclass(slots=True)

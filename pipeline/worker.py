@@ -141,6 +141,9 @@ class Worker:
                 frame = taken.frame
                 detections = detector.detect(frame.image) if taken.detect else None
                 with taken.lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
+                    if frame.connection != taken.lane.connection:  # the camera reconnected: new tracks
+                        taken.lane.connection = frame.connection
+                        processor.reset(frame.source)
                     prepared = processor.align(frame, processor.track(frame, detections), t0)
                     self._prepared.put(prepared)  # in frame order per source: the engine keeps it
                 self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)

@@ -41,11 +41,16 @@ def test_camera_restart_reconnects_without_restarting_affectstream(rtsp_server, 
 
         rtsp_server.kill()
         assert wait_for(lambda: "reconnecting" in events(client, "cam"), timeout=30)
-        before = len(entries(client, "cam"))
         time.sleep(1.0)
+        before = len(entries(client, "cam"))  # the old connection's last frames are published by now
         rtsp_server.start()
         assert wait_for(lambda: "recovered" in events(client, "cam"), timeout=60)
         assert wait_for(lambda: len(entries(client, "cam")) > before + 10, timeout=60), "no results after recovery"
+        # Faces seen over the new connection are new tracks, not continuations of the old ones.
+        published = entries(client, "cam")
+        tracks_before = {f["track"] for e in published[:before] for f in json.loads(e["faces"])}
+        tracks_after = {f["track"] for e in published[before:] for f in json.loads(e["faces"])}
+        assert tracks_before and tracks_after and min(tracks_after) > max(tracks_before)
         # Worker processes are the same ones: affectstream itself was not restarted.
         workers = worker_processes(proc.pid)
         assert len(workers) == 1 and workers[0].pid == first_worker

@@ -351,7 +351,7 @@ def test_rtsp_server_killed_and_restarted_reconnects_without_leaking_password(rt
     spec = SourceSpec("cam", rtsp_server.secure_url, timeout_s=2.0, silent_after_s=1.5)
     src = open_source(spec, events).start()
     try:
-        wait_frames(src, 5, timeout=15)
+        first = wait_frames(src, 5, timeout=15)
         rtsp_server.kill()
         events.wait_for("reconnecting", timeout=5)
         time.sleep(1.0)  # refused attempts while it is down
@@ -372,6 +372,8 @@ def test_rtsp_server_killed_and_restarted_reconnects_without_leaking_password(rt
     assert all(d["delay_s"] <= 5.0 and d["reason"] for d in events.of("reconnecting"))
     assert frames_while_down <= 1  # at most the one frame left in the mailbox
     assert after[0].index > 5 and stats.reconnects == len(attempts) and stats.state == "live"
+    # Frames say which connection decoded them: the worker restarts the source's tracks when it changes.
+    assert {f.connection for f in first} == {0} and {f.connection for f in after} == {1}
     # The password never leaves: not in events, not in any log record (the URL is in FFmpeg's errors).
     assert "Connection refused" in " ".join(d["reason"] for d in events.of("reconnecting"))
     assert PASSWORD not in repr(events.items)

@@ -74,6 +74,7 @@ class Source:
         self._reconnects = 0
         self._open_containers = 0  # containers opened and not yet closed (tests check it drops to 0)
         self._decoded_since_open = 0
+        self._connection = 0  # successful opens after the first (Frame.connection)
 
     @property
     def name(self) -> str:
@@ -208,7 +209,9 @@ class Source:
                     raise _OpenFailed(_av.describe_error(exc, self.spec, opening=True)) from exc
                 self._count_container(+1)
                 stream = _av.video_stream(container, self.spec)
-                if not started:
+                if started:
+                    self._connection += 1  # read by _decode for every frame of this connection
+                else:
                     started = True
                     self._set_state("live")
                     self._emit("started", url=self.spec.safe_url, live=True, **_av.stream_info(stream))
@@ -284,7 +287,7 @@ class Source:
                 last_pts = pts
                 if pacer is not None:
                     pacer.wait_for(pts)
-                frame = Frame(self.name, self._decoded, pts, time.time(), to_bgr(vf))
+                frame = Frame(self.name, self._decoded, pts, time.time(), to_bgr(vf), self._connection)
                 if not self._buffer.put(frame, self._stop):
                     raise _Stopped
                 with self._lock:
