@@ -51,6 +51,7 @@ class EngineConfig:
 class BatchConfig:
     max_batch: int = 32
     max_wait_ms: float = 10.0
+    file_max_wait_ms: float = 100.0  # a worker with only file sources: no one waits on a frame
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Config:
 # Values that must be positive (dotted path -> minimum).
 _MINIMUM = {
     "redis.maxlen": 1, "detector.detect_every": 1, "engine.max_batch": 1, "batch.max_batch": 1,
-    "batch.max_wait_ms": 0, "workers.count": 1, "workers.heartbeat_s": 0.1, "workers.stale_after_s": 0.5,
+    "batch.max_wait_ms": 0, "batch.file_max_wait_ms": 0, "workers.count": 1, "workers.heartbeat_s": 0.1, "workers.stale_after_s": 0.5,
     "metrics.port": 0, "engine.threads": 0, "smoothing.window": 1, "detector.threshold": 0.0,
 }  # fmt: skip
 

@@ -25,7 +25,7 @@ def test_defaults_are_typed_and_frozen():
 
 def test_user_yaml_merges_over_defaults(tmp_path):
     cfg = load_config(write(tmp_path, "batch:\n  max_wait_ms: 25\nsources:\n  - {name: cam, url: rtsp://h/s}\n"))
-    assert cfg.batch.max_wait_ms == 25.0 and cfg.batch.max_batch == 32
+    assert cfg.batch.max_wait_ms == 25.0 and cfg.batch.max_batch == 32 and cfg.batch.file_max_wait_ms == 100.0
     assert cfg.sources[0].name == "cam" and cfg.sources[0].url == "rtsp://h/s"
 
 
@@ -35,6 +35,7 @@ def test_user_yaml_merges_over_defaults(tmp_path):
         ("engine:\n  backend: tensorflow\n", r"engine.backend: 'tensorflow' is not allowed; allowed values: 'onnxruntime', 'tensorrt', 'torch'"),
         ("engine:\n  max_batchh: 4\n", r"engine.max_batchh: unknown key; allowed keys: backend, model, max_batch"),
         ("batch:\n  max_batch: 0\n", r"batch.max_batch: 0 is below the minimum 1"),
+        ("batch:\n  file_max_wait_ms: -5\n", r"batch.file_max_wait_ms: -5.0 is below the minimum 0"),
         ("detector:\n  input_size: [640]\n", r"detector.input_size"),
         ("workers:\n  count: two\n", r"workers.count: expected int"),
         ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"duplicate source name 'a'"),
