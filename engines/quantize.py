@@ -84,7 +84,9 @@ def quantize_model(
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
-            quant_pre_process(str(source), str(prepared))  # shape inference + folding, as the quantiser expects
+            # Shape inference + folding, as the quantiser expects; ONNX's own shape inference suffices for a CNN
+            # (the symbolic pass would need sympy, which the runtime does not install).
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(
                 str(prepared), str(output), _Reader(crops),
                 quant_format=QuantFormat.QDQ, per_channel=True,
