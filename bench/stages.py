@@ -4,9 +4,9 @@ One serial pass decodes each file of the workload (the whole file, timed on its 
 frames, one after the other and each timed on its own, the detector at every configured input size
 and the tracker plus 5-point alignment (with the engine's input normalisation) on the faces of the
 primary size; after the pass, the engine runs on all collected faces at batch 1, 8 and 32 and the
-publisher on all frame results. Nothing overlaps,
-so each number is what that stage alone sustains on this machine with the library's own threading
-(ONNX Runtime's intra-op threads, PyAV's frame threads).
+publisher on all frame results. Nothing overlaps, so each number is what that stage alone sustains
+on this machine with the library's own threading (ONNX Runtime's intra-op threads, PyAV's frame
+threads).
 """
 
 from __future__ import annotations
