@@ -110,7 +110,7 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
         processor.reset(source)  # the pass runs once per repetition with the same processor
         # The whole file is decoded first, timed on its own: PyAV's frame threads decode ahead in the
         # background, so timing each next() would bill part of their CPU to whichever stage ran meanwhile.
-        images, seconds = clock.call("decode", _decode_all, video)
+        images, seconds = clock.call("decode", list, iter_bgr(video))  # iter_bgr is lazy: list() decodes
         out.decode_s += seconds
         for index, image in enumerate(images):
             if parallel:
@@ -147,10 +147,6 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
         out.publish_s += clock.call("publish", publisher.publish, results[i : i + PUBLISH_CHUNK])[1]
     redis_client.delete(*{frames_key(r.source) for r in results})
     return out
-
-
-def _decode_all(video: Path) -> list[np.ndarray]:
-    return list(iter_bgr(video))
 
 
 def _detect_parallel(detectors: list, frames: list[np.ndarray]) -> None:

@@ -23,19 +23,32 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from engines.calibration import load_crops
 from engines.errors import EngineBuildError, ModelFileError
-from engines.spec import INPUT_NAME, METADATA_KEY, EngineSpec
+from engines.spec import INPUT_NAME, METADATA_KEY, EngineSpec, set_metadata
 
 log = logging.getLogger(__name__)
 
 QUANT_METADATA_KEY = "affectstream.quantization"
-METHODS = ("percentile", "minmax", "entropy")
+METHODS = {
+    "percentile": CalibrationMethod.Percentile,
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+}
 CALIBRATION_BATCH = 32
 
 
@@ -64,22 +77,13 @@ def quantize_model(
         ModelFileError: `source` is not an affectstream ONNX.
         EngineBuildError: Bad method or calibration data, or the quantiser failed.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     if method not in METHODS:
-        raise EngineBuildError(f"quantisation method {method!r} is not one of {METHODS}")
+        raise EngineBuildError(f"quantisation method {method!r} is not one of {tuple(METHODS)}")
     source, output = Path(source), Path(output)
     spec = EngineSpec.from_onnx(source)
     if spec.model_id.endswith("-int8"):
         raise ModelFileError(f"{source} is already quantised ({spec.model_id}); quantise the float32 export")
     crops = load_crops(calibration_dir, spec, limit=limit)
-    calibration = {
-        "percentile": CalibrationMethod.Percentile,
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-    }[method]
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -91,23 +95,21 @@ def quantize_model(
                 str(prepared), str(output), _Reader(crops),
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=calibration, nodes_to_exclude=_head_nodes(prepared),
+                calibrate_method=METHODS[method], nodes_to_exclude=_head_nodes(prepared),
             )  # fmt: skip
         except Exception as exc:  # the quantiser raises assorted untyped errors
             raise EngineBuildError(f"INT8 quantisation of {source} failed: {exc}") from exc
-    quantized_spec = EngineSpec(**{**vars(spec), "model_id": f"{spec.model_id}-int8"})
+    quantized_spec = replace(spec, model_id=f"{spec.model_id}-int8")
     model = onnx.load(str(output))
     # The quantiser drops the source's metadata: write the spec back, plus how the file was made.
     del model.metadata_props[:]
-    for key, value in (
-        (METADATA_KEY, quantized_spec.to_json()),
-        (QUANT_METADATA_KEY, json.dumps({
+    set_metadata(model, {
+        METADATA_KEY: quantized_spec.to_json(),
+        QUANT_METADATA_KEY: json.dumps({
             "source_model_id": spec.model_id, "method": method, "calibration_crops": len(crops),
             "format": "QDQ", "weights": "int8 per-channel", "activations": "uint8",
-        }, sort_keys=True)),  # fmt: skip
-    ):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+        }, sort_keys=True),
+    })  # fmt: skip
     onnx.save(model, str(output))
     log.info("quantised %s -> %s (%s, %d calibration crops)", source, output, method, len(crops))
     return quantized_spec
@@ -122,8 +124,6 @@ def _head_nodes(model_path: Path) -> list[str]:
     The head is a few percent of the work, and quantising it would quantise the published outputs
     too: probabilities in steps of 1/256 and valence/arousal in steps of about 0.008.
     """
-    import onnx
-
     graph = onnx.load(str(model_path)).graph
     consumers: dict[str, list] = {}
     for node in graph.node:

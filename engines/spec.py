@@ -22,6 +22,16 @@ OUTPUT_VA = "va"
 COLOURS = ("rgb", "gray")
 
 
+def set_metadata(model, props: Mapping[str, str]) -> None:
+    """Set metadata properties of a loaded ONNX `ModelProto` (an existing key is replaced)."""
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """Preprocessing and output contract of one model.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
+from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA, EngineSpec, set_metadata
 
 
 def export_onnx(
@@ -40,8 +40,7 @@ def export_onnx(
         opset_version=opset, dynamo=False,
     )
     model = onnx.load(str(output))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, spec.to_json()
+    set_metadata(model, {METADATA_KEY: spec.to_json()})
     onnx.checker.check_model(model)
     onnx.save(model, str(output))
     return spec

@@ -8,7 +8,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-import engines
 from engines import create_engine, default_model_for, default_model_path
 from engines.calibration import load_crops
 from engines.errors import EngineBuildError, ModelFileError
@@ -48,9 +47,8 @@ def test_quantize_rejects_an_int8_model_a_bad_method_and_an_empty_calibration_fo
         quantize_model(tiny.onnx, tmp_path / "a.onnx", tmp_path / "empty")
     with pytest.raises(EngineBuildError, match="'fast' is not one of"):
         quantize_model(tiny.onnx, tmp_path / "a.onnx", tmp_path / "empty", method="fast")
-    if (engines.MODELS_DIR / engines.DEFAULT_INT8_MODEL).is_file():
-        with pytest.raises(ModelFileError, match="already quantised"):
-            quantize_model(default_model_path(int8=True), tmp_path / "b.onnx", tmp_path / "empty")
+    with pytest.raises(ModelFileError, match="already quantised"):
+        quantize_model(default_model_path(int8=True), tmp_path / "b.onnx", tmp_path / "empty")
 
 
 def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
@@ -69,7 +67,6 @@ def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
     assert va is not None and va.shape == (16, 2)
 
 
-@pytest.mark.skipif(not (engines.MODELS_DIR / engines.DEFAULT_INT8_MODEL).is_file(), reason="no INT8 model shipped")
 def test_default_is_int8_on_cpu_onnxruntime_and_float_for_tensorrt():
     assert default_model_for("onnxruntime", device="cpu") == default_model_path(int8=True)
     assert default_model_for("onnxruntime", providers=["CPUExecutionProvider"]) == default_model_path(int8=True)
