@@ -30,6 +30,7 @@ class RedisConfig:
 @dataclass(frozen=True)
 class DetectorConfig:
     model: str = "buffalo_sc"
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     input_size: tuple[int, int] | Literal["auto"] = (640, 640)
     threshold: float = 0.5
     detect_every: int = 1
