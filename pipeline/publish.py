@@ -1,11 +1,23 @@
-"""Redis Streams publishing, schema v1 (DESIGN.md): one entry per processed frame, faces or not."""
+"""Redis Streams publishing, schema v1 (DESIGN.md): one entry per processed frame, faces or not.
+
+Exactly once: every entry (frame or event) gets its id once, before its first attempt (`pipeline.entry_ids`),
+and every attempt sends that same id through one Lua script per stream, which adds the entries whose id is
+above the stream's last id and skips the others. A retry after a timeout (the server may have executed the
+first attempt), after a partial failure or after a restart therefore never writes an entry twice, and the
+skip is the normal "already published" case, not an error.
+
+Errors are classified (`is_transient`): connection loss, timeouts, OOM under `noeviction`, LOADING,
+READONLY and the like are retried by the caller with redis-py's `Retry`; anything else (WRONGTYPE, ACL
+refusals, a bad argument) is a fault of one stream's key, returned for that key alone so the caller fails
+only the source that owns it.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -13,10 +25,140 @@ from pipeline.keys import SCHEMA_VERSION, events_key, frames_key
 from pipeline.masking import mask_text
 from pipeline.types import FrameResult
 
-log = logging.getLogger(__name__)
-
 EVENT_KINDS = ("started", "reconnecting", "recovered", "eof", "error", "down")
 EVENTS_MAXLEN = 10_000
+
+# KEYS[1] the stream; ARGV: maxlen, expected last id ("" = no expectation), then per entry: id, field count
+# (2 x pairs), field, value, ... Returns {added, skipped, last id before the call}; an error reply
+# "LOST <last id>" when the stream's last id is below the expected one (Redis lost acknowledged entries).
+_ADD_SCRIPT = """
+local key = KEYS[1]
+local maxlen = ARGV[1]
+local expect = ARGV[2]
+local last = '0-0'
+if redis.call('EXISTS', key) == 1 then
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+  end
+end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function above(a_ms, a_seq, b_ms, b_seq)
+  return a_ms > b_ms or (a_ms == b_ms and a_seq > b_seq)
+end
+local top_ms, top_seq = parse(last)
+if expect ~= '' then
+  local e_ms, e_seq = parse(expect)
+  if above(e_ms, e_seq, top_ms, top_seq) then
+    return redis.error_reply('LOST ' .. last)
+  end
+end
+local added, skipped, i = 0, 0, 3
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local ms, seq = parse(id)
+  if above(ms, seq, top_ms, top_seq) then
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
+    top_ms, top_seq = ms, seq
+    added = added + 1
+  else
+    skipped = skipped + 1
+  end
+  i = i + 2 + n
+end
+return {added, skipped, last}
+"""
+
+# Reply prefixes of errors that go away by themselves (failover, restart, memory freed by consumers).
+_TRANSIENT_REPLIES = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "NOSCRIPT",
+                      "NOREPLICAS", "ASK", "MOVED")  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying with backoff; False for faults of a key or of the request."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)):
+        return not isinstance(exc, redis.AuthenticationError)
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
+    return False
+
+
+class RedisLostData(redis.RedisError):
+    """A stream's last id is below one this process had written and seen acknowledged: the server
+    restarted without the entries (no AOF, or the last second of an `everysec` AOF)."""
+
+    def __init__(self, key: str, last: str) -> None:
+        super().__init__(f"{key}: Redis lost acknowledged entries (its last id is now {last})")
+        self.key = key
+        self.last = last
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of one stream's entries in one call."""
+
+    added: int
+    skipped: int  # already in the stream: an earlier attempt (or an earlier run of the same pass) wrote them
+    last_before: str  # the stream's last id before this call
+
+
+Entry = tuple[str, Mapping[str, str]]  # (entry id, fields)
+
+
+class StreamWriter:
+    """Idempotent, capped appends of entries with ids chosen by the caller, many streams per round trip.
+
+    Args:
+        client: Redis client.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._script = client.register_script(_ADD_SCRIPT)
+
+    def write(self, batches: Mapping[str, Sequence[Entry]], maxlen: Mapping[str, int] | int,
+              expect: Mapping[str, str] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
+        """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
+
+        Args:
+            batches: Stream key -> entries to add, in id order.
+            maxlen: The approximate cap (`MAXLEN ~`), one for all keys or per key.
+            expect: Stream key -> the last id this writer saw acknowledged there; a stream whose last id
+                is below it answers `RedisLostData`.
+
+        Returns:
+            Key -> `Written`, or the exception of that key's script (per key: one key's fault leaves the
+            others written).
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: The round trip failed as a whole; the server may
+                have executed any part of it, which a retry with the same ids makes harmless.
+        """
+        keys = [k for k, entries in batches.items() if entries]
+        if not keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            cap = maxlen if isinstance(maxlen, int) else maxlen[key]
+            args: list = [cap, (expect or {}).get(key, "")]
+            for entry_id, fields in batches[key]:
+                args += [entry_id, 2 * len(fields)]
+                for name, value in fields.items():
+                    args += [name, value]
+            self._script(keys=[key], args=args, client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        out: dict[str, Written | Exception] = {}
+        for key, reply in zip(keys, replies, strict=True):
+            if isinstance(reply, Exception):
+                text = str(reply)
+                out[key] = RedisLostData(key, text.split(" ", 1)[1]) if text.startswith("LOST ") else reply
+            else:
+                added, skipped, last = reply
+                out[key] = Written(int(added), int(skipped), last.decode() if isinstance(last, bytes) else str(last))
+        return out
 
 
 def _r(x: float, nd: int = 4) -> float:
@@ -38,9 +180,12 @@ def encode_faces(result: FrameResult) -> list[dict]:
     ]
 
 
-def encode_frame(result: FrameResult) -> dict[str, str]:
-    """The stream entry of one frame result (all values strings, as Redis stores them)."""
-    return {
+def encode_frame(result: FrameResult, worker: str = "") -> dict[str, str]:
+    """The stream entry of one frame result (all values strings, as Redis stores them).
+
+    `worker` (optional in schema v1) names the worker run that wrote the entry.
+    """
+    fields = {
         "v": str(SCHEMA_VERSION),
         "source": result.source,
         "frame": str(result.frame),
@@ -51,10 +196,26 @@ def encode_frame(result: FrameResult) -> dict[str, str]:
         "model": result.model,
         "latency_ms": f"{result.latency_ms:.2f}",
     }
+    if worker:
+        fields["worker"] = worker
+    return fields
+
+
+def encode_event(source: str, kind: str, detail: Mapping | None = None, *, ts: float | None = None,
+                 worker: str = "") -> dict[str, str]:  # fmt: skip
+    """The entry of a source event; every detail value is masked (reasons quote URLs and server errors)."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
+    fields = {"kind": kind, "source": source, "ts": f"{time.time() if ts is None else ts:.6f}"}
+    if worker:
+        fields["worker"] = worker
+    for key, value in (detail or {}).items():
+        fields[str(key)] = mask_text(str(value))
+    return fields
 
 
 class ResultPublisher:
-    """Pipelined, capped XADD of frame results.
+    """Capped frame publishing outside a worker (archive jobs, tools, tests).
 
     Args:
         client: Redis client.
@@ -64,32 +225,39 @@ class ResultPublisher:
     def __init__(self, client: redis.Redis, maxlen: int) -> None:
         self.client = client
         self.maxlen = maxlen
+        self._writer = StreamWriter(client)
 
     def publish(self, results: Sequence[FrameResult], ids: Sequence[str] | None = None) -> list:
-        """Write `results` in one round trip; returns XADD replies (entry ids).
+        """Write `results` in one round trip.
 
-        With explicit `ids` (archives) a reply may be a ResponseError when the id is not above the
-        stream's top id: that frame was already published, which is exactly the duplicate guard.
+        Without `ids` Redis picks them (`*`; a retry could duplicate: tools and tests only) and the
+        replies are the new ids. With `ids` (strictly increasing per source) the write is idempotent:
+        the reply per result is True when it was added and False when its id was already in the stream.
+
+        Raises:
+            redis.RedisError: The round trip failed, or a stream refused its entries.
         """
         if not results:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for i, result in enumerate(results):
-            pipe.xadd(
-                frames_key(result.source),
-                encode_frame(result),
-                id=ids[i] if ids is not None else "*",
-                maxlen=self.maxlen,
-                approximate=True,
-            )
-        return pipe.execute(raise_on_error=ids is None)
+        if ids is None:
+            pipe = self.client.pipeline(transaction=False)
+            for result in results:
+                pipe.xadd(frames_key(result.source), encode_frame(result), maxlen=self.maxlen, approximate=True)
+            return pipe.execute()
+        batches: dict[str, list[Entry]] = {}
+        position: list[tuple[str, int]] = []  # result -> (key, place among that key's entries)
+        for result, entry_id in zip(results, ids, strict=True):
+            entries = batches.setdefault(frames_key(result.source), [])
+            position.append((frames_key(result.source), len(entries)))
+            entries.append((entry_id, encode_frame(result)))
+        outcome = self._writer.write(batches, self.maxlen)
+        for reply in outcome.values():
+            if isinstance(reply, Exception):
+                raise reply
+        # Within one key the script skips a prefix (ids at or below the last id) and adds the rest.
+        return [place >= outcome[key].skipped for key, place in position]
 
 
 def publish_event(client: redis.Redis, source: str, kind: str, detail: dict | None = None) -> None:
-    """Append a source event (started, reconnecting, recovered, eof, error, down); reasons are masked."""
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
-    fields = {"kind": kind, "source": source, "ts": f"{time.time():.6f}"}
-    for key, value in (detail or {}).items():
-        fields[str(key)] = mask_text(str(value))
-    client.xadd(events_key(source), fields, maxlen=EVENTS_MAXLEN, approximate=True)
+    """Append one source event with a Redis-chosen id (tools and tests; workers queue events durably)."""
+    client.xadd(events_key(source), encode_event(source, kind, detail), maxlen=EVENTS_MAXLEN, approximate=True)

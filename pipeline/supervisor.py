@@ -1,20 +1,26 @@
 """`affectstream run`: start the worker processes, restart crashed ones, stop them cleanly.
 
-Sources are spread round-robin over `workers.count` processes. A worker that dies (crash, OOM kill)
-is restarted after a backoff with `resume=True`, so its files continue after their last published
-frame and its cameras reconnect. SIGTERM/SIGINT are forwarded; each worker drains what it has taken
-and the supervisor exits 0. With only finite sources, it exits 0 once every worker has finished.
+Sources are spread round-robin over `workers.count` processes. Each file gets one pass of this run
+(`entry_ids.PassIds`): a worker that dies (crash, OOM kill) is restarted after a backoff and resumes its
+files' passes after their last published frame, and its cameras reconnect. SIGTERM/SIGINT are
+forwarded; each worker drains what it has taken. Exit status: 0 once every file was published in full,
+1 when a source failed for good (named in the log) or a worker could not be kept running.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import queue
+import re
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 
-from pipeline.keys import heartbeat_key
+from pipeline.entry_ids import new_pass_base
+from pipeline.keys import frames_key, heartbeat_key
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,12 @@ def split_sources(specs: list, count: int) -> list[list]:
     return [specs[i::count] for i in range(count)]
 
 
+def run_id() -> str:
+    """Unique per run and host, key-safe: `<host>-<pid>`."""
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
 class Supervisor:
     def __init__(self, cfg, redis_url: str, *, log_level: int = logging.INFO) -> None:
         self.cfg = cfg
@@ -45,17 +57,33 @@ class Supervisor:
         self.log_level = log_level
         self.ctx = mp.get_context("spawn")  # no forked ONNX Runtime / PyAV state
         self.stopping = False
+        self.failures = self.ctx.Queue()  # (worker id, source, reason) of sources that failed for good
+        self.failed_sources: dict[str, str] = {}
+        self.passes: dict[str, int] = {}
+        run = run_id()
         self.slots = [
-            _Slot(f"w{i}", specs, i) for i, specs in enumerate(split_sources(list(cfg.sources), cfg.workers.count))
+            _Slot(f"{run}-w{i}", specs, i)
+            for i, specs in enumerate(split_sources(list(cfg.sources), cfg.workers.count))
         ]
 
-    def _spawn(self, slot: _Slot, resume: bool) -> None:
+    def _start_passes(self) -> None:
+        """One new pass per file source, fixed for the whole run (restarted workers resume it)."""
+        client = connect(self.redis_url)
+        try:
+            for spec in self.cfg.sources:
+                if not spec.live:
+                    self.passes[spec.name] = new_pass_base(client, frames_key(spec.name))
+        finally:
+            client.close()
+
+    def _spawn(self, slot: _Slot) -> None:
         from pipeline.worker import worker_main
 
         port = self.cfg.metrics.port + slot.index if self.cfg.metrics.port else 0
+        passes = {spec.name: self.passes[spec.name] for spec in slot.specs if spec.name in self.passes}
         slot.process = self.ctx.Process(
             target=worker_main,
-            args=(self.cfg, slot.specs, slot.worker_id, self.redis_url, resume, port, self.log_level),
+            args=(self.cfg, slot.specs, slot.worker_id, self.redis_url, passes, port, self.log_level, self.failures),
             name=f"worker-{slot.worker_id}",
         )
         slot.process.start()
@@ -76,18 +104,22 @@ class Supervisor:
         if not self.slots or not self.cfg.sources:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
+        from pipeline.worker import EXIT_SOURCES_FAILED
+
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        self._start_passes()
         for slot in self.slots:
-            self._spawn(slot, resume=False)
+            self._spawn(slot)
         failed = False
         while not all(s.done for s in self.slots):
             time.sleep(0.2)
+            self._collect_failures()
             for slot in self.slots:
                 if slot.done or slot.process is None or slot.process.is_alive():
                     continue
                 code = slot.process.exitcode
-                if code == 0 or self.stopping:
+                if code in (0, EXIT_SOURCES_FAILED) or self.stopping:
                     slot.done = True
                     failed |= code != 0
                     continue
@@ -100,9 +132,21 @@ class Supervisor:
                 log.warning("worker %s exited with %s; restarting it (resume)", slot.worker_id, code)
                 time.sleep(self.cfg.workers.restart_backoff_s)
                 if not self.stopping:
-                    self._spawn(slot, resume=True)
+                    self._spawn(slot)
+        self._collect_failures()
         self._clear_heartbeats()
-        return 1 if failed else 0
+        if self.failed_sources:
+            log.error("%d sources failed: %s", len(self.failed_sources),
+                      "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed_sources.items())))  # fmt: skip
+        return 1 if failed or self.failed_sources else 0
+
+    def _collect_failures(self) -> None:
+        while True:
+            try:
+                _worker, source, reason = self.failures.get_nowait()
+            except queue.Empty:
+                return
+            self.failed_sources.setdefault(source, reason)
 
     def _clear_heartbeats(self) -> None:
         try:

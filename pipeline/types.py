@@ -60,3 +60,4 @@ class FrameResult:
     faces: list[FaceResult] = field(default_factory=list)
     model: str = ""
     latency_ms: float = 0.0
+    entry_id: str | None = None  # the stream entry id, chosen once when first published (pipeline.outbox)

@@ -2,7 +2,12 @@
 
 Stages run in threads joined by bounded queues (PyAV, OpenCV and ONNX Runtime release the GIL), so
 decoding, detection, inference and Redis writes overlap. SIGTERM stops taking new frames; every
-frame already taken from a source is still inferred and published before the process exits 0.
+frame already taken from a source is still inferred and published before the process exits.
+
+Exit status: 0 when every frame taken was published and no source failed; `EXIT_SOURCES_FAILED` when
+sources failed for good (a file that cannot be read, a stream key Redis refuses: restarting would not
+help), reported to the supervisor by name; 1 when a stage failed (the supervisor restarts the worker,
+which resumes its files' passes).
 """
 
 from __future__ import annotations
@@ -16,15 +21,15 @@ import threading
 import time
 
 from pipeline.batcher import STOP, MicroBatcher
-from pipeline.keys import frames_key, heartbeat_key
-from pipeline.masking import mask_text
+from pipeline.keys import heartbeat_key
 from pipeline.metrics import WorkerMetrics
-from pipeline.publish import ResultPublisher, publish_event
+from pipeline.outbox import Outbox
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
 
 DRAIN_RETRY_S = 30.0  # how long a stopping worker keeps retrying an unreachable Redis
+EXIT_SOURCES_FAILED = 4
 
 
 class Worker:
@@ -33,23 +38,29 @@ class Worker:
     Args:
         cfg: The validated `Config`.
         specs: The sources this worker owns.
-        worker_id: Stable id (heartbeat key, logs).
+        worker_id: Id unique per run and host (heartbeat key, logs, the `worker` field of entries).
         redis_url: Where to publish.
-        resume: Files continue after their last published frame (a restart after a crash).
+        passes: File source name -> pass base of this run (`entry_ids.PassIds`): a restarted worker
+            resumes its run's pass; files not named here start a new pass.
         metrics_port: Prometheus port of this worker; 0 = none.
         stop: Set to stop (the signal handlers set it); a new event when None.
+        report: Called with (source, reason) for each source that failed for good.
     """
 
-    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, resume: bool = False, metrics_port: int = 0,
-                 stop: threading.Event | None = None) -> None:  # fmt: skip
+    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
+                 metrics_port: int = 0, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
         self.redis = connect(redis_url)
-        self.resume = resume
+        self.passes = dict(passes or {})
         self.metrics = WorkerMetrics()
         self.metrics_port = metrics_port
-        self.publisher = ResultPublisher(self.redis, cfg.redis.maxlen)
+        self.outbox: Outbox | None = None
+        self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
+        self._report = report
+        self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped
+        self._lanes: dict = {}
         self._stop = stop or threading.Event()
         self._idle: list[threading.Event] = []  # per prepare thread: set while it waits for frames
         self._lock = threading.Lock()
@@ -65,26 +76,42 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
-    # -- events ---------------------------------------------------------------------------------
+    # -- events and failures ----------------------------------------------------------------------
     def _on_event(self, source: str, kind: str, detail: dict) -> None:
+        """Reader threads' events: queued in the outbox, published in order with the frames."""
         if kind == "reconnecting":
             self.metrics.reconnects.labels(source).inc()
-        try:
-            publish_event(self.redis, source, kind, detail)
-        except Exception as exc:  # an event must never kill a reader thread
-            log.warning("could not publish %s event of %s: %s", kind, source, exc)
+        if kind == "error" and source in self._file_sources():
+            self.source_errors[source] = str(detail.get("reason", "error"))
+            self._failed_for_good(source, self.source_errors[source])
+        self.outbox.add_event(source, kind, detail)
+
+    def _file_sources(self) -> set[str]:
+        return {spec.name for spec in self.specs if not spec.live}
+
+    def _on_publish_failed(self, source: str, reason: str) -> None:
+        """A stream of `source` refuses writes for good: stop reading it; the others go on."""
+        lane = self._lanes.get(source)
+        if lane is not None:
+            lane.finished = True
+            lane.source.stop(timeout=0)
+        self._failed_for_good(source, reason)
+
+    def _failed_for_good(self, source: str, reason: str) -> None:
+        if self._report is not None:
+            self._report(source, reason)
+
+    def _drained(self, source: str) -> bool:
+        lane = self._lanes.get(source)
+        with self._lock:
+            return lane is not None and lane.finished and self._inflight[source] == 0
+
+    def _settled(self, results) -> None:
+        with self._lock:
+            for r in results:
+                self._inflight[r.source] -= 1
 
     # -- stages ---------------------------------------------------------------------------------
-    def _resume_points(self) -> dict[str, int]:
-        """Last published frame index per file source (resume after a crash), else -1."""
-        points = {}
-        for spec in self.specs:
-            points[spec.name] = -1
-            if self.resume and not spec.live:
-                last = self.redis.xrevrange(frames_key(spec.name), count=1)
-                if last:
-                    points[spec.name] = int(last[0][1][b"frame"])
-        return points
 
     def _detectors(self, processor) -> list:
         """One detector per prepare thread: on CPU one single-threaded detector per core (the first
@@ -137,6 +164,7 @@ class Worker:
                 idle.clear()
                 with self._lock:
                     self.taken += 1
+                    self._inflight[taken.lane.name] += 1
                 t0, t = time.monotonic(), time.perf_counter()
                 frame = taken.frame
                 detections = detector.detect(frame.image) if taken.detect else None
@@ -189,51 +217,50 @@ class Worker:
             self._results.put(STOP)
 
     def _publish_loop(self) -> None:
+        """Frames in arrival order, with the events that are due, until the engine stage ends; then
+        the events still queued. A Redis that lost a file's entries, or stays unreachable through
+        the drain, fails the worker (the supervisor restarts it, and the pass resumes)."""
         done = False
-        while not done:
-            batch = [self._results.get()]
-            while len(batch) < 256:
-                try:
-                    batch.append(self._results.get_nowait())
+        try:
+            while not done:
+                batch = []
+                try:  # a short wait: events (a camera reconnecting) go out even when no frame comes
+                    batch.append(self._results.get(timeout=0.1))
                 except queue.Empty:
-                    break
-            if batch[-1] is STOP:
-                batch.pop()
-                done = True
-            if not batch:
-                continue
-            now = time.time()
-            for r in batch:  # decode -> XADD, the latency consumers care about
-                r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
-            t = time.perf_counter()
-            if not self._publish_with_retry(batch):
-                continue
-            self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - t)
-            for r in batch:
-                self.metrics.frames_published.labels(r.source).inc()
-                self.metrics.faces.labels(r.source).inc(len(r.faces))
-                self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
-            self.published += len(batch)
+                    pass
+                while batch and len(batch) < 256:
+                    try:
+                        batch.append(self._results.get_nowait())
+                    except queue.Empty:
+                        break
+                if batch and batch[-1] is STOP:
+                    batch.pop()
+                    done = True
+                self._publish(batch)
+            self.outbox.flush_events()
+        except Exception as exc:
+            self.failed = exc
+            self._stop.set()
+            log.error("publishing failed: %s", exc)
+            while not done and self._results.get() is not STOP:  # let the engine stage finish
+                pass
 
-    def _publish_with_retry(self, batch) -> bool:
-        """Redis outages must not lose accepted frames: retry with capped backoff for as long as the
-        worker runs; once it is stopping, give up after DRAIN_RETRY_S so a dead Redis cannot keep
-        the process alive forever (the loss is logged and the worker exits non-zero)."""
-        delay, stopping_since = 0.1, None
-        while True:
-            try:
-                self.publisher.publish(batch)
-                return True
-            except Exception as exc:
-                if self._stop.is_set():
-                    stopping_since = stopping_since or time.monotonic()
-                    if time.monotonic() - stopping_since > DRAIN_RETRY_S:
-                        log.error("Redis unreachable while stopping: %d frames not published", len(batch))
-                        self.failed = exc
-                        return False
-                log.warning("publish failed (%s); retrying in %.1f s", mask_text(str(exc)), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def _publish(self, batch: list) -> None:
+        now = time.time()
+        for r in batch:  # decode -> XADD, the latency consumers care about
+            r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
+        t = time.perf_counter()
+        try:
+            published = self.outbox.publish(batch)
+        finally:
+            self._settled(batch)
+        if batch:
+            self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - t)
+        for r in published:
+            self.metrics.frames_published.labels(r.source).inc()
+            self.metrics.faces.labels(r.source).inc(len(r.faces))
+            self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
+        self.published += len(published)
 
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
@@ -256,10 +283,12 @@ class Worker:
 
     def _beat(self, key: str) -> None:
         try:
+            # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
+            # the keys of past runs (ids are unique per run) do not pile up.
             self.redis.set(key, json.dumps({
                 "ts": time.time(), "pid": os.getpid(), "published": self.published,
                 "sources": [s.name for s in self.specs],
-            }))  # fmt: skip
+            }), ex=max(60, int(self.cfg.workers.stale_after_s * 10)))  # fmt: skip
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
 
@@ -275,12 +304,15 @@ class Worker:
             self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
         self._beat(heartbeat_key(self.worker_id))
         detectors = self._detectors(processor)  # every model loaded before the first frame is decoded
+        self.outbox = Outbox(self.redis, self.worker_id, self.specs, self.passes, maxlen=self.cfg.redis.maxlen,
+                             stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
+                             drained=self._drained)  # fmt: skip
         sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
+        lanes = [SourceLane(src, processor.detect_due, self.outbox.resume_after.get(spec.name, -1))
+                 for src, spec in zip(sources, self.specs, strict=True)]
+        self._lanes = {lane.name: lane for lane in lanes}
         for src in sources:
             src.start()
-        skip_until = self._resume_points()
-        lanes = [SourceLane(src, processor.detect_due, skip_until[spec.name])
-                 for src, spec in zip(sources, self.specs, strict=True)]
         self._idle = [threading.Event() for _ in detectors]
         self._preparing = len(detectors)
         # Each thread starts its round robin at another source, so they spread over the sources.
@@ -308,7 +340,13 @@ class Worker:
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
         log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
-        return 1 if self.failed else 0
+        box = self.outbox
+        if box.lost_events or box.lost_frames or box.dropped_frames:
+            log.error("worker %s: %d frames and %d events could not be published; %d frames of failed sources "
+                      "dropped", self.worker_id, box.lost_frames, box.lost_events, box.dropped_frames)  # fmt: skip
+        if self.failed:
+            return 1
+        return EXIT_SOURCES_FAILED if (self.source_errors or box.failed) else 0
 
 
 def _join(thread: threading.Thread) -> None:
@@ -318,13 +356,16 @@ def _join(thread: threading.Thread) -> None:
         thread.join(0.2)
 
 
-def worker_main(cfg, specs, worker_id: str, redis_url: str, resume: bool, metrics_port: int, log_level: int) -> None:
-    """Entry point of a worker process (multiprocessing target)."""
+def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], metrics_port: int, log_level: int,
+                failures=None) -> None:  # fmt: skip
+    """Entry point of a worker process (multiprocessing target); `failures` is a queue that receives
+    (worker id, source, reason) for each source that failed for good."""
     stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill us mid-way
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from pipeline.logs import setup_logging
 
     setup_logging(log_level)
-    worker = Worker(cfg, specs, worker_id, redis_url, resume=resume, metrics_port=metrics_port, stop=stop)
+    report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
+    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
     raise SystemExit(worker.run())

@@ -1,0 +1,223 @@
+"""A worker's way out to Redis: frames and events with ids chosen once, written until acknowledged.
+
+- Frames get their entry id when they reach the publish stage (`pipeline.entry_ids`); events get theirs
+  when they happen. Both keep it across every retry, so retries never duplicate (`pipeline.publish`).
+- Transient errors are retried with capped, jittered exponential backoff (redis-py's `Retry`) for as long
+  as the worker runs; once it is stopping, for at most `drain_s`, after which what is left is counted and
+  logged as lost.
+- A permanent error on one stream (WRONGTYPE, ACL refusal) fails the source that owns it alone: its
+  queued frames are dropped (counted), an `error` event names the key and the reason, and the other
+  sources' entries of the same round trip are not sent again.
+- Events are queued per source and published in order with the frames; an `eof` waits until the
+  source's last frame is published, so a consumer that sees `eof` has every frame before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from pipeline.entry_ids import ClockIds, PassIds, format_id, last_id, parse_id
+from pipeline.keys import events_key, frames_key
+from pipeline.masking import mask_text
+from pipeline.publish import (
+    EVENTS_MAXLEN,
+    RedisLostData,
+    StreamWriter,
+    Written,
+    encode_event,
+    encode_frame,
+    is_transient,
+)
+from pipeline.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+HELD_UNTIL_DRAINED = ("eof",)  # events that must follow the source's last frame
+
+
+class _Transient(redis.RedisError):
+    """Some streams of a round trip failed transiently; the round trip is retried for them only."""
+
+
+class PublishGaveUp(RuntimeError):
+    """The worker is stopping and Redis stayed unreachable for the whole drain period."""
+
+
+class Outbox:
+    """Publishes a worker's frames and events exactly once per id.
+
+    Args:
+        client: Redis client.
+        worker: The worker id written into every entry (`worker` field).
+        sources: The worker's `SourceSpec`s.
+        passes: File source name -> pass base (`entry_ids.PassIds`); files absent here start a new pass.
+        maxlen: Cap of the results streams.
+        stopping: True once the worker drains (the retry deadline starts then).
+        drain_s: How long a stopping worker retries.
+        on_source_failed: Called with (source, reason) when a source fails permanently.
+        drained: `drained(source)` is True when every frame taken from the source has been published or
+            dropped; held events (`eof`) wait for it.
+    """
+
+    def __init__(self, client: redis.Redis, worker: str, sources: Iterable, passes: dict[str, int], *, maxlen: int,
+                 stopping: Callable[[], bool], drain_s: float, on_source_failed: Callable[[str, str], None],
+                 drained: Callable[[str], bool]) -> None:  # fmt: skip
+        self.client = client
+        self.worker = worker
+        self.maxlen = maxlen
+        self.failed: dict[str, str] = {}  # source -> reason (permanent failures)
+        self.lost_events = 0
+        self.dropped_frames = 0  # frames of failed sources, never published
+        self.lost_frames = 0  # frames still unpublished when a stopping worker gave up on Redis
+        self._writer = StreamWriter(client)
+        self._stopping, self._drain_s = stopping, drain_s
+        self._on_source_failed, self._drained = on_source_failed, drained
+        self._lock = threading.Lock()
+        self._events: dict[str, deque] = {}
+        self._frame_ids: dict[str, Callable[[int, float], str]] = {}
+        self._event_ids: dict[str, ClockIds] = {}
+        self._expect: dict[str, str] = {}  # file frames key -> last id acknowledged for this pass
+        self.resume_after: dict[str, int] = {}  # file source -> last frame its pass already has
+        for spec in sources:
+            self._events[spec.name] = deque()
+            self._event_ids[spec.name] = ClockIds(last_id(client, events_key(spec.name)))
+            last = last_id(client, frames_key(spec.name))
+            if spec.live:
+                self._frame_ids[spec.name] = ClockIds(last)
+                continue
+            ids = PassIds(passes.get(spec.name) or max(int(time.time() * 1000), last[0] + 1))
+            self._frame_ids[spec.name] = ids
+            self.resume_after[spec.name] = ids.last_frame(last)
+            if self.resume_after[spec.name] >= 0:
+                self._expect[frames_key(spec.name)] = format_id(last)
+        self._retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries=-1,
+                            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient))  # fmt: skip
+
+    # -- events ---------------------------------------------------------------------------------
+    def add_event(self, source: str, kind: str, detail: dict | None = None) -> None:
+        """Queue an event (any thread); its id and time are fixed now."""
+        ts = time.time()
+        entry = (self._event_ids[source](0, ts), encode_event(source, kind, detail, ts=ts, worker=self.worker))
+        with self._lock:
+            self._events[source].append((kind, entry))
+
+    def _ready_events(self) -> dict[str, list]:
+        """Queued events that may go now, per events key, in order (a held `eof` and what follows it wait)."""
+        out: dict[str, list] = {}
+        with self._lock:
+            for source, queue in self._events.items():
+                ready = []
+                for kind, entry in queue:
+                    if kind in HELD_UNTIL_DRAINED and not self._drained(source):
+                        break
+                    ready.append(entry)
+                if ready:
+                    out[events_key(source)] = ready
+        return out
+
+    def _events_done(self, key: str, count: int) -> None:
+        with self._lock:
+            queue = self._events[key.split("{", 1)[1].rsplit("}", 1)[0]]
+            for _ in range(count):
+                queue.popleft()
+
+    def pending_events(self) -> int:
+        with self._lock:
+            return sum(len(q) for q in self._events.values())
+
+    # -- frames ---------------------------------------------------------------------------------
+    def publish(self, results: list[FrameResult]) -> list[FrameResult]:
+        """Write `results` (and the events ready to go) until Redis acknowledges them; returns the
+        results that are now in their streams (those of failed sources are dropped and counted).
+
+        Raises:
+            RedisLostData: A file's stream lost entries this worker had written (the caller restarts
+                the pass from what the stream still has).
+            PublishGaveUp: Stopping, and Redis stayed unreachable for `drain_s`.
+        """
+        frames: dict[str, list] = {}
+        kept: list[FrameResult] = []
+        for r in results:
+            if r.source in self.failed:
+                self.dropped_frames += 1
+                continue
+            if r.entry_id is None:  # chosen once: every retry sends the same id
+                r.entry_id = self._frame_ids[r.source](r.frame, r.ts)
+            frames.setdefault(frames_key(r.source), []).append((r.entry_id, encode_frame(r, self.worker)))
+            kept.append(r)
+        events = self._ready_events()
+        self._send(frames, events)
+        return [r for r in kept if r.source not in self.failed]
+
+    def flush_events(self) -> None:
+        """Publish every queued event (at shutdown: held ones too, whatever the drain state)."""
+        self._drained = lambda _source: True
+        events = self._ready_events()
+        if events:
+            self._send({}, events)
+
+    def _send(self, frames: dict[str, list], events: dict[str, list]) -> None:
+        todo = {**frames, **events}
+        stopping_since: list[float] = []
+
+        def attempt() -> None:
+            caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
+            outcome = self._writer.write(todo, caps, {k: v for k, v in self._expect.items() if k in todo})
+            transient = None
+            for key, reply in outcome.items():
+                if isinstance(reply, Written) or not is_transient(reply):
+                    self._settle(key, reply, todo.pop(key), key in events)
+                else:
+                    transient = reply
+            if transient is not None:
+                raise _Transient(f"{len(todo)} streams not written: {transient}")
+
+        def failed(exc: Exception) -> None:
+            if self._stopping():
+                stopping_since.append(stopping_since[0] if stopping_since else time.monotonic())
+                if time.monotonic() - stopping_since[0] > self._drain_s:
+                    raise PublishGaveUp(f"Redis unreachable while stopping: {mask_text(str(exc))}") from exc
+            log.warning("publish failed (%s); retrying", mask_text(str(exc)))
+
+        try:
+            self._retry.call_with_retry(attempt, failed)
+        except PublishGaveUp:
+            self.lost_events += self.pending_events()
+            self.lost_frames += sum(len(v) for k, v in todo.items() if k not in events)
+            with self._lock:
+                for queue in self._events.values():
+                    queue.clear()
+            raise
+
+    def _settle(self, key: str, reply: Written | Exception, entries: list, is_events: bool) -> None:
+        source = key.split("{", 1)[1].rsplit("}", 1)[0]
+        if isinstance(reply, Written):
+            if is_events:
+                self._events_done(key, len(entries))
+            elif source in self.resume_after:  # files: Redis must keep what it acknowledged
+                self._expect[key] = max(self._expect.get(key, "0-0"), entries[-1][0], key=parse_id)
+            return
+        if isinstance(reply, RedisLostData):
+            raise reply
+        reason = f"Redis refused writes to {key}: {mask_text(str(reply))}"
+        if is_events:
+            # The source's frames may still be fine, but nothing will ever say so: fail it.
+            self.lost_events += len(entries)
+            self._events_done(key, len(entries))
+        self._fail_source(source, reason)
+
+    def _fail_source(self, source: str, reason: str) -> None:
+        if source in self.failed:
+            return
+        self.failed[source] = reason
+        log.error("source %s failed: %s", source, reason)
+        self._on_source_failed(source, reason)
+        self.add_event(source, "error", {"reason": reason})
