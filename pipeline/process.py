@@ -145,6 +145,7 @@ def build_processor(
     threshold: float = 0.5,
     providers: Sequence[str] = (),
     engine_options: dict | None = None,
+    detector_backend: str = "onnxruntime",
 ) -> FrameProcessor:
     """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack."""
     import os
@@ -153,7 +154,8 @@ def build_processor(
     from pipeline.detect import FaceDetector
 
     detector = detector or os.environ.get("AFFECTSTREAM_DETECTOR") or "buffalo_sc"
-    det = FaceDetector(detector, input_size=det_size, threshold=threshold, providers=list(providers) or None)
+    det = FaceDetector(detector, input_size=det_size, threshold=threshold, providers=list(providers) or None,
+                       backend=detector_backend)  # fmt: skip
     eng = create_engine(engine, model or "default", **(engine_options or {}))
     return FrameProcessor(det, eng, detect_every=detect_every)
 
@@ -169,6 +171,7 @@ def processor_from_config(cfg) -> FrameProcessor:
         threshold=cfg.detector.threshold,
         providers=cfg.detector.providers,
         engine_options=engine_options(cfg.engine),
+        detector_backend=cfg.detector.backend,
     )
 
 
