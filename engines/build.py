@@ -92,8 +92,8 @@ def plan_info(plan_path: str | Path) -> dict:
         info["compatible"] = None
         info["compatibility"] = f"not checked: {exc}"
         return info
-    ours = (device.gpu_name, device.compute_capability, device.trt_version)
-    theirs = (key.gpu_name, key.compute_capability, key.trt_version)
+    ours = (device.gpu_name, device.compute_capability, device.trt_version, device.cuda_major)
+    theirs = key.target()
     info["compatible"] = ours == theirs
     info["compatibility"] = (
         "built for this GPU and TensorRT version" if ours == theirs

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SIDECAR_SUFFIX = ".json"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # version 1 sidecars lack the fields below: their plans are rebuilt
+# How `engines.trt_build` turns a model into a plan. Bump it whenever a build of the same inputs would
+# give a different plan: 2 = fp32 without TF32, strongly typed networks where TensorRT has no FP16/INT8 flags.
+BUILD_RECIPE = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class DeviceInfo:
     gpu_name: str
     compute_capability: str  # "8.6"
     trt_version: str
+    cuda_major: str = ""  # of the TensorRT build: 10.x ships for CUDA 12 and 13 under one version string
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,13 @@ class PlanKey:
     gpu_name: str
     compute_capability: str
     trt_version: str
+    cuda_major: str
     precision: str
     min_batch: int
     opt_batch: int
     max_batch: int
+    recipe: int = BUILD_RECIPE
+    calibration_sha256: str = ""  # int8 only: the crops the activation ranges came from
 
     def digest(self) -> str:
         """A short, stable hex id of the whole key (part of the plan's file name)."""
@@ -61,6 +68,10 @@ class PlanKey:
             for f in fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         ]
+
+    def target(self) -> tuple[str, str, str, str]:
+        """What a plan only runs on: GPU, compute capability, TensorRT version, CUDA major."""
+        return (self.gpu_name, self.compute_capability, self.trt_version, self.cuda_major)
 
     def same_model_and_profile(self, other: PlanKey) -> bool:
         return (self.onnx_sha256, self.precision, self.min_batch, self.opt_batch, self.max_batch) == (
@@ -84,8 +95,11 @@ def make_key(
     max_batch: int = 32,
     opt_batch: int | None = None,
     min_batch: int = 1,
+    calibration_sha256: str = "",
 ) -> PlanKey:
     """The cache key of building `onnx_path` for `device` with this precision and batch profile.
+
+    `calibration_sha256` (int8 only) names the calibration crops, so new crops give a new plan.
 
     Raises:
         ValueError: An unknown precision or a batch profile that is not 1 <= min <= opt <= max.
@@ -100,10 +114,13 @@ def make_key(
         gpu_name=device.gpu_name,
         compute_capability=device.compute_capability,
         trt_version=device.trt_version,
+        cuda_major=device.cuda_major,
         precision=precision,
         min_batch=int(min_batch),
         opt_batch=int(opt),
         max_batch=int(max_batch),
+        recipe=BUILD_RECIPE,
+        calibration_sha256=calibration_sha256 if precision == "int8" else "",
     )
 
 
@@ -134,6 +151,8 @@ def read_sidecar(plan_path: str | Path) -> tuple[PlanKey, EngineSpec]:
         raise ModelFileError(f"{path} is missing: a plan needs its sidecar (build it with `affectstream engine build`)")
     try:
         doc = json.loads(path.read_text())
+        if doc.get("version") != SIDECAR_VERSION:
+            raise ValueError(f"sidecar version {doc.get('version')!r}, this affectstream writes {SIDECAR_VERSION}")
         key = PlanKey(**doc["key"])
         spec = EngineSpec.from_json(json.dumps(doc["spec"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -152,14 +171,17 @@ def check_plan(plan_path: str | Path, device: DeviceInfo) -> tuple[PlanKey, Engi
     if not plan_path.is_file():
         raise ModelFileError(f"plan file {plan_path} does not exist")
     key, spec = read_sidecar(plan_path)
-    ours = (device.gpu_name, device.compute_capability, device.trt_version)
-    theirs = (key.gpu_name, key.compute_capability, key.trt_version)
+    ours = (device.gpu_name, device.compute_capability, device.trt_version, device.cuda_major)
+    theirs = key.target()
     if ours != theirs:
         raise PlanMismatch(
-            f"{plan_path} was built for {theirs[0]} (sm {theirs[1]}) with TensorRT {theirs[2]}; this is "
-            f"{ours[0]} (sm {ours[1]}) with TensorRT {ours[2]}. Rebuild it from the ONNX "
+            f"{plan_path} was built for {theirs[0]} (sm {theirs[1]}) with TensorRT {theirs[2]} (CUDA {theirs[3]}); "
+            f"this is {ours[0]} (sm {ours[1]}) with TensorRT {ours[2]} (CUDA {ours[3]}). Rebuild it from the ONNX "
             "(`affectstream engine build -c CONFIG` with engine.model set to the .onnx)"
         )
+    if key.recipe != BUILD_RECIPE:
+        raise PlanMismatch(f"{plan_path} was built by build recipe {key.recipe}, this affectstream uses "
+                           f"{BUILD_RECIPE} (e.g. fp32 plans are no longer TF32): rebuild it from the ONNX")  # fmt: skip
     return key, spec
 
 
@@ -176,6 +198,7 @@ def ensure_plan(
     max_batch: int = 32,
     opt_batch: int | None = None,
     spec: EngineSpec | None = None,
+    calibration_sha256: str = "",
 ) -> tuple[Path, PlanKey, bool]:
     """The cached plan for this model, device and profile, built first when missing or stale.
 
@@ -188,6 +211,7 @@ def ensure_plan(
         max_batch: Largest batch of the optimisation profile (min is 1).
         opt_batch: The batch TensorRT tunes for (default `max_batch`).
         spec: The model's spec, when the caller already read it.
+        calibration_sha256: For int8, the digest of the calibration crops (part of the key).
 
     Returns:
         The plan path, its key, and whether it was built by this call.
@@ -196,7 +220,8 @@ def ensure_plan(
     if not onnx_path.is_file():
         raise ModelFileError(f"model file {onnx_path} does not exist")
     spec = spec or EngineSpec.from_onnx(onnx_path)
-    key = make_key(onnx_path, device, precision=precision, max_batch=max_batch, opt_batch=opt_batch)
+    key = make_key(onnx_path, device, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
+                   calibration_sha256=calibration_sha256)  # fmt: skip
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     plan = cache / plan_filename(key, spec.model_id)

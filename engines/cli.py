@@ -1,4 +1,4 @@
-"""`affectstream engine build|info|quantize` and `affectstream models`: argument parsing only.
+"""`affectstream engine build|info|quantize|convert` and `affectstream models`: argument parsing only.
 
 Exit codes: 0 done; 1 the model or plan is bad or the build failed; 2 the config is invalid;
 3 the backend cannot run here (no TensorRT, no pycuda, no GPU).
@@ -16,8 +16,8 @@ EXIT_UNAVAILABLE = 3
 
 
 def register(subparsers) -> None:
-    """Add `engine` (with `build`, `info` and `quantize`) and `models` to the main CLI's subparsers."""
-    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans; quantise a model to INT8")
+    """Add `engine` (with `build`, `info`, `quantize`, `convert`) and `models` to the main CLI's subparsers."""
+    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans; INT8 and FP16 copies of a model")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
 
     build = engine_sub.add_parser(
@@ -35,17 +35,31 @@ def register(subparsers) -> None:
     info.set_defaults(handler=info_handler)
 
     quantize = engine_sub.add_parser(
-        "quantize", help="write an INT8 copy of an exported model for ONNX Runtime on CPU",
+        "quantize", help="write an INT8 copy of an exported model (ONNX Runtime on CPU, or --symmetric for TensorRT)",
         description="Static INT8 quantisation (QDQ, per-channel weights) calibrated on face crops; "
-        "see engines/quantize.py. This is how engines/models/mtlgcn_ferplus_int8.onnx is made.",
+        "see engines/quantize.py. This is how engines/models/mtlgcn_ferplus_int8.onnx is made. "
+        "--symmetric: int8 activations with zero points 0, the Q/DQ form TensorRT accepts.",
     )  # fmt: skip
     quantize.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
-    quantize.add_argument("output", help="where the INT8 .onnx goes")
-    quantize.add_argument("--calibration", required=True,
-                          help="folder of face crops, e.g. $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train")  # fmt: skip
+    quantize.add_argument("output", nargs="?", help="where the INT8 .onnx goes (or -o)")
+    quantize.add_argument("-o", "--output", dest="output_opt", metavar="OUT", help="where the INT8 .onnx goes")
+    quantize.add_argument("--symmetric", action="store_true",
+                          help="int8 weights and activations, all zero points 0 (TensorRT-compatible Q/DQ)")  # fmt: skip
+    quantize.add_argument("--calibration", default="",
+                          help="folder of face crops (default $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train)")  # fmt: skip
     quantize.add_argument("--limit", type=int, default=1024, help="calibration crops (first N in path order; default 1024)")
     quantize.add_argument("--method", default="percentile", help="percentile (default), minmax or entropy")
     quantize.set_defaults(handler=quantize_handler)
+
+    convert = engine_sub.add_parser(
+        "convert", help="write an FP16 copy of an exported model (what a TensorRT 11 fp16 build parses)",
+        description="FP16 weights and activations, float32 inputs and outputs, the spec in its metadata; "
+        "runs on ONNX Runtime too. See engines/convert.py.",
+    )  # fmt: skip
+    convert.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
+    convert.add_argument("--to", required=True, choices=("fp16",), help="target precision")
+    convert.add_argument("-o", "--output", required=True, help="where the converted .onnx goes")
+    convert.set_defaults(handler=convert_handler)
 
     models = subparsers.add_parser("models", help="list the models shipped in the package")
     models.add_argument("--json", action="store_true", help="print JSON")
@@ -82,11 +96,38 @@ def build_handler(args: argparse.Namespace) -> int:
 
 
 def quantize_handler(args: argparse.Namespace) -> int:
-    from engines.errors import EngineError
-    from engines.quantize import quantize_model
+    import os
+    from pathlib import Path
 
+    output = args.output_opt or args.output
+    if not output or (args.output_opt and args.output and args.output_opt != args.output):
+        return _fail(EXIT_CONFIG, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
+    calibration = args.calibration
+    if not calibration:
+        shared = Path(os.environ.get("AFFECTSTREAM_SHARED", "../shared"))
+        calibration = str(shared / "data" / "ferplus" / "FER2013Train")
     try:
-        spec = quantize_model(args.model, args.output, args.calibration, limit=args.limit, method=args.method)
+        from engines.errors import EngineError
+        from engines.quantize import quantize_model
+    except ImportError as exc:
+        return _fail(EXIT_UNAVAILABLE, f"quantisation needs onnx and onnxruntime.quantization: {exc}")
+    try:
+        spec = quantize_model(args.model, output, calibration, limit=args.limit, method=args.method,
+                              symmetric=args.symmetric)  # fmt: skip
+    except EngineError as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    print(f"wrote {output}: {spec.model_id}")
+    return 0
+
+
+def convert_handler(args: argparse.Namespace) -> int:
+    try:
+        from engines.convert import to_fp16
+        from engines.errors import EngineError
+    except ImportError as exc:
+        return _fail(EXIT_UNAVAILABLE, f"conversion needs the onnx package: {exc}")
+    try:
+        spec = to_fp16(args.model, args.output)
     except EngineError as exc:
         return _fail(EXIT_FAILED, str(exc))
     print(f"wrote {args.output}: {spec.model_id}")

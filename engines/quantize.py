@@ -14,8 +14,12 @@ min/max: a few outlier activations otherwise stretch the range and cost resoluti
 held-out training crops).
 
 The quantised file keeps the float model's spec, with `-int8` appended to the model id, so every
-published result says which variant produced it. TensorRT builds from the float file: it applies
-its own precision (`engine.precision`).
+published result says which variant produced it.
+
+`symmetric=True` (`affectstream engine quantize --symmetric`, model id `-qdq`) writes the form
+TensorRT accepts: int8 weights *and* activations, every zero point 0. It is what a TensorRT 11
+`int8` build parses (TensorRT 11 has no calibrator: INT8 comes from explicit Q/DQ); the default
+file (uint8 activations, non-zero zero points) is for ONNX Runtime on the CPU only.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ METHODS = {
     "entropy": CalibrationMethod.Entropy,
 }
 CALIBRATION_BATCH = 32
+# TensorRT's Q/DQ: int8 with zero point 0 for weights and activations; biases stay float (TensorRT has no
+# int32 DequantizeLinear; it fuses the float bias into the int8 convolution itself).
+SYMMETRIC = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
 
 def quantize_model(
@@ -59,6 +66,7 @@ def quantize_model(
     *,
     limit: int = 1024,
     method: str = "percentile",
+    symmetric: bool = False,
 ) -> EngineSpec:
     """Write an INT8 (QDQ) copy of `source` to `output`, calibrated on face crops.
 
@@ -69,9 +77,10 @@ def quantize_model(
             FER+ training images; the first `limit` in sorted path order are used.
         limit: How many crops calibrate the activation ranges.
         method: "percentile" (default), "minmax" or "entropy".
+        symmetric: int8 activations with zero points 0 (TensorRT's Q/DQ form) instead of uint8.
 
     Returns:
-        The spec written into `output` (the source's, model id + "-int8").
+        The spec written into `output` (the source's, model id + "-int8", or "-qdq" when symmetric).
 
     Raises:
         ModelFileError: `source` is not an affectstream ONNX.
@@ -81,7 +90,7 @@ def quantize_model(
         raise EngineBuildError(f"quantisation method {method!r} is not one of {tuple(METHODS)}")
     source, output = Path(source), Path(output)
     spec = EngineSpec.from_onnx(source)
-    if spec.model_id.endswith("-int8"):
+    if spec.model_id.endswith(("-int8", "-qdq", "-fp16")):
         raise ModelFileError(f"{source} is already quantised ({spec.model_id}); quantise the float32 export")
     crops = load_crops(calibration_dir, spec, limit=limit)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -94,12 +103,13 @@ def quantize_model(
             quantize_static(
                 str(prepared), str(output), _Reader(crops),
                 quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=METHODS[method], nodes_to_exclude=_head_nodes(prepared),
+                extra_options=SYMMETRIC if symmetric else {},
             )  # fmt: skip
         except Exception as exc:  # the quantiser raises assorted untyped errors
             raise EngineBuildError(f"INT8 quantisation of {source} failed: {exc}") from exc
-    quantized_spec = replace(spec, model_id=f"{spec.model_id}-int8")
+    quantized_spec = replace(spec, model_id=f"{spec.model_id}-{'qdq' if symmetric else 'int8'}")
     model = onnx.load(str(output))
     # The quantiser drops the source's metadata: write the spec back, plus how the file was made.
     del model.metadata_props[:]
@@ -107,7 +117,8 @@ def quantize_model(
         METADATA_KEY: quantized_spec.to_json(),
         QUANT_METADATA_KEY: json.dumps({
             "source_model_id": spec.model_id, "method": method, "calibration_crops": len(crops),
-            "format": "QDQ", "weights": "int8 per-channel", "activations": "uint8",
+            "format": "QDQ", "weights": "int8 per-channel symmetric",
+            "activations": "int8 symmetric" if symmetric else "uint8",
         }, sort_keys=True),
     })  # fmt: skip
     onnx.save(model, str(output))

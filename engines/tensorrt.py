@@ -1,32 +1,46 @@
-"""TensorRT backend (TensorRT 10 Python API, pycuda buffers): the production path on NVIDIA GPUs.
+"""TensorRT backend (TensorRT 10.x and 11.x Python API, pycuda buffers): the production path on NVIDIA GPUs.
 
 Execution: one execution context and one CUDA stream per engine; page-locked host buffers and device
 buffers sized for the profile's max batch are allocated once; each chunk is an async host-to-device
 copy, `set_input_shape` + `execute_async_v3`, async device-to-host copies, one stream synchronise.
 Tensors are bound by name (`set_tensor_address`). The engine runs in the device's primary CUDA
 context, pushed around each call, so any thread (the worker's batcher) may call `infer`.
+
+The primary context is retained once per device per process and never released: pycuda's `detach()`
+of a retained primary context does not pop it (`cuDevicePrimaryCtxRelease` never pops), and the last
+release resets the context, freeing everything allocated in it, between a build and the next load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
-import pycuda.driver as cuda
-import tensorrt as trt
+
+from engines.errors import BackendUnavailable, ModelFileError
+
+try:
+    import pycuda.driver as cuda
+    import tensorrt as trt
+except ImportError as exc:
+    if (exc.name or "").split(".")[0] in ("tensorrt", "pycuda"):
+        raise  # not installed: the registry answers with the install hint
+    # Installed but unloadable: libnvinfer / libcuda missing, or TensorRT's libraries were never downloaded.
+    raise BackendUnavailable(f"tensorrt/pycuda are installed but do not load here ({exc}); see docs/gpu.md") from exc
 
 from engines.base import ChunkedEngine
 from engines.cache import DeviceInfo, check_plan, ensure_plan
-from engines.errors import BackendUnavailable, ModelFileError
 from engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
 
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 _init_lock = threading.Lock()
+_primary: dict[int, object] = {}  # device id -> its primary context, retained once per process
 
 
 class _Logger(trt.ILogger):
@@ -60,6 +74,15 @@ def _cuda_device(device_id: int):
     return cuda.Device(device_id)
 
 
+def primary_context(device_id: int = 0):
+    """The device's primary context, retained on first use and kept for the life of the process."""
+    device = _cuda_device(device_id)
+    with _init_lock:
+        if device_id not in _primary:
+            _primary[device_id] = device.retain_primary_context()
+        return _primary[device_id]
+
+
 @contextlib.contextmanager
 def _pushed(ctx):
     ctx.push()
@@ -69,11 +92,23 @@ def _pushed(ctx):
         cuda.Context.pop()
 
 
+def trt_cuda_major() -> str:
+    """The CUDA major version this TensorRT was built for (10.x ships for CUDA 12 and 13 alike)."""
+    from importlib import metadata
+
+    for dist in metadata.distributions():
+        match = re.fullmatch(r"tensorrt[-_]cu(\d+)(?:[-_](?:libs|bindings))?", (dist.metadata["Name"] or "").lower())
+        if match:
+            return match.group(1)
+    return str(cuda.get_version()[0])  # NVIDIA's containers: TensorRT and pycuda share the image's CUDA
+
+
 def current_device(device_id: int = 0) -> DeviceInfo:
-    """The GPU name, compute capability and TensorRT version a plan built here is tied to."""
+    """The GPU name, compute capability, TensorRT version and its CUDA major a plan built here is tied to."""
     device = _cuda_device(device_id)
     major, minor = device.compute_capability()
-    return DeviceInfo(gpu_name=device.name(), compute_capability=f"{major}.{minor}", trt_version=trt.__version__)
+    return DeviceInfo(gpu_name=device.name(), compute_capability=f"{major}.{minor}", trt_version=trt.__version__,
+                      cuda_major=trt_cuda_major())  # fmt: skip
 
 
 class TensorRTEngine(ChunkedEngine):
@@ -90,22 +125,18 @@ class TensorRTEngine(ChunkedEngine):
         self._lock = threading.Lock()
         key, self.spec = check_plan(self.path, current_device(device_id))
         # The primary context is shared with torch / ONNX Runtime CUDA in the same process.
-        self._ctx = _cuda_device(device_id).retain_primary_context()
-        try:
-            with _pushed(self._ctx):
-                # The runtime must outlive the engines it deserialised.
-                self._runtime = trt.Runtime(TRT_LOGGER)
-                self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-                if self._engine is None:
-                    raise ModelFileError(f"TensorRT could not deserialize {self.path} (see the TensorRT errors above)")
-                profile_max = self._check_io()
-                self.max_batch = min(int(max_batch or profile_max), profile_max)
-                self._context = self._engine.create_execution_context()
-                self._stream = cuda.Stream()
-                self._alloc()
-        except BaseException:
-            self._ctx.detach()
-            raise
+        self._ctx = primary_context(device_id)
+        with _pushed(self._ctx):
+            # The runtime must outlive the engines it deserialised.
+            self._runtime = trt.Runtime(TRT_LOGGER)
+            self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self._engine is None:
+                raise ModelFileError(f"TensorRT could not deserialize {self.path} (see the TensorRT errors above)")
+            profile_max = self._check_io()
+            self.max_batch = min(int(max_batch or profile_max), profile_max)
+            self._context = self._engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._alloc()
         log.info("tensorrt engine %s: %s (%s, batch <= %d, %s)", self.spec.model_id, self.path.name,
                  key.precision, self.max_batch, key.gpu_name)  # fmt: skip
 
@@ -153,16 +184,18 @@ class TensorRTEngine(ChunkedEngine):
         return probs, va
 
     def _release(self) -> None:
-        with _pushed(self._ctx):
+        # The lock: a close() racing an infer() waits for it instead of freeing its live buffers.
+        with self._lock, _pushed(self._ctx):
+            self._stream.synchronize()
             for mem in self._dev.values():
                 mem.free()
             self._dev.clear()
             self._host.clear()
+            # Destroyed here, inside the context, not later by the garbage collector outside it.
             self._context = None
             self._engine = None
             self._runtime = None
             self._stream = None
-        self._ctx.detach()
 
 
 def is_plan(path: str | Path) -> bool:
@@ -180,21 +213,19 @@ def build_cached_plan(
     device_id: int = 0,
 ) -> tuple[Path, object, bool]:
     """Build (or find) the cached plan of `onnx_path` for this GPU; returns (plan, key, built)."""
-    from engines.trt_build import build_plan
+    device = current_device(device_id)  # no GPU: BackendUnavailable before anything else is loaded
+    ctx = primary_context(device_id)
+    from engines.trt_build import build_plan, calibration_digest
 
-    device = current_device(device_id)
-    ctx = _cuda_device(device_id).retain_primary_context()
+    spec = EngineSpec.from_onnx(onnx_path) if Path(onnx_path).is_file() else None
+    digest = calibration_digest(calibration_dir, spec) if precision == "int8" and calibration_dir and spec else ""
 
     def build(onnx: Path, plan: Path, key, spec: EngineSpec) -> None:
         with _pushed(ctx):  # the calibrator allocates device memory in this context
             build_plan(onnx, plan, key, spec, calibration_dir=calibration_dir or None)
 
-    try:
-        return ensure_plan(
-            onnx_path, cache_dir, device, build, precision=precision, max_batch=max_batch, opt_batch=opt_batch
-        )
-    finally:
-        ctx.detach()
+    return ensure_plan(onnx_path, cache_dir, device, build, precision=precision, max_batch=max_batch,
+                       opt_batch=opt_batch, spec=spec, calibration_sha256=digest)  # fmt: skip
 
 
 def create_tensorrt_engine(

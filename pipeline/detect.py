@@ -1,11 +1,12 @@
-"""Face detection with insightface SCRFD (ONNX Runtime).
+"""Face detection with insightface SCRFD (ONNX Runtime, or torch: `backend="torch"`).
 
 `resolve_detector` turns the configured detector (a path, or an insightface model-pack name) into
 an ONNX file; `FaceDetector` loads it through `insightface.model_zoo.get_model` and finds faces
 with five landmarks in BGR frames.
 
 insightface loads the model, picks the execution providers and builds one fixed-shape ONNX
-Runtime session per detector input size. The per-frame work around the session (letterbox,
+Runtime session per detector input size; with `backend="torch"` the same SCRFD graph runs in torch
+(`pipeline.detect_torch`, for GPU machines that have torch but no onnxruntime-gpu). The per-frame work around the session (letterbox,
 normalisation, anchor decoding, NMS) is done here instead of by `SCRFD.detect`, because on a CPU
 detection is the bottleneck of the whole pipeline: `cv2.dnn.blobFromImage` alone costs ~4 ms per
 640x640 frame where a preallocated buffer costs ~0.3 ms, and decoding only the anchors above the
@@ -144,6 +145,28 @@ def _check_input_size(value: object) -> tuple[int, int] | None:
     return width, height
 
 
+BACKENDS = ("onnxruntime", "torch")
+
+
+def check_providers(requested: Sequence[object], active: Sequence[str], *, what: str) -> None:
+    """Fail when a session silently dropped a requested GPU provider.
+
+    onnxruntime-gpu lists CUDA in `get_available_providers()` even when its CUDA or cuDNN libraries
+    cannot load (a CUDA 13 build on a CUDA 12 host, say); the session then runs on the CPU with one
+    warning in ONNX Runtime's own log. A GPU deployment running on the CPU is a failure, not a mode.
+
+    Raises:
+        DetectorError: A requested provider is not among the session's active ones.
+    """
+    inactive = [_provider_name(p) for p in requested if _provider_name(p) not in active]
+    if inactive:
+        raise DetectorError(
+            f"{what}: ONNX Runtime could not enable {inactive} and would run on {list(active)}; the CUDA, "
+            "cuDNN or TensorRT libraries of this onnxruntime-gpu do not load here (check its CUDA major "
+            "version against the driver's, see docs/gpu.md), or set detector.providers: [CPUExecutionProvider]"
+        )
+
+
 def _provider_name(entry: object) -> str:
     return str(entry[0]) if isinstance(entry, (tuple, list)) else str(entry)
 
@@ -233,9 +256,17 @@ class FaceDetector:
         max_faces: Keep at most this many faces per frame (0: all), preferring large, central faces
             (insightface's ranking: area minus twice the squared offset from the frame centre).
         threads: ONNX Runtime intra-op threads (0: the library default, one per core).
+        backend: "onnxruntime" (insightface's sessions) or "torch" (the SCRFD graph in torch,
+            `pipeline.detect_torch`; `providers` and `threads` do not apply).
+        device: For the torch backend: "auto" (CUDA when torch sees a GPU), "cpu", "cuda" or "cuda:N".
+
+    Attributes:
+        providers: Where the detector really runs: the ONNX Runtime session's active providers, or
+            `["torch:<device>"]`.
 
     Raises:
-        DetectorError: The model is missing, not an SCRFD detector with landmarks, or a setting is invalid.
+        DetectorError: The model is missing, not an SCRFD detector with landmarks, a setting is
+            invalid, or a requested GPU provider did not load (ONNX Runtime would silently use the CPU).
     """
 
     def __init__(
@@ -247,7 +278,11 @@ class FaceDetector:
         providers: Sequence[object] | None = None,
         max_faces: int = 0,
         threads: int = 0,
+        backend: str = "onnxruntime",
+        device: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise DetectorError(f"detector.backend: {backend!r} is not allowed; allowed values: {', '.join(map(repr, BACKENDS))}")
         if not 0.0 < float(threshold) < 1.0:
             raise DetectorError(f"detector threshold {threshold!r} must be between 0 and 1")
         if int(max_faces) < 0:
@@ -256,14 +291,17 @@ class FaceDetector:
         self.threshold = float(threshold)
         self.max_faces = int(max_faces)
         self.path = resolve_detector(str(model))
-        chosen = select_providers(providers)
-        self._model = self._load(self.path, chosen, int(threads))
-        self.providers: list[str] = list(self._model.session.get_providers())
-        inactive = [_provider_name(p) for p in chosen if _provider_name(p) not in self.providers]
-        if inactive:
-            # onnxruntime-gpu falls back to CPU when the CUDA/cuDNN/TensorRT libraries do not load.
-            log.warning("detector: ONNX Runtime could not enable %s (missing CUDA/cuDNN/TensorRT "
-                        "libraries?); running on %s", inactive, self.providers)
+        self.backend = backend
+        if backend == "torch":
+            from pipeline.detect_torch import TorchSCRFD  # lazy: torch only for this backend
+
+            self._model = TorchSCRFD(self.path, device=device)
+            self.providers: list[str] = [self._model.provider]
+        else:
+            chosen = select_providers(providers)
+            self._model = self._load(self.path, chosen, int(threads))
+            self.providers = list(self._model.session.get_providers())
+            check_providers(chosen, self.providers, what=f"detector {self.path.name}")
         log.info("detector %s on %s, input %s", self.path.name, self.providers, input_size)
         static = self._model.static_input_size
         if static is not None and self._fixed not in (None, tuple(static)):
@@ -308,9 +346,12 @@ class FaceDetector:
     def _letterbox(self, size: tuple[int, int]) -> _Letterbox:
         box = self._boxes.get(size)
         if box is None:
-            # SCRFD.detect builds (and caches) the fixed-shape session of this size on first use.
-            self._model.detect(np.zeros((size[1], size[0], 3), np.uint8), input_size=size)
-            session = self._model.resolution_sessions[size]
+            if self.backend == "torch":
+                session = self._model.session_for(size)
+            else:
+                # SCRFD.detect builds (and caches) the fixed-shape session of this size on first use.
+                self._model.detect(np.zeros((size[1], size[0], 3), np.uint8), input_size=size)
+                session = self._model.resolution_sessions[size]
             box = _Letterbox(session, size, self._model._feat_stride_fpn, self._model._num_anchors)
             self._boxes[size] = box
         return box
