@@ -43,11 +43,15 @@ class GraphConfig:
     rho: str = "configs/graph/ferplus8_rho.json"
     tau: float = 0.1
     p: float = 0.5
+    # "formula" (A, as ML-GCN's formula is written) or "authors" (A^T, as the authors' released code
+    # computes it); see training.graph.ORIENTATIONS. Paper recipes use "authors".
+    orientation: str = "formula"
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    ce: str = "soft"  # soft: CE against vote distributions; weighted: CE with w_c ~ 1/count_c
+    # soft: CE against vote distributions; weighted: CE with w_c ~ 1/count_c; unweighted: plain CE on the label
+    ce: str = "soft"
     va_weight: float = 1.0
 
 
@@ -61,7 +65,11 @@ class OptimConfig:
     batch_size: int = 64
     epochs: int = 20
     warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # cosine | constant
+    schedule: str = "cosine"  # cosine | constant | step (x step_gamma every step_epochs epochs, torch's StepLR)
+    step_epochs: int = 10
+    step_gamma: float = 0.1
+    # >0: stop when validation accuracy has not improved for this many epochs (the authors: 10).
+    early_stop: int = 0
     max_steps: int = 0  # >0: stop after this many steps (smoke runs)
     # >0: a wall-clock budget. The cosine schedule then follows max(step fraction, time fraction) and
     # training stops when the budget is spent, so a run on a shared, loaded CPU still anneals and ends on time.

@@ -14,6 +14,11 @@ import numpy as np
 from training.errors import ConfigError, DataError
 
 DIM_NODES = ("Valence", "Arousal")
+# How the GCN propagates over the re-weighted matrix A (rows sum to 1):
+#   formula: H' = A H, the ML-GCN formula as written: each class gathers from valence/arousal.
+#   authors: H' = A^T H, what the authors' released code computes (their row-normalised A goes through
+#            ML-GCN's gen_adj, (A D)^T D with D = I): valence/arousal gather from the classes.
+ORIENTATIONS = ("formula", "authors")
 
 
 def spearman_rho(onehot: np.ndarray, va: np.ndarray) -> dict[str, np.ndarray]:
@@ -67,6 +72,13 @@ def adjacency(expr_va: np.ndarray, rho_va: float, tau: float = 0.1, p: float = 0
             adj[i] = edges[i] * (p / degree[i])
             adj[i, i] = 1.0 - p
     return adj.astype(np.float32)
+
+
+def propagation_matrix(adj: np.ndarray, orientation: str) -> np.ndarray:
+    """The matrix the GCN multiplies node features by: ``adj`` ("formula") or its transpose ("authors")."""
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(f"graph.orientation: {orientation!r} is not allowed; allowed values: {ORIENTATIONS}")
+    return np.ascontiguousarray(adj.T if orientation == "authors" else adj)
 
 
 def load_rho(path: str | Path, labels: tuple[str, ...]) -> tuple[np.ndarray, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+CE_MODES = ("soft", "weighted", "unweighted")
+
 
 def ccc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Concordance correlation coefficient of two 1-d tensors (population moments)."""
@@ -30,15 +32,19 @@ def expression_loss(
         logits: [N, C].
         dist: [N, C] target distributions (votes), used by mode "soft".
         label: [N] class index, -1 = missing.
-        mode: "soft" (CE against dist) or "weighted" (CE on label with class weights).
-        weights: [C] class weights for "weighted".
+        mode: "soft" (CE against dist), "weighted" (CE on label with class weights) or "unweighted".
+        weights: [C] class weights for "weighted" (ignored otherwise).
     """
+    if mode not in CE_MODES:
+        from training.errors import ConfigError
+
+        raise ConfigError(f"loss.ce: {mode!r} is not allowed; allowed values: {CE_MODES}")
     mask = label >= 0
     if not mask.any():
         return logits.sum() * 0.0
     if mode == "soft":
         return -(dist[mask] * F.log_softmax(logits[mask], 1)).sum(1).mean()
-    return F.cross_entropy(logits[mask], label[mask], weight=weights)
+    return F.cross_entropy(logits[mask], label[mask], weight=weights if mode == "weighted" else None)
 
 
 def va_loss(va: torch.Tensor | None, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,14 @@ class ModelConfig:
     # False drops a ResNet's stem max-pool: at 48 px the stock /4 stem leaves stage 1 only 12x12 and the
     # last stage 2x2; without the pool they are 24x24 and 3x3 (FER-sized faces need the resolution).
     stem_pool: bool = True
+    # A local weights file for the backbone (timm or torchvision state dict, e.g. DenseNet-121 ImageNet
+    # weights), handed to timm as pretrained_cfg_overlay=dict(file=...). Loaded only when training starts a
+    # run (build_model(..., pretrained=True)); never downloaded. Empty = random initialisation.
+    pretrained_file: str = ""
+    # False removes the activation after DenseNet's final norm5: timm's DenseNet applies BatchNorm + ReLU
+    # there, torchvision's ``densenet121().features`` (which the authors' MTL-GCN max-pools) stops at the
+    # BatchNorm, so about a fifth of their pooled values are negative. Only for backbones with features.norm5.
+    final_act: bool = True
 
 
 class GraphHead(nn.Module):
@@ -62,17 +70,34 @@ class GraphHead(nn.Module):
 class AffectModel(nn.Module):
     """Backbone + head; ``forward`` returns (logits [N, C], va [N, 2] or None)."""
 
-    def __init__(self, cfg: ModelConfig, embeddings: np.ndarray | None = None, adj: np.ndarray | None = None):
+    def __init__(self, cfg: ModelConfig, embeddings: np.ndarray | None = None, adj: np.ndarray | None = None,
+                 pretrained_file: str = ""):
+        """``adj`` is the propagation matrix as the GCN uses it (training.graph.propagation_matrix);
+        ``pretrained_file`` is a resolved weights path (build_model passes it when training starts)."""
         super().__init__()
         import timm
 
         if cfg.head not in HEADS:
             raise ConfigError(f"unknown head {cfg.head!r}; choose one of {HEADS}")
         self.cfg = cfg
+        pretrained = {}
+        if pretrained_file:
+            from pathlib import Path
+
+            if not Path(pretrained_file).is_file():
+                raise ConfigError(f"model.pretrained_file: {pretrained_file} does not exist; put the backbone's "
+                                  "weights file there or set model.pretrained_file to ''")
+            pretrained = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}}
         self.backbone = timm.create_model(
-            cfg.backbone, pretrained=False, in_chans=cfg.in_chans, num_classes=0,
-            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate, **cfg.backbone_args,
+            cfg.backbone, in_chans=cfg.in_chans, num_classes=0,
+            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate, **pretrained, **cfg.backbone_args,
         )
+        if not cfg.final_act:
+            norm5 = getattr(getattr(self.backbone, "features", None), "norm5", None)
+            if not isinstance(getattr(norm5, "act", None), nn.Module):
+                raise ConfigError(f"model.final_act: false needs a DenseNet (features.norm5 with an activation); "
+                                  f"{cfg.backbone!r} has none")
+            norm5.act = nn.Identity()
         if not cfg.stem_pool:
             if not isinstance(getattr(self.backbone, "maxpool", None), nn.MaxPool2d):
                 raise ConfigError(f"model.stem_pool: false needs a backbone with a stem max-pool; {cfg.backbone!r} has none")

@@ -30,15 +30,26 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, schedule: str, time_frac: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 0 (or constant).
+SCHEDULES = ("cosine", "constant", "step")
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, schedule: str, time_frac: float = 0.0,
+          epoch: int = 0, step_epochs: int = 10, step_gamma: float = 0.1) -> float:
+    """Linear warm-up, then cosine decay to 0, constant, or step decay by epoch (torch's StepLR).
 
     ``time_frac`` (elapsed / time budget) pulls the cosine forward when the run is slower than planned.
+    ``epoch`` (0-based) drives "step": base * step_gamma ** (epoch // step_epochs).
     """
+    if schedule not in SCHEDULES:
+        from training.errors import ConfigError
+
+        raise ConfigError(f"optim.schedule: {schedule!r} is not allowed; allowed values: {SCHEDULES}")
     if step < warmup:
         return base * (step + 1) / warmup
     if schedule == "constant":
         return base
+    if schedule == "step":
+        return base * step_gamma ** (epoch // max(1, step_epochs))
     progress = max((step - warmup) / max(1, total - warmup), time_frac)
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -81,10 +92,14 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         torch.set_num_threads(recipe.threads)
     device = pick_device(recipe.device)
     _save_recipe(recipe, out_dir)
+    last = out_dir / "last.pt"
+    resuming = resume and last.exists()
 
     train_set = create_dataset(recipe.data, recipe.data.train_split)
     val_set = create_dataset(recipe.data, recipe.data.val_split)
-    model = build_model(recipe).to(device).to(memory_format=torch.channels_last)
+    # The backbone's pretrained weights only seed a new run; a resumed or warm-started one has its own.
+    fresh = not resuming and not recipe.init_checkpoint
+    model = build_model(recipe, pretrained=fresh).to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, recipe)
     counts = torch.from_numpy(np.bincount(train_set.label[train_set.label >= 0], minlength=train_set.label_set.num_classes))
     weights = class_weights(counts).to(device) if recipe.loss.ce == "weighted" else None
@@ -95,8 +110,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     warmup = int(o.warmup_epochs * steps_per_epoch)
     start_epoch, step, best, elapsed = 0, 0, {"accuracy": -1.0}, 0.0
     budget = o.time_budget_min * 60
-    last = out_dir / "last.pt"
-    if resume and last.exists():
+    if resuming:
         ck = load_checkpoint(last)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -110,7 +124,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
 
     gen = torch.Generator().manual_seed(recipe.seed)
     for epoch in range(start_epoch, o.epochs):
-        if step >= total or (budget and elapsed >= budget):
+        if step >= total or (budget and elapsed >= budget) or _stalled(best, epoch, o.early_stop):
             break
         # Per-epoch permutation derived from (seed, epoch): a resumed run sees the same order.
         order = np.random.default_rng(recipe.seed + epoch).permutation(len(train_set))
@@ -127,7 +141,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             x = random_affine(x, recipe.augment, gen)
             x = random_erase(x, recipe.augment.erase, gen).contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, warmup, o.lr, o.schedule, time_frac)
+                g["lr"] = lr_at(step, total, warmup, o.lr, o.schedule, time_frac, epoch, o.step_epochs, o.step_gamma)
             logits, va = model(x)
             loss = expression_loss(logits, b["dist"], b["label"], recipe.loss.ce, weights)
             if model.has_va:
@@ -158,6 +172,14 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         if o.keep_epochs > 0:
             _keep_epoch(out_dir, model, recipe, epoch + 1, step, best, o.keep_epochs)
     return best
+
+
+def _stalled(best: dict, epochs_done: int, patience: int) -> bool:
+    """Early stopping: ``patience`` epochs since the best validation accuracy (0 = never stop early).
+
+    Derived from the checkpoint's best epoch, so a resumed run stops where the uninterrupted one would.
+    """
+    return patience > 0 and "epoch" in best and epochs_done - int(best["epoch"]) >= patience
 
 
 def _keep_epoch(out_dir: Path, model, recipe: Recipe, epoch: int, step: int, best: dict, keep: int) -> None:

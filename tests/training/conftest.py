@@ -30,6 +30,9 @@ def tiny_overrides(**extra) -> dict:
     """Recipe overrides that make any recipe a seconds-long smoke run."""
     out = {
         "model.backbone": "test_resnet",
+        # The paper recipes' DenseNet-only settings do not apply to the tiny backbone.
+        "model.pretrained_file": "",
+        "model.final_act": True,
         "optim.batch_size": 4,
         "optim.epochs": 1,
         "optim.max_steps": 2,

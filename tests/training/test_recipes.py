@@ -21,15 +21,28 @@ def _smoke(recipe_name: str, tmp_path, **extra):
     return recipe
 
 
+def _densenet_weights(tmp_path) -> str:
+    """A DenseNet-121 weights file in place of the ImageNet one (random values, same keys and shapes)."""
+    import timm
+    import torch
+
+    path = tmp_path / "densenet121.pth"
+    torch.save(timm.create_model("densenet121").state_dict(), path)
+    return str(path)
+
+
 def test_affectnet_paper_recipe_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
-    r = _smoke("affectnet7_paper", tmp_path)
+    r = _smoke("affectnet7_paper", tmp_path, **{"model.pretrained_file": _densenet_weights(tmp_path)})
     assert r.model.backbone == "densenet121" and r.data.input_size == 227
+    assert r.data.eye_level and r.graph.orientation == "authors" and r.optim.schedule == "step"
 
 
 def test_affwild2_recipe_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("AFFWILD2_ROOT", str(FIXTURES / "affwild2"))
-    _smoke("affwild2_mtlgcn", tmp_path, **{"data.frame_step": 1})
+    r = _smoke("affwild2_mtlgcn", tmp_path,
+               **{"data.frame_step": 1, "model.pretrained_file": _densenet_weights(tmp_path)})
+    assert r.loss.ce == "unweighted" and not r.model.final_act  # batch 35: test_fidelity (smoke uses 2)
 
 
 def test_ferplus_recipe_on_real_data(tmp_path):

@@ -66,7 +66,8 @@ def load_affectnet(root: str | Path, split: str, size: int, colour: str, label_s
     def one(i: int) -> None:
         r = rows[i]
         img = to_colour(read_image(images_root / r["path"]), colour)
-        images[i] = crop_box(img, r["box"], size, r["landmarks"], eye_level)
+        # pivot "eyes": rotated about the eye midpoint as the authors' loader does (their FaceAligner)
+        images[i] = crop_box(img, r["box"], size, r["landmarks"], eye_level, pivot="eyes")
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, range(len(rows))))

@@ -57,12 +57,13 @@ def to_colour(img_bgr: np.ndarray, colour: str) -> np.ndarray:
 
 
 def resize_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize an HxWxC uint8 crop to size x size (bilinear, like the pipeline's warp)."""
+    """Resize an HxWxC uint8 crop to size x size (bilinear up, area-averaged down so it does not alias)."""
     import cv2
 
     if img.shape[0] == size and img.shape[1] == size:
         return img
-    out = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    shrink = max(img.shape[0], img.shape[1]) > size
+    out = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return out if out.ndim == 3 else out[..., None]
 
 
