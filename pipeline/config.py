@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.masking import register_url, strip_userinfo
+from pipeline.redis_conn import check_redis_url
 from pipeline.sources import SourceSpec
 from pipeline.typed import build
 
@@ -86,12 +88,46 @@ class Config:
     sources: tuple[SourceSpec, ...] = ()
 
 
-# Values that must be positive (dotted path -> minimum).
-_MINIMUM = {
-    "redis.maxlen": 1, "detector.detect_every": 1, "engine.max_batch": 1, "batch.max_batch": 1,
-    "batch.max_wait_ms": 0, "batch.file_max_wait_ms": 0, "workers.count": 1, "workers.heartbeat_s": 0.1, "workers.stale_after_s": 0.5,
-    "metrics.port": 0, "engine.threads": 0, "smoothing.window": 1, "detector.threshold": 0.0,
+# Allowed range of every number (dotted path -> (smallest, largest)); a list is checked element-wise.
+_RANGES = {
+    "redis.maxlen": (1, 10**10),
+    "detector.input_size": (32, 1920), "detector.threshold": (0.0, 1.0), "detector.detect_every": (1, 1000),
+    "engine.max_batch": (1, 4096), "engine.threads": (0, 1024),
+    "batch.max_batch": (1, 4096), "batch.max_wait_ms": (0, 10_000), "batch.file_max_wait_ms": (0, 60_000),
+    "smoothing.window": (1, 1000),
+    "workers.count": (1, 256), "workers.heartbeat_s": (0.1, 3600), "workers.stale_after_s": (0.5, 86_400),
+    "workers.restart_backoff_s": (0, 3600),
+    "metrics.port": (0, 65535),
 }  # fmt: skip
+
+
+def _check(cfg: Config) -> Config:
+    """Rules between values, or beyond one value's range."""
+    size = cfg.detector.input_size
+    if size != "auto" and any(v % 32 for v in size):
+        raise ConfigError(f"detector.input_size: {list(size)} is not allowed; each side must be a multiple of 32 "
+                          "(SCRFD's strides), e.g. [640, 640], or \"auto\"")  # fmt: skip
+    if cfg.workers.stale_after_s <= cfg.workers.heartbeat_s:
+        raise ConfigError(f"workers.stale_after_s: {cfg.workers.stale_after_s} must be above workers.heartbeat_s "
+                          f"({cfg.workers.heartbeat_s}), or every worker looks stale")  # fmt: skip
+    if cfg.metrics.port and cfg.metrics.port + cfg.workers.count - 1 > 65535:
+        raise ConfigError(f"metrics.port: {cfg.metrics.port} + one port per worker ({cfg.workers.count}) "
+                          "goes past 65535")  # fmt: skip
+    if cfg.redis.url:
+        check_redis_url(cfg.redis.url)
+    for i, spec in enumerate(cfg.sources):
+        if spec.kind == "file":
+            _check_video_file(i, spec.url.removeprefix("file://"))
+    return cfg
+
+
+def _check_video_file(i: int, url: str) -> None:
+    """A file source must exist and look like a video (as `archive` refuses other files)."""
+    path = Path(url).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"sources[{i}].url: {url!r} does not exist or is not a file")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})")
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -171,9 +207,15 @@ def expand_local(url: str) -> list[Path] | None:
 
 
 def source_name_from_url(url: str) -> str:
-    """A readable, key-safe source id derived from a path or URL (no credentials)."""
-    stem = Path(url.split("?", 1)[0].rstrip("/")).stem or "source"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+    """A readable, key-safe source id from a path or URL: the last path segment's stem, else the host.
+
+    Never the user info or the query (they may hold credentials): `rtsp://alice:pw@cam:8554/` -> `cam_8554`.
+    """
+    scheme, rest = strip_userinfo(url)
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    host, path = rest.partition("/")[::2] if scheme else ("", rest)
+    stem = Path(path.rstrip("/")).stem if path.strip("/") else host
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "source"
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
@@ -205,4 +247,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
-    return build(Config, data, error=ConfigError, minimum=_MINIMUM)
+    cfg = _check(build(Config, data, error=ConfigError, minimum=_RANGES))
+    for url in [cfg.redis.url, *(spec.url for spec in cfg.sources)]:
+        register_url(url)  # masked wherever they appear from now on
+    return cfg

@@ -2,7 +2,10 @@
 
 
 class AffectstreamError(Exception):
-    """Base class of runtime errors that the CLI reports without a traceback."""
+    """Base class of runtime errors that the CLI reports without a traceback, exiting `exit_code`
+    (DESIGN.md: 1 failed at run time, 2 usage or config, 3 backend or extra unavailable)."""
+
+    exit_code = 2
 
 
 class ConfigError(AffectstreamError):
@@ -11,6 +14,8 @@ class ConfigError(AffectstreamError):
 
 class RedisUnavailable(AffectstreamError):
     """Redis cannot be reached or started."""
+
+    exit_code = 1
 
 
 class SourceError(AffectstreamError):

@@ -15,20 +15,32 @@ import time
 from pathlib import Path
 
 import redis
+from redis.connection import parse_url
 
 from pipeline.errors import ConfigError, RedisUnavailable
-from pipeline.masking import mask_url
+from pipeline.masking import mask_text, mask_url, register_url
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("redis", "rediss", "unix")
 
 
-def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
-    """Open a client for `url` and check the server answers; errors never show the password."""
+def check_redis_url(url: str) -> None:
+    """Raise a one-line, masked `ConfigError` when `url` is not a Redis URL redis-py can use."""
+    register_url(url)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in SCHEMES:
-        raise ConfigError(f"redis url {mask_url(url)!r}: scheme must be one of {SCHEMES}")
+        raise ConfigError(f"redis url {mask_url(url)!r}: scheme must be one of {', '.join(SCHEMES)}")
+    try:
+        parse_url(url)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"redis url {mask_url(url)!r} is malformed: {mask_text(str(exc))}") from None
+
+
+def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
+    """Open a client for `url` and check the server answers; errors keep their reason (TLS, auth,
+    timeout) and never show the password."""
+    check_redis_url(url)
     client = redis.Redis.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
     )
@@ -36,7 +48,8 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {type(exc).__name__}") from exc
+        reason = mask_text(f"{type(exc).__name__}: {exc}")
+        raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {reason}") from None
     return client
 
 

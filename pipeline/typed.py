@@ -8,6 +8,7 @@ dotted key path and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -33,14 +34,25 @@ class _Builder:
                 continue
             sub = f"{path}.{name}" if path else name
             value = self.coerce(data[name], hints[name], sub)
-            minimum = self.minimum.get(sub)
-            if minimum is not None and value < minimum:
-                raise self.error(f"{sub}: {value!r} is below the minimum {minimum}")
+            self._check_range(sub, value)
             kwargs[name] = value
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
             raise self.error(f"{path or 'config'}: {exc}") from exc
+
+    def _check_range(self, path: str, value: Any) -> None:
+        bounds = self.minimum.get(path)
+        if bounds is None:
+            return
+        low, high = bounds if isinstance(bounds, tuple) else (bounds, None)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if not isinstance(v, (int, float)):
+                continue
+            if v < low or (high is not None and v > high):
+                allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+                raise self.error(f"{path}: {value!r} is out of range; allowed: {allowed}")
 
     def coerce(self, value: Any, tp: Any, path: str) -> Any:
         origin = typing.get_origin(tp)
@@ -105,7 +117,9 @@ class _Builder:
                 value = float(value)
             except ValueError:
                 raise self.error(f"{path}: expected {tp.__name__}, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and not float(value).is_integer()):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.error(f"{path}: expected a finite {tp.__name__}, got {value!r}")
+        if tp is int and not float(value).is_integer():
             raise self.error(f"{path}: expected {tp.__name__}, got {value!r}")
         return tp(value)
 
@@ -125,6 +139,7 @@ def build(cls: type, data: Any, *, error: type[Exception], path: str = "", minim
         error: The exception raised for bad input (the caller's ConfigError); its message starts with
             the dotted key path.
         path: Prefix of the key paths in messages.
-        minimum: Dotted key path -> smallest allowed value.
+        minimum: Dotted key path -> smallest allowed value, or (smallest, largest); a tuple value
+            (a list in YAML) has each element checked.
     """
     return _Builder(error, minimum or {}).build(cls, data, path)

@@ -364,8 +364,11 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from pipeline.logs import setup_logging
+    from pipeline.masking import register_url
 
     setup_logging(log_level)
+    for url in [redis_url, *(spec.url for spec in specs)]:  # a spawned process starts with no known secret
+        register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
     worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
     raise SystemExit(worker.run())

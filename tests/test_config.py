@@ -34,8 +34,8 @@ def test_user_yaml_merges_over_defaults(tmp_path):
     [
         ("engine:\n  backend: tensorflow\n", r"engine.backend: 'tensorflow' is not allowed; allowed values: 'onnxruntime', 'tensorrt', 'torch'"),
         ("engine:\n  max_batchh: 4\n", r"engine.max_batchh: unknown key; allowed keys: backend, model, max_batch"),
-        ("batch:\n  max_batch: 0\n", r"batch.max_batch: 0 is below the minimum 1"),
-        ("batch:\n  file_max_wait_ms: -5\n", r"batch.file_max_wait_ms: -5.0 is below the minimum 0"),
+        ("batch:\n  max_batch: 0\n", r"batch.max_batch: 0 is out of range; allowed: from 1 to 4096"),
+        ("batch:\n  file_max_wait_ms: -5\n", r"batch.file_max_wait_ms: -5.0 is out of range; allowed: from 0 to 60000"),
         ("detector:\n  input_size: [640]\n", r"detector.input_size"),
         ("workers:\n  count: two\n", r"workers.count: expected int"),
         ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"duplicate source name 'a'"),
@@ -94,5 +94,5 @@ def test_example_configs_validate(name, monkeypatch, shared):
 
 def test_smoothing_window_validated(tmp_path):
     assert load_config().smoothing.window == 1
-    with pytest.raises(ConfigError, match=r"smoothing.window: 0 is below the minimum 1"):
+    with pytest.raises(ConfigError, match=r"smoothing.window: 0 is out of range; allowed: from 1 to 1000"):
         load_config(write(tmp_path, "smoothing:\n  window: 0\n"))

@@ -173,7 +173,17 @@ def _child(opts: WorkerOptions, level: int) -> None:
     setup_logging(level)
     stop = threading.Event()
     _stop_on_signals(stop)
+    threading.Thread(target=_stop_when_orphaned, args=(stop, os.getppid()), name="parent-watch", daemon=True).start()
     raise SystemExit(work_loop(opts, stop))
+
+
+def _stop_when_orphaned(stop: threading.Event, parent: int, every_s: float = 0.5) -> None:
+    """A child whose parent died (SIGKILL) would take jobs forever with no one to stop it: it finishes
+    its current chunk, hands the job back and exits, as `run`'s workers do."""
+    while not stop.wait(every_s):
+        if os.getppid() != parent:
+            log.warning("archive worker: parent %d is gone; handing back the current job and exiting", parent)
+            stop.set()
 
 
 def work(opts: WorkerOptions, processes: int = 1) -> int:

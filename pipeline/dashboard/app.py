@@ -65,6 +65,27 @@ class TokenGuard:
         return await self.app(scope, receive, send)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class LoopbackHostGuard:
+    """ASGI middleware for tokenless (loopback) mode: answer only requests whose `Host` is a loopback
+    name, so a web page cannot reach the dashboard through a DNS name rebound to 127.0.0.1."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Request(scope).headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.lower() not in LOOPBACK_HOSTS:
+                response = PlainTextResponse("dashboard answers only Host: localhost, 127.0.0.1 or [::1] "
+                                             "without a token", status_code=421)  # fmt: skip
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def create_app(state: DashboardState, *, token: str | None = None, interval_s: float = 0.5,
                poll: bool = True) -> Starlette:  # fmt: skip
     """The ASGI app over `state`; with `poll`, a background thread feeds `state` from Redis."""
@@ -110,7 +131,7 @@ def create_app(state: DashboardState, *, token: str | None = None, interval_s: f
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TokenGuard, token=token)] if token else []
+    middleware = [Middleware(TokenGuard, token=token) if token else Middleware(LoopbackHostGuard)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

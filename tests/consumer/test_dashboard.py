@@ -159,3 +159,14 @@ def test_dashboard_command_serves_and_stops_on_sigint(redis_url):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_tokenless_mode_answers_only_loopback_host_names(redis_url):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends `Host: evil.example`."""
+    app = create_app(DashboardState(connect(redis_url)), interval_s=0.1)
+    with serve_app(app) as base:
+        port = base.rsplit(":", 1)[1]
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+            assert get(base + "/api/state", {"Host": host})[0] == 200, host
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", f"localhost.:{port}"):
+            assert get(base + "/api/state", {"Host": host})[0] == 421, host
