@@ -114,6 +114,16 @@ class OnnxRuntimeEngine(ChunkedEngine):
             )
         except Exception as exc:  # onnxruntime raises untyped errors for unreadable files
             raise ModelFileError(f"{path} is not a loadable ONNX model: {exc}") from exc
+        active = self._session.get_providers()
+        if CUDA in self.providers and CUDA not in active:
+            # onnxruntime-gpu lists CUDA as available even when its CUDA/cuDNN libraries cannot load;
+            # the session then quietly runs on the CPU. A GPU deployment on the CPU is a failure.
+            raise BackendUnavailable(
+                f"ONNX Runtime could not enable CUDAExecutionProvider for {path} (the session runs on {active}): "
+                "this onnxruntime-gpu's CUDA/cuDNN libraries do not load here (its CUDA major must match the "
+                "host's, see docs/gpu.md); use device 'cpu' to run on the CPU on purpose"
+            )
+        self.providers = active
         self.spec = EngineSpec.from_metadata(self._session.get_modelmeta().custom_metadata_map, path)
         self._outputs = self._check_io(path)
         log.info("onnxruntime engine %s: %s, providers %s", self.spec.model_id, path, self.providers)

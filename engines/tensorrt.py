@@ -24,8 +24,8 @@ import numpy as np
 from engines.errors import BackendUnavailable, ModelFileError
 
 try:
-    import pycuda.driver as cuda
-    import tensorrt as trt
+    import tensorrt as trt  # first: its own load errors (missing libnvinfer) are the telling ones
+    import pycuda.driver as cuda  # isort: skip
 except ImportError as exc:
     if (exc.name or "").split(".")[0] in ("tensorrt", "pycuda"):
         raise  # not installed: the registry answers with the install hint

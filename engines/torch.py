@@ -1,9 +1,13 @@
 """torch backend: the reference for parity tests, and a GPU path that needs no TensorRT.
 
 Loads a training checkpoint through `training.inference.load_inference_model`, which returns the
-deployed module (softmax probabilities, valence/arousal) and its `EngineSpec`. On CUDA it runs in
-FP16 by default and can replay CUDA graphs captured for fixed batch sizes (a chunk is padded up to the
-nearest captured size; rows are independent in eval mode, so padding never changes real rows).
+deployed module (softmax probabilities, valence/arousal) and its `EngineSpec`, or an exported `.onnx`
+(the shipped model) through `engines.onnx_torch`, so a GPU machine with torch alone runs the very file
+the other backends run. On CUDA it runs in FP16 by default and can replay CUDA graphs captured for
+fixed batch sizes (a chunk is padded up to the nearest captured size; rows are independent in eval
+mode, so padding never changes real rows). The graphs are captured when the engine is made, in the
+thread that makes it, and in thread-local capture mode, so another thread's CUDA work (the detector's)
+can neither break a capture nor end up inside one. FP32 on CUDA is FP32: TF32 is switched off.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 
 from engines.base import ChunkedEngine
 from engines.errors import BackendUnavailable, ModelFileError
-from engines.spec import EngineSpec
+from engines.spec import OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +91,18 @@ class TorchEngine(ChunkedEngine):
             raise BackendUnavailable("CUDA graphs need a CUDA device")
         self.dtype = torch.float16 if self.fp16 else torch.float32
         self._lock = threading.Lock()
+        if cuda and not self.fp16:
+            # TF32 (on by default for cuDNN convolutions) moves probabilities by ~1e-3: not FP32.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self._module = module.eval().to(self.device, self.dtype)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
         self._graph_sizes = tuple(sorted(graph_batches or graph_sizes(self.max_batch))) if cuda_graphs else ()
         if self._graph_sizes and self._graph_sizes[-1] < self.max_batch:
             raise ValueError(f"graph_batches {self._graph_sizes} must include a size >= max_batch {self.max_batch}")
+        with torch.inference_mode():
+            for size in self._graph_sizes:
+                self._capture(size)
         log.info("torch engine %s on %s (%s%s)", spec.model_id, self.device, "fp16" if self.fp16 else "fp32",
                  f", CUDA graphs {self._graph_sizes}" if self._graph_sizes else "")  # fmt: skip
 
@@ -109,9 +120,20 @@ class TorchEngine(ChunkedEngine):
         if not path.is_file():
             raise ModelFileError(f"checkpoint {path} does not exist")
         if path.suffix.lower() == ".onnx":
-            raise ModelFileError(f"{path} is an ONNX file; the torch backend loads a training checkpoint (.pt)")
+            raise ModelFileError(f"{path} is an ONNX file; from_checkpoint loads a training checkpoint (.pt), from_onnx an .onnx")
         module, spec = load_inference_model(path)
         engine = cls(module, spec, **options)
+        engine.path = path
+        return engine
+
+    @classmethod
+    def from_onnx(cls, onnx_path: str | Path, **options) -> TorchEngine:
+        """The engine of an exported MTL-GCN ONNX (its graph evaluated by `engines.onnx_torch`)."""
+        from engines.onnx_torch import OnnxModule
+
+        path = Path(onnx_path)
+        spec = EngineSpec.from_onnx(path)
+        engine = cls(_OnnxHead(OnnxModule(path)), spec, **options)
         engine.path = path
         return engine
 
@@ -119,22 +141,20 @@ class TorchEngine(ChunkedEngine):
         probs, va = self._module(x)
         return probs, va
 
-    def _graph(self, size: int):
-        """The CUDA graph for `size`, captured on first use (warm-up on a side stream first, as torch asks)."""
-        if size not in self._graphs:
-            c, h, w = self.spec.channels, *self.spec.input_size
-            static_in = torch.zeros((size, c, h, w), device=self.device, dtype=self.dtype)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    self._forward(static_in)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._forward(static_in)
-            self._graphs[size] = (graph, static_in, static_out)
-        return self._graphs[size]
+    def _capture(self, size: int) -> None:
+        """Capture the CUDA graph of one batch size (warm-up on a side stream first, as torch asks)."""
+        c, h, w = self.spec.channels, *self.spec.input_size
+        static_in = torch.zeros((size, c, h, w), device=self.device, dtype=self.dtype)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._forward(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            static_out = self._forward(static_in)
+        self._graphs[size] = (graph, static_in, static_out)
 
     def _run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         n = faces.shape[0]
@@ -143,7 +163,7 @@ class TorchEngine(ChunkedEngine):
             if self._graph_sizes:
                 size = next(s for s in self._graph_sizes if s >= n)
                 with self._lock:  # the graphs' static buffers serve one caller at a time
-                    graph, static_in, (probs, va) = self._graph(size)
+                    graph, static_in, (probs, va) = self._graphs[size]
                     static_in[:n].copy_(x.to(self.device, self.dtype, non_blocking=True))
                     graph.replay()
                     probs, va = probs[:n].clone(), va[:n].clone()
@@ -160,6 +180,23 @@ class TorchEngine(ChunkedEngine):
             torch.cuda.empty_cache()
 
 
-def create_torch_engine(checkpoint_path: str | Path, **options) -> TorchEngine:
-    """The registry's factory: `TorchEngine.from_checkpoint`."""
-    return TorchEngine.from_checkpoint(checkpoint_path, **options)
+class _OnnxHead(torch.nn.Module):
+    """An exported model's graph as the (probs, va) module the engine expects."""
+
+    def __init__(self, graph) -> None:
+        super().__init__()
+        self.graph = graph
+        names = list(graph.output_names)
+        self._probs = names.index(OUTPUT_PROBS)
+        self._va = names.index(OUTPUT_VA) if OUTPUT_VA in names else self._probs  # no va: ignored (spec.has_va)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.graph(x)
+        return out[self._probs], out[self._va]
+
+
+def create_torch_engine(model_path: str | Path, **options) -> TorchEngine:
+    """The registry's factory: an exported `.onnx` (the shipped model) or a training checkpoint."""
+    if Path(model_path).suffix.lower() == ".onnx":
+        return TorchEngine.from_onnx(model_path, **options)
+    return TorchEngine.from_checkpoint(checkpoint_path=model_path, **options)

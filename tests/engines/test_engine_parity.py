@@ -101,3 +101,48 @@ def test_torch_cuda_fp16_matches_onnxruntime(tiny, faces, graphs):
         p_t, v_t = engine.infer(faces)
     assert _max_diff(p_ort, p_t) <= FP16_TOL
     assert _max_diff(v_ort, v_t) <= FP16_TOL
+
+
+def _shipped_crops(n: int) -> np.ndarray:
+    """Held-out FER+ valid crops for the shipped model (real faces, not noise)."""
+    from engines import default_model_path
+    from engines.calibration import load_crops
+    from engines.spec import EngineSpec
+    from tests.conftest import need_shared
+
+    return load_crops(need_shared("data", "ferplus", "FER2013Valid"), EngineSpec.from_onnx(default_model_path()), limit=n)
+
+
+def _shipped_ort(crops):
+    from engines import default_model_path
+
+    with create_engine("onnxruntime", default_model_path(), device="cpu", max_batch=64) as engine:
+        return engine.infer(crops)
+
+
+def test_torch_runs_the_shipped_onnx_like_onnxruntime():
+    """The torch backend takes an exported .onnx: the shipped model, its graph evaluated in torch."""
+    crops = _shipped_crops(37)
+    p_ort, v_ort = _shipped_ort(crops)
+    with create_engine("torch", "default", device="cpu", max_batch=16) as engine:
+        assert engine.spec.model_id.startswith("mtlgcn-ferplus")
+        p_t, v_t = engine.infer(crops)
+    assert _max_diff(p_ort, p_t) <= FP32_TOL
+    assert _max_diff(v_ort, v_t) <= FP32_TOL
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("fp16,graphs", [(False, False), (False, True), (True, False), (True, True)],
+                         ids=["fp32", "fp32-graphs", "fp16", "fp16-graphs"])  # fmt: skip
+def test_torch_cuda_shipped_model_matches_onnxruntime_cpu(fp16, graphs):
+    crops = _shipped_crops(400)
+    p_ort, v_ort = _shipped_ort(crops)
+    with create_engine("torch", "default", device="cuda", fp16=fp16, cuda_graphs=graphs, max_batch=64) as engine:
+        if graphs:  # captured when the engine was made, not lazily in the engine thread
+            assert sorted(engine._graphs) == [1, 2, 4, 8, 16, 32, 64]
+        p_t, v_t = engine.infer(crops)
+    tol = FP16_TOL if fp16 else FP32_TOL
+    assert _max_diff(p_ort, p_t) <= tol
+    assert _max_diff(v_ort, v_t) <= tol
+    assert (p_ort.argmax(1) == p_t.argmax(1)).mean() >= (0.99 if fp16 else 0.9975)
