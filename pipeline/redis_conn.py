@@ -18,7 +18,7 @@ import redis
 from redis.connection import parse_url
 
 from pipeline.errors import ConfigError, RedisUnavailable
-from pipeline.masking import mask_text, mask_url, register_url
+from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,13 @@ def check_redis_url(url: str) -> None:
     if scheme not in SCHEMES:
         raise ConfigError(f"redis url {mask_url(url)!r}: scheme must be one of {', '.join(SCHEMES)}")
     try:
-        parse_url(url)
+        parsed = parse_url(url)
+        if scheme != "unix":
+            db = strip_userinfo(url)[1].partition("/")[2].split("?", 1)[0]
+            if db and not db.isdigit():  # redis-py would silently use db 0
+                raise ValueError(f"the path must be a database number, not {db!r}")
+            if not parsed.get("host"):
+                raise ValueError("no host")
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"redis url {mask_url(url)!r} is malformed: {mask_text(str(exc))}") from None
 

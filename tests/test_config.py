@@ -96,3 +96,31 @@ def test_smoothing_window_validated(tmp_path):
     assert load_config().smoothing.window == 1
     with pytest.raises(ConfigError, match=r"smoothing.window: 0 is out of range; allowed: from 1 to 1000"):
         load_config(write(tmp_path, "smoothing:\n  window: 0\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("workers:\n  restart_backoff_s: -1\n", "workers.restart_backoff_s: -1.0 is out of range; allowed: from 0 to 3600"),
+        ("detector:\n  input_size: [0, 0]\n", "detector.input_size: (0, 0) is out of range; allowed: from 32 to 1920"),
+        ("detector:\n  input_size: [641, 333]\n", "detector.input_size: [641, 333] is not allowed; each side must be a multiple of 32"),
+        ("detector:\n  threshold: 5\n", "detector.threshold: 5.0 is out of range; allowed: from 0.0 to 1.0"),
+        ("metrics:\n  port: 70000\n", "metrics.port: 70000 is out of range; allowed: from 0 to 65535"),
+        ("redis:\n  maxlen: 1e30\n", "redis.maxlen: 1000000000000000019884624838656 is out of range"),
+        ("batch:\n  max_wait_ms: .nan\n", "batch.max_wait_ms: expected a finite float, got nan"),
+        ("redis:\n  url: 'redis://admin:Q9-leak@h:99999/0'\n", "redis url 'redis://admin:***@h:99999/0' is malformed"),
+        ("sources:\n  - {{url: '{txt}'}}\n", "is not a video file"),
+        ("sources:\n  - {{url: '{missing}'}}\n", "does not exist or is not a file"),
+    ],
+)  # fmt: skip
+def test_run_refuses_bad_values_with_exit_2_and_no_traceback(tmp_path, capsys, text, message):
+    """The values that once passed validation and then crashed or hung workers (issue 12)."""
+    from pipeline.cli import main
+
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not a video\n")
+    cfg = write(tmp_path, text.format(txt=txt, missing=tmp_path / "gone.mp4"))
+    assert main(["run", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "Q9-leak" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
