@@ -35,8 +35,13 @@ def final_entry(run: Path) -> dict | None:
     log = run / "log.jsonl"
     if not log.exists():
         return None
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    entries = []
+    for line in log.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:  # a line being written by a run in another process
+            continue
+    return entries[-1] if entries else None
 
 
 def is_finished(run: Path, epochs: int) -> bool:
@@ -73,7 +78,7 @@ def summary_rows(out: Path) -> list[dict]:
         rows.append({
             "arm": arm, "seed": int(seed), "epoch": entry["epoch"], "accuracy": entry["val_accuracy"],
             "macro_f1": entry["val_macro_f1"], "va_mean_ccc": entry.get("val_abaw_va"),
-            "train_s": round(sum(json.loads(x)["seconds"] for x in (run / "log.jsonl").read_text().splitlines() if x.strip())),
+            "train_s": round(entry["elapsed"]) if "elapsed" in entry else None,
         })
     return rows
 

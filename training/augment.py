@@ -51,6 +51,6 @@ def random_erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Te
 def normalize(images_u8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 NHWC -> float NCHW, (x / 255 - mean) / std: the engine-spec preprocessing contract."""
     x = images_u8.permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
