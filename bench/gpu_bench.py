@@ -5,8 +5,8 @@ imports). Also measures the CPU baseline: `python bench/gpu_bench.py --backends 
 --onnx engines/models/mtlgcn_ferplus.onnx --batches 1,8,32`.
 
 Timings include the host-to-device and device-to-host copies (what `Engine.infer` costs a worker).
-The model is the trained checkpoint when given; otherwise the shipped recipe's architecture with
-random weights, since speed does not depend on the weight values.
+The model is the shipped one (`engines/models/mtlgcn_ferplus.onnx`; the torch backend runs its graph
+through `engines.onnx_torch`), or a trained checkpoint when given (exported to ONNX for the others).
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere in the checkout
 
-RECIPE = REPO / "configs" / "model" / "ferplus_mtlgcn.yaml"
 BACKENDS = ("torch-cuda", "torch-cuda-graphs", "tensorrt", "onnxruntime-cpu", "onnxruntime-cuda")
-TEMPLATE = [[22.0, 25.0], [42.0, 25.0], [32.0, 36.0], [24.0, 47.0], [40.0, 47.0]]  # alignment only; no effect on speed
 
 
 def measure(engine, batch: int, seconds: float, rounds: int = 5) -> dict:
@@ -52,36 +50,25 @@ def measure(engine, batch: int, seconds: float, rounds: int = 5) -> dict:
             "ms_per_batch": round(1000.0 * batch / rate, 3), "rounds": [round(r, 1) for r in rates]}  # fmt: skip
 
 
-def prepare_model(
-    checkpoint: str | None, onnx: str | None, work: Path, need_checkpoint: bool
-) -> tuple[Path | None, Path | None]:
-    """(checkpoint, onnx): given ones as they are; else a random-weight model of the shipped recipe."""
-    if onnx and not checkpoint and not need_checkpoint:
-        return None, Path(onnx)
+def prepare_model(checkpoint: str | None, onnx: str | None, work: Path) -> tuple[Path, Path]:
+    """(torch model, onnx): the shipped model for both by default; a checkpoint is exported for the others."""
+    from engines import default_model_path
+
+    if not checkpoint:
+        model = Path(onnx) if onnx else default_model_path()
+        return model, model
+    if onnx:
+        return Path(checkpoint), Path(onnx)
     from training.export import export_onnx
 
-    template = work / "template.json"
-    template.write_text(json.dumps({"template": TEMPLATE}))
-    if not checkpoint:
-        import torch
-
-        from training.build import build_model
-        from training.checkpoint import save_checkpoint
-        from training.config import load_recipe
-
-        recipe = load_recipe(RECIPE, {"export.template": str(template)})
-        torch.manual_seed(0)
-        checkpoint = str(work / "random.pt")
-        save_checkpoint(Path(checkpoint), build_model(recipe), recipe, epoch=0, step=0, best={})
-    if not onnx:
-        onnx = str(work / "model.onnx")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            export_onnx(checkpoint, onnx, template=template)
-    return Path(checkpoint), Path(onnx)
+    out = work / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx(checkpoint, out)
+    return Path(checkpoint), out
 
 
-def engines_for(backend: str, checkpoint: Path | None, onnx: Path | None, max_batch: int, work: Path):
+def engines_for(backend: str, checkpoint: Path, onnx: Path, max_batch: int, work: Path):
     """(precision label, zero-argument engine factory) pairs for one backend."""
     from engines import create_engine
 
@@ -125,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="", help=f"comma list of {', '.join(BACKENDS)} (default: what this machine has)")
     parser.add_argument("--batches", default="1,8,32,128")
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement")
-    parser.add_argument("--checkpoint", help="trained checkpoint (default: random weights, shipped recipe)")
-    parser.add_argument("--onnx", help="exported model (default: export of the checkpoint)")
+    parser.add_argument("--checkpoint", help="trained checkpoint for the torch backends (default: the shipped .onnx)")
+    parser.add_argument("--onnx", help="exported model (default: the shipped one, or the checkpoint's export)")
     parser.add_argument("--json", default="", help="write the results here")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
@@ -134,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
         work = Path(tmp)
-        need_checkpoint = any(b.startswith("torch") for b in backends)
-        checkpoint, onnx = prepare_model(args.checkpoint, args.onnx, work, need_checkpoint)
+        checkpoint, onnx = prepare_model(args.checkpoint, args.onnx, work)
         for backend in backends:
             for precision, factory in engines_for(backend, checkpoint, onnx, max(batches), work):
                 t0 = time.perf_counter()
