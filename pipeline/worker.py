@@ -336,6 +336,7 @@ class Worker:
         self._sync_source_metrics()
         for t in threads[len(prepare) :]:
             _join(t)
+        processor.engine.close()  # device buffers freed now, in their CUDA context, not by destructors at exit
         self._stop.set()
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
