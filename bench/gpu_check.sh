@@ -82,18 +82,18 @@ if [ "$GPU" -eq 0 ]; then
 fi
 
 step "3. GPU tests (pytest -m gpu)"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rs -m gpu -W ignore::UserWarning \
+timeout 200 "$PY" -m pytest -q -p no:cacheprovider -rs -m gpu -W ignore::UserWarning \
     tests/engines/test_engine_parity.py tests/test_detect_torch.py tests/engines/test_engine_tensorrt.py \
     2>&1 | tee "$OUT_DIR/gpu_tests.log"
 check "GPU tests" "${PIPESTATUS[0]}"
 
 step "4. engine faces/s"
-timeout 120 "$PY" bench/gpu_bench.py --batches 1,8,32,128 --seconds 0.5 --json "$OUT_DIR/gpu_engine.json"
+timeout 120 "$PY" bench/gpu_bench.py --batches 1,8,32,128 --seconds 0.4 --json "$OUT_DIR/gpu_engine.json"
 check "engine benchmark" $?
 
 step "5. end-to-end streams"
 timeout 200 "$PY" bench/gpu_streams.py --clip "$MEDIA/clip_1080p.mp4" --clip "$MEDIA/clip_360p.mp4" \
-    --streams 1,8,32,64 --seconds 5 --detector "$AFFECTSTREAM_SHARED/models/scrfd_500m.onnx" \
+    --streams 1,8,32,64 --seconds 4 --detector "$AFFECTSTREAM_SHARED/models/scrfd_500m.onnx" \
     --json "$OUT_DIR/gpu_streams.json"
 check "streams benchmark" $?
 

@@ -112,3 +112,36 @@ def test_check_plan_refuses_foreign_plans(tmp_path, tiny):
         check_plan(plan, A100)
     with pytest.raises(ModelFileError, match="does not exist"):
         check_plan(tmp_path / "missing.plan", A100)
+
+
+def test_key_covers_recipe_cuda_major_and_calibration_crops(tiny, tmp_path):
+    """Old TF32 "fp32" plans, a CUDA 12 build's plan under a CUDA 13 TensorRT of the same version, and
+    int8 plans of other crops must all miss the cache."""
+    from engines.cache import BUILD_RECIPE, write_sidecar
+
+    base = make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="a" * 64)
+    assert base.recipe == BUILD_RECIPE and base.cuda_major == "12"
+    others = [
+        make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="13"), precision="int8", calibration_sha256="a" * 64),
+        make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="b" * 64),
+        dataclasses.replace(base, recipe=BUILD_RECIPE - 1),
+    ]
+    assert len({base.digest(), *(k.digest() for k in others)}) == 4
+    assert make_key(tiny.onnx, A100, precision="fp16", calibration_sha256="a" * 64).calibration_sha256 == ""
+    # A plan of an older recipe is refused when given directly...
+    plan = tmp_path / "old.plan"
+    plan.write_bytes(b"plan")
+    write_sidecar(plan, dataclasses.replace(make_key(tiny.onnx, A100), recipe=1), tiny.spec)
+    with pytest.raises(PlanMismatch, match="build recipe 1"):
+        check_plan(plan, A100)
+    # ...and a version-1 sidecar (no recipe, CUDA major or calibration fields) means "rebuild".
+    import json
+
+    side = sidecar_path(plan)
+    doc = json.loads(side.read_text())
+    doc["version"] = 1
+    for name in ("recipe", "cuda_major", "calibration_sha256"):
+        doc["key"].pop(name)
+    side.write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="sidecar version 1"):
+        read_sidecar(plan)
