@@ -93,7 +93,7 @@ check "engine benchmark" $?
 
 step "5. end-to-end streams"
 timeout 200 "$PY" bench/gpu_streams.py --clip "$MEDIA/clip_1080p.mp4" --clip "$MEDIA/clip_360p.mp4" \
-    --streams 1,8,32,64 --seconds 4 --detector "$AFFECTSTREAM_SHARED/models/scrfd_500m.onnx" \
+    --streams "${GPU_CHECK_STREAMS:-1,8,32,64}" --seconds "${GPU_CHECK_STREAM_SECONDS:-4}" --detector "$AFFECTSTREAM_SHARED/models/scrfd_500m.onnx" \
     --json "$OUT_DIR/gpu_streams.json"
 check "streams benchmark" $?
 
