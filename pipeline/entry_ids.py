@@ -36,7 +36,9 @@ def last_id(client: redis.Redis, key: str) -> Id:
     try:
         info = client.xinfo_stream(key)
     except redis.ResponseError as exc:
-        if "no such key" in str(exc).lower():
+        text = str(exc).lower()
+        # No stream yet; or a key of another type, which the first write reports, failing that source alone.
+        if "no such key" in text or text.startswith("wrongtype"):
             return (0, 0)
         raise
     return parse_id(info["last-generated-id"])

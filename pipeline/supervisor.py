@@ -104,7 +104,7 @@ class Supervisor:
         if not self.slots or not self.cfg.sources:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
-        from pipeline.worker import EXIT_SOURCES_FAILED
+        from pipeline.worker import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED
 
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -119,7 +119,7 @@ class Supervisor:
                 if slot.done or slot.process is None or slot.process.is_alive():
                     continue
                 code = slot.process.exitcode
-                if code in (0, EXIT_SOURCES_FAILED) or self.stopping:
+                if code in (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN) or self.stopping:
                     slot.done = True
                     failed |= code != 0
                     continue

@@ -6,8 +6,8 @@ frame already taken from a source is still inferred and published before the pro
 
 Exit status: 0 when every frame taken was published and no source failed; `EXIT_SOURCES_FAILED` when
 sources failed for good (a file that cannot be read, a stream key Redis refuses: restarting would not
-help), reported to the supervisor by name; 1 when a stage failed (the supervisor restarts the worker,
-which resumes its files' passes).
+help), reported to the supervisor by name; `EXIT_CANNOT_RUN` when a model or detector cannot load;
+1 when a stage failed (the supervisor restarts the worker, which resumes its files' passes).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_RETRY_S = 30.0  # how long a stopping worker keeps retrying an unreachable Redis
 EXIT_SOURCES_FAILED = 4
+EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: the supervisor does not restart it
 
 
 class Worker:
@@ -371,5 +372,14 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
     for url in [redis_url, *(spec.url for spec in specs)]:  # a spawned process starts with no known secret
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
-    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
-    raise SystemExit(worker.run())
+    from engines.errors import EngineError
+    from pipeline.errors import AffectstreamError
+    from pipeline.masking import mask_text
+
+    try:
+        worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
+        code = worker.run()
+    except (AffectstreamError, EngineError) as exc:  # a missing model or detector: a restart cannot help
+        logging.getLogger(__name__).error("worker %s cannot run: %s", worker_id, mask_text(str(exc)))
+        code = EXIT_CANNOT_RUN
+    raise SystemExit(code)

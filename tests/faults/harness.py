@@ -1,0 +1,208 @@
+"""What the fault tests share: a redis-server they may stop, kill and restart; `affectstream run` as a
+real process; and audits that count what a consumer would find in the streams.
+
+Every trial appends one row to $AFFECTSTREAM_FAULT_REPORT (JSON lines) when it is set; `docs/reliability.md`
+tabulates those rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import redis
+
+from pipeline.entry_ids import parse_id
+from pipeline.keys import HEARTBEAT_PATTERN, events_key, frames_key
+from pipeline.redis_conn import redis_server_binary
+from tests.conftest import REPO, need_shared
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RedisProcess:
+    """A redis-server on a loopback port, owned by one test: SIGSTOP, SIGKILL and restart it at will."""
+
+    data_dir: Path
+    aof: bool = True
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> RedisProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                "--appendonly", "yes" if self.aof else "no", "--save", "", "--daemonize", "no",
+                "--logfile", str(self.data_dir / "redis.log")]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis.from_url(self.url, socket_timeout=1).ping():
+                    return self
+            except redis.BusyLoadingError:
+                pass
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_run(redis_url: str, sources: dict[str, str], tmp_path: Path, extra: str = "") -> subprocess.Popen:
+    """`affectstream run` with `sources` (name -> url), output to tmp_path/run.log."""
+    lines = ["sources:"] + [f"  - {{name: {name}, url: '{url}'}}" for name, url in sources.items()]
+    cfg = tmp_path / "run.yaml"
+    detector = need_shared("models", "scrfd_500m.onnx")
+    cfg.write_text("\n".join(lines) + f"\ndetector:\n  model: '{detector}'\n"
+                   "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra)  # fmt: skip
+    log = open(tmp_path / "run.log", "a")  # noqa: SIM115 - the child owns it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "-c", str(cfg), "--redis", redis_url],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+
+
+def worker_pids(client: redis.Redis) -> list[int]:
+    pids = []
+    for key in client.scan_iter(match=HEARTBEAT_PATTERN):
+        raw = client.get(key)
+        if raw:
+            beat = json.loads(raw)
+            if not beat.get("archive_job") and "archive_job" not in beat:
+                pids.append(int(beat["pid"]))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its dead parent) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, every: float = 0.1, proc: subprocess.Popen | None = None) -> bool:
+    """Poll `predicate` until true (True), `timeout` passes or `proc` exits (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        try:
+            if predicate():
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(every)
+    return False
+
+
+def frames_of(client: redis.Redis, source: str) -> list[tuple[tuple[int, int], int, str]]:
+    """(entry id, frame, worker) of every entry of a source's results stream, in stream order."""
+    return [(parse_id(eid), int(f[b"frame"]), f.get(b"worker", b"").decode())
+            for eid, f in client.xrange(frames_key(source))]  # fmt: skip
+
+
+@dataclass
+class Audit:
+    """What a consumer finds in one file pass (or one live source)."""
+
+    source: str
+    expected: int | None
+    published: int
+    duplicates: int
+    gaps: int
+    in_order: bool
+    events: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return self.duplicates == 0 and self.gaps == 0 and self.in_order and self.expected == self.published
+
+
+def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1) -> Audit:
+    """One pass of a file (passes share the id's ms part): exactly frames 0..expected-1, in order?"""
+    entries = frames_of(client, source)
+    passes: dict[int, list[int]] = {}
+    for (ms, _seq), frame, _worker in entries:
+        passes.setdefault(ms, []).append(frame)
+    frames = passes[sorted(passes)[pass_index]] if passes else []
+    unique = set(frames)
+    return Audit(source, expected, len(frames), len(frames) - len(unique), len(set(range(expected)) - unique),
+                 frames == sorted(frames), event_kinds(client, source))  # fmt: skip
+
+
+def audit_prefix(client: redis.Redis, source: str, pass_index: int) -> Audit:
+    """A pass that was cut short (its run died): frames 0..k-1, no duplicate, no gap."""
+    frames = [f for (ms, _s), f, _w in frames_of(client, source)
+              if ms == sorted({e[0][0] for e in frames_of(client, source)})[pass_index]]  # fmt: skip
+    unique = set(frames)
+    top = max(frames) + 1 if frames else 0
+    return Audit(source, top, len(frames), len(frames) - len(unique), len(set(range(top)) - unique),
+                 frames == sorted(frames), [])  # fmt: skip
+
+
+def audit_live(client: redis.Redis, source: str) -> Audit:
+    """A camera: each captured frame at most once, in order, per worker process."""
+    by_worker: dict[str, list[int]] = {}
+    for _id, frame, worker in frames_of(client, source):
+        by_worker.setdefault(worker, []).append(frame)
+    dupes = sum(len(v) - len(set(v)) for v in by_worker.values())
+    ordered = all(v == sorted(v) for v in by_worker.values())
+    return Audit(source, None, sum(len(v) for v in by_worker.values()), dupes, 0, ordered, event_kinds(client, source))
+
+
+def event_kinds(client: redis.Redis, source: str) -> list[str]:
+    return [f[b"kind"].decode() for _i, f in client.xrange(events_key(source))]
+
+
+def report(row: dict) -> None:
+    """Append one trial's row to $AFFECTSTREAM_FAULT_REPORT (JSON lines), when set."""
+    path = os.environ.get("AFFECTSTREAM_FAULT_REPORT")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(json.dumps(row, default=lambda o: {**asdict(o), "complete": o.complete}) + "\n")
