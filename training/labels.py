@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.archive.abaw import EXPR_CLASSES
 from training.errors import ConfigError
 
 
@@ -28,6 +29,10 @@ class LabelSet:
 
 
 _AFFECTNET7 = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger")
+# ABAW's header order, under the model's class names (the label embeddings say "Happy", "Sad"); the ABAW
+# module maps these names to its own (`abaw_class`).
+_MODEL_NAME = {"Happiness": "Happy", "Sadness": "Sad"}
+_ABAW8 = tuple(_MODEL_NAME.get(n, n) for n in EXPR_CLASSES)
 
 LABEL_SETS: dict[str, LabelSet] = {
     "affectnet7": LabelSet("affectnet7", _AFFECTNET7),
@@ -36,10 +41,8 @@ LABEL_SETS: dict[str, LabelSet] = {
     "ferplus8": LabelSet(
         "ferplus8", ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
     ),
-    # ABAW EXPR header order.
-    "affwild2_8": LabelSet(
-        "affwild2_8", ("Neutral", "Anger", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Other")
-    ),
+    "affwild2_8": LabelSet("affwild2_8", _ABAW8),  # ABAW3+
+    "affwild2_7": LabelSet("affwild2_7", _ABAW8[:7]),  # ABAW2: no Other
 }
 
 # Mean (valence, arousal) per class from a 25-rater re-annotation of 1,600 AffectNet images; used only to

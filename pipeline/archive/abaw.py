@@ -1,40 +1,52 @@
-"""Aff-Wild2 (ABAW) prediction files: the subject policy, the VA/EXPR writers and readers.
+"""The Aff-Wild2 (ABAW) file formats: the one reader and writer of annotations and predictions.
 
-Layout, as in the challenge's folders: `<out>/VA/<video>.txt` (header `valence,arousal`, one line per
-frame, the invalid value -5 when the subject is not visible) and `<out>/EXPR/<video>.txt` (header
-`Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other`, one class index per frame, -1 when the
-subject is not visible). Line i after the header is frame i of the video (0-based here; the challenge's
-cropped frames `%05d.jpg` are 1-based, so line i is image i + 1).
+Used by the archive (prediction files, `evaluate-abaw`) and by training (`training.data.affwild2`), so
+both follow one set of rules. Numpy only: `pipeline` never needs torch.
 
-Subject policy: a video has one annotated subject, but a frame may show several faces. The policies rank
-the video's tracks once, then each frame takes its highest-ranked face present:
+Per-video files, as in the challenge's folders (line i after the header = frame i of the video, 0-based;
+the challenge's cropped frames `%05d.jpg` are 1-based, so line i is image i + 1):
 
-- `largest-track` (default): tracks ordered by the sum of their box areas over the video, which favours
-  the face that is both large and on screen for long;
-- `central-track`: by mean distance of the box centre from the frame centre (smallest first), the
-  person the camera frames;
-- `longest-track`: by the number of frames the track appears in;
-- `largest-face`: no ranking; every frame takes its largest face.
+- VA: header `valence,arousal`, one `v,a` line per frame; -5 in either column = frame not annotated.
+- EXPR: header `Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other` (ABAW3 and later) or the
+  first seven of those (ABAW2); one class index per frame; -1 = frame not annotated.
+
+Release layouts (`find_split`): the task folder is `VA_Set` (ABAW2) or `VA_Estimation_Challenge`
+(ABAW3+), and `EXPR_Set` (ABAW2), `EXPR_Recognition_Challenge` or `EXPR_Classification_Challenge`
+(ABAW3-6), each holding `Train_Set/` and `Validation_Set/`.
+
+Submission files of the recent challenges (`submission_text`, `read_submission`): one file per task,
+header `image_location,valence,arousal` (or `image_location,` + the EXPR class names), then one row per
+frame, `video/00001.jpg,v,a` (or `video/00001.jpg,class`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import AffectstreamError
 
-ABAW_EXPR = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+EXPR_CLASSES_7 = EXPR_CLASSES[:7]  # ABAW2: no Other
+ABAW_EXPR = EXPR_CLASSES  # the order predictions are written in
 VA_HEADER = "valence,arousal"
-EXPR_HEADER = ",".join(ABAW_EXPR)
+EXPR_HEADER = ",".join(EXPR_CLASSES)
+EXPR_HEADER_7 = ",".join(EXPR_CLASSES_7)
+SUBMISSION_KEY = "image_location"
 EXPR_INVALID = -1
 VA_INVALID = -5.0
-POLICIES = ("largest-track", "central-track", "longest-track", "largest-face")
+TASK_DIRS = {
+    "VA": ("VA_Estimation_Challenge", "VA_Set"),
+    "EXPR": ("EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"),
+}
+SPLIT_DIRS = {"train": "Train_Set", "valid": "Validation_Set"}
+_IMAGE = re.compile(r"^(?P<video>.+)/(?P<frame>\d+)\.(?:jpg|png)$")
 
 # Model label names (lower case) that mean an ABAW class; anything else (FER+/AffectNet "Contempt",
 # "Unknown") has no ABAW class and is never predicted.
@@ -46,13 +58,27 @@ _SYNONYMS = {
 
 
 class AnnotationFormatError(AffectstreamError, ValueError):
-    """A VA or EXPR file does not follow the Aff-Wild2 format; the message names the file and line."""
+    """A VA, EXPR or submission file does not follow the format; the message names the file and line."""
+
+
+class LayoutError(AffectstreamError, ValueError):
+    """An Aff-Wild2 release folder lacks (or has two of) a task's annotations; the message names the path."""
 
 
 def abaw_class(label: str) -> int | None:
-    """ABAW class index of a model label name, or None when it has no ABAW class."""
+    """ABAW class index of a model or annotation label name, or None when it has no ABAW class."""
     name = _SYNONYMS.get(label.strip().lower())
-    return ABAW_EXPR.index(name) if name else None
+    return EXPR_CLASSES.index(name) if name else None
+
+
+def abaw_probs(probs: dict[str, float]) -> np.ndarray:
+    """A model's class probabilities on the eight ABAW classes (0 for classes the model lacks)."""
+    out = np.zeros(len(EXPR_CLASSES))
+    for label, p in probs.items():
+        idx = abaw_class(label)
+        if idx is not None:
+            out[idx] = max(out[idx], float(p))
+    return out
 
 
 def expr_index(probs: dict[str, float]) -> int:
@@ -65,78 +91,19 @@ def expr_index(probs: dict[str, float]) -> int:
     return best
 
 
-def _area(box: Sequence[float]) -> float:
-    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-
-
-def rank_tracks(frames: Sequence[Sequence[dict]], policy: str, size: tuple[int, int]) -> list[int]:
-    """Track ids of a video, best subject candidate first (ties: lower track id first).
-
-    Args:
-        frames: Per frame, the faces (`track`, `box`).
-        policy: One of `POLICIES` (`largest-face` ranks nothing and returns []).
-        size: Frame (width, height), for `central-track`.
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"subject policy {policy!r} is not one of {POLICIES}")
-    if policy == "largest-face":
-        return []
-    w, h = size
-    diag = math.hypot(w, h) or 1.0
-    stats: dict[int, list[float]] = {}  # track -> [area sum, centre-distance sum, frames]
-    for faces in frames:
-        for f in faces:
-            b = f["box"]
-            s = stats.setdefault(f["track"], [0.0, 0.0, 0])
-            s[0] += _area(b)
-            s[1] += math.hypot((b[0] + b[2]) / 2 - w / 2, (b[1] + b[3]) / 2 - h / 2) / diag
-            s[2] += 1
-    if policy == "largest-track":
-        key = {t: -s[0] for t, s in stats.items()}
-    elif policy == "central-track":
-        key = {t: s[1] / s[2] for t, s in stats.items()}
-    else:
-        key = {t: -s[2] for t, s in stats.items()}
-    return sorted(stats, key=lambda t: (key[t], t))
-
-
-def select_subject(frames: Sequence[Sequence[dict]], policy: str, size: tuple[int, int]) -> list[dict | None]:
-    """Per frame, the subject's face under `policy` (None when the frame has no face)."""
-    order = {t: i for i, t in enumerate(rank_tracks(frames, policy, size))}
-    out: list[dict | None] = []
-    for faces in frames:
-        if not faces:
-            out.append(None)
-        elif policy == "largest-face":
-            out.append(max(faces, key=lambda f: (_area(f["box"]), -f["track"])))
-        else:
-            out.append(min(faces, key=lambda f: order[f["track"]]))
-    return out
-
-
 def _num(x: float) -> str:
-    """Six decimals, or an integer for whole values (so the invalid marker reads `-5` as in ABAW files)."""
+    """Six decimals, or an integer for whole values."""
     return str(int(x)) if float(x).is_integer() else f"{x:.6f}"
 
 
-def va_text(subjects: Sequence[dict | None], invalid: float = VA_INVALID) -> str:
-    """The VA file: `valence,arousal` per frame, `invalid` for both where no subject or no VA output."""
-    lines = [VA_HEADER]
-    for face in subjects:
-        v = None if face is None else face.get("valence")
-        a = None if face is None else face.get("arousal")
-        if v is None or a is None:
-            lines.append(f"{_num(invalid)},{_num(invalid)}")
-        else:
-            lines.append(f"{_num(v)},{_num(a)}")
-    return "\n".join(lines) + "\n"
+def va_text(va: np.ndarray) -> str:
+    """The VA file of [frames, 2] valence, arousal."""
+    return "\n".join([VA_HEADER, *(f"{_num(v)},{_num(a)}" for v, a in va)]) + "\n"
 
 
-def expr_text(subjects: Sequence[dict | None]) -> str:
-    """The EXPR file: the ABAW class index per frame, -1 where no subject."""
-    lines = [EXPR_HEADER]
-    lines += [str(EXPR_INVALID if face is None else expr_index(face["probs"])) for face in subjects]
-    return "\n".join(lines) + "\n"
+def expr_text(classes: Iterable[int]) -> str:
+    """The EXPR file (ABAW3+ header) of one class index per frame."""
+    return "\n".join([EXPR_HEADER, *(str(int(c)) for c in classes)]) + "\n"
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -159,57 +126,181 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-def _lines(path: Path, header: str) -> list[str]:
+def _norm(line: str) -> str:
+    return line.strip().replace(" ", "")
+
+
+def _read_lines(path: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationFormatError(f"{path}: cannot read: {exc}") from exc
-    if not lines or lines[0].strip().replace(" ", "") != header:
-        got = lines[0].strip() if lines else "an empty file"
-        raise AnnotationFormatError(f"{path}: line 1 must be the header {header!r}, found {got!r}")
-    body = lines[1:]
-    while body and not body[-1].strip():  # a trailing blank line is common in the official files
-        body.pop()
-    return body
+    while lines and not lines[-1].strip():  # a trailing blank line is common in the official files
+        lines.pop()
+    return lines
+
+
+def _body(path: Path, headers: tuple[str, ...]) -> tuple[str, list[str]]:
+    lines = _read_lines(path)
+    if not lines or _norm(lines[0]) not in headers:
+        got = lines[0].strip()[:80] if lines else "an empty file"
+        want = " or ".join(repr(h) for h in headers)
+        raise AnnotationFormatError(f"{path}: line 1 must be the header {want}, found {got!r}")
+    return _norm(lines[0]), lines[1:]
+
+
+def _va_row(fields: list[str], path: Path, n: int, line: str) -> tuple[float, float]:
+    try:
+        if len(fields) != 2:
+            raise ValueError(f"{len(fields)} fields")
+        v, a = float(fields[0]), float(fields[1])
+        if not (math.isfinite(v) and math.isfinite(a)):
+            raise ValueError("not a finite number")
+    except ValueError as exc:
+        raise AnnotationFormatError(f"{path}:{n}: expected `valence,arousal`, found {line[:80]!r} ({exc})") from exc
+    return v, a
+
+
+def _expr_value(text: str, classes: int, path: Path, n: int, line: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError as exc:
+        raise AnnotationFormatError(f"{path}:{n}: expected a class index, found {line[:80]!r}") from exc
+    if not EXPR_INVALID <= value < classes:
+        raise AnnotationFormatError(f"{path}:{n}: class {value} is outside -1..{classes - 1}")
+    return value
 
 
 def read_va(path: str | Path) -> np.ndarray:
-    """A VA file as float64 [frames, 2] (invalid frames keep their -5)."""
+    """A VA file as float64 [frames, 2] (frames not annotated keep their -5)."""
     path = Path(path)
-    rows = []
-    for n, line in enumerate(_lines(path, VA_HEADER), start=2):
-        parts = line.split(",")
-        try:
-            if len(parts) != 2:
-                raise ValueError(f"{len(parts)} fields")
-            rows.append((float(parts[0]), float(parts[1])))
-        except ValueError as exc:
-            raise AnnotationFormatError(
-                f"{path}:{n}: expected `valence,arousal`, found {line!r} ({exc})"
-            ) from exc
+    _, body = _body(path, (VA_HEADER,))
+    rows = [_va_row(line.split(","), path, n, line) for n, line in enumerate(body, start=2)]
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
 
-def read_expr(path: str | Path) -> np.ndarray:
-    """An EXPR file as int64 [frames] (invalid frames keep their -1)."""
+def parse_expr(path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """An EXPR file as int64 [frames] (not annotated: -1) and its class names (7 or 8, by the header)."""
     path = Path(path)
-    values = []
-    for n, line in enumerate(_lines(path, EXPR_HEADER), start=2):
-        try:
-            value = int(line.strip())
-        except ValueError as exc:
-            raise AnnotationFormatError(f"{path}:{n}: expected a class index, found {line!r}") from exc
-        if not EXPR_INVALID <= value < len(ABAW_EXPR):
-            raise AnnotationFormatError(f"{path}:{n}: class {value} is outside -1..{len(ABAW_EXPR) - 1}")
-        values.append(value)
-    return np.asarray(values, dtype=np.int64)
+    header, body = _body(path, (EXPR_HEADER, EXPR_HEADER_7))
+    classes = EXPR_CLASSES if header == EXPR_HEADER else EXPR_CLASSES_7
+    values = [_expr_value(line, len(classes), path, n, line) for n, line in enumerate(body, start=2)]
+    return np.asarray(values, dtype=np.int64), classes
+
+
+def read_expr(path: str | Path) -> np.ndarray:
+    """An EXPR file as int64 [frames] (frames not annotated keep their -1)."""
+    return parse_expr(path)[0]
+
+
+def va_valid(va: np.ndarray) -> np.ndarray:
+    """[frames] bool: annotated frames of a VA array (neither column -5)."""
+    return (va[:, 0] != VA_INVALID) & (va[:, 1] != VA_INVALID)
 
 
 def kind_of(path: str | Path) -> str | None:
-    """ "VA" or "EXPR" from a file's header line, None for anything else."""
+    """ "VA", "EXPR", "VA-submission" or "EXPR-submission" from a file's header line, None otherwise."""
     try:
         with open(path, encoding="utf-8-sig") as fh:
-            first = fh.readline().strip().replace(" ", "")
+            first = _norm(fh.readline())
     except (OSError, UnicodeDecodeError):
         return None
-    return {VA_HEADER: "VA", EXPR_HEADER: "EXPR"}.get(first)
+    kinds = {VA_HEADER: "VA", EXPR_HEADER: "EXPR", EXPR_HEADER_7: "EXPR"}
+    kinds |= {f"{SUBMISSION_KEY},{h}": f"{k}-submission" for h, k in list(kinds.items())}
+    return kinds.get(first)
+
+
+def submission_text(kind: str, videos: dict[str, np.ndarray]) -> str:
+    """One task's submission file: a row per frame of every video (`video/00001.jpg,...`), videos sorted."""
+    header = f"{SUBMISSION_KEY},{VA_HEADER if kind == 'VA' else EXPR_HEADER}"
+    lines = [header]
+    for video in sorted(videos):
+        for i, row in enumerate(videos[video]):
+            value = f"{_num(row[0])},{_num(row[1])}" if kind == "VA" else str(int(row))
+            lines.append(f"{video}/{i + 1:05d}.jpg,{value}")
+    return "\n".join(lines) + "\n"
+
+
+def read_submission(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
+    """A submission file as ("VA" | "EXPR", {video: per-frame array}).
+
+    Frames a video has no row for (below its highest row) are filled with the invalid marker, so they
+    count as not predicted; a row given twice is an error.
+    """
+    path = Path(path)
+    heads = {f"{SUBMISSION_KEY},{h}": h for h in (VA_HEADER, EXPR_HEADER, EXPR_HEADER_7)}
+    header, body = _body(path, tuple(heads))
+    kind = "VA" if heads[header] == VA_HEADER else "EXPR"
+    classes = len(heads[header].split(","))
+    rows: dict[str, dict[int, object]] = {}
+    for n, line in enumerate(body, start=2):
+        key, _, rest = line.strip().partition(",")
+        m = _IMAGE.match(key)
+        if not m or int(m["frame"]) < 1:
+            raise AnnotationFormatError(f"{path}:{n}: expected `video/00001.jpg,...`, found {line[:80]!r}")
+        frames = rows.setdefault(m["video"], {})
+        index = int(m["frame"]) - 1
+        if index in frames:
+            raise AnnotationFormatError(f"{path}:{n}: {key} is given twice")
+        if kind == "VA":
+            frames[index] = _va_row(rest.split(","), path, n, line)
+        else:
+            frames[index] = _expr_value(rest, classes, path, n, line)
+    out = {}
+    for video, frames in rows.items():
+        if kind == "VA":
+            arr = np.full((max(frames) + 1, 2), VA_INVALID)
+        else:
+            arr = np.full(max(frames) + 1, EXPR_INVALID, np.int64)
+        for i, value in frames.items():
+            arr[i] = value
+        out[video] = arr
+    return kind, out
+
+
+def _task_dirs(root: Path, names: tuple[str, ...]) -> list[Path]:
+    """Folders named like a task: `root` itself, or one or two levels down (`<root>/annotations/<task>`).
+
+    Not deeper: the level below holds the frame folders, hundreds of thousands of images.
+    """
+    found = [root] if root.name in names else []
+    for depth in ("*", "*/*"):
+        found += sorted(p for p in root.glob(depth) if p.name in names and p.is_dir())
+    return found
+
+
+def find_split(root: str | Path, split: str, tasks: Iterable[str] = ("VA", "EXPR")) -> dict[str, Path | None]:
+    """The annotation folder of each task for `split` ("train" or "valid"), under any ABAW2-6 layout.
+
+    Returns:
+        {task: folder holding the split's per-video .txt files, or None when the release lacks the task}.
+
+    Raises:
+        LayoutError: `root` is no folder, the split is unknown, or a task is present in two layouts.
+    """
+    root = Path(root)
+    if split not in SPLIT_DIRS:
+        raise LayoutError(f"unknown Aff-Wild2 split {split!r}; allowed values: {', '.join(SPLIT_DIRS)}")
+    if not root.is_dir():
+        raise LayoutError(f"{root}: no such folder (the Aff-Wild2 root, holding the annotation folders)")
+    out: dict[str, Path | None] = {}
+    for task in tasks:
+        dirs = [d / SPLIT_DIRS[split] for d in _task_dirs(root, TASK_DIRS[task])]
+        dirs = [d for d in dirs if d.is_dir()]
+        if len(dirs) > 1:
+            raise LayoutError(
+                f"{task} annotations for {SPLIT_DIRS[split]} in {len(dirs)} places under {root}: "
+                f"{', '.join(map(str, dirs))}; keep one release"
+            )
+        out[task] = dirs[0] if dirs else None
+    return out
+
+
+def split_files(folder: Path | None) -> dict[str, Path]:
+    """{video: path} of the .txt files in a split folder (none when the folder is None)."""
+    return {p.stem: p for p in sorted(folder.glob("*.txt"))} if folder is not None else {}
+
+
+def looked_for(root: str | Path, task: str, split: str) -> str:
+    """Where `find_split` looks for a task's split, for error messages."""
+    return f"{Path(root)}/[annotations/]{{{','.join(TASK_DIRS[task])}}}/{SPLIT_DIRS[split]}/*.txt"

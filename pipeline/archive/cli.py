@@ -1,4 +1,4 @@
-"""Subcommands `archive submit|work|status|retry` and `evaluate-abaw` (parsing only; logic lives beside)."""
+"""Subcommands `archive submit|work|status|retry|submission` and `evaluate-abaw` (parsing only; logic lives beside)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     params = JobParams(
         detect_every=args.detect_every, det_size=args.det_size, detector=args.detector or "",
-        model=args.model, subject=args.subject, smooth=args.smooth, va_invalid=args.va_invalid, chunk=args.chunk,
+        model=args.model, subject=args.subject, smooth=args.smooth, chunk=args.chunk,
+        fill=args.fill, fill_max_gap=args.fill_max_gap,
     ).to_dict()  # fmt: skip
     paths = expand_paths(args.paths)
 
@@ -162,6 +163,14 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return _with_redis(args, body)
 
 
+def cmd_submission(args: argparse.Namespace) -> int:
+    from pipeline.archive.submission import write_submission
+
+    for kind, path in write_submission(args.out, args.dest).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.archive.evaluate import evaluate, format_report
 
@@ -173,8 +182,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    """Add `archive` (submit, work, status, retry) and `evaluate-abaw` to the main CLI."""
-    from pipeline.archive.abaw import POLICIES
+    """Add `archive` (submit, work, status, retry, submission) and `evaluate-abaw` to the main CLI."""
+    from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
+    from pipeline.archive.subject import POLICIES
     from pipeline.run_cli import add_common
 
     archive = sub.add_parser("archive", help="reprocess video archives: a Redis job queue, Aff-Wild2 files")
@@ -202,9 +212,10 @@ def register(sub) -> None:
     p.add_argument(
         "--smooth", type=int, default=0, metavar="FRAMES", help="centred per-track smoothing window (0 = off)"
     )
-    p.add_argument(
-        "--va-invalid", type=float, default=-5.0, help="VA value for frames without a subject (default -5)"
-    )
+    p.add_argument("--fill", choices=FILLS, default=DEFAULT_FILL,
+                   help=f"prediction for frames without the subject's face (default {DEFAULT_FILL})")
+    p.add_argument("--fill-max-gap", type=int, default=DEFAULT_MAX_GAP, metavar="FRAMES",
+                   help="frames farther than this from a prediction get the video mean (default 0: no limit)")
     p.add_argument(
         "--chunk", type=int, default=64, metavar="FRAMES", help="frames per durable commit (default 64)"
     )
@@ -237,8 +248,13 @@ def register(sub) -> None:
     p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     p.set_defaults(handler=cmd_retry)
 
+    p = asub.add_parser("submission", help="the ABAW submission files (one per task) from an --out folder")
+    p.add_argument("--out", required=True, help="the `archive submit --out` folder")
+    p.add_argument("--dest", required=True, help="folder for VA.txt and EXPR.txt (outside --out)")
+    p.set_defaults(handler=cmd_submission)
+
     p = sub.add_parser("evaluate-abaw", help="ABAW scores (CCC, macro-F1) of Aff-Wild2-format predictions")
-    p.add_argument("--pred", required=True, help="predictions folder (e.g. an `archive submit --out` folder)")
+    p.add_argument("--pred", required=True, help="predictions folder: an `archive submit --out` folder, or submission files")
     p.add_argument("--annotations", required=True, help="annotation folder (VA and/or EXPR .txt files)")
     p.add_argument("--json", help="also write the full report here")
     p.set_defaults(handler=cmd_evaluate)

@@ -1,104 +1,152 @@
 """`evaluate-abaw`: score Aff-Wild2-format predictions against annotations the way ABAW does.
 
-Both folders are searched recursively for `.txt` files; each file's header says whether it is a VA or an
-EXPR file, and predictions pair with annotations by file name (the video name). So the challenge's own
-annotation folders (`VA_Estimation_Challenge/Validation_Set/*.txt`) work as they are, and so does an
-`archive` output folder (`VA/`, `EXPR/`).
+Both folders are searched recursively for `.txt` files; each file's header says what it is (a VA or EXPR
+file of one video, or a challenge submission file holding every video of one task). Per-video
+predictions pair with annotations by file name (the video name), submission rows by their
+`video/00001.jpg` location. So the challenge's own annotation folders work as they are, and so do an
+`archive` output folder (`VA/`, `EXPR/`) and the submission files `archive submission` writes.
 
-- VA: frames annotated -5 (valence or arousal) are ignored; CCC of valence and of arousal, and their
-  mean (the ABAW VA score). The overall scores are computed over all videos' frames concatenated, as in
-  the challenge, not averaged per video.
-- EXPR: frames annotated -1 are ignored; F1 per class over the eight ABAW classes in their official
-  order, macro-averaged (a class neither annotated nor predicted scores 0, as sklearn does with all
-  labels given). A prediction of -1 on an annotated frame counts as a miss.
+- VA: frames annotated -5 are ignored; CCC of valence and of arousal, and their mean (the ABAW VA
+  score). The overall scores are over all videos' frames concatenated, as in the challenge.
+- EXPR: frames annotated -1 are ignored; F1 per class over the annotation set's classes (eight, or seven
+  for ABAW2) in the official order, macro-averaged (a class neither annotated nor predicted scores 0, as
+  sklearn does with all labels given). A prediction of -1 on an annotated frame counts as a miss.
 
-Predictions must have exactly one line per annotated frame; a different count is an error naming the
-video, since it usually means frames were dropped or the wrong video was matched.
+Beside the scores: the share of annotated frames that were filled (no subject face; from the
+`frames/<video>.csv` decisions the archive writes beside its predictions, when present) and the scores
+on the covered (not filled) frames only.
+
+Per-video predictions must have exactly one line per annotated frame; a different count is an error
+naming the video, since it usually means frames were dropped or the wrong video was matched. A
+submission must have a row for every annotated frame.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.archive.abaw import ABAW_EXPR, EXPR_INVALID, VA_INVALID, kind_of, read_expr, read_va
+from pipeline.archive.abaw import (
+    EXPR_INVALID,
+    VA_INVALID,
+    AnnotationFormatError,
+    kind_of,
+    parse_expr,
+    read_submission,
+    read_va,
+    va_valid,
+)
 from pipeline.errors import AffectstreamError
 from training.metrics import ccc, confusion, per_class_f1
+
+FRAMES_STATUS = "status"
 
 
 class EvaluationError(AffectstreamError, ValueError):
     """Predictions and annotations cannot be compared; the message names the folder or video."""
 
 
-def collect(root: str | Path) -> dict[str, dict[str, Path]]:
-    """{"VA": {video: path}, "EXPR": {video: path}} of the Aff-Wild2 files under `root`."""
+def _add(found: dict[str, dict], kind: str, video: str, value, where: str) -> None:
+    if video in found[kind]:
+        raise EvaluationError(f"two {kind} files for video {video!r}: {found[kind][video][1]} and {where}")
+    found[kind][video] = (value, where)
+
+
+def collect(root: str | Path) -> dict[str, dict[str, tuple]]:
+    """{"VA"|"EXPR": {video: (array, where)}, "frames": {video: (covered mask, where)}} under `root`."""
     root = Path(root)
     if not root.is_dir():
         raise EvaluationError(f"{root} is not a folder")
-    found: dict[str, dict[str, Path]] = {"VA": {}, "EXPR": {}}
+    found: dict[str, dict] = {"VA": {}, "EXPR": {}, "frames": {}}
     for path in sorted(root.rglob("*.txt")):
         kind = kind_of(path)
-        if kind is None:
-            continue
-        if path.stem in found[kind]:
-            raise EvaluationError(
-                f"two {kind} files for video {path.stem!r}: {found[kind][path.stem]} and {path}"
-            )
-        found[kind][path.stem] = path
+        if kind == "VA":
+            _add(found, kind, path.stem, read_va(path), str(path))
+        elif kind == "EXPR":
+            values, classes = parse_expr(path)
+            _add(found, kind, path.stem, (values, classes), str(path))
+        elif kind is not None:  # a submission file
+            task, videos = read_submission(path)
+            for video, arr in videos.items():
+                _add(found, task, video, arr if task == "VA" else (arr, None), f"{path} ({video})")
+            found.setdefault("submitted", set()).update((task, v) for v in videos)
+    for path in sorted(root.rglob("*.csv")):
+        covered = read_covered(path)
+        if covered is not None:
+            _add(found, "frames", path.stem, covered, str(path))
     return found
 
 
-def _nan_to_none(x: float) -> float | None:
+def read_covered(path: Path) -> np.ndarray | None:
+    """[frames] bool, True where the subject's own prediction was used, from a `frames/<video>.csv`
+    the archive wrote (None for any other csv)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or FRAMES_STATUS not in rows[0] or "frame" not in rows[0]:
+        return None
+    for n, row in enumerate(rows):
+        if row["frame"] != str(n) or row[FRAMES_STATUS] not in ("subject", "filled"):
+            raise AnnotationFormatError(f"{path}:{n + 2}: expected frame {n}, status subject or filled")
+    return np.array([row[FRAMES_STATUS] == "subject" for row in rows])
+
+
+def _none(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def va_scores(pred: np.ndarray, ann: np.ndarray) -> dict:
-    """CCC of valence and arousal over the frames whose annotation is valid, and their mean."""
-    valid = (ann[:, 0] != VA_INVALID) & (ann[:, 1] != VA_INVALID)
-    p, a = pred[valid], ann[valid]
-    covered = (p[:, 0] != VA_INVALID) & (p[:, 1] != VA_INVALID)
-    out = {"frames": int(len(ann)), "valid": int(valid.sum()),
-           "predicted": float(covered.mean()) if len(p) else None}  # fmt: skip
+def _va(p: np.ndarray, a: np.ndarray) -> dict:
     if not len(p):
-        return out | {"ccc_valence": None, "ccc_arousal": None, "va": None}
+        return {"ccc_valence": None, "ccc_arousal": None, "va": None}
     cv, ca = ccc(p[:, 0], a[:, 0]), ccc(p[:, 1], a[:, 1])
+    return {"ccc_valence": _none(cv), "ccc_arousal": _none(ca), "va": _none((cv + ca) / 2)}
+
+
+def _expr(p: np.ndarray, a: np.ndarray, classes: int) -> dict:
+    if not len(p):
+        return {"f1": None, "accuracy": None}
+    # an extra column collects the -1 predictions: misses for the annotated class, no class's hit
+    cm = confusion(a, np.where(p == EXPR_INVALID, classes, p), classes + 1)
+    f1 = per_class_f1(cm)[:classes]
+    return {"f1": float(f1.mean()), "accuracy": float((p == a).mean()), "f1_per_class": f1.tolist()}
+
+
+def _scores(kind: str, pred: np.ndarray, ann: np.ndarray, covered: np.ndarray | None, classes) -> dict:
+    valid = va_valid(ann) if kind == "VA" else ann != EXPR_INVALID
+    p, a = pred[valid], ann[valid]
+    score = _va if kind == "VA" else (lambda p, a: _expr(p, a, len(classes)))
+    out = {"frames": int(len(ann)), "valid": int(valid.sum())} | score(p, a)
+    if kind == "EXPR" and out.get("f1_per_class") is not None:
+        out["f1_per_class"] = dict(zip(classes, out["f1_per_class"], strict=True))
+    if covered is None:
+        return out | {"filled_share": None, "covered": None}
+    cov = covered[valid]
     return out | {
-        "ccc_valence": _nan_to_none(cv),
-        "ccc_arousal": _nan_to_none(ca),
-        "va": _nan_to_none((cv + ca) / 2),
+        "filled_share": float(1 - cov.mean()) if len(cov) else None,
+        "covered": {"valid": int(cov.sum())} | score(p[cov], a[cov]),
     }
 
 
-def expr_scores(pred: np.ndarray, ann: np.ndarray) -> dict:
-    """Macro-F1 over the eight ABAW classes and accuracy, over the frames whose annotation is valid."""
-    valid = ann != EXPR_INVALID
-    p, a = pred[valid], ann[valid]
-    c = len(ABAW_EXPR)
-    out = {"frames": int(len(ann)), "valid": int(valid.sum()),
-           "predicted": float((p != EXPR_INVALID).mean()) if len(p) else None}  # fmt: skip
-    if not len(p):
-        return out | {"f1": None, "accuracy": None, "f1_per_class": None}
-    # an extra column collects the -1 predictions: misses for the annotated class, no class's hit
-    cm = confusion(a, np.where(p == EXPR_INVALID, c, p), c + 1)
-    f1 = per_class_f1(cm)[:c]
-    return out | {"f1": float(f1.mean()), "accuracy": float((p == a).mean()),
-                  "f1_per_class": {name: float(v) for name, v in zip(ABAW_EXPR, f1, strict=True)}}  # fmt: skip
-
-
-def _pairs(kind: str, pred: dict[str, Path], ann: dict[str, Path], reader) -> tuple[list, list[str]]:
-    pairs, missing = [], []
-    for video, ann_path in sorted(ann.items()):
-        if video not in pred:
-            missing.append(video)
-            continue
-        p, a = reader(pred[video]), reader(ann_path)
-        if len(p) != len(a):
+def _pair(kind: str, video: str, pred: tuple, ann_len: int, submitted: bool, ann: np.ndarray) -> np.ndarray:
+    arr, where = pred
+    if submitted and len(arr) <= ann_len:  # rows may stop before the annotation's last, unannotated, frames
+        pad = np.full((ann_len - len(arr), *arr.shape[1:]), VA_INVALID if kind == "VA" else EXPR_INVALID)
+        arr = np.concatenate([arr, pad.astype(arr.dtype)])
+        valid = va_valid(ann) if kind == "VA" else ann != EXPR_INVALID
+        unpredicted = valid & ((~va_valid(arr)) if kind == "VA" else arr == EXPR_INVALID)
+        if unpredicted.any():
+            first = int(np.flatnonzero(unpredicted)[0])
             raise EvaluationError(
-                f"{kind} {video}: {len(p)} predicted frames ({pred[video]}) but {len(a)} annotated ({ann_path})"
+                f"{kind} {video}: no row for annotated frame {video}/{first + 1:05d}.jpg in {where} "
+                f"({int(unpredicted.sum())} such frames); ABAW needs a prediction for every annotated frame"
             )
-        pairs.append((video, p, a))
-    return pairs, missing
+    if len(arr) != ann_len:
+        raise EvaluationError(f"{kind} {video}: {len(arr)} predicted frames ({where}) but {ann_len} annotated")
+    return arr
 
 
 def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
@@ -106,7 +154,8 @@ def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
 
     Returns:
         {"VA": {"videos": {video: scores}, "overall": scores, "missing": [videos without prediction]},
-         "EXPR": {...}}; a task without annotations is absent.
+         "EXPR": {...}}; a task without annotations is absent. Scores carry `filled_share` and `covered`
+        (the scores on frames not filled), None where the predictions come without frame decisions.
 
     Raises:
         EvaluationError: No annotations found, or a prediction's frame count differs from its annotation's.
@@ -114,17 +163,31 @@ def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
     pred, ann = collect(pred_dir), collect(ann_dir)
     if not ann["VA"] and not ann["EXPR"]:
         raise EvaluationError(f"no VA or EXPR annotation files (by their header line) under {ann_dir}")
+    submitted = pred.get("submitted", set())
     report: dict = {}
-    for kind, reader, scorer in (("VA", read_va, va_scores), ("EXPR", read_expr, expr_scores)):
+    for kind in ("VA", "EXPR"):
         if not ann[kind]:
             continue
-        pairs, missing = _pairs(kind, pred[kind], ann[kind], reader)
-        videos = {video: scorer(p, a) for video, p, a in pairs}
-        overall = (
-            scorer(np.concatenate([p for _, p, _ in pairs]), np.concatenate([a for _, _, a in pairs]))
-            if pairs
-            else None
-        )
+        videos, missing, cat = {}, [], []
+        for video, (a, _) in sorted(ann[kind].items()):
+            a, classes = (a, None) if kind == "VA" else a
+            if video not in pred[kind]:
+                missing.append(video)
+                continue
+            p = pred[kind][video] if kind == "VA" else (pred[kind][video][0][0], pred[kind][video][1])
+            p = _pair(kind, video, p, len(a), (kind, video) in submitted, a)
+            cov = pred["frames"].get(video, (None,))[0]
+            if cov is not None and len(cov) != len(a):
+                raise EvaluationError(f"{video}: {len(cov)} frame decisions but {len(a)} annotated frames")
+            videos[video] = _scores(kind, p, a, cov, classes)
+            cat.append((p, a, cov, classes))
+        overall = None
+        if cat:
+            covs = [c for _, _, c, _ in cat]
+            cov_all = None if any(c is None for c in covs) else np.concatenate(covs)
+            classes = max((c for *_, c in cat), key=lambda c: len(c or ()))
+            overall = _scores(kind, np.concatenate([p for p, *_ in cat]), np.concatenate([a for _, a, *_ in cat]),
+                              cov_all, classes)  # fmt: skip
         report[kind] = {"videos": videos, "overall": overall, "missing": missing}
     return report
 
@@ -133,24 +196,29 @@ def _fmt(x: float | None) -> str:
     return "   -  " if x is None else f"{x:6.3f}"
 
 
+def _cov(s: dict, key: str) -> str:
+    return _fmt(s["covered"][key] if s.get("covered") else None)
+
+
 def format_report(report: dict) -> str:
-    """A plain-text table of `evaluate`'s report."""
+    """A plain-text table of `evaluate`'s report (filled: share of annotated frames filled; cov: the
+    score on the frames not filled)."""
     lines = []
     if "VA" in report:
-        lines.append(f"{'VA video':<32} {'frames':>7} {'valid':>7} {'CCC-V':>6} {'CCC-A':>6} {'VA':>6}")
-        rows = [*report["VA"]["videos"].items(), ("OVERALL", report["VA"]["overall"])]
-        for video, s in rows:
+        lines.append(f"{'VA video':<32} {'frames':>7} {'valid':>7} {'CCC-V':>6} {'CCC-A':>6} {'VA':>6} "
+                     f"{'filled':>6} {'VA cov':>6}")  # fmt: skip
+        for video, s in [*report["VA"]["videos"].items(), ("OVERALL", report["VA"]["overall"])]:
             if s is not None:
                 lines.append(f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['ccc_valence'])} "
-                             f"{_fmt(s['ccc_arousal'])} {_fmt(s['va'])}")  # fmt: skip
+                             f"{_fmt(s['ccc_arousal'])} {_fmt(s['va'])} {_fmt(s['filled_share'])} "
+                             f"{_cov(s, 'va')}")  # fmt: skip
     if "EXPR" in report:
-        lines.append(f"{'EXPR video':<32} {'frames':>7} {'valid':>7} {'F1':>6} {'acc':>6}")
-        rows = [*report["EXPR"]["videos"].items(), ("OVERALL", report["EXPR"]["overall"])]
-        for video, s in rows:
+        lines.append(f"{'EXPR video':<32} {'frames':>7} {'valid':>7} {'F1':>6} {'acc':>6} {'filled':>6} "
+                     f"{'F1 cov':>6}")  # fmt: skip
+        for video, s in [*report["EXPR"]["videos"].items(), ("OVERALL", report["EXPR"]["overall"])]:
             if s is not None:
-                lines.append(
-                    f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['f1'])} {_fmt(s['accuracy'])}"
-                )
+                lines.append(f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['f1'])} "
+                             f"{_fmt(s['accuracy'])} {_fmt(s['filled_share'])} {_cov(s, 'f1')}")  # fmt: skip
     for kind in ("VA", "EXPR"):
         if report.get(kind, {}).get("missing"):
             lines.append(f"no {kind} prediction for: {', '.join(report[kind]['missing'])}")

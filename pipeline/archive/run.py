@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 
 from pipeline.archive import jobs
-from pipeline.archive.abaw import POLICIES
+from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
+from pipeline.archive.subject import POLICIES
 from pipeline.errors import AffectstreamError, ConfigError
 from pipeline.keys import frames_key, job_key
 from pipeline.masking import mask_text
@@ -60,9 +61,10 @@ class JobParams:
         det_size: Square detector input in pixels (e.g. 320 or 640).
         detector: Detector model path or pack name; empty = the worker's `--detector`.
         model: Emotion model (.onnx path, or "default" for the shipped one).
-        subject: Subject policy for the ABAW files (see `pipeline.archive.abaw`).
+        subject: Subject policy for the ABAW files (see `pipeline.archive.subject`).
         smooth: Centred per-track smoothing window in frames for the ABAW files (0 or 1 = off).
-        va_invalid: Value written for valence and arousal where there is no subject.
+        fill: How frames without the subject's face get a prediction (see `pipeline.archive.fill`).
+        fill_max_gap: Frames farther than this from a prediction get the video mean (0 = no limit).
         chunk: Frames per durable commit; the tracker restarts at each chunk.
     """
 
@@ -72,7 +74,8 @@ class JobParams:
     model: str = "default"
     subject: str = "largest-track"
     smooth: int = 0
-    va_invalid: float = -5.0
+    fill: str = DEFAULT_FILL
+    fill_max_gap: int = DEFAULT_MAX_GAP
     chunk: int = 64
 
     def __post_init__(self) -> None:
@@ -82,6 +85,10 @@ class JobParams:
             raise ConfigError(f"det_size {self.det_size} must be a positive multiple of 32 (SCRFD strides)")
         if self.subject not in POLICIES:
             raise ConfigError(f"subject policy {self.subject!r} is not one of {POLICIES}")
+        if self.fill not in FILLS:
+            raise ConfigError(f"fill policy {self.fill!r} is not allowed; allowed values: {', '.join(FILLS)}")
+        if self.fill_max_gap < 0:
+            raise ConfigError(f"fill_max_gap {self.fill_max_gap} must be >= 0 (0 = no limit)")
         if self.smooth < 0:
             raise ConfigError(f"smooth window {self.smooth} must be >= 0")
         if self.chunk < 1 or self.chunk % self.detect_every:
@@ -92,6 +99,7 @@ class JobParams:
     @classmethod
     def from_dict(cls, raw: dict) -> JobParams:
         known = {f.name for f in fields(cls)}
+        raw = {k: v for k, v in raw.items() if k != "va_invalid"}  # jobs queued before every frame was filled
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(f"unknown job parameters {unknown}; known: {sorted(known)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pipeline.archive.abaw import (
@@ -11,10 +12,10 @@ from pipeline.archive.abaw import (
     expr_text,
     read_expr,
     read_va,
-    select_subject,
     va_text,
     write_atomic,
 )
+from pipeline.archive.subject import choose, select_subject
 from pipeline.smooth import CausalSmoother, smooth_centred
 from pipeline.types import FaceResult, FrameResult
 
@@ -37,23 +38,15 @@ def test_label_mapping_follows_abaw_order_and_never_predicts_other_without_it():
     assert expr_index({"Contempt": 1.0}) == -1
 
 
-def test_files_have_one_line_per_frame_and_invalid_markers(tmp_path):
-    subjects = [
-        face(1, [0, 0, 10, 10], 0.25, -0.5, "Happiness"),
-        None,
-        face(1, [0, 0, 10, 10], 0.1, 0.2, "Contempt"),
-    ]
-    va = va_text(subjects)
-    assert va == "valence,arousal\n0.250000,-0.500000\n-5,-5\n0.100000,0.200000\n"
-    ex = expr_text(subjects)
-    assert ex.splitlines()[0] == EXPR_HEADER
-    # frame 2: Contempt is top (0.65) but unmappable, so the best ABAW class among the rest (0.05 ties: Neutral)
-    assert ex.splitlines()[1:] == ["4", "-1", "0"]
-    assert va_text([None], invalid=-10).splitlines()[1] == "-10,-10"
+def test_files_have_one_line_per_frame(tmp_path):
+    va = va_text(np.array([[0.25, -0.5], [0.0, 0.0], [0.1, 0.2]]))
+    assert va == "valence,arousal\n0.250000,-0.500000\n0,0\n0.100000,0.200000\n"
+    ex = expr_text([4, 0, 7])
+    assert ex.splitlines() == [EXPR_HEADER, "4", "0", "7"]
     write_atomic(tmp_path / "VA" / "v.txt", va)
     write_atomic(tmp_path / "EXPR" / "v.txt", ex)
-    assert read_va(tmp_path / "VA" / "v.txt").tolist() == [[0.25, -0.5], [-5, -5], [0.1, 0.2]]
-    assert read_expr(tmp_path / "EXPR" / "v.txt").tolist() == [4, -1, 0]
+    assert read_va(tmp_path / "VA" / "v.txt").tolist() == [[0.25, -0.5], [0, 0], [0.1, 0.2]]
+    assert read_expr(tmp_path / "EXPR" / "v.txt").tolist() == [4, 0, 7]
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
@@ -67,7 +60,12 @@ def test_subject_policies():
         [],
     ]
     size = (640, 360)
-    assert [f and f["track"] for f in select_subject(frames, "largest-track", size)] == [1, 2, 2, None]
+    # the subject is one person: while track 1 (the largest) is gone, track 2 is someone else
+    assert [f and f["track"] for f in select_subject(frames, "largest-track", size)] == [1, None, None, None]
+    why = choose(frames, "largest-track", size)
+    assert why[0].others == (2,) and "rank 1 of 3" in why[0].reason
+    assert why[1].reason == "subject not visible; other people's faces not taken"
+    assert why[3].reason == "no face"
     assert [f and f["track"] for f in select_subject(frames, "central-track", size)] == [2, 2, 2, None]
     assert [f and f["track"] for f in select_subject(frames, "longest-track", size)] == [2, 2, 2, None]
     assert [f and f["track"] for f in select_subject(frames, "largest-face", size)] == [1, 2, 2, None]

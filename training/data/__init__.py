@@ -28,7 +28,9 @@ def _affwild2(cfg, split: str) -> Samples:
     from training.config import resolve_path
     from training.data.affwild2 import load_affwild2
 
-    return load_affwild2(resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.frame_step)
+    return load_affwild2(
+        resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.frame_step, cfg.label_set
+    )
 
 
 def _afew_va(cfg, split: str) -> Samples:
