@@ -141,6 +141,15 @@ def predict(frames: list[list[dict]], params, size: tuple[int, int]) -> VideoPre
     return VideoPredictions(choices, va_f.values, expr, va_f.how)
 
 
+def write_video(out: Path, video: str, pred: VideoPredictions) -> dict[str, Path]:
+    """Write a video's `VA/`, `EXPR/` and `frames/` files under `out`; returns their paths."""
+    return {
+        "VA": write_atomic(out / "VA" / f"{video}.txt", va_text(pred.va)),
+        "EXPR": write_atomic(out / "EXPR" / f"{video}.txt", expr_text(pred.expr)),
+        "frames": write_atomic(out / "frames" / f"{video}.csv", frames_text(pred.choices, pred.how)),
+    }
+
+
 def write_outputs(client, job, params, info: dict, n: int, model_id: str) -> dict:
     """Write the VA, EXPR and summary files of a job whose `n` frames are all in its stream."""
     frames = read_frames(client, job.source, n)
@@ -151,9 +160,7 @@ def write_outputs(client, job, params, info: dict, n: int, model_id: str) -> dic
     video = Path(job.path).stem
     out = Path(job.out)
     try:
-        va = write_atomic(out / "VA" / f"{video}.txt", va_text(pred.va))
-        expr = write_atomic(out / "EXPR" / f"{video}.txt", expr_text(pred.expr))
-        decisions = write_atomic(out / "frames" / f"{video}.csv", frames_text(pred.choices, pred.how))
+        files = write_video(out, video, pred)
     except OSError as exc:
         from pipeline.archive.run import JobFailed
 
@@ -171,8 +178,7 @@ def write_outputs(client, job, params, info: dict, n: int, model_id: str) -> dic
         "height": size[1],
         "model": model_id,
         "params": params.to_dict(),
-        "files": {"VA": str(va.relative_to(out)), "EXPR": str(expr.relative_to(out)),
-                  "frames": str(decisions.relative_to(out))},  # fmt: skip
+        "files": {kind: str(path.relative_to(out)) for kind, path in files.items()},
         **summarise(frames, pred, params, size),
     }
     write_atomic(out / "summary" / f"{video}.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")

@@ -51,7 +51,7 @@ def test_killed_worker_is_taken_over_and_output_is_byte_identical(redis_url, tmp
     proc = cli("archive", "work", "--redis", redis_url, "--until-empty")
     assert proc.returncode == 0, proc.stderr
     reference = files(tmp_path / "ref")
-    assert len(reference) == 9  # VA, EXPR, summary for each video
+    assert len(reference) == 12  # VA, EXPR, frames, summary for each video
     client.flushall()
 
     # 2. two workers; one dies mid-video
