@@ -18,6 +18,45 @@ from training.errors import DataError
 from training.labels import get_label_set
 
 
+def _frame(path: Path, key: object, entry: object) -> tuple[float, float, np.ndarray]:
+    """One frame's valence, arousal and 68 landmarks, checked; a DataError names the file and frame."""
+    where = f"{path}: frame {key!r}"
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: expected an object with valence, arousal, landmarks")
+    values = []
+    for name in ("valence", "arousal"):
+        v = entry.get(name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not -10 <= v <= 10:
+            raise DataError(f"{where}: {name} must be a number in [-10, 10], found {v!r}")
+        values.append(float(v))
+    try:
+        pts = np.asarray(entry.get("landmarks"), dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: landmarks must be 68 [x, y] pairs ({exc})") from exc
+    if pts.shape != (68, 2) or not np.isfinite(pts).all():
+        raise DataError(f"{where}: landmarks must be 68 finite [x, y] pairs, found shape {pts.shape}")
+    return values[0], values[1], pts
+
+
+def read_afew_va(path: str | Path) -> dict[str, tuple[float, float, np.ndarray]]:
+    """A clip's JSON as {frame key: (valence, arousal, landmarks [68, 2])}, keys sorted.
+
+    Raises:
+        DataError: The file is unreadable or malformed; the message names it and the line or frame.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from exc
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from exc
+    frames = doc.get("frames") if isinstance(doc, dict) else None
+    if not isinstance(frames, dict):
+        raise DataError(f"{path}: expected an object with a `frames` object")
+    return {key: _frame(path, key, frames[key]) for key in sorted(frames)}
+
+
 def load_afew_va(root: str | Path, split: str, size: int, colour: str, label_set: str = "affectnet7") -> Samples:
     """Load every clip under root (AFEW-VA has no official split; `split` is recorded only)."""
     root = Path(root)
@@ -26,16 +65,10 @@ def load_afew_va(root: str | Path, split: str, size: int, colour: str, label_set
         raise DataError(f"no AFEW-VA clip folders (<clip>/<clip>.json) under {root}")
     images, va, ids = [], [], []
     for clip in clips:
-        try:
-            frames = json.loads((clip / f"{clip.name}.json").read_text())["frames"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"cannot parse {clip / (clip.name + '.json')}: {exc}") from exc
-        for key in sorted(frames):
-            entry = frames[key]
-            pts = np.asarray(entry["landmarks"], np.float32)
+        for key, (valence, arousal, pts) in read_afew_va(clip / f"{clip.name}.json").items():
             img = to_colour(read_image(clip / f"{key}.png"), colour)
             images.append(crop_box(img, landmark_box(pts), size, pts, eye_level=True))
-            va.append((entry["valence"] / 10.0, entry["arousal"] / 10.0))
+            va.append((valence / 10.0, arousal / 10.0))
             ids.append(f"{clip.name}/{key}")
     labels = get_label_set(label_set)
     n = len(ids)
