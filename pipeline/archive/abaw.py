@@ -39,6 +39,7 @@ VA_HEADER = "valence,arousal"
 EXPR_HEADER = ",".join(EXPR_CLASSES)
 EXPR_HEADER_7 = ",".join(EXPR_CLASSES_7)
 SUBMISSION_KEY = "image_location"
+NO_ROW = {"VA": np.nan, "EXPR": -2}  # a frame a submission file has no row for
 EXPR_INVALID = -1
 VA_INVALID = -5.0
 TASK_DIRS = {
@@ -224,8 +225,8 @@ def submission_text(kind: str, videos: dict[str, np.ndarray]) -> str:
 def read_submission(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
     """A submission file as ("VA" | "EXPR", {video: per-frame array}).
 
-    Frames a video has no row for (below its highest row) are filled with the invalid marker, so they
-    count as not predicted; a row given twice is an error.
+    Frames a video has no row for (below its highest row) hold `NO_ROW` (VA: NaN, EXPR: -2), so a
+    scorer can tell them from a row that says -5 or -1; a row given twice is an error.
     """
     path = Path(path)
     heads = {f"{SUBMISSION_KEY},{h}": h for h in (VA_HEADER, EXPR_HEADER, EXPR_HEADER_7)}
@@ -249,9 +250,9 @@ def read_submission(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
     out = {}
     for video, frames in rows.items():
         if kind == "VA":
-            arr = np.full((max(frames) + 1, 2), VA_INVALID)
+            arr = np.full((max(frames) + 1, 2), NO_ROW["VA"])
         else:
-            arr = np.full(max(frames) + 1, EXPR_INVALID, np.int64)
+            arr = np.full(max(frames) + 1, NO_ROW["EXPR"], np.int64)
         for i, value in frames.items():
             arr[i] = value
         out[video] = arr

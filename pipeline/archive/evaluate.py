@@ -30,7 +30,7 @@ import numpy as np
 
 from pipeline.archive.abaw import (
     EXPR_INVALID,
-    VA_INVALID,
+    NO_ROW,
     AnnotationFormatError,
     kind_of,
     parse_expr,
@@ -134,10 +134,10 @@ def _scores(kind: str, pred: np.ndarray, ann: np.ndarray, covered: np.ndarray | 
 def _pair(kind: str, video: str, pred: tuple, ann_len: int, submitted: bool, ann: np.ndarray) -> np.ndarray:
     arr, where = pred
     if submitted and len(arr) <= ann_len:  # rows may stop before the annotation's last, unannotated, frames
-        pad = np.full((ann_len - len(arr), *arr.shape[1:]), VA_INVALID if kind == "VA" else EXPR_INVALID)
+        pad = np.full((ann_len - len(arr), *arr.shape[1:]), NO_ROW[kind])
         arr = np.concatenate([arr, pad.astype(arr.dtype)])
         valid = va_valid(ann) if kind == "VA" else ann != EXPR_INVALID
-        unpredicted = valid & ((~va_valid(arr)) if kind == "VA" else arr == EXPR_INVALID)
+        unpredicted = valid & (np.isnan(arr).any(axis=1) if kind == "VA" else arr == NO_ROW[kind])
         if unpredicted.any():
             first = int(np.flatnonzero(unpredicted)[0])
             raise EvaluationError(

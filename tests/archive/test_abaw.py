@@ -96,3 +96,38 @@ def test_causal_smoothing_looks_back_only():
     assert [o.faces[0].valence for o in outs] == pytest.approx([0.0, 0.5, 0.75])
     assert [o.faces[0].expr for o in outs] == ["Happiness", "Sadness", "Sadness"]
     assert outs[1].faces[0].probs["Happiness"] == pytest.approx((0.6 + 0.1 / 7) / 2)
+
+
+def test_fill_policies_on_gaps_inside_and_at_the_edges():
+    from pipeline.archive.fill import fill_series
+
+    nan = np.nan
+    x = np.array([[nan], [1.0], [nan], [nan], [nan], [5.0], [nan]])
+    f = fill_series(x, "interpolate", 0, np.zeros(1))
+    assert f.values[:, 0].tolist() == [1, 1, 2, 3, 4, 5, 5]
+    assert f.how == ["nearest 1", "", "interpolated 1..5", "interpolated 1..5", "interpolated 1..5", "", "nearest 5"]
+    assert fill_series(x, "nearest", 0, np.zeros(1)).values[:, 0].tolist() == [1, 1, 1, 1, 5, 5, 5]
+    assert fill_series(x, "mean", 0, np.zeros(1)).values[:, 0].tolist() == [3, 1, 3, 3, 3, 5, 3]
+    assert fill_series(x, "neutral", 0, np.zeros(1)).values[:, 0].tolist() == [0, 1, 0, 0, 0, 5, 0]
+    # a limit of 1 frame: the middle of the 3-frame gap is too far from both sides and gets the mean
+    limited = fill_series(x, "interpolate", 1, np.zeros(1))
+    assert limited.values[:, 0].tolist() == [1, 1, 1, 3, 5, 5, 5] and limited.how[3] == "video mean"
+    assert fill_series(np.full((2, 1), nan), "nearest", 0, np.ones(1)).how == ["neutral", "neutral"]
+
+
+def test_submission_rows_are_checked(tmp_path):
+    from pipeline.archive.abaw import AnnotationFormatError, read_submission, submission_text
+
+    text = submission_text("VA", {"b": np.array([[0.5, -0.5]]), "a": np.array([[0.1, 0.2], [0.3, 0.4]])})
+    assert text.splitlines() == ["image_location,valence,arousal", "a/00001.jpg,0.100000,0.200000",
+                                 "a/00002.jpg,0.300000,0.400000", "b/00001.jpg,0.500000,-0.500000"]  # fmt: skip
+    path = tmp_path / "VA.txt"
+    path.write_text(text)
+    kind, videos = read_submission(path)
+    assert kind == "VA" and videos["a"].tolist() == [[0.1, 0.2], [0.3, 0.4]]
+    path.write_text(text + "a/00002.jpg,0,0\n")
+    with pytest.raises(AnnotationFormatError, match=r"VA.txt:5: a/00002.jpg is given twice"):
+        read_submission(path)
+    path.write_text("image_location," + EXPR_HEADER + "\nclip/00000.jpg,3\n")
+    with pytest.raises(AnnotationFormatError, match=r"VA.txt:2: expected `video/00001.jpg"):
+        read_submission(path)

@@ -108,3 +108,14 @@ def test_malformed_files_are_named(tmp_path):
     empty.mkdir()
     with pytest.raises(EvaluationError, match="no VA or EXPR annotation"):
         evaluate(FIX / "pred", empty)
+
+
+def test_submission_scores_like_per_video_files_and_needs_every_annotated_frame(tmp_path):
+    from pipeline.archive.submission import write_submission
+
+    write_submission(FIX / "pred", tmp_path / "sub")
+    assert evaluate(tmp_path / "sub", FIX / "annotations") == evaluate(FIX / "pred", FIX / "annotations")
+    va = tmp_path / "sub" / "VA.txt"
+    va.write_text("\n".join(line for line in va.read_text().splitlines() if not line.startswith("vidA/00006")))
+    with pytest.raises(EvaluationError, match=r"VA vidA: no row for annotated frame vidA/00006.jpg"):
+        evaluate(tmp_path / "sub", FIX / "annotations")
