@@ -32,6 +32,9 @@ class DataConfig:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
     weak_va: bool = True
+    # Centroid table for the weak VA targets (training.labels.VA_CENTROID_TABLES). The default is the table
+    # older checkpoints were trained with; new FER+ recipes name affectnet_rank, whose source allows this use.
+    va_centroids: str = "affectnetc25"
     eye_level: bool = False  # AffectNet: rotate crops so the eyes are level (from the 68 landmarks)
     frame_step: int = 1  # Aff-Wild2: keep every n-th annotated frame
     limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)

@@ -43,7 +43,8 @@ def vote_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return keep, majority, dist.astype(np.float32)
 
 
-def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: bool = True) -> Samples:
+def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: bool = True,
+                 va_centroids: str = "affectnetc25") -> Samples:
     """Load one FER+ split into RAM.
 
     Args:
@@ -52,6 +53,7 @@ def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: 
         size: Output crop side in pixels (images are resized from 48).
         colour: "gray" or "rgb".
         weak_va: Derive valence/arousal targets as vote distribution x class centroids.
+        va_centroids: Which centroid table (training.labels.VA_CENTROID_TABLES).
     """
     if split not in SPLITS:
         raise DataError(f"unknown FER+ split {split!r}; choose one of {sorted(SPLITS)}")
@@ -64,7 +66,7 @@ def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: 
     va = np.zeros((len(names), 2), np.float32)
     va_mask = np.zeros(len(names), bool)
     if weak_va:
-        va = dist @ np.asarray(va_centroid_matrix(label_set), np.float32)
+        va = dist @ np.asarray(va_centroid_matrix(label_set, va_centroids), np.float32)
         va_mask[:] = True
     images = load_images([folder / n for n in names], size, colour)
     return Samples(
