@@ -65,6 +65,9 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    # True decays norms and biases too, as the authors' single SGD group does; False spares them (better
+    # from scratch).
+    decay_norms: bool = False
     batch_size: int = 64
     epochs: int = 20
     warmup_epochs: float = 1.0

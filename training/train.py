@@ -56,9 +56,9 @@ def lr_at(step: int, total: int, warmup: int, base: float, schedule: str, time_f
 
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     o = recipe.optim
-    # No weight decay on norms and biases: decaying them only hurts from-scratch training.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    # No weight decay on norms and biases unless asked for: decaying them only hurts from-scratch training.
+    decay = [p for p in model.parameters() if p.ndim > 1 or o.decay_norms]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1 and not o.decay_norms]
     groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)

@@ -205,6 +205,18 @@ def test_paper_recipes_have_the_authors_settings(monkeypatch):
         assert r.graph.orientation == "authors" and not r.model.final_act and r.model.pretrained_file
         assert (r.optim.schedule, r.optim.step_epochs, r.optim.step_gamma, r.optim.epochs, r.optim.early_stop) == \
             ("step", 10, 0.1, 10, 10)
-        assert r.optim.batch_size == 35
+        assert r.optim.batch_size == 35 and r.optim.decay_norms
     assert a.data.eye_level and a.loss.ce == "weighted"
     assert w.loss.ce == "unweighted"
+
+
+def test_decay_norms_puts_every_parameter_in_the_decayed_group():
+    from training.build import build_model
+    from training.config import load_recipe
+    from training.train import make_optimizer
+
+    over = tiny_overrides(**{"data.root": str(FIXTURES / "affectnet")})
+    for decay_norms, spared in ((False, True), (True, False)):
+        recipe = load_recipe(REPO / "configs/model/affectnet7_paper.yaml", {**over, "optim.decay_norms": decay_norms})
+        groups = make_optimizer(build_model(recipe), recipe).param_groups
+        assert groups[0]["weight_decay"] == 0.001 and bool(groups[1]["params"]) == spared
