@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
           f"on {detectors[0].providers[0]} (input auto: 640x384 for 16:9)", flush=True)  # fmt: skip
     import cv2
 
+    for clip in args.clip:  # set up (and capture) each detector's input size now, one at a time
+        ok, image = cv2.VideoCapture(clip).read()
+        for detector in detectors:
+            detector.detect(image)
     rows = []
     for clip in args.clip:
         capture = cv2.VideoCapture(clip)

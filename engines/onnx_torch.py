@@ -100,8 +100,9 @@ def _resize(attrs, x, roi=None, scales=None, sizes=None):
 
 
 def _clip(attrs, x, low=None, high=None):
-    low = attrs.get("min") if low is None else float(low)
-    high = attrs.get("max") if high is None else float(high)
+    # Bounds stay tensors on the device: float() would wait on the GPU and break CUDA graph capture.
+    low = attrs.get("min") if low is None else low
+    high = attrs.get("max") if high is None else high
     return torch.clamp(x, low, high)
 
 

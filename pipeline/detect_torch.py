@@ -11,6 +11,7 @@ runtime never needs torch otherwise.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from engines.onnx_torch import OnnxModule
 from pipeline.errors import DetectorError
 
 log = logging.getLogger(__name__)
+# One capture at a time per process: entering a capture synchronises the device, which another
+# thread's capture in progress forbids (seen on an H200 with one detector per prepare thread).
+_CAPTURE_LOCK = threading.Lock()
 
 # Output count -> (feature levels, strides, anchors per cell, landmarks): insightface's SCRFD layouts.
 LAYOUTS = {
@@ -91,7 +95,8 @@ class _Runner:
             self._shapes = [tuple(t.shape) for t in outputs]
             self._out = self._flat(outputs)
             if model.cuda_graphs:
-                self._capture()
+                with _CAPTURE_LOCK:
+                    self._capture()
 
     @staticmethod
     def _flat(outputs) -> torch.Tensor:
