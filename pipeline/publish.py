@@ -15,6 +15,7 @@ only the source that owns it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,9 +73,9 @@ end
 return {added, skipped, last}
 """
 
-# Reply prefixes of errors that go away by themselves (failover, restart, memory freed by consumers).
-_TRANSIENT_REPLIES = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "NOSCRIPT",
-                      "NOREPLICAS", "ASK", "MOVED")  # fmt: skip
+# Error codes that go away by themselves (failover, restart, memory freed by consumers). A script's error
+# quotes the command's reply after a dash: "Error running script (...): @user_script:31: -OOM command ...".
+_TRANSIENT_REPLY = re.compile(r"(?:^|\s-)(OOM|LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOSCRIPT|NOREPLICAS)\b")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -82,7 +83,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)):
         return not isinstance(exc, redis.AuthenticationError)
     if isinstance(exc, redis.ResponseError):
-        return str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
+        return _TRANSIENT_REPLY.search(str(exc)) is not None
     return False
 
 

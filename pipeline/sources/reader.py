@@ -125,7 +125,7 @@ class Source:
         if self._thread is None:
             self._set_state("down")
             return
-        if self._thread is not threading.current_thread():
+        if self._thread is not threading.current_thread() and timeout != 0:  # 0: ask, do not wait
             self._thread.join(timeout if timeout is not None else self.spec.timeout_s + 2.0)
             if self._thread.is_alive():
                 log.warning("source %s: reader thread still blocked after stop()", self.name)

@@ -186,13 +186,12 @@ def audit_prefix(client: redis.Redis, source: str, pass_index: int) -> Audit:
 
 
 def audit_live(client: redis.Redis, source: str) -> Audit:
-    """A camera: each captured frame at most once, in order, per worker process."""
-    by_worker: dict[str, list[int]] = {}
-    for _id, frame, worker in frames_of(client, source):
-        by_worker.setdefault(worker, []).append(frame)
-    dupes = sum(len(v) - len(set(v)) for v in by_worker.values())
-    ordered = all(v == sorted(v) for v in by_worker.values())
-    return Audit(source, None, sum(len(v) for v in by_worker.values()), dupes, 0, ordered, event_kinds(client, source))
+    """A camera: each captured frame at most once (no two entries with the same capture time and frame
+    index) and in capture order, across worker restarts."""
+    frames = [(float(f[b"ts"]), int(f[b"frame"])) for _eid, f in client.xrange(frames_key(source))]
+    times = [ts for ts, _frame in frames]
+    return Audit(source, None, len(frames), len(frames) - len(set(frames)), 0, times == sorted(times),
+                 event_kinds(client, source))  # fmt: skip
 
 
 def event_kinds(client: redis.Redis, source: str) -> list[str]:
