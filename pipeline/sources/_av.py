@@ -5,6 +5,7 @@ PyAV (and FFmpeg's libraries) load here only, when a source actually opens.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pipeline.masking import mask_text
@@ -44,13 +45,23 @@ def open_container(spec: SourceSpec) -> Any:
     import av
 
     path = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url
-    return av.open(
-        path,
-        mode="r",
-        format="v4l2" if spec.kind == "device" else None,
-        options=open_options(spec),
-        timeout=(spec.timeout_s, read_timeout(spec)),
-    )
+    started = time.monotonic()
+    try:
+        return av.open(
+            path,
+            mode="r",
+            format="v4l2" if spec.kind == "device" else None,
+            options=open_options(spec),
+            timeout=(spec.timeout_s, read_timeout(spec)),
+        )
+    except av.error.FFmpegError as exc:
+        # A server that accepts the connection and never answers makes FFmpeg's RTSP/HTTP demuxer give up
+        # at its socket timeout with "Invalid data found": name it for what it is.
+        waited = time.monotonic() - started
+        if spec.kind in ("rtsp", "http") and waited >= 0.9 * spec.timeout_s:
+            raise TimeoutError(f"{spec.safe_url} accepted the connection but sent nothing for {waited:.1f} s "
+                               "(timed out)") from exc  # fmt: skip
+        raise
 
 
 def describe_error(exc: BaseException, spec: SourceSpec, opening: bool = False) -> str:
@@ -64,6 +75,8 @@ def describe_error(exc: BaseException, spec: SourceSpec, opening: bool = False) 
     """
     import av
 
+    if isinstance(exc, TimeoutError):
+        return mask_text(str(exc))
     if isinstance(exc, av.error.ExitError):
         # PyAV's interrupt callback fired: nothing arrived within the open or read timeout.
         if opening:
