@@ -43,7 +43,7 @@ class ModelConfig:
     pretrained_file: str = ""
     # False removes the activation after DenseNet's final norm5: timm's DenseNet applies BatchNorm + ReLU
     # there, torchvision's ``densenet121().features`` (which the authors' MTL-GCN max-pools) stops at the
-    # BatchNorm, so about a fifth of their pooled values are negative. Only for backbones with features.norm5.
+    # BatchNorm, so their pooled features can be negative. Only for backbones with features.norm5.
     final_act: bool = True
 
 

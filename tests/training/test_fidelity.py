@@ -220,3 +220,22 @@ def test_decay_norms_puts_every_parameter_in_the_decayed_group():
         recipe = load_recipe(REPO / "configs/model/affectnet7_paper.yaml", {**over, "optim.decay_norms": decay_norms})
         groups = make_optimizer(build_model(recipe), recipe).param_groups
         assert groups[0]["weight_decay"] == 0.001 and bool(groups[1]["params"]) == spared
+
+
+def test_torchvision_densenet_file_gives_the_authors_pooled_features(tmp_path):
+    """A torchvision DenseNet-121 state dict (what the authors start from) loads through timm, and with
+    final_act false + global max pool the features equal theirs: MaxPool over ``densenet121().features``."""
+    torchvision = pytest.importorskip("torchvision")
+    from training.model import AffectModel, ModelConfig
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.densenet121().eval()
+    path = tmp_path / "tv_densenet121.pth"
+    torch.save(theirs.state_dict(), path)
+    cfg = ModelConfig(head="mtlgcn", backbone="densenet121", in_chans=3, global_pool="max", final_act=False)
+    ours = AffectModel(cfg, np.zeros((9, 4), np.float32), np.eye(9, dtype=np.float32), pretrained_file=str(path)).eval()
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        expected = torch.nn.functional.adaptive_max_pool2d(theirs.features(x), 1).flatten(1)
+        torch.testing.assert_close(ours.forward_features(x), expected, atol=1e-5, rtol=1e-5)
+    assert (expected < 0).any()
