@@ -20,7 +20,6 @@ import pytest
 from pipeline.keys import events_key, frames_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
-    RedisProcess,
     alive,
     audit_file,
     audit_prefix,
@@ -57,11 +56,11 @@ def _kill_point(client, rng: random.Random, proc) -> float:
 
 @pytest.mark.parametrize("trial", TRIALS)
 @pytest.mark.parametrize("target", ["worker", "supervisor", "redis"])
-def test_run_survives_sigkill(target, trial, tmp_path):
+def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     video = str(need_shared("media", "videos", "WolfgangLanger_Pexels.mp4"))
-    server = RedisProcess(tmp_path / "redis").start()
+    server = redis_process()
     client = server.client()
     proc = start_run(server.url, {"clip": video}, tmp_path)
     t_kill = recover_s = None
@@ -97,24 +96,21 @@ def test_run_survives_sigkill(target, trial, tmp_path):
     report({"fault": f"sigkill-{target}", "kind": "run (file)", "seed": seed, "killed_at_frame": at,
             "files": [final], "prefix": first, "recover_s": round(recover_s or -1, 2)})  # fmt: skip
     log = (tmp_path / "run.log").read_text()
-    try:
-        assert code == 0, log[-3000:]
-        assert final.complete, final
-        assert final.events.count("eof") == 1 and final.events[-1] == "eof", final
-        if first is not None:
-            assert first.duplicates == 0 and first.gaps == 0 and first.in_order, first
-    finally:
-        server.stop()
+    assert code == 0, log[-3000:]
+    assert final.complete, final
+    assert final.events.count("eof") == 1 and final.events[-1] == "eof", final
+    if first is not None:
+        assert first.duplicates == 0 and first.gaps == 0 and first.in_order, first
 
 
 @pytest.mark.parametrize("trial", TRIALS)
-def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path):
+def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path, redis_process):
     """An archive worker dies mid-job; a second one takes the job over (XAUTOCLAIM) and completes it."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
     detector = str(need_shared("models", "scrfd_500m.onnx"))
-    server = RedisProcess(tmp_path / "redis").start()
+    server = redis_process()
     client = server.client()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "pipeline", "archive"]
@@ -139,8 +135,5 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path)
     audit = audit_file(client, source, FRAMES)
     report({"fault": "sigkill-archive-worker", "kind": "archive job", "seed": seed, "killed_at_frame": target,
             "files": [audit]})  # fmt: skip
-    try:
-        assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
-        assert audit.complete, audit
-    finally:
-        server.stop()
+    assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
+    assert audit.complete, audit

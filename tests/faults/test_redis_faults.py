@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.keys import events_key, frames_key
 from tests.conftest import need_shared
-from tests.faults.harness import RedisProcess, audit_file, audit_live, report, start_run, wait_for
+from tests.faults.harness import audit_file, audit_live, report, start_run, wait_for
 from tests.rtsp_fixtures import PASSWORD
 
 pytestmark = pytest.mark.rtsp
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.rtsp
 FILE_FRAMES = 472  # WolfgangLanger_Pexels.mp4
 
 
-def _inject(fault: str, server: RedisProcess) -> None:
+def _inject(fault: str, server) -> None:
     if fault == "sigstop":
         server.pause()
         time.sleep(10)
@@ -45,11 +45,11 @@ def _inject(fault: str, server: RedisProcess) -> None:
 
 
 @pytest.mark.parametrize("fault", ["sigstop", "kill-aof", "kill-no-aof", "oom"])
-def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault, tmp_path, rtsp_server):
+def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault, tmp_path, rtsp_server, redis_process):
     video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
     copy = tmp_path / "second.mp4"
     shutil.copy(video, copy)
-    server = RedisProcess(tmp_path / "redis", aof=fault != "kill-no-aof").start()
+    server = redis_process(aof=fault != "kill-no-aof")
     client = server.client()
     sources = {"file-a": str(video), "file-b": str(copy), "cam-open": rtsp_server.url, "cam-secure": rtsp_server.secure_url}
     proc = start_run(server.url, sources, tmp_path)
@@ -72,25 +72,22 @@ def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault
     cams = [audit_live(client, s) for s in ("cam-open", "cam-secure")]
     report({"fault": fault, "trials": 1, "files": files, "cameras": cams, "recover_s": round(recover_s, 2),
             "fault_s": round(t_back - t_fault, 1)})  # fmt: skip
-    try:
-        assert code == 0, server_log[-3000:]
-        for a in files:
-            assert a.complete, a
-            assert a.events[-1] == "eof" and a.events.count("eof") == 1 and a.events[0] == "started", a
-        for a in cams:
-            assert a.duplicates == 0 and a.in_order and a.published > 0, a
-        assert PASSWORD not in server_log
-        dump = b"".join(k + repr(client.xrange(k)).encode() for k in client.keys("*") if client.type(k) == b"stream")
-        assert PASSWORD.encode() not in dump and PASSWORD.encode() not in b"".join(client.keys("*"))
-    finally:
-        server.stop()
+    assert code == 0, server_log[-3000:]
+    for a in files:
+        assert a.complete, a
+        assert a.events[-1] == "eof" and a.events.count("eof") == 1 and a.events[0] == "started", a
+    for a in cams:
+        assert a.duplicates == 0 and a.in_order and a.published > 0, a
+    assert PASSWORD not in server_log
+    dump = b"".join(k + repr(client.xrange(k)).encode() for k in client.keys("*") if client.type(k) == b"stream")
+    assert PASSWORD.encode() not in dump and PASSWORD.encode() not in b"".join(client.keys("*"))
 
 
-def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server):
+def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_process):
     """One file's stream key holds a string: that source fails with an `error` event naming the key; the
     other file and the cameras are untouched (no entry written twice), and `run` exits 1 naming it."""
     video = need_shared("media", "videos", "single_face.mp4")
-    server = RedisProcess(tmp_path / "redis").start()
+    server = redis_process()
     client = server.client()
     client.set(frames_key("broken"), "not a stream")
     sources = {"good": str(video), "broken": str(video), "cam-open": rtsp_server.url}
@@ -105,12 +102,9 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server):
     log = (tmp_path / "run.log").read_text()
     good, cam = audit_file(client, "good", 72), audit_live(client, "cam-open")
     report({"fault": "wrongtype", "trials": 1, "files": [good], "cameras": [cam]})
-    try:
-        assert good.complete and good.events == ["started", "eof"], good
-        assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
-        assert client.get(frames_key("broken")) == b"not a stream"
-        reasons = [f[b"reason"].decode() for _i, f in client.xrange(events_key("broken")) if f[b"kind"] == b"error"]
-        assert reasons and frames_key("broken") in reasons[0] and "WRONGTYPE" in reasons[0], reasons
-        assert code == 1 and "1 sources failed: broken:" in log, log[-3000:]
-    finally:
-        server.stop()
+    assert good.complete and good.events == ["started", "eof"], good
+    assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
+    assert client.get(frames_key("broken")) == b"not a stream"
+    reasons = [f[b"reason"].decode() for _i, f in client.xrange(events_key("broken")) if f[b"kind"] == b"error"]
+    assert reasons and frames_key("broken") in reasons[0] and "WRONGTYPE" in reasons[0], reasons
+    assert code == 1 and "1 sources failed: broken:" in log, log[-3000:]
