@@ -1,9 +1,9 @@
 """Processing one archive job: every frame in order, exactly one stream entry per frame, resumable.
 
-Exactly once: frame i is published with the explicit entry id `i-1` (milliseconds = frame index). Redis
-refuses an XADD whose id is not above the stream's top id, so a worker that replays frames after a crash
-(or a stalled worker racing the one that took its job over) cannot publish a frame twice; such refusals
-are expected and skipped.
+Exactly once: frame i is published with the explicit entry id `i-1` (milliseconds = frame index) through
+the same idempotent writer as `run` (`pipeline.publish`): only ids above the stream's last id are added,
+so a worker that replays frames after a crash (or a stalled worker racing the one that took its job over)
+cannot publish a frame twice.
 
 Resume, byte for byte: the video is processed in chunks of `chunk` frames (a multiple of
 `detect_every`), and the tracker starts afresh at every chunk, so a chunk's results depend only on its own
@@ -36,7 +36,6 @@ from pipeline.types import Frame, FrameResult
 log = logging.getLogger(__name__)
 
 STITCH_IOU = 0.3
-_DUPLICATE = "equal or smaller than the target stream top item"
 NOT_VIDEO_FORMATS = ("tty", "image2", "image2pipe", "lavfi", "bin", "txt")
 
 
@@ -290,10 +289,7 @@ def run_job(
     def commit(chunk: list[FrameResult]) -> None:
         nonlocal prev, next_track, last_touch
         next_track = stitch(chunk, prev, next_track)
-        replies = publisher.publish(chunk, ids=[entry_id(r.frame) for r in chunk])
-        for reply in replies:
-            if isinstance(reply, Exception) and _DUPLICATE not in str(reply):
-                raise reply
+        publisher.publish(chunk, ids=[entry_id(r.frame) for r in chunk])  # already there: skipped
         prev = encode_faces(chunk[-1])
         jobs.progress(client, job, frames_done=chunk[-1].frame + 1)
         if not jobs.touch(client, job, consumer):
