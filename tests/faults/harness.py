@@ -163,12 +163,13 @@ class Audit:
         return self.duplicates == 0 and self.gaps == 0 and self.in_order and self.expected == self.published
 
 
-def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1) -> Audit:
-    """One pass of a file (passes share the id's ms part): exactly frames 0..expected-1, in order?"""
+def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1, archive: bool = False) -> Audit:
+    """One pass of a file (a run's passes share the id's ms part; an archive job's stream is one pass):
+    exactly frames 0..expected-1, in order?"""
     entries = frames_of(client, source)
     passes: dict[int, list[int]] = {}
     for (ms, _seq), frame, _worker in entries:
-        passes.setdefault(ms, []).append(frame)
+        passes.setdefault(0 if archive else ms, []).append(frame)
     frames = passes[sorted(passes)[pass_index]] if passes else []
     unique = set(frames)
     return Audit(source, expected, len(frames), len(frames) - len(unique), len(set(range(expected)) - unique),

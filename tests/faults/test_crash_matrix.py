@@ -132,7 +132,7 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
     finally:
         if first.poll() is None:
             first.kill()
-    audit = audit_file(client, source, FRAMES)
+    audit = audit_file(client, source, FRAMES, archive=True)
     report({"fault": "sigkill-archive-worker", "kind": "archive job", "seed": seed, "killed_at_frame": target,
             "files": [audit]})  # fmt: skip
     assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
