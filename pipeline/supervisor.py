@@ -83,7 +83,8 @@ class Supervisor:
         passes = {spec.name: self.passes[spec.name] for spec in slot.specs if spec.name in self.passes}
         slot.process = self.ctx.Process(
             target=worker_main,
-            args=(self.cfg, slot.specs, slot.worker_id, self.redis_url, passes, port, self.log_level, self.failures),
+            args=(self.cfg, slot.specs, slot.worker_id, self.redis_url, passes, port, self.log_level, self.failures,
+                  os.getpid()),
             name=f"worker-{slot.worker_id}",
         )
         slot.process.start()

@@ -46,10 +46,11 @@ class Worker:
         metrics_port: Prometheus port of this worker; 0 = none.
         stop: Set to stop (the signal handlers set it); a new event when None.
         report: Called with (source, reason) for each source that failed for good.
+        parent: The supervisor's pid: the worker drains and exits once it is gone (0: the pid at start).
     """
 
     def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
-                 metrics_port: int = 0, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
+                 metrics_port: int = 0, stop: threading.Event | None = None, report=None, parent: int = 0) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
@@ -60,6 +61,7 @@ class Worker:
         self.outbox: Outbox | None = None
         self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
         self._report = report
+        self.parent = parent
         self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped
         self._lanes: dict = {}
         self._stop = stop or threading.Event()
@@ -265,7 +267,7 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
-        parent = os.getppid()
+        parent = self.parent or os.getppid()
         while not self._stop.wait(self.cfg.workers.heartbeat_s):
             if os.getppid() != parent:  # the supervisor died (SIGKILL): no one would ever stop us
                 log.warning("worker %s: supervisor %d is gone; draining and exiting", self.worker_id, parent)
@@ -359,7 +361,7 @@ def _join(thread: threading.Thread) -> None:
 
 
 def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], metrics_port: int, log_level: int,
-                failures=None) -> None:  # fmt: skip
+                failures=None, parent: int = 0) -> None:  # fmt: skip
     """Entry point of a worker process (multiprocessing target); `failures` is a queue that receives
     (worker id, source, reason) for each source that failed for good."""
     stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill us mid-way
@@ -377,7 +379,8 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
     from pipeline.masking import mask_text
 
     try:
-        worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
+        worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report,
+                        parent=parent)
         code = worker.run()
     except (AffectstreamError, EngineError) as exc:  # a missing model or detector: a restart cannot help
         logging.getLogger(__name__).error("worker %s cannot run: %s", worker_id, mask_text(str(exc)))

@@ -167,13 +167,13 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _child(opts: WorkerOptions, level: int) -> None:
+def _child(opts: WorkerOptions, level: int, parent: int) -> None:
     from pipeline.logs import setup_logging
 
     setup_logging(level)
     stop = threading.Event()
     _stop_on_signals(stop)
-    threading.Thread(target=_stop_when_orphaned, args=(stop, os.getppid()), name="parent-watch", daemon=True).start()
+    threading.Thread(target=_stop_when_orphaned, args=(stop, parent), name="parent-watch", daemon=True).start()
     raise SystemExit(work_loop(opts, stop))
 
 
@@ -198,7 +198,7 @@ def work(opts: WorkerOptions, processes: int = 1) -> int:
         return work_loop(opts, stop)
     ctx = multiprocessing.get_context("spawn")  # no inherited Redis sockets or ONNX sessions
     level = logging.getLogger().level
-    procs = [ctx.Process(target=_child, args=(opts, level), name=f"archive-{i}") for i in range(processes)]
+    procs = [ctx.Process(target=_child, args=(opts, level, os.getpid()), name=f"archive-{i}") for i in range(processes)]
     for p in procs:
         p.start()
 

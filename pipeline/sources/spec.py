@@ -119,18 +119,19 @@ class SourceSpec:
                 or not isinstance(value, (int, float))
                 or not math.isfinite(value)
                 or value <= 0
+                or value > 3600
             ):
                 raise SourceSpecError(
-                    f"SourceSpec.{field} of {self.name!r}: expected seconds > 0, got {value!r}"
+                    f"SourceSpec.{field} of {self.name!r}: expected seconds > 0 and at most 3600, got {value!r}"
                 )
         if self.backoff_cap_s < self.backoff_first_s:
             raise SourceSpecError(
                 f"SourceSpec.backoff_cap_s of {self.name!r}: {self.backoff_cap_s!r} is below "
                 f"backoff_first_s {self.backoff_first_s!r}; the cap must be >= the first delay"
             )
-        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 1:
+        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or not 1 <= self.queue_size <= 10_000:
             raise SourceSpecError(
-                f"SourceSpec.queue_size of {self.name!r}: expected an integer >= 1, got {self.queue_size!r}"
+                f"SourceSpec.queue_size of {self.name!r}: expected an integer from 1 to 10000, got {self.queue_size!r}"
             )
         if not isinstance(self.realtime, bool):
             raise SourceSpecError(

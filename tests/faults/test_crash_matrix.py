@@ -137,3 +137,27 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
             "files": [audit]})  # fmt: skip
     assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
     assert audit.complete, audit
+
+
+def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_process):
+    """`archive work -j 2` SIGKILLed: its children must not go on taking jobs with no one to stop them."""
+    import psutil
+
+    server = redis_process()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = open(tmp_path / "archive.log", "w")  # noqa: SIM115
+    parent = subprocess.Popen([sys.executable, "-m", "pipeline", "archive", "work", "--redis", server.url, "-j", "2"],
+                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        def workers() -> list[int]:  # not multiprocessing's resource tracker
+            return [c.pid for c in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+
+        assert wait_for(lambda: len(workers()) == 2, timeout=60, proc=parent)
+        children = workers()
+        parent.kill()
+        parent.wait()
+        assert wait_for(lambda: not any(alive(pid) for pid in children), timeout=30), "children kept running"
+    finally:
+        for pid in [c.pid for c in psutil.Process().children(recursive=True)]:
+            if pid != parent.pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -90,7 +90,7 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_pro
     server = redis_process()
     client = server.client()
     client.set(frames_key("broken"), "not a stream")
-    sources = {"good": str(video), "broken": str(video), "cam-open": rtsp_server.url}
+    sources = {"good": str(video), "broken": str(video), "cam-open": rtsp_server.url, "cam-secure": rtsp_server.secure_url}
     proc = start_run(server.url, sources, tmp_path)
     try:
         assert wait_for(lambda: b"eof" in [f[b"kind"] for _i, f in client.xrange(events_key("good"))], timeout=180, proc=proc)
@@ -100,10 +100,12 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_pro
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=90)
     log = (tmp_path / "run.log").read_text()
-    good, cam = audit_file(client, "good", 72), audit_live(client, "cam-open")
-    report({"fault": "wrongtype", "trials": 1, "files": [good], "cameras": [cam]})
+    good, cams = audit_file(client, "good", 72), [audit_live(client, s) for s in ("cam-open", "cam-secure")]
+    report({"fault": "wrongtype", "trials": 1, "files": [good], "cameras": cams})
     assert good.complete and good.events == ["started", "eof"], good
-    assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
+    for cam in cams:
+        assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
+    assert PASSWORD not in log
     assert client.get(frames_key("broken")) == b"not a stream"
     reasons = [f[b"reason"].decode() for _i, f in client.xrange(events_key("broken")) if f[b"kind"] == b"error"]
     assert reasons and frames_key("broken") in reasons[0] and "WRONGTYPE" in reasons[0], reasons
