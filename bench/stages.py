@@ -143,8 +143,10 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
     for i in range(0, len(prepared), max_batch):
         results.extend(processor.infer(prepared[i : i + max_batch]))
     publisher = ResultPublisher(redis_client, maxlen)
-    for i in range(0, len(results), PUBLISH_CHUNK):
-        out.publish_s += clock.call("publish", publisher.publish, results[i : i + PUBLISH_CHUNK])[1]
+    for i in range(0, len(results), PUBLISH_CHUNK):  # with ids chosen once, as the worker publishes
+        chunk = results[i : i + PUBLISH_CHUNK]
+        ids = [f"1-{r.frame}" for r in chunk]
+        out.publish_s += clock.call("publish", publisher.publish, chunk, ids)[1]
     redis_client.delete(*{frames_key(r.source) for r in results})
     return out
 
