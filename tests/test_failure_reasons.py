@@ -11,6 +11,7 @@ from pipeline.errors import RedisUnavailable
 from pipeline.redis_conn import connect
 from pipeline.sources import _av
 from pipeline.sources.spec import SourceSpec
+from tests.conftest import missing
 
 
 def test_a_server_that_accepts_and_never_answers_is_a_timeout():
@@ -37,7 +38,7 @@ def test_tls_verification_failure_keeps_its_reason(tmp_path):
     import subprocess
 
     if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a self-signed certificate")
+        missing("openssl is needed to make a self-signed certificate (apt-get install openssl)")
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)  # fmt: skip
