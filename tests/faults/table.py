@@ -17,6 +17,10 @@ def table(rows: list[dict]) -> str:
         for audit in row.get("files", []):
             kind = "file" if row.get("kind") != "archive job" else "archive job"
             groups[(row["fault"], kind)].append({"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)})
+        if row.get("prefix"):  # the pass of a run that was killed: a gap-free prefix
+            groups[(row["fault"], "file (killed run's pass)")].append(
+                {"audit": row["prefix"], "recover_s": None, "trial": id(row)}
+            )
         for audit in row.get("cameras", []):
             groups[(row["fault"], "camera")].append({"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)})
     lines = ["| fault | source kind | trials | streams | frames expected | published | duplicates | gaps | out of order "
@@ -24,7 +28,8 @@ def table(rows: list[dict]) -> str:
     for (fault, kind), items in groups.items():
         audits = [i["audit"] for i in items]
         expected = sum(a["expected"] or 0 for a in audits) if kind != "camera" else "-"
-        lost = sum(1 for a in audits if kind != "camera" and a["events"][-1:] != ["eof"]) if kind != "camera" else "-"
+        whole = kind in ("file", "archive job")  # passes that must end with their eof event
+        lost = sum(1 for a in audits if a["events"][-1:] != ["eof"]) if whole else "-"
         recover = [i["recover_s"] for i in items if i["recover_s"] not in (None, -1)]
         median = f"{statistics.median(recover):.2f}" if recover else "-"
         lines.append(
