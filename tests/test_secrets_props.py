@@ -133,7 +133,7 @@ def test_config_loader_raises_only_config_errors(tmp_path, doc):
     try:
         load_config(path)
     except ConfigError as exc:
-        assert "\n" not in str(exc).strip() or "YAML" in str(exc)
+        assert str(exc).strip()  # a reason, never an empty message
 
 
 @pytest.mark.parametrize("text", ["redis: {url: 'redis://:p@ss@h:99999/0'}", "redis: {url: 'redis://h:port/0'}",

@@ -148,16 +148,20 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
     log = open(tmp_path / "archive.log", "w")  # noqa: SIM115
     parent = subprocess.Popen([sys.executable, "-m", "pipeline", "archive", "work", "--redis", server.url, "-j", "2"],
                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        def workers() -> list[int]:  # not multiprocessing's resource tracker
-            return [c.pid for c in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+    children: list[int] = []
 
+    def workers() -> list[int]:  # not multiprocessing's resource tracker
+        return [c.pid for c in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+
+    try:
         assert wait_for(lambda: len(workers()) == 2, timeout=60, proc=parent)
         children = workers()
         parent.kill()
         parent.wait()
         assert wait_for(lambda: not any(alive(pid) for pid in children), timeout=30), "children kept running"
     finally:
-        for pid in [c.pid for c in psutil.Process().children(recursive=True)]:
-            if pid != parent.pid and alive(pid):
+        if parent.poll() is None:
+            parent.kill()
+        for pid in children:  # only this test's processes: the session's Redis and RTSP servers are children too
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
