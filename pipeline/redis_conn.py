@@ -78,9 +78,10 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A private redis-server on a unix socket under `data_dir` (started and stopped by us)."""
 
-    def __init__(self, data_dir: str | Path, *, port: int = 0) -> None:
+    def __init__(self, data_dir: str | Path, *, port: int = 0, aof: bool = True) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.aof = aof
         self.socket = self.data_dir / "redis.sock"
         self._proc: subprocess.Popen | None = None
 
@@ -101,7 +102,7 @@ class EmbeddedRedis:
             "--unixsocket", str(self.socket),
             "--unixsocketperm", "700",
             "--dir", str(self.data_dir),
-            "--appendonly", "yes",
+            "--appendonly", "yes" if self.aof else "no",
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),

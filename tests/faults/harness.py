@@ -10,85 +10,51 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import redis
 
 from pipeline.entry_ids import parse_id
 from pipeline.keys import HEARTBEAT_PATTERN, events_key, frames_key
-from pipeline.redis_conn import redis_server_binary
+from pipeline.redis_conn import EmbeddedRedis
 from tests.conftest import REPO, need_shared
+from tests.rtsp_fixtures import free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class RedisProcess(EmbeddedRedis):
+    """A redis-server on a loopback port, owned by one test: SIGSTOP, SIGKILL and restart it at will
+    (same port and data directory, so a restart finds its AOF)."""
 
+    def __init__(self, data_dir: Path, aof: bool = True) -> None:
+        super().__init__(data_dir, port=free_port(), aof=aof)
 
-@dataclass
-class RedisProcess:
-    """A redis-server on a loopback port, owned by one test: SIGSTOP, SIGKILL and restart it at will."""
-
-    data_dir: Path
-    aof: bool = True
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 15.0) -> RedisProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                "--appendonly", "yes" if self.aof else "no", "--save", "", "--daemonize", "no",
-                "--logfile", str(self.data_dir / "redis.log")]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url, socket_timeout=1).ping():
-                    return self
-            except redis.BusyLoadingError:
-                pass
-            except redis.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+    def start(self, timeout_s: float = 15.0) -> RedisProcess:
+        super().start(timeout_s)
+        return self
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=10)
 
     def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
+        self._proc.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
+        self._proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        self.proc.wait()
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
+        self._proc.send_signal(signal.SIGCONT)
+        self._proc.kill()
+        self._proc.wait()
+        self._proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a stopped server cannot act on SIGTERM
+        super().stop()
 
 
 def start_run(redis_url: str, sources: dict[str, str], tmp_path: Path, extra: str = "") -> subprocess.Popen:
