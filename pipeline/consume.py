@@ -236,6 +236,13 @@ def read_results(
                 top = _last_id(client, key)
                 if int(top.split("-")[0]) < _WALL_MS:  # archive ids number frames (`<frame>-1`)
                     positions[key], since_ts[key] = START_BEGINNING, at_time
+                    continue
+                # A file pass's ids carry the pass's start (`<start ms>-<frame>`), not each frame's time:
+                # start at the last entry at or before `at_time` (for a pass, its start) and skip by `ts`.
+                before = client.xrevrange(key, max=first, min="-", count=1)
+                if before:
+                    ms = int(before[0][0].split(b"-")[0])
+                    positions[key], since_ts[key] = f"{ms - 1}-0", at_time
 
     # Positions are fixed now, not at the first next(): "$" means new since this call.
     add(resolve_sources(client, patterns), first)

@@ -82,11 +82,12 @@ def summarise(client, sources: list[str], since_ms: int = 0) -> list[dict]:
         frames = faces = 0
         exprs: Counter = Counter()
         vals, ars = [], []
-        first_ts = last_ms = 0.0
-        for entry_id, fields in client.xrange(frames_key(name), min=f"{since_ms}-0"):
+        first_ts = last_added = 0.0
+        for _entry_id, fields in client.xrange(frames_key(name), min=f"{since_ms}-0"):
             if not frames:
                 first_ts = float(fields[b"ts"])
-            last_ms = int(entry_id.split(b"-")[0])
+            # when it was added: capture time + decode-to-XADD latency (a file pass's ids are not times)
+            last_added = float(fields[b"ts"]) + float(fields[b"latency_ms"]) / 1000.0
             frames += 1
             for face in json.loads(fields[b"faces"]):
                 faces += 1
@@ -97,7 +98,7 @@ def summarise(client, sources: list[str], since_ms: int = 0) -> list[dict]:
         rows.append({
             "source": name, "frames": frames, "faces": faces, "expressions": dict(exprs.most_common()),
             "valence": float(np.mean(vals)) if vals else None, "arousal": float(np.mean(ars)) if ars else None,
-            "fps": frames / max(last_ms / 1000.0 - first_ts, 1e-3) if frames else 0.0,
+            "fps": frames / max(last_added - first_ts, 1e-3) if frames else 0.0,
         })  # fmt: skip
     return rows
 

@@ -179,3 +179,21 @@ def test_point_in_time_on_an_archive_stream_uses_capture_times(redis_url):
     got = [e.result.frame for e in read_results(client, ["archive-clip"], start=base + 2.5, follow=False)]
     assert got == [3, 4, 5]
     assert [e.id for e in read_results(client, ["archive-clip"], start="3-1", follow=False)] == ["4-1", "5-1"]
+
+
+def test_point_in_time_inside_a_file_pass_uses_capture_times(redis_url):
+    """A `run` pass's ids are `<pass start ms>-<frame>`: a time inside the pass still finds its later frames,
+    and the next pass follows."""
+    client = connect(redis_url)
+    base = time.time() - 100
+    first, second = [make_result("clip", i) for i in range(6)], [make_result("clip", i) for i in range(3)]
+    for i, r in enumerate(first):
+        r.ts = base + i
+    for i, r in enumerate(second):
+        r.ts = base + 50 + i
+    publisher = ResultPublisher(client, maxlen=1000)
+    start_ms = int(base * 1000)
+    publisher.publish(first, ids=[f"{start_ms}-{i}" for i in range(6)])
+    publisher.publish(second, ids=[f"{start_ms + 50_000}-{i}" for i in range(3)])
+    got = [e.result.ts - base for e in read_results(client, ["clip"], start=base + 3.5, follow=False)]
+    assert got == pytest.approx([4, 5, 50, 51, 52], abs=1e-3)
