@@ -106,31 +106,35 @@ def quantize_handler(args: argparse.Namespace) -> int:
     if not calibration:
         shared = Path(os.environ.get("AFFECTSTREAM_SHARED", "../shared"))
         calibration = str(shared / "data" / "ferplus" / "FER2013Train")
-    try:
-        from engines.errors import EngineError
+
+    def quantize(model: str, out: str):
         from engines.quantize import quantize_model
-    except ImportError as exc:
-        return _fail(EXIT_UNAVAILABLE, f"quantisation needs onnx and onnxruntime.quantization: {exc}")
-    try:
-        spec = quantize_model(args.model, output, calibration, limit=args.limit, method=args.method,
-                              symmetric=args.symmetric)  # fmt: skip
-    except EngineError as exc:
-        return _fail(EXIT_FAILED, str(exc))
-    print(f"wrote {output}: {spec.model_id}")
-    return 0
+
+        return quantize_model(model, out, calibration, limit=args.limit, method=args.method, symmetric=args.symmetric)
+
+    return _write_model(quantize, args.model, output, "quantisation needs onnx and onnxruntime.quantization")
 
 
 def convert_handler(args: argparse.Namespace) -> int:
-    try:
+    def convert(model: str, out: str):
         from engines.convert import to_fp16
-        from engines.errors import EngineError
-    except ImportError as exc:
-        return _fail(EXIT_UNAVAILABLE, f"conversion needs the onnx package: {exc}")
+
+        return to_fp16(model, out)
+
+    return _write_model(convert, args.model, args.output, "conversion needs the onnx package")
+
+
+def _write_model(make, model: str, output: str, needs: str) -> int:
+    """Run `make(model, output)` (a tool that imports optional packages); exit 3 when they are missing."""
+    from engines.errors import EngineError
+
     try:
-        spec = to_fp16(args.model, args.output)
+        spec = make(model, output)
+    except ImportError as exc:
+        return _fail(EXIT_UNAVAILABLE, f"{needs}: {exc}")
     except EngineError as exc:
         return _fail(EXIT_FAILED, str(exc))
-    print(f"wrote {args.output}: {spec.model_id}")
+    print(f"wrote {output}: {spec.model_id}")
     return 0
 
 

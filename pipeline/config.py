@@ -248,6 +248,6 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if dupes:
         raise ConfigError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
     cfg = _check(build(Config, data, error=ConfigError, minimum=_RANGES))
-    for url in [cfg.redis.url, *(spec.url for spec in cfg.sources)]:
-        register_url(url)  # masked wherever they appear from now on
+    for spec in cfg.sources:  # (the Redis URL's were registered when it was checked)
+        register_url(spec.url)  # masked wherever they appear from now on
     return cfg

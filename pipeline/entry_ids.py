@@ -46,7 +46,11 @@ def last_id(client: redis.Redis, key: str) -> Id:
 
 def new_pass_base(client: redis.Redis, key: str) -> int:
     """The `base` of a new pass over a file: now in ms, or just above the stream's last id."""
-    return max(int(time.time() * 1000), last_id(client, key)[0] + 1)
+    return pass_base_after(last_id(client, key))
+
+
+def pass_base_after(last: Id) -> int:
+    return max(int(time.time() * 1000), last[0] + 1)
 
 
 class PassIds:

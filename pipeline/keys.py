@@ -15,6 +15,11 @@ def events_key(source: str) -> str:
     return f"affect:{{{source}}}:events"
 
 
+def source_of(key: str) -> str:
+    """The source id inside a stream key's hash tag (`affect:{cam}:frames` -> `cam`)."""
+    return key.split("{", 1)[1].rsplit("}", 1)[0]
+
+
 def heartbeat_key(worker: str) -> str:
     """JSON {ts, pid, sources, published}, no TTL: `affectstream health` judges staleness by ts."""
     return f"affect:worker:{worker}:heartbeat"

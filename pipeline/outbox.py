@@ -24,8 +24,8 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from pipeline.entry_ids import ClockIds, PassIds, format_id, last_id, parse_id
-from pipeline.keys import events_key, frames_key
+from pipeline.entry_ids import ClockIds, PassIds, format_id, last_id, parse_id, pass_base_after
+from pipeline.keys import events_key, frames_key, source_of
 from pipeline.masking import mask_text
 from pipeline.publish import (
     EVENTS_MAXLEN,
@@ -93,7 +93,7 @@ class Outbox:
             if spec.live:
                 self._frame_ids[spec.name] = ClockIds(last)
                 continue
-            ids = PassIds(passes.get(spec.name) or max(int(time.time() * 1000), last[0] + 1))
+            ids = PassIds(passes.get(spec.name) or pass_base_after(last))
             self._frame_ids[spec.name] = ids
             self.resume_after[spec.name] = ids.last_frame(last)
             if self.resume_after[spec.name] >= 0:
@@ -125,7 +125,7 @@ class Outbox:
 
     def _events_done(self, key: str, count: int) -> None:
         with self._lock:
-            queue = self._events[key.split("{", 1)[1].rsplit("}", 1)[0]]
+            queue = self._events[source_of(key)]
             for _ in range(count):
                 queue.popleft()
 
@@ -166,7 +166,7 @@ class Outbox:
 
     def _send(self, frames: dict[str, list], events: dict[str, list]) -> None:
         todo = {**frames, **events}
-        stopping_since: list[float] = []
+        stopping_since = None
 
         def attempt() -> None:
             caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
@@ -181,9 +181,10 @@ class Outbox:
                 raise _Transient(f"{len(todo)} streams not written: {transient}")
 
         def failed(exc: Exception) -> None:
+            nonlocal stopping_since
             if self._stopping():
-                stopping_since.append(stopping_since[0] if stopping_since else time.monotonic())
-                if time.monotonic() - stopping_since[0] > self._drain_s:
+                stopping_since = stopping_since or time.monotonic()
+                if time.monotonic() - stopping_since > self._drain_s:
                     raise PublishGaveUp(f"Redis unreachable while stopping: {mask_text(str(exc))}") from exc
             log.warning("publish failed (%s); retrying", mask_text(str(exc)))
 
@@ -198,7 +199,7 @@ class Outbox:
             raise
 
     def _settle(self, key: str, reply: Written | Exception, entries: list, is_events: bool) -> None:
-        source = key.split("{", 1)[1].rsplit("}", 1)[0]
+        source = source_of(key)
         if isinstance(reply, Written):
             if is_events:
                 self._events_done(key, len(entries))

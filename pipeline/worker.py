@@ -64,6 +64,7 @@ class Worker:
         self.parent = parent
         self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped
         self._lanes: dict = {}
+        self._files = {spec.name for spec in self.specs if not spec.live}
         self._stop = stop or threading.Event()
         self._idle: list[threading.Event] = []  # per prepare thread: set while it waits for frames
         self._lock = threading.Lock()
@@ -84,13 +85,10 @@ class Worker:
         """Reader threads' events: queued in the outbox, published in order with the frames."""
         if kind == "reconnecting":
             self.metrics.reconnects.labels(source).inc()
-        if kind == "error" and source in self._file_sources():
+        if kind == "error" and source in self._files:
             self.source_errors[source] = str(detail.get("reason", "error"))
             self._failed_for_good(source, self.source_errors[source])
         self.outbox.add_event(source, kind, detail)
-
-    def _file_sources(self) -> set[str]:
-        return {spec.name for spec in self.specs if not spec.live}
 
     def _on_publish_failed(self, source: str, reason: str) -> None:
         """A stream of `source` refuses writes for good: stop reading it; the others go on."""

@@ -76,7 +76,7 @@ def worker_pids(client: redis.Redis) -> list[int]:
         raw = client.get(key)
         if raw:
             beat = json.loads(raw)
-            if not beat.get("archive_job") and "archive_job" not in beat:
+            if "archive_job" not in beat:  # `run` workers only
                 pids.append(int(beat["pid"]))
     return pids
 
@@ -129,27 +129,31 @@ class Audit:
         return self.duplicates == 0 and self.gaps == 0 and self.in_order and self.expected == self.published
 
 
-def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1, archive: bool = False) -> Audit:
-    """One pass of a file (a run's passes share the id's ms part; an archive job's stream is one pass):
-    exactly frames 0..expected-1, in order?"""
-    entries = frames_of(client, source)
+def passes_of(client: redis.Redis, source: str, archive: bool = False) -> list[list[int]]:
+    """Frame indices per pass, oldest pass first (a run's passes share the id's ms part; an archive job's
+    stream is one pass)."""
     passes: dict[int, list[int]] = {}
-    for (ms, _seq), frame, _worker in entries:
+    for (ms, _seq), frame, _worker in frames_of(client, source):
         passes.setdefault(0 if archive else ms, []).append(frame)
-    frames = passes[sorted(passes)[pass_index]] if passes else []
+    return [passes[k] for k in sorted(passes)]
+
+
+def _audit(source: str, frames: list[int], expected: int, events: list[str]) -> Audit:
     unique = set(frames)
     return Audit(source, expected, len(frames), len(frames) - len(unique), len(set(range(expected)) - unique),
-                 frames == sorted(frames), event_kinds(client, source))  # fmt: skip
+                 frames == sorted(frames), events)  # fmt: skip
+
+
+def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1, archive: bool = False) -> Audit:
+    """One pass of a file: exactly frames 0..expected-1, in order?"""
+    passes = passes_of(client, source, archive)
+    return _audit(source, passes[pass_index] if passes else [], expected, event_kinds(client, source))
 
 
 def audit_prefix(client: redis.Redis, source: str, pass_index: int) -> Audit:
     """A pass that was cut short (its run died): frames 0..k-1, no duplicate, no gap."""
-    frames = [f for (ms, _s), f, _w in frames_of(client, source)
-              if ms == sorted({e[0][0] for e in frames_of(client, source)})[pass_index]]  # fmt: skip
-    unique = set(frames)
-    top = max(frames) + 1 if frames else 0
-    return Audit(source, top, len(frames), len(frames) - len(unique), len(set(range(top)) - unique),
-                 frames == sorted(frames), [])  # fmt: skip
+    frames = passes_of(client, source)[pass_index]
+    return _audit(source, frames, max(frames) + 1 if frames else 0, [])
 
 
 def audit_live(client: redis.Redis, source: str) -> Audit:

@@ -63,7 +63,7 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
     server = redis_process()
     client = server.client()
     proc = start_run(server.url, {"clip": video}, tmp_path)
-    t_kill = recover_s = None
+    recover_s = None
     try:
         at = _kill_point(client, rng, proc)
         if target == "worker":
