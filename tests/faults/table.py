@@ -28,7 +28,7 @@ def table(rows: list[dict]) -> str:
     for (fault, kind), items in groups.items():
         audits = [i["audit"] for i in items]
         expected = sum(a["expected"] or 0 for a in audits) if kind != "camera" else "-"
-        whole = kind in ("file", "archive job")  # passes that must end with their eof event
+        whole = kind == "file"  # `run` passes end with an eof event (archive jobs report in their job hash)
         lost = sum(1 for a in audits if a["events"][-1:] != ["eof"]) if whole else "-"
         recover = [i["recover_s"] for i in items if i["recover_s"] not in (None, -1)]
         median = f"{statistics.median(recover):.2f}" if recover else "-"

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from pipeline.archive.jobs import list_jobs
 from pipeline.keys import events_key, frames_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
@@ -137,6 +138,7 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
             "files": [audit]})  # fmt: skip
     assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
     assert audit.complete, audit
+    assert [job["state"] for job in list_jobs(client)] == ["done"]  # an archive job's "eof"
 
 
 def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_process):
