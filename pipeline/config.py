@@ -5,6 +5,7 @@ A bad key or value fails at start with its dotted path and what is allowed, neve
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.masking import register_url, strip_userinfo
+from pipeline.masking import mask_url, register_url, strip_userinfo
 from pipeline.redis_conn import check_redis_url
 from pipeline.sources import SourceSpec
 from pipeline.typed import build
@@ -251,3 +252,23 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     for spec in cfg.sources:  # (the Redis URL's were registered when it was checked)
         register_url(spec.url)  # masked wherever they appear from now on
     return cfg
+
+
+def json_schema() -> dict:
+    """JSON Schema of the pipeline configuration (`affectstream config schema`)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Config).json_schema()
+
+
+def resolved(cfg: Config) -> dict:
+    """`cfg` as plain data (mappings, lists, scalars) with every secret masked (`affectstream config show`)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return mask_url(value) if isinstance(value, str) else value
+
+    return plain(dataclasses.asdict(cfg))
