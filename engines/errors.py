@@ -2,7 +2,9 @@
 
 
 class EngineError(Exception):
-    """Base class of engine failures."""
+    """Base class of engine failures; `exit_code` is the CLI's status for it (README "Exit status")."""
+
+    exit_code = 1  # failed at run time
 
 
 class ModelFileError(EngineError):
@@ -11,6 +13,8 @@ class ModelFileError(EngineError):
 
 class BackendUnavailable(EngineError):
     """A backend's runtime (onnxruntime, tensorrt, pycuda, torch) is not installed or has no device."""
+
+    exit_code = 3
 
 
 class EngineInputError(EngineError, ValueError):

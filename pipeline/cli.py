@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import os
 import sys
 
-from pipeline.errors import AffectstreamError
+from engines.errors import EngineError
+from pipeline.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_STATUSES,
+    EXIT_UNAVAILABLE,
+    AffectstreamError,
+    extra_for,
+)
+from pipeline.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, LEVELS
+
+DESCRIPTION = "Facial expression and valence-arousal of faces in cameras and video archives, to Redis Streams."
 
 # Areas that add their own subcommands through `register(subparsers)`.
 _AREAS = (
@@ -15,14 +26,49 @@ _AREAS = (
     "pipeline.sources.cli",
     "pipeline.consumer_cli",
     "pipeline.archive.cli",
+    "pipeline.config_cli",
     "engines.cli",
     "training.cli",
+    "bench.cli",
 )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("affectstream")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
+    """`--log-level`, `--log-format` and `-v`, on the top level and on every verb.
+
+    A verb's copies default to SUPPRESS so that they do not overwrite what was given before the verb.
+    """
+    group = parser.add_argument_group("logging")
+    group.add_argument("--log-level", choices=LEVELS, default=default, help=f"default: ${LEVEL_ENV}, else info")
+    group.add_argument("--log-format", choices=FORMATS, default=default,
+                       help=f"text, or one JSON object per line (default: ${FORMAT_ENV}, else text)")  # fmt: skip
+    group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="debug",
+                       default=default, help="same as --log-level debug")  # fmt: skip
+
+
+def _verbs(parser: argparse.ArgumentParser):
+    """The parsers under `parser` that have no subcommands of their own (`run`, `archive submit`, ...)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for child in dict.fromkeys(subs[0].choices.values()):  # aliases map to the same parser
+        yield from _verbs(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affectstream", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="affectstream", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _add_logging_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _AREAS:
         try:
@@ -32,23 +78,40 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for verb in _verbs(parser):
+        _add_logging_options(verb, argparse.SUPPRESS)
     return parser
 
 
+def _export_logging(args: argparse.Namespace) -> None:
+    """Put the logging choice in the environment, where this process and its workers read it."""
+    for value, env in ((args.log_level, LEVEL_ENV), (args.log_format, FORMAT_ENV)):
+        if value:
+            os.environ[env] = value
+
+
 def main(argv: list[str] | None = None) -> int:
-    from engines.errors import EngineError
+    """Run one verb; the exit status is one of `pipeline.errors.EXIT_STATUSES` (README "Exit status")."""
     from pipeline.logs import setup_logging
     from pipeline.masking import mask_text
 
-    args = build_parser().parse_args(argv)
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
-        return int(args.handler(args) or 0)
+        _export_logging(args)
+        setup_logging()
+        code = int(args.handler(args) or 0)
     except (AffectstreamError, EngineError) as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name)
+        if extra is None:
+            raise  # one of our own modules: a bug, keep the traceback
+        print(f"error: `affectstream {args.command}` needs {exc.name}: pip install 'affectstream[{extra}]'", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    return code if code in EXIT_STATUSES else EXIT_FAILED  # a worker's internal status stays inside
 
 
 if __name__ == "__main__":

@@ -1,11 +1,35 @@
-"""Named exceptions of the runtime. Messages name the bad value and the fix."""
+"""Named exceptions of the runtime, and the exit status of every `affectstream` verb.
+
+Messages name the bad value and the fix.
+"""
+
+# The exit-status table (README "Exit status"); nothing else leaves the command.
+EXIT_DONE = 0
+EXIT_FAILED = 1  # failed at run time (a source, a job, Redis, a model file)
+EXIT_USAGE = 2  # bad command line or config, missing input file
+EXIT_UNAVAILABLE = 3  # a backend or an optional extra is not installed or has no device
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_STATUSES = (EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED)
+
+
+# Top-level modules of the optional extras (pyproject.toml), for "pip install 'affectstream[EXTRA]'".
+EXTRAS = {
+    "ui": ("starlette", "uvicorn", "matplotlib"),
+    "train": ("torch", "torchvision", "timm", "onnx", "scipy", "tqdm"),
+    "gpu": ("tensorrt", "pycuda"),
+}
+
+
+def extra_for(module: str | None) -> str | None:
+    """The extra that installs `module` (a dotted name is judged by its top level), or None."""
+    top = (module or "").partition(".")[0]
+    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
 
 class AffectstreamError(Exception):
-    """Base class of runtime errors that the CLI reports without a traceback, exiting `exit_code`
-    (DESIGN.md: 1 failed at run time, 2 usage or config, 3 backend or extra unavailable)."""
+    """Base class of runtime errors that the CLI reports without a traceback, exiting `exit_code`."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(AffectstreamError):
@@ -15,7 +39,13 @@ class ConfigError(AffectstreamError):
 class RedisUnavailable(AffectstreamError):
     """Redis cannot be reached or started."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
+
+
+class ExtraUnavailable(AffectstreamError):
+    """An optional extra (`ui`, `train`, `gpu`) that a verb needs is not installed."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class SourceError(AffectstreamError):

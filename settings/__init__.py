@@ -1,0 +1,1 @@
+"""Settings shared by the runtime and training: typed config models and their loading."""
