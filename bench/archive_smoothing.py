@@ -66,11 +66,11 @@ def jitter(va: np.ndarray, expr: np.ndarray) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.archive import jobs
-    from pipeline.archive.abaw import read_expr, read_va
     from pipeline.archive.outputs import write_outputs
     from pipeline.archive.run import JobParams, probe, run_job
     from pipeline.archive.worker import ProcessorCache, WorkerOptions
     from pipeline.redis_conn import EmbeddedRedis, connect
+    from scoring.abaw import read_expr, read_va
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")

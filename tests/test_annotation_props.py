@@ -11,15 +11,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.archive.abaw import (
+from scoring.abaw import (
     EXPR_HEADER,
     EXPR_HEADER_7,
     VA_HEADER,
-    AnnotationFormatError,
     parse_expr,
     read_submission,
     read_va,
 )
+from scoring.errors import AnnotationFormatError
 from training.data.afew_va import read_afew_va
 from training.errors import DataError
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from scoring.metrics import classification_report, va_report
 from training.augment import normalize
 from training.config import Recipe
 from training.data.base import Samples
-from training.metrics import classification_report, va_report
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.archive.abaw import EXPR_CLASSES
+from scoring.abaw import EXPR_CLASSES
 from training.errors import ConfigError
 
 

@@ -28,18 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.archive.abaw import (
+from pipeline.errors import AffectstreamError
+from scoring.abaw import (
     EXPR_INVALID,
     NO_ROW,
-    AnnotationFormatError,
     kind_of,
     parse_expr,
     read_submission,
     read_va,
     va_valid,
 )
-from pipeline.errors import AffectstreamError
-from training.metrics import ccc, confusion, per_class_f1
+from scoring.errors import AnnotationFormatError
+from scoring.metrics import ccc, confusion, per_class_f1
 
 FRAMES_STATUS = "status"
 

@@ -2,7 +2,7 @@
 
 Reading the results back from Redis means a job that was interrupted and resumed writes exactly the
 files an uninterrupted run writes: both read the same entries. The files: `<out>/VA/<video>.txt`,
-`<out>/EXPR/<video>.txt` (Aff-Wild2 format, see `pipeline.archive.abaw`) and `<out>/summary/<video>.json`.
+`<out>/EXPR/<video>.txt` (Aff-Wild2 format, see `scoring.abaw`) and `<out>/summary/<video>.json`.
 Everything in them is a function of the entries and the job's parameters (no timings, no host names), so
 they are byte-identical across runs.
 
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.archive.abaw import ABAW_EXPR, abaw_probs, expr_text, va_text, write_atomic
 from pipeline.archive.fill import fill_predictions
 from pipeline.archive.subject import Choice, choose, rank_tracks
 from pipeline.keys import frames_key
 from pipeline.smooth import smooth_centred
+from scoring.abaw import ABAW_EXPR, abaw_probs, expr_text, va_text, write_atomic
 
 
 def read_frames(client, source: str, n: int) -> list[list[dict]]:

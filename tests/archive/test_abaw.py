@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.archive.abaw import (
+from pipeline.archive.subject import choose, select_subject
+from pipeline.smooth import CausalSmoother, smooth_centred
+from pipeline.types import FaceResult, FrameResult
+from scoring.abaw import (
     EXPR_HEADER,
     abaw_class,
     expr_index,
@@ -15,9 +18,6 @@ from pipeline.archive.abaw import (
     va_text,
     write_atomic,
 )
-from pipeline.archive.subject import choose, select_subject
-from pipeline.smooth import CausalSmoother, smooth_centred
-from pipeline.types import FaceResult, FrameResult
 
 FERPLUS = ("Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt")
 
@@ -116,7 +116,8 @@ def test_fill_policies_on_gaps_inside_and_at_the_edges():
 
 
 def test_submission_rows_are_checked(tmp_path):
-    from pipeline.archive.abaw import AnnotationFormatError, read_submission, submission_text
+    from scoring.abaw import read_submission, submission_text
+    from scoring.errors import AnnotationFormatError
 
     text = submission_text("VA", {"b": np.array([[0.5, -0.5]]), "a": np.array([[0.1, 0.2], [0.3, 0.4]])})
     assert text.splitlines() == ["image_location,valence,arousal", "a/00001.jpg,0.100000,0.200000",

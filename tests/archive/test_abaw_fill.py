@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from pipeline.archive import jobs
-from pipeline.archive.abaw import EXPR_CLASSES
 from pipeline.archive.evaluate import evaluate, format_report
 from pipeline.archive.fill import FILLS
 from pipeline.archive.outputs import predict, read_frames, write_video
 from pipeline.archive.run import JobParams, probe, run_job
 from pipeline.archive.worker import ProcessorCache, WorkerOptions
 from pipeline.redis_conn import connect
+from scoring.abaw import EXPR_CLASSES
 from tests.archive.abaw_fixtures import FACELESS, FRAMES, MAN_BOX, annotation, build
 from tests.archive.conftest import cli
 

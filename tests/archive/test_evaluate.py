@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.archive.abaw import AnnotationFormatError, read_expr, read_va
 from pipeline.archive.evaluate import EvaluationError, evaluate, format_report
+from scoring.abaw import read_expr, read_va
+from scoring.errors import AnnotationFormatError
 from tests.archive.conftest import cli
 
 FIX = Path(__file__).parent / "fixtures"

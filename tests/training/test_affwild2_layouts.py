@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.archive.abaw import EXPR_HEADER, EXPR_HEADER_7, find_split
+from scoring.abaw import EXPR_HEADER, EXPR_HEADER_7, find_split
 from training.data.affwild2 import load_affwild2
 from training.errors import DataError
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training import metrics
+from scoring import metrics
 
 
 def test_classification_by_hand():

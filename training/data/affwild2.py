@@ -1,12 +1,12 @@
 """Aff-Wild2 (ABAW) reader: per-video annotation txt files plus ``cropped_aligned`` frames.
 
-Layout under the root (any ABAW2-6 release, see `pipeline.archive.abaw.find_split`)::
+Layout under the root (any ABAW2-6 release, see `scoring.abaw.find_split`)::
 
     cropped_aligned/<video>/00001.jpg ...                  (frame i of the video is line i, 1-based)
     [annotations/]{VA_Estimation_Challenge,VA_Set}/{Train_Set,Validation_Set}/<video>.txt
     [annotations/]{EXPR_Classification_Challenge,EXPR_Recognition_Challenge,EXPR_Set}/{...}/<video>.txt
 
-The files are read by `pipeline.archive.abaw`, the one reader the archive's `evaluate-abaw` uses too.
+The files are read by `scoring.abaw`, the one reader the archive's `evaluate-abaw` uses too.
 Invalid values: VA -5, EXPR -1. A frame with either annotation is a sample; the other is masked. EXPR
 classes map to the recipe's label set by name, so the 7-class (ABAW2) and 8-class (ABAW3+, Other) sets
 both load; an annotated class the label set lacks (Other, for a 7-class label set) is masked. Frames
@@ -21,9 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.archive.abaw import (
-    AnnotationFormatError,
-    LayoutError,
+from scoring.abaw import (
     abaw_class,
     find_split,
     looked_for,
@@ -32,6 +30,7 @@ from pipeline.archive.abaw import (
     split_files,
     va_valid,
 )
+from scoring.errors import AnnotationFormatError, LayoutError
 from training.data.base import Samples, load_images
 from training.errors import DataError
 from training.labels import LabelSet, get_label_set

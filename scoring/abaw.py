@@ -1,7 +1,7 @@
 """The Aff-Wild2 (ABAW) file formats: the one reader and writer of annotations and predictions.
 
 Used by the archive (prediction files, `evaluate-abaw`) and by training (`training.data.affwild2`), so
-both follow one set of rules. Numpy only: `pipeline` never needs torch.
+both follow one set of rules. Numpy only, and no import of `pipeline` or `training`: it sits below both.
 
 Per-video files, as in the challenge's folders (line i after the header = frame i of the video, 0-based;
 the challenge's cropped frames `%05d.jpg` are 1-based, so line i is image i + 1):
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import AffectstreamError
+from scoring.errors import AnnotationFormatError, LayoutError
 
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 EXPR_CLASSES_7 = EXPR_CLASSES[:7]  # ABAW2: no Other
@@ -56,14 +56,6 @@ _SYNONYMS = {
     "fear": "Fear", "fearful": "Fear", "happiness": "Happiness", "happy": "Happiness", "sadness": "Sadness",
     "sad": "Sadness", "surprise": "Surprise", "surprised": "Surprise", "other": "Other",
 }  # fmt: skip
-
-
-class AnnotationFormatError(AffectstreamError, ValueError):
-    """A VA, EXPR or submission file does not follow the format; the message names the file and line."""
-
-
-class LayoutError(AffectstreamError, ValueError):
-    """An Aff-Wild2 release folder lacks (or has two of) a task's annotations; the message names the path."""
 
 
 def abaw_class(label: str) -> int | None:
