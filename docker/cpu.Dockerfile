@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY engines ./engines
 COPY training ./training
+COPY scoring ./scoring
 COPY configs ./configs
 RUN pip install . \
  && python -c "import sys, engines, pipeline; sys.exit('torch' in sys.modules)"

@@ -27,6 +27,7 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY engines ./engines
 COPY training ./training
+COPY scoring ./scoring
 COPY configs ./configs
 
 # The image's own tensorrt bindings are kept (a PyPI tensorrt would not match its libnvinfer), so the

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import EngineBuildError
+from engines.preprocess import resize_crop, to_input
 from engines.spec import EngineSpec
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.ndarray:
     """Face crops from a folder (images or .npy batches), preprocessed exactly as the runtime does.
 
-    Images are resized to the model's input size, converted to its colour like `pipeline.align`
-    does and normalised by `pipeline.align.to_input`; `.npy` files must already be float32
+    Images are resized to the model's input size and converted to its colour (`resize_crop`), then
+    normalised by `to_input`, the runtime's own step; `.npy` files must already be float32
     [N, C, H, W] in that form.
 
     Raises:
@@ -30,13 +31,10 @@ def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.nda
     """
     import cv2  # lazy: only INT8 builds read images
 
-    from pipeline.align import to_input
-
     folder = Path(folder)
     if not folder.is_dir():
         raise EngineBuildError(f"calibration folder {folder} does not exist (engine.calibration_dir)")
     h, w = spec.input_size
-    code = cv2.COLOR_BGR2GRAY if spec.colour == "gray" else cv2.COLOR_BGR2RGB
     batches: list[np.ndarray] = []
     count = 0
     for path in sorted(folder.rglob("*")):
@@ -52,8 +50,7 @@ def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.nda
             if img is None:
                 log.warning("calibration: cannot read %s, skipped", path)
                 continue
-            crop = cv2.cvtColor(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), code)
-            arr = to_input([crop], spec)
+            arr = to_input([resize_crop(img, spec)], spec)
         else:
             continue
         batches.append(arr)

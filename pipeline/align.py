@@ -1,17 +1,17 @@
-"""Five-point face alignment and engine input preparation.
+"""Five-point face alignment: the crop an engine's model expects, from a frame and detected landmarks.
 
 The engine's model says where the five landmarks must land in its crop (`EngineSpec.template`,
 computed by training from the mean SCRFD landmarks of its training faces); a least-squares
 similarity transform (rotation, uniform scale, translation) maps the detected landmarks there, so
-the crops reproduce the framing the model was trained on.
+the crops reproduce the framing the model was trained on. The crop's colour, and the tensor made from
+crops (`engines.preprocess.to_input`), are the engine's side of the contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
+from engines.preprocess import to_colour
 from engines.spec import EngineSpec
 
 
@@ -82,40 +82,4 @@ def align_face(image_bgr: np.ndarray, landmarks: np.ndarray, spec: EngineSpec) -
     # Replicate the border: training crops (FER+) never show black bands, a face at a frame edge would.
     crop = cv2.warpAffine(image_bgr, matrix, (width, height), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-    code = cv2.COLOR_BGR2GRAY if spec.colour == "gray" else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(crop, code)
-
-
-def to_input(crops: Sequence[np.ndarray] | np.ndarray, spec: EngineSpec, out: np.ndarray | None = None) -> np.ndarray:
-    """Normalised engine input from aligned crops: (x / 255 - mean) / std per channel.
-
-    Args:
-        crops: Crops from `align_face` (a list, or an array [N, H, W, C] / [N, H, W] for gray).
-        spec: The engine's spec.
-        out: Optional float32 [>=N, C, H, W] buffer to write into (its first N rows are returned).
-
-    Returns:
-        float32 [N, C, H, W].
-
-    Raises:
-        ValueError: A crop's shape or dtype does not match the spec.
-    """
-    height, width = spec.input_size
-    channels = spec.channels
-    count = len(crops)
-    if out is None:
-        out = np.empty((count, channels, height, width), dtype=np.float32)
-    elif out.dtype != np.float32 or out.shape[1:] != (channels, height, width) or len(out) < count:
-        raise ValueError(f"out buffer {out.dtype} {out.shape} cannot hold {count} x {channels}x{height}x{width} float32")
-    out = out[:count]
-    std = np.asarray(spec.std, dtype=np.float32)
-    # (x / 255 - mean) / std == x * scale + bias: one multiply straight from uint8, one add.
-    scale = (1.0 / (255.0 * std)).reshape(1, channels, 1, 1)
-    bias = (-np.asarray(spec.mean, dtype=np.float32) / std).reshape(1, channels, 1, 1)
-    expected = (height, width) if channels == 1 else (height, width, 3)
-    for i, crop in enumerate(crops):
-        if crop.dtype != np.uint8 or crop.shape != expected:
-            raise ValueError(f"crop {i} is {crop.dtype} {crop.shape}; the spec needs uint8 {expected}")
-        np.multiply(crop[None] if channels == 1 else crop.transpose(2, 0, 1), scale[0], out=out[i])
-    out += bias
-    return out
+    return to_colour(crop, spec)

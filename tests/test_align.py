@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engines.preprocess import to_input
 from engines.spec import EngineSpec
-from pipeline.align import align_face, similarity_transform, to_input, transform_points
+from pipeline.align import align_face, similarity_transform, transform_points
 from tests.conftest import REPO, need_shared
 
 # insightface's ArcFace 112x112 template: a realistic face framing for the geometric checks.

@@ -25,7 +25,7 @@ def crops_dir(tmp_path_factory):
 def test_crops_are_normalised_like_the_runtime(crops_dir, tiny):
     import cv2
 
-    from pipeline.align import to_input
+    from engines.preprocess import to_input
 
     batch = load_crops(crops_dir, tiny.spec)
     assert batch.shape == (20, 1, 32, 32) and batch.dtype == np.float32 and batch.flags.c_contiguous
