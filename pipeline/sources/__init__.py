@@ -1,22 +1,34 @@
-"""Video sources: files, RTSP, HTTP(S)/HLS and V4L2 devices, decoded by PyAV on one thread per source.
+"""Video sources: files, RTSP, HTTP(S)/HLS and V4L2 devices, decoded by PyAV.
 
+A `Source` reads on its own thread (`run`); finite sources can also be read synchronously with
+`VideoFile` / `read_video` and inspected with `probe` (`archive`, `render`): one decode path for all.
 `import pipeline.sources` does not import PyAV; it loads when a source opens.
 """
 
 from pipeline.sources._av import BgrConverter
+from pipeline.sources._decode import MAX_BAD_PACKETS, DecodeStats
+from pipeline.sources.files import NOT_VIDEO_FORMATS, TruncatedVideo, VideoFile, VideoInfo, probe, read_video
 from pipeline.sources.reader import EVENT_KINDS, STATES, EventCallback, Source, SourceStats, open_source
 from pipeline.sources.spec import KINDS, SourceSpec, SourceSpecError, kind_from_url
 
 __all__ = [
     "BgrConverter",
+    "DecodeStats",
     "EVENT_KINDS",
     "KINDS",
+    "MAX_BAD_PACKETS",
+    "NOT_VIDEO_FORMATS",
     "STATES",
     "EventCallback",
     "Source",
     "SourceSpec",
     "SourceSpecError",
     "SourceStats",
+    "TruncatedVideo",
+    "VideoFile",
+    "VideoInfo",
     "kind_from_url",
     "open_source",
+    "probe",
+    "read_video",
 ]

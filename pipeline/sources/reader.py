@@ -13,17 +13,18 @@ from pipeline.masking import mask_text
 from pipeline.sources import _av
 from pipeline.sources._backoff import Backoff
 from pipeline.sources._buffer import FrameBuffer
+from pipeline.sources._decode import MAX_BAD_PACKETS, Pacer, PacketDecoder
+from pipeline.sources.files import VideoFile
 from pipeline.sources.spec import SourceSpec
 from pipeline.types import Frame
 
 log = logging.getLogger("pipeline.sources")
 
 EventCallback = Callable[[str, str, dict], None]
+# What `on_event` reports (and the events stream carries). A stopped source is in state "down" but emits
+# no event: the worker stopping it knows.
 EVENT_KINDS = ("started", "reconnecting", "recovered", "eof", "error")
 STATES = ("starting", "live", "reconnecting", "down", "eof", "error")
-# Consecutive packets the decoder rejects before a file counts as corrupt (isolated bad packets are
-# skipped: one damaged GOP should not cost the rest of an archive).
-MAX_BAD_PACKETS = 25
 
 
 @dataclass(frozen=True)
@@ -163,19 +164,20 @@ class Source:
 
     def _run_finite(self) -> None:
         try:
-            container = _av.open_container(self.spec)
+            video = VideoFile(self.spec)
         except Exception as exc:
             self._fail(
                 f"cannot open {self.spec.safe_url}: {_av.describe_error(exc, self.spec, opening=True)}"
             )
             return
+        self._count_container(+1)
         try:
-            self._count_container(+1)
-            stream = _av.video_stream(container, self.spec)
             self._set_state("live")
-            self._emit("started", url=self.spec.safe_url, live=False, **_av.stream_info(stream))
-            packets = self._decode(container, stream, on_first_frame=None)
-            _check_complete(stream, packets)
+            self._emit("started", url=self.spec.safe_url, live=False, **_av.stream_info(video.stream))
+            for frame in video.frames(stop=self._stop):
+                self._put(frame)
+            if self._stop.is_set():
+                return
         except _Stopped:
             return
         except Exception as exc:
@@ -185,7 +187,7 @@ class Source:
             )
             return
         finally:
-            self._close(container)
+            self._close(video)
         self._set_state("eof")
         self._emit("eof", frames=self._decoded)
 
@@ -249,56 +251,34 @@ class Source:
             if self._stop.wait(delay):
                 return
 
-    def _decode(self, container: Any, stream: Any, on_first_frame: Callable[[], None] | None) -> int:
-        """Decode `stream` into the buffer until EOF; raises on errors, `_Stopped` or `_Silent`.
-
-        Returns:
-            The number of non-empty packets read.
-        """
-        packets = 0
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        last_pts: float | None = None
+    def _decode(self, container: Any, stream: Any, on_first_frame: Callable[[], None]) -> None:
+        """Decode a live `stream` into the buffer until EOF; raises on errors, `_Stopped` or `_Silent`."""
+        decoder = PacketDecoder(stream, self.name, MAX_BAD_PACKETS)
+        pacer = Pacer(self._stop) if self.spec.realtime else None
         last_frame_t = time.monotonic()
-        pacer = _Pacer(self._stop) if self.spec.realtime else None
-        to_bgr = _av.BgrConverter()
-        bad = 0
         for packet in container.demux(stream):
             if self._stop.is_set():
                 raise _Stopped
-            if packet.size:
-                packets += 1
-            try:
-                frames = packet.decode()
-                bad = 0
-            except _decode_errors() as exc:
-                bad += 1
-                if bad > MAX_BAD_PACKETS:
-                    raise
-                log.warning("source %s: skipped an undecodable packet: %s", self.name, mask_text(str(exc)))
-                continue
+            frames = decoder.decode(packet)
             now = time.monotonic()
-            for vf in frames:
-                # RTSP's first frame often has no pts: continue the clock from the previous frame.
-                pts = (
-                    float(vf.time)
-                    if vf.time is not None
-                    else (last_pts + 1.0 / rate if last_pts is not None else 0.0)
-                )
-                last_pts = pts
+            for pts, vf in frames:
                 if pacer is not None:
                     pacer.wait_for(pts)
-                frame = Frame(self.name, self._decoded, pts, time.time(), to_bgr(vf), self._connection)
-                if not self._buffer.put(frame, self._stop):
-                    raise _Stopped
-                with self._lock:
-                    self._decoded += 1
+                ts = time.time()  # before the conversion, as in the file iterator: latency counts it
+                self._put(Frame(self.name, self._decoded, pts, ts, decoder.to_bgr(vf), self._connection))
                 self._decoded_since_open += 1
                 last_frame_t = now
-                if on_first_frame is not None and self._decoded_since_open == 1:
+                if self._decoded_since_open == 1:
                     on_first_frame()
-            if self.spec.live and now - last_frame_t > self.spec.silent_after_s:
+            if now - last_frame_t > self.spec.silent_after_s:
                 raise _Silent
-        return packets
+
+    def _put(self, frame: Frame) -> None:
+        """Hand `frame` to the consumer (waiting for space under the file policy); `_Stopped` on stop."""
+        if not self._buffer.put(frame, self._stop):
+            raise _Stopped
+        with self._lock:
+            self._decoded += 1
 
     def _count_container(self, delta: int) -> None:
         with self._lock:
@@ -311,44 +291,6 @@ class Source:
             log.warning("source %s: closing the container failed: %s", self.name, mask_text(str(exc)))
         finally:
             self._count_container(-1)
-
-
-def _check_complete(stream: Any, packets: int) -> None:
-    """Raise when a file ended before the frames its header lists (a truncated mp4 just ends early).
-
-    FFmpeg reports a cut-off mp4 as a plain end of file; the sample table in the header still counts
-    every frame, so fewer packets than that means the data is missing. A small slack tolerates headers
-    that count frames a little differently (e.g. AVI index entries).
-    """
-    expected = int(stream.frames or 0)
-    if expected and packets < expected - max(2, expected // 100):
-        raise ValueError(
-            f"file is truncated or damaged: its header lists {expected} frames but only {packets} could be read"
-        )
-
-
-class _Pacer:
-    """Sleeps so frames leave at their presentation times (realtime replay of a file)."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._t0: float | None = None
-        self._p0 = 0.0
-
-    def wait_for(self, pts: float) -> None:
-        now = time.monotonic()
-        if self._t0 is None or pts < self._p0:
-            self._t0, self._p0 = now, pts
-            return
-        delay = self._t0 + (pts - self._p0) - now
-        if delay > 0:
-            self._stop.wait(delay)
-
-
-def _decode_errors() -> tuple[type[BaseException], ...]:
-    import av
-
-    return (av.error.InvalidDataError,)
 
 
 def open_source(spec: SourceSpec, on_event: EventCallback | None = None) -> Source:
