@@ -49,7 +49,7 @@ BACKENDS: dict[str, _Backend] = {
         "pip install 'affectstream[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU and driver",
     ),
     "torch": _Backend(
-        "engines.torch", "create_torch_engine", ("torch", "timm", "training"),
+        "engines.torch", "create_torch_engine", ("torch",),
         "pip install 'affectstream[train]' (torch, timm)",
     ),
 }  # fmt: skip

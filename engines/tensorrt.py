@@ -21,19 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import BackendUnavailable, ModelFileError
-
-try:
-    import tensorrt as trt  # first: its own load errors (missing libnvinfer) are the telling ones
-    import pycuda.driver as cuda  # isort: skip
-except ImportError as exc:
-    if (exc.name or "").split(".")[0] in ("tensorrt", "pycuda"):
-        raise  # not installed: the registry answers with the install hint
-    # Installed but unloadable: libnvinfer / libcuda missing, or TensorRT's libraries were never downloaded.
-    raise BackendUnavailable(f"tensorrt/pycuda are installed but do not load here ({exc}); see docs/gpu.md") from exc
-
+from engines._trt import TRT_LOGGER, cuda, trt
 from engines.base import ChunkedEngine
 from engines.cache import DeviceInfo, check_plan, ensure_plan
+from engines.errors import BackendUnavailable, ModelFileError
 from engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
@@ -41,22 +32,6 @@ log = logging.getLogger(__name__)
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 _init_lock = threading.Lock()
 _primary: dict[int, object] = {}  # device id -> its primary context, retained once per process
-
-
-class _Logger(trt.ILogger):
-    """Routes TensorRT's messages into `logging` (warnings and errors only, to keep builds readable)."""
-
-    def __init__(self) -> None:
-        trt.ILogger.__init__(self)
-
-    def log(self, severity, msg) -> None:
-        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-            log.error("TensorRT: %s", msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            log.warning("TensorRT: %s", msg)
-
-
-TRT_LOGGER = _Logger()
 
 
 def _cuda_device(device_id: int):

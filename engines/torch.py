@@ -1,8 +1,9 @@
 """torch backend: the reference for parity tests, and a GPU path that needs no TensorRT.
 
-Loads a training checkpoint through `training.inference.load_inference_model`, which returns the
-deployed module (softmax probabilities, valence/arousal) and its `EngineSpec`, or an exported `.onnx`
-(the shipped model) through `engines.onnx_torch`, so a GPU machine with torch alone runs the very file
+Loads a training checkpoint through the loader that training registers in the entry-point group
+`affectstream.checkpoint_loaders` (engines, the bottom layer, imports no training code); it returns the
+deployed module (softmax probabilities, valence/arousal) and its `EngineSpec`. An exported `.onnx` (the
+shipped model) goes through `engines.onnx_torch`, so a GPU machine with torch alone runs the very file
 the other backends run. On CUDA it runs in FP16 by default and can replay CUDA graphs captured for
 fixed batch sizes (a chunk is padded up to the nearest captured size; rows are independent in eval
 mode, so padding never changes real rows). The graphs are captured when the engine is made, in the
@@ -26,6 +27,7 @@ from engines.spec import OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+CHECKPOINT_LOADERS = "affectstream.checkpoint_loaders"  # entry-point group (pyproject.toml)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -38,6 +40,23 @@ def resolve_device(device: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
     return torch.device(name)
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, EngineSpec]:
+    """(module, spec) of a checkpoint, by the one loader installed in `CHECKPOINT_LOADERS`.
+
+    Raises:
+        BackendUnavailable: No loader is installed (affectstream not pip-installed), or several are.
+    """
+    from importlib.metadata import entry_points
+
+    loaders = entry_points(group=CHECKPOINT_LOADERS)
+    if len(loaders) != 1:
+        found = ", ".join(f"{ep.name} = {ep.value}" for ep in loaders) or "none"
+        raise BackendUnavailable(f"loading a checkpoint needs one '{CHECKPOINT_LOADERS}' entry point, found {found}: "
+                                 "pip install -e '.[train]' in the affectstream checkout")  # fmt: skip
+    (loader,) = loaders
+    return loader.load()(path)
 
 
 def graph_sizes(max_batch: int) -> tuple[int, ...]:
@@ -108,20 +127,18 @@ class TorchEngine(ChunkedEngine):
 
     @classmethod
     def from_checkpoint(cls, checkpoint_path: str | Path, **options) -> TorchEngine:
-        """The engine of a training checkpoint (read by `training.inference.load_inference_model`).
+        """The engine of a training checkpoint (read by the installed checkpoint loader, `load_checkpoint`).
 
         Args:
             checkpoint_path: A `.pt` checkpoint written by `training`.
             **options: As for the constructor (`max_batch`, `device`, `fp16`, `cuda_graphs`, `graph_batches`).
         """
-        from training.inference import load_inference_model  # lazy: training pulls timm
-
         path = Path(checkpoint_path)
         if not path.is_file():
             raise ModelFileError(f"checkpoint {path} does not exist")
         if path.suffix.lower() == ".onnx":
             raise ModelFileError(f"{path} is an ONNX file; from_checkpoint loads a training checkpoint (.pt), from_onnx an .onnx")
-        module, spec = load_inference_model(path)
+        module, spec = load_checkpoint(path)
         engine = cls(module, spec, **options)
         engine.path = path
         return engine

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorrt as trt
 
+from engines._trt import TRT_LOGGER, trt
 from engines.cache import PlanKey
 from engines.calibration import load_crops
 from engines.errors import EngineBuildError
 from engines.spec import INPUT_NAME, EngineSpec
-from engines.tensorrt import TRT_LOGGER
 
 log = logging.getLogger(__name__)
 

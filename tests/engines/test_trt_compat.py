@@ -20,7 +20,8 @@ import pytest
 
 from engines.errors import BackendUnavailable
 
-MODULES = ("tensorrt", "pycuda", "pycuda.driver", "engines.tensorrt", "engines.trt_build")
+OURS = ("engines._trt", "engines.tensorrt", "engines.trt_build")  # re-imported over each stand-in
+MODULES = ("tensorrt", "pycuda", "pycuda.driver", *OURS)
 
 
 class Recorder:
@@ -155,7 +156,7 @@ def stand_in(monkeypatch):
         for name, module in (("tensorrt", fake_tensorrt(version, legacy=legacy, rec=rec)), ("pycuda", pycuda),
                              ("pycuda.driver", driver)):  # fmt: skip
             sys.modules[name] = module
-        for name in ("engines.tensorrt", "engines.trt_build"):
+        for name in OURS:
             sys.modules.pop(name, None)
         import engines.tensorrt as backend
 
