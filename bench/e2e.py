@@ -88,7 +88,8 @@ def run_supervised(overrides: dict, redis_url: str, *, duration_s: float | None 
     client = connect(redis_url)
     names = [s.name for s in cfg.sources]
     client.delete(*[frames_key(n) for n in names], *[events_key(n) for n in names])
-    supervisor = Supervisor(cfg, redis_url, log_level=logging.WARNING)
+    os.environ["AFFECTSTREAM_LOG_LEVEL"] = "warning"  # the worker processes read it (`setup_logging`)
+    supervisor = Supervisor(cfg, redis_url)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     timer = threading.Timer(duration_s or timeout_s, os.kill, args=(os.getpid(), signal.SIGTERM))
     timer.daemon = True

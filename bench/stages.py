@@ -107,7 +107,7 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
     empty = np.zeros((0, 0, 3), np.uint8)
     for vi, video in enumerate(videos):
         source = f"bench-stage-{vi}"
-        processor.reset(source)  # the pass runs once per repetition with the same processor
+        context = processor.new_source(source)  # the pass runs once per repetition with the same processor
         # The whole file is decoded first, timed on its own: PyAV's frame threads decode ahead in the
         # background, so timing each next() would bill part of their CPU to whichever stage ran meanwhile.
         images, seconds = clock.call("decode", list, iter_bgr(video))  # iter_bgr is lazy: list() decodes
@@ -126,7 +126,7 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
                 if label == primary:
                     faces = found
             frame = Frame(source, index, index / 30.0, time.time(), image)
-            p, seconds = clock.call("align", _track_align, processor, frame, faces)
+            p, seconds = clock.call("align", processor.prepare, frame, context, faces)  # track + align
             out.align_s += seconds
             # The image is not needed after alignment; keep only what the engine and publisher read.
             frame.image = empty
@@ -164,11 +164,6 @@ def _detect_parallel(detectors: list, frames: list[np.ndarray]) -> None:
         t.start()
     for t in threads:
         t.join()
-
-
-def _track_align(processor, frame, faces):
-    """The worker's track + align step (`FrameProcessor.track`, `FrameProcessor.align`)."""
-    return processor.align(frame, processor.track(frame, faces), time.monotonic())
 
 
 def _engine_batches(processor, prepared: list, out: StagePass, clock: _Clock) -> None:

@@ -46,11 +46,17 @@ PACK_DETECTORS = {
     "buffalo_sc": "det_500m.onnx",
     "antelopev2": "scrfd_10g_bnkps.onnx",
 }
+DEFAULT_PACK = "buffalo_sc"  # the detector when none is configured: insightface's smallest pack with SCRFD
 AUTO_CAP = 640  # longest detector side for input_size="auto"
 _STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
 _MEAN, _STD = 127.5, 128.0  # SCRFD's input normalisation (insightface SCRFD.input_mean/std)
 _NMS_IOU = 0.4  # insightface's SCRFD default
 _FIX = "set AFFECTSTREAM_DETECTOR or pass --detector PATH (e.g. ../shared/models/scrfd_500m.onnx)"
+
+
+def configured_detector(model: str | None = None) -> str:
+    """The detector to load: `model`, else `$AFFECTSTREAM_DETECTOR`, else `DEFAULT_PACK`."""
+    return model or os.environ.get("AFFECTSTREAM_DETECTOR") or DEFAULT_PACK
 
 
 def _insightface_root(root: str | Path | None) -> Path:

@@ -8,7 +8,9 @@ so it runs on whichever thread is free; the tracker needs the previous frame's r
 and the hand-off to the engine queue wait for the frame's turn.
 
 A `SourceLane` wraps one source: `take` (one thread at a time) pulls its next frame and gives it a
-sequence number; `in_order(seq)` admits the holder of each sequence number in turn.
+sequence number; `in_order(seq)` admits the holder of each sequence number in turn. It owns the source's
+`SourceContext`, the one place where per-source state lives (the processing stages hold none), so
+archive jobs and rendering, which take frames in order without a lane, use a context alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,52 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pipeline.types import Frame
+from pipeline.smooth import CausalSmoother
+from pipeline.track import IoUTracker
+from pipeline.types import Detection, Frame, FrameResult
+
+
+class SourceContext:
+    """Everything that depends on one source's earlier frames: detect cadence, tracker, smoother.
+
+    Call `detect_due` once per frame in frame order, and `track` and `smooth` in frame order too.
+
+    Args:
+        name: The source's name.
+        detect_every: Run the detector on every Nth frame; the tracker carries the boxes in between.
+        smooth_window: Per-track causal smoothing over this many observations (1 = off).
+    """
+
+    def __init__(self, name: str, *, detect_every: int = 1, smooth_window: int = 1) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.name = name
+        self.detect_every = detect_every
+        self.tracker = IoUTracker()
+        self.smoother = CausalSmoother(smooth_window)
+        self.connection = 0  # the source connection of the last frame tracked
+        self._seen = 0  # frames counted by `detect_due` since the last reset
+
+    def detect_due(self) -> bool:
+        """Whether the next frame is a detection frame; counts that frame."""
+        n, self._seen = self._seen, self._seen + 1
+        return n % self.detect_every == 0
+
+    def reset(self) -> None:
+        """Forget the tracks (a reconnect, an archive chunk); the next frame is detected. Track ids keep
+        counting, never reused."""
+        self.tracker.reset()
+        self._seen = 0
+
+    def track(self, frame: Frame, detections: list[Detection] | None) -> list[Detection]:
+        """Track ids for `frame`'s detections, or the carried tracks when it was not detected (None)."""
+        if frame.connection != self.connection:  # the camera reconnected: faces seen before are other tracks
+            self.connection = frame.connection
+            self.reset()
+        return self.tracker.update(detections) if detections is not None else self.tracker.carry()
+
+    def smooth(self, result: FrameResult) -> FrameResult:
+        return self.smoother.apply(result)
 
 
 class LaneAborted(RuntimeError):
@@ -40,22 +87,20 @@ class SourceLane:
 
     Args:
         source: A started source (`get(timeout)`, `finished`, `name`).
-        detect_due: Called once per taken frame, in frame order: whether that frame is a detection frame
-            (`FrameProcessor.detect_due`).
+        context: The source's state; its `detect_due` is asked once per taken frame, in frame order.
         skip_until: Frames with an index up to this one are dropped (already published before a restart).
     """
 
-    def __init__(self, source, detect_due: Callable[[str], bool], skip_until: int = -1) -> None:
+    def __init__(self, source, context: SourceContext, skip_until: int = -1) -> None:
         self.source = source
         self.name = source.name
+        self.context = context
         self.skip_until = skip_until
         self.finished = False
-        self._detect_due = detect_due
         self._take = threading.Lock()
         self._turn = threading.Condition()
         self._next = 0  # sequence number of the next frame taken
         self._admitted = 0  # sequence number of the next frame allowed into the ordered step
-        self.connection = 0  # the source connection of the last frame through the ordered step
 
     def take(self, timeout: float = 0.0) -> Taken | None:
         """The source's next frame, or None: no frame within `timeout`, another thread is taking, or the
@@ -73,7 +118,7 @@ class SourceLane:
                     break
                 timeout = 0.0  # a skipped frame is not a wait: look at the next one at once
             seq, self._next = self._next, self._next + 1
-            return Taken(self, frame, seq, self._detect_due(self.name))
+            return Taken(self, frame, seq, self.context.detect_due())
         finally:
             self._take.release()
 

@@ -1,17 +1,22 @@
-"""The per-frame core: detect (or carry tracks) -> align -> engine -> FrameResult.
+"""The processing stages: detect -> track -> align -> engine -> FrameResult.
 
-`FrameProcessor` is synchronous and used as is by archive jobs, rendering and benchmarks; the live
-worker splits the same steps (`prepare`, then `finish` after a batched engine call) across threads.
+`FrameProcessor` holds the stages, built once from the config; it keeps no per-source state: that
+lives in each source's `SourceContext` (`pipeline.lanes`), passed to the step that needs it. The
+worker runs detection on several threads and the rest in frame order per source (`pipeline.lanes`);
+archive jobs and rendering take one source's frames in order (`prepare_next`). Both batch the faces
+of many frames into one engine call (`infer`, `results`).
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.lanes import SourceContext
 from pipeline.types import Detection, FaceResult, Frame, FrameResult
 
 
@@ -22,71 +27,48 @@ class Prepared:
     frame: Frame
     faces: list[Detection]
     inputs: np.ndarray  # float32 NCHW, one row per face
-    t0: float  # monotonic time when processing started (for latency)
 
 
 class FrameProcessor:
-    """Detection, tracking and alignment per source, and the engine call.
+    """The stages: detector(s), alignment and the engine call.
 
     Args:
-        detector: A `pipeline.detect.FaceDetector`.
+        detectors: `pipeline.detect.FaceDetector`s, one per thread that detects; `detector` is the first.
         engine: An engine from `engines.create_engine`.
-        detect_every: Run the detector on every Nth frame of a source; the IoU tracker carries the
-            boxes in between.
+        detect_every: The detect cadence of the sources it serves (`new_source`).
     """
 
-    def __init__(self, detector, engine, *, detect_every: int = 1) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
-        self.detector = detector
+    def __init__(self, detectors: Sequence, engine, *, detect_every: int = 1) -> None:
+        if not detectors:
+            raise ValueError("a processor needs at least one detector")
+        self.detectors = list(detectors)
+        self.detector = self.detectors[0]
         self.engine = engine
         self.detect_every = detect_every
         self.spec = engine.spec
-        self._trackers: dict = {}
-        self._seen: dict[str, int] = {}
 
-    def reset(self, source: str) -> None:
-        """Forget a source's tracks (after a reconnect); track ids keep counting, never reused."""
-        tracker = self._trackers.get(source)
-        if tracker is not None:
-            tracker.reset()
-        self._seen.pop(source, None)
+    def new_source(self, name: str, *, smooth_window: int = 1) -> SourceContext:
+        """The state of one more source served by this processor."""
+        return SourceContext(name, detect_every=self.detect_every, smooth_window=smooth_window)
 
-    def detect_due(self, source: str) -> bool:
-        """Whether the next frame of `source` is a detection frame; counts that frame.
-
-        Call once per frame, in frame order (the worker calls it while it takes the frame).
-        """
-        n = self._seen.get(source, 0)
-        self._seen[source] = n + 1
-        return n % self.detect_every == 0
-
-    def track(self, frame: Frame, detections: list[Detection] | None) -> list[Detection]:
-        """Track ids for `frame`'s detections, or the carried tracks when it was not detected (None).
+    def prepare(self, frame: Frame, source: SourceContext, detections: list[Detection] | None) -> Prepared:
+        """track -> align; `detections` is the detector's result for `frame`, None when it was not detected.
 
         Call in frame order per source: the tracker's state is the previous frame's.
         """
-        from pipeline.track import IoUTracker
+        from engines.preprocess import to_input
+        from pipeline.align import align_face
 
-        tracker = self._trackers.get(frame.source)
-        if tracker is None:
-            tracker = self._trackers[frame.source] = IoUTracker()
-        return tracker.update(detections) if detections is not None else tracker.carry()
-
-    def align(self, frame: Frame, faces: list[Detection], t0: float) -> Prepared:
-        """Crop and normalise each face for the engine."""
-        from pipeline.align import align_face, to_input
-
+        faces = source.track(frame, detections)
         crops = [align_face(frame.image, d.landmarks, self.spec) for d in faces]
         h, w = self.spec.input_size
         inputs = to_input(crops, self.spec) if crops else np.zeros((0, self.spec.channels, h, w), np.float32)
-        return Prepared(frame, faces, inputs, t0)
+        return Prepared(frame, faces, inputs)
 
-    def prepare(self, frame: Frame) -> Prepared:
-        """detect (when due) -> track -> align, for callers that handle one source's frames in order."""
-        t0 = time.monotonic()
-        detections = self.detector.detect(frame.image) if self.detect_due(frame.source) else None
-        return self.align(frame, self.track(frame, detections), t0)
+    def prepare_next(self, frame: Frame, source: SourceContext) -> Prepared:
+        """detect (when due) -> track -> align, for callers that take one source's frames in order."""
+        detections = self.detector.detect(frame.image) if source.detect_due() else None
+        return self.prepare(frame, source, detections)
 
     def infer(self, batch: Sequence[Prepared]) -> list[FrameResult]:
         """One engine call for the faces of all `batch` frames."""
@@ -101,6 +83,21 @@ class FrameProcessor:
             out.append(self.finish(p, probs[row : row + n] if n else None, va[row : row + n] if n else None))
             row += n
         return out
+
+    def results(self, prepared: Iterable[Prepared]) -> Iterator[FrameResult]:
+        """Results of `prepared` frames in order, one engine call per `engine.max_batch` faces (or frames:
+        a batch holds its frames' images)."""
+        limit = self.engine.max_batch
+        batch: list[Prepared] = []
+        faces = 0
+        for p in prepared:
+            batch.append(p)
+            faces += len(p.faces)
+            if faces >= limit or len(batch) >= limit:
+                yield from self.infer(batch)
+                batch, faces = [], 0
+        if batch:
+            yield from self.infer(batch)
 
     def finish(self, p: Prepared, probs: np.ndarray | None, va: np.ndarray | None) -> FrameResult:
         labels = self.spec.labels
@@ -122,18 +119,34 @@ class FrameProcessor:
                 )
             )
         f = p.frame
-        return FrameResult(
-            source=f.source,
-            frame=f.index,
-            pts=f.pts,
-            ts=f.ts,
-            faces=faces,
-            model=self.spec.model_id,
-            latency_ms=(time.monotonic() - p.t0) * 1000.0,
-        )
+        return FrameResult(source=f.source, frame=f.index, pts=f.pts, ts=f.ts, faces=faces, model=self.spec.model_id)
 
-    def process(self, frame: Frame) -> FrameResult:
-        return self.infer([self.prepare(frame)])[0]
+
+def stamp_latency(results: Iterable[FrameResult], now: float | None = None) -> None:
+    """Set each result's `latency_ms`: capture (`ts`, when the frame left the decoder) to `now` (its XADD)."""
+    now = time.time() if now is None else now
+    for r in results:
+        r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
+
+
+def load_detectors(model: str, *, parallel: bool = False, threads: int = 0, **options) -> list:
+    """The detectors of a processor: one, or with `parallel` on a multi-core CPU one single-threaded
+    detector per core.
+
+    On CPU each core gets its own single-threaded detector, so detections run in parallel without
+    relying on intra-op threading, which costs CPU per call (bench/: 34-37 -> 31-34 CPU ms per
+    frame); with work sharing (`pipeline.lanes`) this holds for a single source too. A GPU detector
+    or a one-core machine keeps one detector (one prepare thread).
+    """
+    from pipeline.detect import FaceDetector
+
+    cores = os.cpu_count() or 1
+    if not parallel or cores <= 1:
+        return [FaceDetector(model, threads=threads, **options)]
+    first = FaceDetector(model, threads=1, **options)
+    if list(first.providers) != ["CPUExecutionProvider"]:
+        return [first]
+    return [first, *(FaceDetector(model, threads=1, **options) for _ in range(cores - 1))]
 
 
 def build_processor(
@@ -146,22 +159,23 @@ def build_processor(
     providers: Sequence[str] = (),
     engine_options: dict | None = None,
     detector_backend: str = "onnxruntime",
+    parallel: bool = False,
 ) -> FrameProcessor:
-    """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack."""
-    import os
+    """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack.
 
+    `parallel`: one detector per core on a CPU (`load_detectors`), for the worker's prepare threads.
+    """
     from engines import create_engine
-    from pipeline.detect import FaceDetector
+    from pipeline.detect import configured_detector
 
-    detector = detector or os.environ.get("AFFECTSTREAM_DETECTOR") or "buffalo_sc"
-    det = FaceDetector(detector, input_size=det_size, threshold=threshold, providers=list(providers) or None,
-                       backend=detector_backend)  # fmt: skip
+    detectors = load_detectors(configured_detector(detector), parallel=parallel, input_size=det_size, threshold=threshold,
+                               providers=list(providers) or None, backend=detector_backend)  # fmt: skip
     eng = create_engine(engine, model or "default", **(engine_options or {}))
-    return FrameProcessor(det, eng, detect_every=detect_every)
+    return FrameProcessor(detectors, eng, detect_every=detect_every)
 
 
-def processor_from_config(cfg) -> FrameProcessor:
-    """A processor from a validated `pipeline.config.Config`."""
+def processor_from_config(cfg, *, parallel: bool = False) -> FrameProcessor:
+    """A processor from a validated `pipeline.config.Config` (`parallel`: see `build_processor`)."""
     return build_processor(
         detector=cfg.detector.model,
         engine=cfg.engine.backend,
@@ -172,6 +186,7 @@ def processor_from_config(cfg) -> FrameProcessor:
         providers=cfg.detector.providers,
         engine_options=engine_options(cfg.engine),
         detector_backend=cfg.detector.backend,
+        parallel=parallel,
     )
 
 
@@ -197,13 +212,17 @@ def iter_file_results(path: str, processor: FrameProcessor, *, name: str | None 
         if kind == "error":
             errors.append(str(detail.get("reason", "unknown error")))
 
-    source = open_source(SourceSpec(name=name or source_name_from_url(path), url=str(path)), on_event)
+    spec = SourceSpec(name=name or source_name_from_url(path), url=str(path))
+    context = processor.new_source(spec.name)
+    source = open_source(spec, on_event)
     source.start()
     try:
         while True:
             frame = source.get(timeout=0.5)
             if frame is not None:
-                yield frame, processor.process(frame)
+                result = processor.infer([processor.prepare_next(frame, context)])[0]
+                stamp_latency([result])
+                yield frame, result
             elif source.finished:
                 break
     finally:

@@ -1,10 +1,20 @@
-"""`affectstream run`: start the worker processes, restart crashed ones, stop them cleanly.
+"""The one process supervisor, for `affectstream run`'s workers and `archive work -j N`'s.
 
-Sources are spread round-robin over `workers.count` processes. Each file gets one pass of this run
-(`entry_ids.PassIds`): a worker that dies (crash, OOM kill) is restarted after a backoff and resumes its
-files' passes after their last published frame, and its cameras reconnect. SIGTERM/SIGINT are
-forwarded; each worker drains what it has taken. Exit status: 0 once every file was published in full,
-1 when a source failed for good (named in the log) or a worker could not be kept running.
+One rule for both:
+
+- Start: every child is a spawned process entering `_child_main`, which sets up logging from the
+  environment (the CLI puts `--log-level`/`--log-format` there), turns SIGTERM/SIGINT into its stop
+  event, watches its parent (a supervisor killed outright leaves no one to stop it) and runs its target.
+- Restart: a child that exits 0, `EXIT_SOURCES_FAILED` or `EXIT_CANNOT_RUN` is done; any other exit (a
+  crash, an OOM kill) is restarted after `restart_backoff_s`, up to `MAX_RESTARTS_PER_MINUTE`.
+- Signals: SIGTERM/SIGINT are forwarded as SIGTERM; each child drains what it has taken and exits, and
+  the supervisor returns once all have.
+
+`affectstream run` (`Supervisor`): sources are spread round-robin over `workers.count` processes. Each
+file gets one pass of this run (`entry_ids.PassIds`): a restarted worker resumes its files' passes
+after their last published frame, and its cameras reconnect. Exit status: 0 once every file was
+published in full, 1 when a source failed for good (named in the log) or a worker could not be kept
+running.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ import queue
 import re
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.entry_ids import new_pass_base
@@ -26,16 +38,114 @@ from pipeline.redis_conn import connect
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS_PER_MINUTE = 5
+EXIT_SOURCES_FAILED = 4  # a child's sources failed for good: restarting would not help
+EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: not restarted
+_FINAL = (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN)
+
+
+def _child_main(target: Callable[..., int], args: tuple, parent: int) -> None:
+    """Entry point of every child process: `target(*args, stop=stop)` returns its exit status."""
+    stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill it mid-way
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from engines.errors import EngineError
+    from pipeline.errors import AffectstreamError
+    from pipeline.logs import setup_logging
+    from pipeline.masking import mask_text
+
+    setup_logging()
+    threading.Thread(target=_stop_when_orphaned, args=(stop, parent), name="parent-watch", daemon=True).start()
+    try:
+        code = target(*args, stop=stop)
+    except (AffectstreamError, EngineError) as exc:  # a missing model or detector: a restart cannot help
+        log.error("%s cannot run: %s", mp.current_process().name, mask_text(str(exc)))
+        code = EXIT_CANNOT_RUN
+    raise SystemExit(code)
+
+
+def _stop_when_orphaned(stop: threading.Event, parent: int, every_s: float = 0.5) -> None:
+    while not stop.wait(every_s):
+        if os.getppid() != parent:
+            log.warning("%s: supervisor %d is gone; draining and exiting", mp.current_process().name, parent)
+            stop.set()
 
 
 @dataclass
-class _Slot:
-    worker_id: str
-    specs: list
-    index: int
+class Slot:
+    """One child: what it runs (`target(*args, stop=event)`, a module-level function) and its restarts."""
+
+    name: str
+    target: Callable[..., int]
+    args: tuple = ()
     process: mp.Process | None = None
     restarts: list[float] = field(default_factory=list)
     done: bool = False
+
+
+class ProcessGroup:
+    """Runs `slots` as child processes under the rules of the module docstring.
+
+    Args:
+        slots: The children.
+        restart_backoff_s: Wait before restarting a crashed child.
+        poll: Called about every 0.2 s while the children run, and once at the end.
+    """
+
+    def __init__(self, slots: Sequence[Slot], *, restart_backoff_s: float, poll: Callable[[], None] | None = None) -> None:
+        self.slots = list(slots)
+        self.restart_backoff_s = restart_backoff_s
+        self.poll = poll or (lambda: None)
+        self.ctx = mp.get_context("spawn")  # no forked ONNX Runtime / PyAV state, no inherited Redis sockets
+        self.stopping = False
+
+    def _spawn(self, slot: Slot) -> None:
+        slot.process = self.ctx.Process(target=_child_main, args=(slot.target, slot.args, os.getpid()), name=slot.name)
+        slot.process.start()
+        log.info("worker %s started (pid %d)", slot.name, slot.process.pid)
+
+    def _on_signal(self, signum, _frame) -> None:
+        log.info("signal %d: draining workers", signum)
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask every child to drain and exit (SIGTERM); `run` returns once they have."""
+        self.stopping = True
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate()
+
+    def _restart(self, slot: Slot, code: int | None) -> bool:
+        """Restart a crashed child unless it crashes too often; False when given up."""
+        now = time.monotonic()
+        slot.restarts = [t for t in slot.restarts if now - t < 60] + [now]
+        if len(slot.restarts) > MAX_RESTARTS_PER_MINUTE:
+            log.error("worker %s crashed %d times in a minute; giving up", slot.name, len(slot.restarts))
+            return False
+        log.warning("worker %s exited with %s; restarting it (resume)", slot.name, code)
+        time.sleep(self.restart_backoff_s)
+        if not self.stopping:
+            self._spawn(slot)
+        return True
+
+    def run(self) -> bool:
+        """Start the children and supervise them until all are done; True when every one ended with 0."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for slot in self.slots:
+            self._spawn(slot)
+        ok = True
+        while not all(s.done for s in self.slots):
+            time.sleep(0.2)
+            self.poll()
+            for slot in self.slots:
+                if slot.done or slot.process is None or slot.process.is_alive():
+                    continue
+                code = slot.process.exitcode
+                if code in _FINAL or self.stopping or not self._restart(slot, code):
+                    slot.done = True
+                    ok &= code == 0
+        self.poll()
+        return ok
 
 
 def split_sources(specs: list, count: int) -> list[list]:
@@ -51,95 +161,47 @@ def run_id() -> str:
 
 
 class Supervisor:
-    def __init__(self, cfg, redis_url: str, *, log_level: int = logging.INFO) -> None:
+    """`affectstream run`: the config's sources over `workers.count` worker processes."""
+
+    def __init__(self, cfg, redis_url: str) -> None:
+        from pipeline.worker import worker_main
+
         self.cfg = cfg
         self.redis_url = redis_url
-        self.log_level = log_level
-        self.ctx = mp.get_context("spawn")  # no forked ONNX Runtime / PyAV state
-        self.stopping = False
-        self.failures = self.ctx.Queue()  # (worker id, source, reason) of sources that failed for good
         self.failed_sources: dict[str, str] = {}
-        self.passes: dict[str, int] = {}
         run = run_id()
-        self.slots = [
-            _Slot(f"{run}-w{i}", specs, i)
-            for i, specs in enumerate(split_sources(list(cfg.sources), cfg.workers.count))
-        ]
+        self.specs = split_sources(list(cfg.sources), cfg.workers.count)
+        self.slots = [Slot(f"{run}-w{i}", worker_main) for i in range(len(self.specs))]
+        self.group = ProcessGroup(self.slots, restart_backoff_s=cfg.workers.restart_backoff_s, poll=self._collect_failures)
+        self.failures = self.group.ctx.Queue()  # (worker id, source, reason) of sources that failed for good
 
-    def _start_passes(self) -> None:
+    def stop(self) -> None:
+        self.group.stop()
+
+    def _passes(self) -> dict[str, int]:
         """One new pass per file source, fixed for the whole run (restarted workers resume it)."""
         client = connect(self.redis_url)
         try:
-            for spec in self.cfg.sources:
-                if not spec.live:
-                    self.passes[spec.name] = new_pass_base(client, frames_key(spec.name))
+            return {spec.name: new_pass_base(client, frames_key(spec.name)) for spec in self.cfg.sources if not spec.live}
         finally:
             client.close()
-
-    def _spawn(self, slot: _Slot) -> None:
-        from pipeline.worker import worker_main
-
-        port = self.cfg.metrics.port + slot.index if self.cfg.metrics.port else 0
-        passes = {spec.name: self.passes[spec.name] for spec in slot.specs if spec.name in self.passes}
-        slot.process = self.ctx.Process(
-            target=worker_main,
-            args=(self.cfg, slot.specs, slot.worker_id, self.redis_url, passes, port, self.log_level, self.failures,
-                  os.getpid()),
-            name=f"worker-{slot.worker_id}",
-        )
-        slot.process.start()
-        log.info("worker %s (pid %d): %s", slot.worker_id, slot.process.pid, ", ".join(s.name for s in slot.specs))
-
-    def _on_signal(self, signum, _frame) -> None:
-        log.info("signal %d: draining workers", signum)
-        self.stop()
-
-    def stop(self) -> None:
-        """Ask every worker to drain and exit (SIGTERM); `run` returns once they have."""
-        self.stopping = True
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive():
-                slot.process.terminate()  # SIGTERM: the worker drains and exits 0
 
     def run(self) -> int:
         if not self.slots or not self.cfg.sources:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
-        from pipeline.worker import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED
-
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        self._start_passes()
-        for slot in self.slots:
-            self._spawn(slot)
-        failed = False
-        while not all(s.done for s in self.slots):
-            time.sleep(0.2)
-            self._collect_failures()
-            for slot in self.slots:
-                if slot.done or slot.process is None or slot.process.is_alive():
-                    continue
-                code = slot.process.exitcode
-                if code in (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN) or self.stopping:
-                    slot.done = True
-                    failed |= code != 0
-                    continue
-                now = time.monotonic()
-                slot.restarts = [t for t in slot.restarts if now - t < 60] + [now]
-                if len(slot.restarts) > MAX_RESTARTS_PER_MINUTE:
-                    log.error("worker %s crashed %d times in a minute; giving up", slot.worker_id, len(slot.restarts))
-                    slot.done = failed = True
-                    continue
-                log.warning("worker %s exited with %s; restarting it (resume)", slot.worker_id, code)
-                time.sleep(self.cfg.workers.restart_backoff_s)
-                if not self.stopping:
-                    self._spawn(slot)
-        self._collect_failures()
+        passes = self._passes()
+        for i, (slot, specs) in enumerate(zip(self.slots, self.specs, strict=True)):
+            port = self.cfg.metrics.port + i if self.cfg.metrics.port else 0
+            mine = {spec.name: passes[spec.name] for spec in specs if spec.name in passes}
+            slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, port, self.failures)
+            log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs))
+        ok = self.group.run()
         self._clear_heartbeats()
         if self.failed_sources:
             log.error("%d sources failed: %s", len(self.failed_sources),
                       "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed_sources.items())))  # fmt: skip
-        return 1 if failed or self.failed_sources else 0
+        return 0 if ok and not self.failed_sources else 1
 
     def _collect_failures(self) -> None:
         while True:
@@ -152,8 +214,7 @@ class Supervisor:
     def _clear_heartbeats(self) -> None:
         try:
             client = connect(self.redis_url)
-            client.delete(*[heartbeat_key(s.worker_id) for s in self.slots])
+            client.delete(*[heartbeat_key(s.name) for s in self.slots])
             client.close()
         except Exception as exc:
             log.warning("could not clear heartbeats: %s", exc)
-

@@ -4,10 +4,14 @@ Stages run in threads joined by bounded queues (PyAV, OpenCV and ONNX Runtime re
 decoding, detection, inference and Redis writes overlap. SIGTERM stops taking new frames; every
 frame already taken from a source is still inferred and published before the process exits.
 
-Exit status: 0 when every frame taken was published and no source failed; `EXIT_SOURCES_FAILED` when
-sources failed for good (a file that cannot be read, a stream key Redis refuses: restarting would not
-help), reported to the supervisor by name; `EXIT_CANNOT_RUN` when a model or detector cannot load;
-1 when a stage failed (the supervisor restarts the worker, which resumes its files' passes).
+Per-source state (tracker, detect cadence, smoother) lives in each source's `SourceContext`, owned by
+its lane; the stages (`FrameProcessor`) are built once and shared by all sources.
+
+Exit status (`pipeline.supervisor`): 0 when every frame taken was published and no source failed;
+`EXIT_SOURCES_FAILED` when sources failed for good (a file that cannot be read, a stream key Redis
+refuses: restarting would not help), reported to the supervisor by name; `EXIT_CANNOT_RUN` when a model
+or detector cannot load; 1 when a stage failed (the supervisor restarts the worker, which resumes its
+files' passes).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import json
 import logging
 import os
 import queue
-import signal
 import threading
 import time
 
@@ -24,13 +27,13 @@ from pipeline.batcher import STOP, MicroBatcher
 from pipeline.keys import heartbeat_key
 from pipeline.metrics import WorkerMetrics
 from pipeline.outbox import Outbox
+from pipeline.process import stamp_latency
 from pipeline.redis_conn import connect
+from pipeline.supervisor import EXIT_SOURCES_FAILED
 
 log = logging.getLogger(__name__)
 
 DRAIN_RETRY_S = 30.0  # how long a stopping worker keeps retrying an unreachable Redis
-EXIT_SOURCES_FAILED = 4
-EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: the supervisor does not restart it
 
 
 class Worker:
@@ -46,11 +49,10 @@ class Worker:
         metrics_port: Prometheus port of this worker; 0 = none.
         stop: Set to stop (the signal handlers set it); a new event when None.
         report: Called with (source, reason) for each source that failed for good.
-        parent: The supervisor's pid: the worker drains and exits once it is gone (0: the pid at start).
     """
 
     def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
-                 metrics_port: int = 0, stop: threading.Event | None = None, report=None, parent: int = 0) -> None:  # fmt: skip
+                 metrics_port: int = 0, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
@@ -61,7 +63,6 @@ class Worker:
         self.outbox: Outbox | None = None
         self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
         self._report = report
-        self.parent = parent
         self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped
         self._lanes: dict = {}
         self._files = {spec.name for spec in self.specs if not spec.live}
@@ -114,29 +115,6 @@ class Worker:
 
     # -- stages ---------------------------------------------------------------------------------
 
-    def _detectors(self, processor) -> list:
-        """One detector per prepare thread: on CPU one single-threaded detector per core (the first
-        replaces the processor's own), else the processor's own detector alone.
-
-        On CPU each core gets its own single-threaded detector, so detections run in parallel without
-        relying on intra-op threading, which costs CPU per call (bench/: 34-37 -> 31-34 CPU ms per
-        frame); with work sharing (`pipeline.lanes`) this holds for a single source too. A GPU detector
-        or a one-core machine keeps one prepare thread.
-        """
-        from pipeline.detect import FaceDetector
-
-        cores = os.cpu_count() or 1
-        if cores <= 1 or list(processor.detector.providers) != ["CPUExecutionProvider"]:
-            return [processor.detector]
-        d = self.cfg.detector
-        detectors = [
-            FaceDetector(d.model, input_size=d.input_size, threshold=d.threshold,
-                         providers=list(d.providers) or None, threads=1)  # fmt: skip
-            for _ in range(cores)
-        ]
-        processor.detector = detectors[0]  # frees the processor's intra-op-threaded detector
-        return detectors
-
     def _take(self, lanes: list, cursor: int, idle: threading.Event):
         """The next frame of any source, round robin from `cursor`; None when none is ready yet.
 
@@ -166,15 +144,12 @@ class Worker:
                 with self._lock:
                     self.taken += 1
                     self._inflight[taken.lane.name] += 1
-                t0, t = time.monotonic(), time.perf_counter()
-                frame = taken.frame
+                t = time.perf_counter()
+                lane, frame = taken.lane, taken.frame
                 detections = detector.detect(frame.image) if taken.detect else None
-                with taken.lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
-                    if frame.connection != taken.lane.connection:  # the camera reconnected: new tracks
-                        taken.lane.connection = frame.connection
-                        processor.reset(frame.source)
-                    prepared = processor.align(frame, processor.track(frame, detections), t0)
-                    self._prepared.put(prepared)  # in frame order per source: the engine keeps it
+                with lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
+                    # in frame order per source: the tracker needs it, and the engine keeps it
+                    self._prepared.put(processor.prepare(frame, lane.context, detections))
                 self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
         except LaneAborted:
             pass  # another prepare thread failed first and reported it
@@ -191,9 +166,6 @@ class Worker:
                 self._prepared.put(STOP)
 
     def _engine_loop(self, processor) -> None:
-        from pipeline.smooth import CausalSmoother
-
-        smoother = CausalSmoother(self.cfg.smoothing.window)  # results arrive in frame order per source
         # Archives wait longer for fuller batches: nobody watches their latency, and at ~1 face per
         # frame a 10 ms wait gives engine calls of 1-2 faces (bench/: x1.04 frames/s with 100 ms).
         live = any(spec.live for spec in self.specs)
@@ -206,8 +178,8 @@ class Worker:
                 results = processor.infer(batch)
                 self.metrics.stage_seconds.labels("engine").observe(time.perf_counter() - t)
                 self.metrics.batch_size.observe(sum(len(p.faces) for p in batch))
-                for r in results:
-                    self._results.put(smoother.apply(r))
+                for r in results:  # in frame order per source, as the smoother needs
+                    self._results.put(self._lanes[r.source].context.smooth(r))
         except BaseException as exc:
             self.failed = exc
             log.exception("engine stage failed")
@@ -247,9 +219,7 @@ class Worker:
                 pass
 
     def _publish(self, batch: list) -> None:
-        now = time.time()
-        for r in batch:  # decode -> XADD, the latency consumers care about
-            r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
+        stamp_latency(batch)  # decode -> XADD, the latency consumers care about
         t = time.perf_counter()
         try:
             published = self.outbox.publish(batch)
@@ -265,11 +235,7 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
-        parent = self.parent or os.getppid()
         while not self._stop.wait(self.cfg.workers.heartbeat_s):
-            if os.getppid() != parent:  # the supervisor died (SIGKILL): no one would ever stop us
-                log.warning("worker %s: supervisor %d is gone; draining and exiting", self.worker_id, parent)
-                self.stop()
             self._sync_source_metrics()
             self._beat(key)
 
@@ -300,17 +266,18 @@ class Worker:
         from pipeline.process import processor_from_config
         from pipeline.sources import open_source
 
-        processor = processor_from_config(self.cfg)
+        processor = processor_from_config(self.cfg, parallel=True)  # every model loaded before the first frame
+        detectors = processor.detectors  # one prepare thread each
         if self.metrics_port:
             self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
         self._beat(heartbeat_key(self.worker_id))
-        detectors = self._detectors(processor)  # every model loaded before the first frame is decoded
         self.outbox = Outbox(self.redis, self.worker_id, self.specs, self.passes, maxlen=self.cfg.redis.maxlen,
                              stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
                              drained=self._drained)  # fmt: skip
         sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
-        lanes = [SourceLane(src, processor.detect_due, self.outbox.resume_after.get(spec.name, -1))
-                 for src, spec in zip(sources, self.specs, strict=True)]
+        lanes = [SourceLane(src, processor.new_source(spec.name, smooth_window=self.cfg.smoothing.window),
+                            self.outbox.resume_after.get(spec.name, -1))
+                 for src, spec in zip(sources, self.specs, strict=True)]  # fmt: skip
         self._lanes = {lane.name: lane for lane in lanes}
         for src in sources:
             src.start()
@@ -358,29 +325,14 @@ def _join(thread: threading.Thread) -> None:
         thread.join(0.2)
 
 
-def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], metrics_port: int, log_level: int,
-                failures=None, parent: int = 0) -> None:  # fmt: skip
-    """Entry point of a worker process (multiprocessing target); `failures` is a queue that receives
+def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], metrics_port: int, failures=None,
+                *, stop: threading.Event) -> int:  # fmt: skip
+    """A worker process's target (`pipeline.supervisor`); `failures` is a queue that receives
     (worker id, source, reason) for each source that failed for good."""
-    stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill us mid-way
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    from pipeline.logs import setup_logging
     from pipeline.masking import register_url
 
-    setup_logging(log_level)
     for url in [redis_url, *(spec.url for spec in specs)]:  # a spawned process starts with no known secret
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
-    from engines.errors import EngineError
-    from pipeline.errors import AffectstreamError
-    from pipeline.masking import mask_text
-
-    try:
-        worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report,
-                        parent=parent)
-        code = worker.run()
-    except (AffectstreamError, EngineError) as exc:  # a missing model or detector: a restart cannot help
-        logging.getLogger(__name__).error("worker %s cannot run: %s", worker_id, mask_text(str(exc)))
-        code = EXIT_CANNOT_RUN
-    raise SystemExit(code)
+    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
+    return worker.run()

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.lanes import LaneAborted, SourceLane
+from pipeline.lanes import LaneAborted, SourceContext, SourceLane
 from pipeline.sources._buffer import FrameBuffer
 from pipeline.types import Frame
 
@@ -33,7 +33,7 @@ class ListSource:
 
 
 def test_threads_share_sources_and_each_source_keeps_frame_order():
-    lanes = [SourceLane(ListSource(name, n), lambda _s: True) for name, n in (("a", 300), ("b", 40), ("c", 5))]
+    lanes = [SourceLane(ListSource(name, n), SourceContext(name)) for name, n in (("a", 300), ("b", 40), ("c", 5))]
     out: list[tuple[str, int, str]] = []
     rng = random.Random(0)
 
@@ -64,27 +64,21 @@ def test_threads_share_sources_and_each_source_keeps_frame_order():
 
 
 def test_skip_until_drops_published_frames_and_detect_due_sees_the_rest_in_order():
-    seen = []
-
-    def due(source: str) -> bool:
-        seen.append(source)
-        return len(seen) % 3 == 1
-
-    lane = SourceLane(ListSource("a", 10), due, skip_until=6)
+    lane = SourceLane(ListSource("a", 10), SourceContext("a", detect_every=3), skip_until=6)
     taken = [lane.take(), lane.take(), lane.take()]
     assert [(t.frame.index, t.seq, t.detect) for t in taken] == [(7, 0, True), (8, 1, False), (9, 2, False)]
     assert lane.take() is None and lane.finished
 
 
 def test_take_returns_none_while_another_thread_takes():
-    lane = SourceLane(ListSource("a", 3), lambda _s: True)
+    lane = SourceLane(ListSource("a", 3), SourceContext("a"))
     with lane._take:  # another thread holds the lane
         assert lane.take() is None
     assert lane.take().frame.index == 0
 
 
 def test_a_waiter_is_released_when_the_worker_fails():
-    lane = SourceLane(ListSource("a", 3), lambda _s: True)
+    lane = SourceLane(ListSource("a", 3), SourceContext("a"))
     lane.take()  # frame 0: taken by a thread that then dies
     second = lane.take()
     failed = threading.Event()
@@ -108,7 +102,7 @@ def test_a_waiter_is_released_when_the_worker_fails():
 
 
 def test_in_order_admits_the_next_frame_after_an_exception():
-    lane = SourceLane(ListSource("a", 2), lambda _s: True)
+    lane = SourceLane(ListSource("a", 2), SourceContext("a"))
     first, second = lane.take(), lane.take()
     with pytest.raises(ValueError), lane.in_order(first.seq, aborted=lambda: False):
         raise ValueError("tracking failed")

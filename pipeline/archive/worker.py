@@ -3,20 +3,20 @@
 Any number of these may run, on any number of machines, against one Redis. SIGTERM or SIGINT stops a
 worker at the next chunk boundary: what it computed is published, and its job goes straight back to the
 queue for another worker to resume. A worker killed outright leaves its job pending; once the job has
-been idle for `idle_timeout_s`, another worker takes it over (XAUTOCLAIM) and resumes it.
+been idle for `idle_timeout_s`, another worker takes it over (XAUTOCLAIM) and resumes it. With more than
+one process, `pipeline.supervisor` starts, restarts and stops them, as it does `run`'s workers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engines.errors import EngineError
 from pipeline.archive import jobs
@@ -41,6 +41,7 @@ class WorkerOptions:
         max_attempts: Claims of one job before it is marked failed (its workers keep dying).
         until_empty: Exit 0 once no job is queued or running.
         poll_s: How long one wait for a new job blocks.
+        restart_backoff_s: Wait before restarting a crashed worker process (`archive work -j N`).
     """
 
     redis_url: str
@@ -51,6 +52,7 @@ class WorkerOptions:
     max_attempts: int = 3
     until_empty: bool = False
     poll_s: float = 1.0
+    restart_backoff_s: float = 1.0
 
 
 class ProcessorCache:
@@ -60,17 +62,13 @@ class ProcessorCache:
         self.opts = opts
         self._built: dict[tuple, object] = {}
 
-    def default_detector(self) -> str:
-        return self.opts.detector or os.environ.get("AFFECTSTREAM_DETECTOR") or "buffalo_sc"
-
     def __call__(self, params: JobParams):
         from engines import create_engine
-        from engines.errors import EngineError
-        from pipeline.detect import FaceDetector
+        from pipeline.detect import FaceDetector, configured_detector
         from pipeline.errors import DetectorError
         from pipeline.process import FrameProcessor
 
-        detector = params.detector or self.default_detector()
+        detector = params.detector or configured_detector(self.opts.detector)
         key = (detector, params.model, params.det_size, params.detect_every)
         if key not in self._built:
             threads = self.opts.threads or 1
@@ -89,7 +87,7 @@ class ProcessorCache:
                 if params.model not in ("", "default"):
                     raise JobFailed(f"the job's model cannot be loaded: {exc}") from exc
                 raise
-            self._built[key] = FrameProcessor(det, engine, detect_every=params.detect_every)
+            self._built[key] = FrameProcessor([det], engine, detect_every=params.detect_every)
         return self._built[key]
 
 
@@ -167,51 +165,20 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _child(opts: WorkerOptions, level: int, parent: int) -> None:
-    from pipeline.logs import setup_logging
-
-    setup_logging(level)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    threading.Thread(target=_stop_when_orphaned, args=(stop, parent), name="parent-watch", daemon=True).start()
-    raise SystemExit(work_loop(opts, stop))
-
-
-def _stop_when_orphaned(stop: threading.Event, parent: int, every_s: float = 0.5) -> None:
-    """A child whose parent died (SIGKILL) would take jobs forever with no one to stop it: it finishes
-    its current chunk, hands the job back and exits, as `run`'s workers do."""
-    while not stop.wait(every_s):
-        if os.getppid() != parent:
-            log.warning("archive worker: parent %d is gone; handing back the current job and exiting", parent)
-            stop.set()
-
-
 def work(opts: WorkerOptions, processes: int = 1) -> int:
     """Run `processes` workers (1: in this process); returns 0 when all stopped cleanly, else 1."""
+    from pipeline.supervisor import ProcessGroup, Slot
+
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     if not opts.threads:
-        opts = WorkerOptions(**{**opts.__dict__, "threads": max(1, (os.cpu_count() or 1) // processes)})
+        opts = replace(opts, threads=max(1, (os.cpu_count() or 1) // processes))
     if processes == 1:
         stop = threading.Event()
         _stop_on_signals(stop)
         return work_loop(opts, stop)
-    ctx = multiprocessing.get_context("spawn")  # no inherited Redis sockets or ONNX sessions
-    level = logging.getLogger().level
-    procs = [ctx.Process(target=_child, args=(opts, level, os.getpid()), name=f"archive-{i}") for i in range(processes)]
-    for p in procs:
-        p.start()
-
-    def forward(signum, _frame) -> None:
-        for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
-    failed = [p.name for p in procs if p.exitcode]
-    if failed:
-        log.error("archive workers %s exited with errors", failed)
-    return 1 if failed else 0
+    slots = [Slot(f"archive-{i}", work_loop, (opts,)) for i in range(processes)]
+    if ProcessGroup(slots, restart_backoff_s=opts.restart_backoff_s).run():
+        return 0
+    log.error("archive workers %s exited with errors", [s.name for s in slots if s.process.exitcode])
+    return 1

@@ -18,19 +18,18 @@ from tests.conftest import need_shared
 
 
 class StopAfter:
-    """A processor that sets `stop` once it has processed frame `index` (a SIGTERM arriving then)."""
+    """A processor that sets `stop` once it has prepared frame `index` (a SIGTERM arriving then)."""
 
     def __init__(self, inner, index: int, stop: threading.Event) -> None:
         self.inner, self.index, self.stop = inner, index, stop
-        self.spec = inner.spec
 
-    def reset(self, source: str) -> None:
-        self.inner.reset(source)
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
 
-    def process(self, frame):
+    def prepare_next(self, frame, source):
         if frame.index == self.index:
             self.stop.set()
-        return self.inner.process(frame)
+        return self.inner.prepare_next(frame, source)
 
 
 def test_stop_resume_and_replay_publish_each_frame_once(redis_url, tmp_path, model_path, detector):
