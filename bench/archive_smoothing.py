@@ -69,23 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.archive.outputs import write_outputs
     from pipeline.archive.run import JobParams, probe, run_job
     from pipeline.archive.worker import ProcessorCache, WorkerOptions
-    from pipeline.redis_conn import EmbeddedRedis, connect
+    from pipeline.redis_conn import redis_session
     from scoring.abaw import read_expr, read_va
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")
     p.add_argument("--windows", type=int, nargs="+", default=[0, 3, 5, 9])
-    p.add_argument("--json", default=str(REPO / "bench" / "results" / "archive_smoothing.json"))
+    p.add_argument("-o", "--output", default=str(REPO / "bench" / "results" / "archive_smoothing.json"))
     args = p.parse_args(argv)
 
     shared = shared_dir()
-    with tempfile.TemporaryDirectory(prefix="archive-smooth-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
+    with tempfile.TemporaryDirectory(prefix="archive-smooth-") as tmp, redis_session(None, Path(tmp) / "redis") as (url, client):
         tmp = Path(tmp)
         clip, labels = afew_clip(need(shared / "data" / "afew_va" / "001"), tmp / "afew_va_001.mkv")
         videos = [clip, need(shared / "media" / "videos" / "WolfgangLanger_Pexels.mp4")]
-        client = connect(server.url)
         params = JobParams(model=args.model, detector=str(detector_path()))
-        cache = ProcessorCache(WorkerOptions(redis_url=server.url))
+        cache = ProcessorCache(WorkerOptions(redis_url=url))
         done = []
         for video in videos:
             jobs.submit(client, video, tmp / "out0", params.to_dict())
@@ -114,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['window']:>6} {r['video']:<22} {r['valence_jitter']!s:>8} {r['arousal_jitter']!s:>8} "
               f"{r['expr_flips_per_100']!s:>9} {r.get('rmse_valence', ''):>7} {r.get('rmse_arousal', ''):>7}")  # fmt: skip
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"model": model, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {args.json}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"model": model, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -38,7 +38,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def measure(video: Path, copies: int, processes: int, args: argparse.Namespace, detector: Path) -> dict:
     from pipeline.archive.jobs import list_jobs
-    from pipeline.redis_conn import EmbeddedRedis, connect
+    from pipeline.redis_conn import redis_session
 
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         tmp = Path(tmp)
@@ -47,14 +47,14 @@ def measure(video: Path, copies: int, processes: int, args: argparse.Namespace, 
             clips.append(tmp / "videos" / f"{video.stem}_{i}{video.suffix}")
             clips[-1].parent.mkdir(exist_ok=True)
             shutil.copy(video, clips[-1])
-        with EmbeddedRedis(tmp / "redis") as server:
-            cli("archive", "submit", "--redis", server.url, "--out", str(tmp / "out"), "--detector", str(detector),
+        with redis_session(None, tmp / "redis") as (url, client):
+            cli("archive", "submit", "--redis", url, "--output", str(tmp / "out"), "--detector", str(detector),
                 "--model", args.model, "--det-size", str(args.det_size), "--detect-every", str(args.detect_every),
                 *map(str, clips))  # fmt: skip
             t0 = time.monotonic()
-            cli("archive", "work", "--redis", server.url, "--until-empty", "-j", str(processes))
+            cli("archive", "work", "--redis", url, "--until-empty", "-j", str(processes))
             wall = time.monotonic() - t0
-            rows = list_jobs(connect(server.url))
+            rows = list_jobs(client)
     states = {r["state"] for r in rows}
     if states != {"done"}:
         raise SystemExit(f"jobs ended {states}: {[r.get('reason') for r in rows]}")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--det-size", type=int, default=640)
     p.add_argument("--detect-every", type=int, default=1)
     p.add_argument("--model", default="default")
-    p.add_argument("--json", default=str(REPO / "bench" / "results" / "archive_throughput.json"))
+    p.add_argument("-o", "--output", default=str(REPO / "bench" / "results" / "archive_throughput.json"))
     args = p.parse_args(argv)
 
     video = need(shared_dir() / "media" / "videos" / args.video)
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['processes']:>5} {r['jobs']:>4} {r['frames']:>7} {r['wall_s']:>7.1f} {r['frames_per_s']:>9.1f} "
               f"{r['videos_per_hour']:>9.0f} {r['video_hours_per_hour']:>10.2f}")  # fmt: skip
     print(f"load average at start {machine['loadavg_at_start']}, at end {machine['loadavg_at_end']}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.json}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.output}")
     return 0
 
 

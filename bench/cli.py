@@ -7,26 +7,17 @@ import os
 import sys
 from pathlib import Path
 
+from engines.errors import EXIT_USAGE
+from pipeline.argtypes import det_size, positive_int
+
 RESULTS = Path(__file__).resolve().parent / "results"
 SKIPPABLE = ("naive", "de3", "auto", "live", "archive")
 
 
-def _size(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"detector size {text!r} is not WIDTHxHEIGHT (e.g. 640x640) or 'auto'") from None
-    if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise argparse.ArgumentTypeError(f"detector size {text!r}: both sides must be positive multiples of 32")
-    return (w, h)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="the <3 minute variant (also: BENCH_QUICK=1)")
-    p.add_argument("--runs", type=int, help="repetitions (medians reported); default 3, quick 2")
-    p.add_argument("--det-size", type=_size, help="detector input of the e2e/naive comparison (default 640x640)")
+    p.add_argument("--runs", type=positive_int, help="repetitions (medians reported); default 3, quick 2")
+    p.add_argument("--det-size", type=det_size, help="detector input of the e2e/naive comparison (default 640x640)")
     p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU, mtlgcn_ferplus_int8.onnx)")
     p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
@@ -34,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live-streams", type=lambda t: tuple(int(x) for x in t.split(",")),
                    help="concurrent stream counts of the live runs (default 1,2,4)")  # fmt: skip
     p.add_argument("--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    p.add_argument("-o", "--output", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     p.add_argument("--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)")
 
 
@@ -47,8 +38,6 @@ def settings_from_args(args: argparse.Namespace):
                       ("live_seconds", "live_seconds"), ("live_streams", "live_streams")):  # fmt: skip
         if getattr(args, name, None) is not None:
             values[key] = getattr(args, name)
-    if values.get("runs", 1) < 1:
-        raise SystemExit("error: --runs must be >= 1")
     return Settings(**values, redis_url=args.redis or "", workdir=args.workdir, skip=tuple(args.skip))
 
 
@@ -64,8 +53,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         res = run_benchmark(settings_from_args(args))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    js, md = write(res, args.out)
+        return EXIT_USAGE  # a missing input file
+    js, md = write(res, args.output)
     print(markdown(res))
     print(f"wrote {js} and {md}")
     return 0
@@ -95,5 +84,5 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, (AffectstreamError, EngineError)):
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return exc.exit_code
         raise

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement")
     parser.add_argument("--checkpoint", help="trained checkpoint for the torch backends (default: the shipped .onnx)")
     parser.add_argument("--onnx", help="exported model (default: the shipped one, or the checkpoint's export)")
-    parser.add_argument("--json", default="", help="write the results here")
+    parser.add_argument("-o", "--output", default="", help="write the results (JSON) here")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     backends = [b for b in args.backends.split(",") if b] or default_backends()
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                     engine.close()
     print_table(results)
     doc = {"machine": machine(), "results": results}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=2))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(doc, indent=2))
     return 0
 
 

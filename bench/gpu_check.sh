@@ -90,13 +90,13 @@ timeout 200 "$PY" -m pytest -q -p no:cacheprovider -rs -m gpu -W ignore::UserWar
 check "GPU tests" "${PIPESTATUS[0]}"
 
 step "4. engine faces/s"
-timeout 120 "$PY" bench/gpu_bench.py --batches 1,8,32,128 --seconds "${GPU_CHECK_BENCH_SECONDS:-0.4}" --json "$OUT_DIR/gpu_engine.json"
+timeout 120 "$PY" bench/gpu_bench.py --batches 1,8,32,128 --seconds "${GPU_CHECK_BENCH_SECONDS:-0.4}" --output "$OUT_DIR/gpu_engine.json"
 check "engine benchmark" $?
 
 step "5. end-to-end streams"
 timeout 200 "$PY" bench/gpu_streams.py --clip "$MEDIA/clip_1080p.mp4" --clip "$MEDIA/clip_360p.mp4" \
     --streams "${GPU_CHECK_STREAMS:-1,8,32,64}" --seconds "${GPU_CHECK_STREAM_SECONDS:-4}" --detector "$AFFECTSTREAM_SHARED/models/scrfd_500m.onnx" \
-    --json "$OUT_DIR/gpu_streams.json"
+    --output "$OUT_DIR/gpu_streams.json"
 check "streams benchmark" $?
 
 echo

@@ -74,8 +74,7 @@ def run_streams(clip: str, streams: int, seconds: float, *, detectors: list, pro
     prepared: queue.Queue = queue.Queue(maxsize=4 * max_batch)
     counter = Counter()
     errors: list[BaseException] = []
-    processor._trackers.clear()
-    processor._seen.clear()
+    contexts = {i: processor.new_source(f"stream-{i}") for i in range(streams)}  # fresh tracks per run
 
     def prepare(k: int) -> None:
         mine = list(range(k, streams, len(detectors)))
@@ -86,9 +85,7 @@ def run_streams(clip: str, streams: int, seconds: float, *, detectors: list, pro
                         frame = inputs[i].get(timeout=0.05)
                     except queue.Empty:
                         continue
-                    t0 = time.monotonic()
-                    faces = processor.track(frame, detectors[k].detect(frame.image))
-                    prepared.put(processor.align(frame, faces, t0))
+                    prepared.put(processor.prepare(frame, contexts[i], detectors[k].detect(frame.image)))
         except BaseException as exc:  # reported after the run
             errors.append(exc)
             stop.set()
@@ -172,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run of the code path)")
     parser.add_argument("--prepare-threads", type=int, default=12, help="detect/align threads (one detector each)")
     parser.add_argument("--max-batch", type=int, default=128)
-    parser.add_argument("--json", default="")
+    parser.add_argument("-o", "--output", default="", help="write the results (JSON) here")
     args = parser.parse_args(argv)
     if args.make_clips:
         make_clips(args.make_clips, REPO / "var" / "gpu_media")
@@ -189,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_engine("torch", "default", device=args.device, fp16=cuda, cuda_graphs=cuda, max_batch=args.max_batch)
     detectors = [FaceDetector(args.detector, input_size="auto", backend="torch", device=args.device)
                  for _ in range(args.prepare_threads)]  # fmt: skip
-    processor = FrameProcessor(detectors[0], engine)
+    processor = FrameProcessor(detectors, engine)
     print(f"setup {time.perf_counter() - t0:.1f} s: engine {engine.spec.model_id} on {engine.device} "
           f"({'fp16, CUDA graphs' if cuda else 'fp32'}), {len(detectors)} x SCRFD {Path(args.detector).name} "
           f"on {detectors[0].providers[0]} (input auto: 640x384 for 16:9)", flush=True)  # fmt: skip
@@ -211,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {size:9s} {n:3d} streams: {row['frames_per_s']:8.1f} frames/s ({row['per_stream_fps']:6.1f} per stream), "
                   f"{row['faces_per_s']:8.1f} faces/s, {row['frames_per_engine_call']:5.1f} frames per engine call", flush=True)  # fmt: skip
     engine.close()
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"device": args.device, "results": rows}, indent=2))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps({"device": args.device, "results": rows}, indent=2))
     return 0
 
 

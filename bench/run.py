@@ -72,7 +72,7 @@ def _model_path(model: str | None) -> Path:
 def run_benchmark(s: Settings) -> dict:
     """Run everything `s` asks for and return the results (described in docs/bench.md)."""
     from engines.spec import EngineSpec
-    from pipeline.redis_conn import EmbeddedRedis, connect
+    from pipeline.redis_conn import redis_session
 
     started = time.monotonic()
     workdir = Path(s.workdir)
@@ -87,23 +87,14 @@ def run_benchmark(s: Settings) -> dict:
     info = [inputs.probe(v) for v in videos]
     expected = {str(i.path): i.frames for i in info}
     out: dict = {"machine": machine.describe()}
-    server = None
-    url = s.redis_url
-    redis_dir = tempfile.TemporaryDirectory(prefix="redis-", dir=workdir)
-    if not url:
-        server = EmbeddedRedis(redis_dir.name)
-        url = server.start()
-    client = connect(url)
-    try:
+    with (
+        tempfile.TemporaryDirectory(prefix="redis-", dir=workdir) as redis_dir,
+        redis_session(s.redis_url, redis_dir) as (url, client),
+    ):
         if "archive" not in s.skip:
             out.update(_archive(s, videos, expected, detector, model, url, client))
         if "live" not in s.skip:
             out.update(_live(s, workdir, detector, model, url))
-    finally:
-        client.close()
-        if server is not None:
-            server.stop()
-        redis_dir.cleanup()
     primary = stages.size_label(s.det_size)
     out["settings"] = {
         **{k: v for k, v in asdict(s).items() if k not in ("redis_url",)},

@@ -1,7 +1,7 @@
 """`affectstream engine build|info|quantize|convert` and `affectstream models`: argument parsing only.
 
-Exit codes: 0 done; 1 the model or plan is bad or the build failed; 2 the config is invalid;
-3 the backend cannot run here (no TensorRT, no pycuda, no GPU).
+Exit status (the table of every verb): 0 done; 1 the model or plan is bad or the build failed; 2 the
+command line or config is invalid; 3 the backend cannot run here (no TensorRT, no pycuda, no GPU, no onnx).
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import argparse
 import json
 import sys
 
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
+from engines.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def register(subparsers) -> None:
@@ -80,7 +78,7 @@ def build_handler(args: argparse.Namespace) -> int:
     try:
         engine_cfg = load_config(args.config).engine
     except ConfigError as exc:
-        return _fail(EXIT_CONFIG, str(exc))
+        return _fail(EXIT_USAGE, str(exc))
     try:
         result = build_from_config(engine_cfg, device_id=args.device)
     except BackendUnavailable as exc:
@@ -101,7 +99,7 @@ def quantize_handler(args: argparse.Namespace) -> int:
 
     output = args.output_opt or args.output
     if not output or (args.output_opt and args.output and args.output_opt != args.output):
-        return _fail(EXIT_CONFIG, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
+        return _fail(EXIT_USAGE, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
     calibration = args.calibration
     if not calibration:
         shared = Path(os.environ.get("AFFECTSTREAM_SHARED", "../shared"))
@@ -131,7 +129,10 @@ def _write_model(make, model: str, output: str, needs: str) -> int:
     try:
         spec = make(model, output)
     except ImportError as exc:
-        return _fail(EXIT_UNAVAILABLE, f"{needs}: {exc}")
+        from pipeline.errors import extra_for
+
+        extra = extra_for(exc.name) or "train"
+        return _fail(EXIT_UNAVAILABLE, f"{needs}: {exc}; pip install 'affectstream[{extra}]'")
     except EngineError as exc:
         return _fail(EXIT_FAILED, str(exc))
     print(f"wrote {output}: {spec.model_id}")

@@ -38,8 +38,6 @@ START_BEGINNING = "0-0"
 _MAX_SEQ = 2**64 - 1
 _WALL_MS = 10**11  # stream ids below this (1973) are not insertion times but frame numbers
 _GLOB_CHARS = "*?["
-_FRAMES_PREFIX = "affect:{"
-_FRAMES_SUFFIX = "}:frames"
 _REQUIRED = ("v", "source", "frame", "pts", "ts", "n", "faces")
 
 
@@ -62,23 +60,11 @@ class Entry:
         return keys.frames_key(self.source)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def source_of_key(key: bytes | str) -> str | None:
-    """The source id of a results-stream key, or None when `key` is not one."""
-    key = _text(key)
-    if key.startswith(_FRAMES_PREFIX) and key.endswith(_FRAMES_SUFFIX):
-        return key[len(_FRAMES_PREFIX) : -len(_FRAMES_SUFFIX)]
-    return None
-
-
 def list_sources(client: redis.Redis) -> list[str]:
     """Every source that has a results stream, sorted."""
     found = set()
     for key in client.scan_iter(match=keys.frames_key("*"), count=500, _type="stream"):
-        source = source_of_key(key)
+        source = keys.source_of_stream(key)
         if source is not None:
             found.add(source)
     return sorted(found)
@@ -109,7 +95,7 @@ def decode_entry(fields: dict, *, source: str = "?", entry_id: str = "?") -> Fra
     Raises:
         SchemaVersionError: `v` is missing or not a version this code reads, or a field is malformed.
     """
-    f = {_text(k): _text(v) for k, v in fields.items()}
+    f = {keys.text(k): keys.text(v) for k, v in fields.items()}
     where = f"entry {entry_id} of source {source!r}"
     if "v" not in f:
         raise SchemaVersionError(f"{where} has no schema version field 'v'; is it an affectstream stream?")
@@ -179,17 +165,17 @@ def start_id(start: str | float | datetime | None) -> str:
 def _last_id(client: redis.Redis, key: str) -> str:
     """The id after which new entries of `key` will land ("0-0" for a stream that does not exist)."""
     try:
-        return _text(client.xinfo_stream(key)["last-generated-id"])
+        return keys.text(client.xinfo_stream(key)["last-generated-id"])
     except redis.ResponseError:  # no such key
         return START_BEGINNING
 
 
 def _decode_batch(response) -> Iterator[tuple[str, str, dict]]:
     for key, entries in response or []:
-        source = source_of_key(key) or _text(key)
+        source = keys.source_of_stream(key) or keys.text(key)
         for entry_id, fields in entries:
             if entry_id is not None:  # redis-py's placeholder for an entry deleted while pending
-                yield source, _text(entry_id), fields
+                yield source, keys.text(entry_id), fields
 
 
 def read_results(
@@ -277,7 +263,7 @@ def _follow(client, patterns, positions, since_ts, add, follow, block_ms, count,
 def latest(client: redis.Redis, source: str, n: int) -> list[Entry]:
     """The newest `n` entries of one source, oldest first."""
     rows = client.xrevrange(keys.frames_key(source), count=n)
-    out = [Entry(source, _text(i), decode_entry(f, source=source, entry_id=_text(i))) for i, f in rows]
+    out = [Entry(source, keys.text(i), decode_entry(f, source=source, entry_id=keys.text(i))) for i, f in rows]
     return out[::-1]
 
 
@@ -288,11 +274,11 @@ def read_all(client: redis.Redis, source: str, *, page: int = 1000) -> Iterator[
     while True:
         rows = client.xrange(key, min=lower, max="+", count=page)
         for entry_id, fields in rows:
-            entry_id = _text(entry_id)
+            entry_id = keys.text(entry_id)
             yield Entry(source, entry_id, decode_entry(fields, source=source, entry_id=entry_id))
         if len(rows) < page:
             return
-        lower = "(" + _text(rows[-1][0])
+        lower = "(" + keys.text(rows[-1][0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +357,7 @@ class GroupReader:
                 reply = self.client.xautoclaim(
                     key, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.count
                 )
-                cursor, entries = _text(reply[0]), reply[1]
+                cursor, entries = keys.text(reply[0]), reply[1]
                 out.extend(self._deliveries([(key, entries)], claimed=True))
                 if cursor == "0-0" or not entries:
                     break

@@ -3,47 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
+
+from pipeline.argtypes import det_size, positive_int
 
 REDIS_HELP = "redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
 
 
-@contextlib.contextmanager
 def _redis(url: str | None):
-    """A client for `url`, the environment's URL, or the embedded server under var/redis."""
-    from pipeline.redis_conn import connect, ensure_redis
+    """(url, client) for `url`, the environment's URL, or the embedded server under var/redis."""
+    from pipeline.redis_conn import URL_ENV, redis_session
 
-    url, server = ensure_redis(url or os.environ.get("AFFECTSTREAM_REDIS_URL"))
-    client = connect(url)
-    try:
-        yield client
-    finally:
-        client.close()
-        if server is not None:
-            server.stop()
+    return redis_session(url or os.environ.get(URL_ENV))
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
     from pipeline.tail import tail
 
-    with _redis(args.redis) as client:
+    with _redis(args.redis) as (_url, client):
         try:
             tail(client, args.sources, n=args.n, follow=args.follow, as_json=args.json, out=sys.stdout)
         except BrokenPipeError:  # `affectstream tail ... | head`
             sys.stderr.close()
     return 0
-
-
-def _det_size(text: str) -> tuple[int, int] | str:
-    if text == "auto":
-        return text
-    w, _, h = text.lower().partition("x")
-    try:
-        return (int(w), int(h or w))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"detector size {text!r} is not N, WxH or auto (e.g. 640x384)") from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -53,7 +36,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         from pipeline.config import source_name_from_url
 
         source = args.source or source_name_from_url(args.video)
-        with _redis(args.redis) as client:
+        with _redis(args.redis) as (_url, client):
             stats = render_from_stream(args.video, args.output, client, source, plots_dir=args.plots)
     else:
         from pipeline.process import build_processor
@@ -78,14 +61,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("AFFECTSTREAM_DASHBOARD_TOKEN") or None
     check_bind(args.host, token)  # before starting anything
-    from pipeline.redis_conn import ensure_redis
-
-    url, server = ensure_redis(args.redis or os.environ.get("AFFECTSTREAM_REDIS_URL"))
-    try:
+    with _redis(args.redis) as (url, _client):
         serve(url, host=args.host, port=args.port, token=token)
-    finally:
-        if server is not None:
-            server.stop()
     return 0
 
 
@@ -108,8 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--detector", metavar="PATH", help="SCRFD ONNX path or pack (default: $AFFECTSTREAM_DETECTOR)")
     p.add_argument("--engine", default="onnxruntime", help="engine backend (default onnxruntime)")
     p.add_argument("--model", help="model file (default: the shipped model or $AFFECTSTREAM_MODEL)")
-    p.add_argument("--detect-every", type=int, default=1, metavar="N", help="run the detector every Nth frame")
-    p.add_argument("--det-size", type=_det_size, default=(640, 640), metavar="WxH",
+    p.add_argument("--detect-every", type=positive_int, default=1, metavar="N", help="run the detector every Nth frame")
+    p.add_argument("--det-size", type=det_size, default=(640, 640), metavar="WxH",
                    help="detector input size, multiples of 32, or auto (default 640x640)")
     p.set_defaults(handler=cmd_render)
 

@@ -3,14 +3,15 @@
 Messages name the bad value and the fix.
 """
 
-# The exit-status table (README "Exit status"); nothing else leaves the command.
-EXIT_DONE = 0
-EXIT_FAILED = 1  # failed at run time (a source, a job, Redis, a model file)
-EXIT_USAGE = 2  # bad command line or config, missing input file
-EXIT_UNAVAILABLE = 3  # a backend or an optional extra is not installed or has no device
-EXIT_INTERRUPTED = 130  # Ctrl-C
-EXIT_STATUSES = (EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED)
-
+# The exit-status table lives in the bottom layer, so that training and engine verbs use it too.
+from engines.errors import (  # noqa: F401 (re-exported for the CLI)
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_STATUSES,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
 
 # Top-level modules of the optional extras (pyproject.toml), for "pip install 'affectstream[EXTRA]'".
 EXTRAS = {
@@ -58,3 +59,7 @@ class DetectorError(AffectstreamError):
 
 class SchemaVersionError(AffectstreamError):
     """A stream entry has an unknown schema version `v` or is not valid for its version."""
+
+
+class JobFailed(AffectstreamError):
+    """An archive job cannot succeed as it stands (unreadable or corrupt video, bad parameters); message = reason."""

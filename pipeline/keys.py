@@ -6,18 +6,38 @@ JOBS_STREAM = "affect:jobs"
 JOBS_GROUP = "workers"
 
 
+_SOURCE_PREFIX = "affect:{"
+FRAMES_SUFFIX = "}:frames"
+EVENTS_SUFFIX = "}:events"
+
+
+def text(value: bytes | str | None) -> str:
+    """A Redis reply as text: clients without `decode_responses` return bytes ("" for a missing value)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def frames_key(source: str) -> str:
     """Results stream of one source; the hash tag keeps a source's keys in one cluster slot."""
-    return f"affect:{{{source}}}:frames"
+    return f"{_SOURCE_PREFIX}{source}{FRAMES_SUFFIX}"
 
 
 def events_key(source: str) -> str:
-    return f"affect:{{{source}}}:events"
+    return f"{_SOURCE_PREFIX}{source}{EVENTS_SUFFIX}"
 
 
 def source_of(key: str) -> str:
     """The source id inside a stream key's hash tag (`affect:{cam}:frames` -> `cam`)."""
     return key.split("{", 1)[1].rsplit("}", 1)[0]
+
+
+def source_of_stream(key: bytes | str, suffix: str = FRAMES_SUFFIX) -> str | None:
+    """The source id of a results stream key (or, with `EVENTS_SUFFIX`, an events key); None when not one."""
+    key = text(key)
+    if key.startswith(_SOURCE_PREFIX) and key.endswith(suffix):
+        return key[len(_SOURCE_PREFIX) : -len(suffix)]
+    return None
 
 
 def heartbeat_key(worker: str) -> str:

@@ -7,11 +7,13 @@ child process on a unix socket under a data dir, with AOF persistence so results
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -23,6 +25,7 @@ from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 log = logging.getLogger(__name__)
 
 SCHEMES = ("redis", "rediss", "unix")
+URL_ENV = "AFFECTSTREAM_REDIS_URL"  # the URL when no config or flag names one (defaults.yaml reads it too)
 
 
 def check_redis_url(url: str) -> None:
@@ -159,3 +162,22 @@ def ensure_redis(url: str | None, data_dir: str | Path = "var/redis") -> tuple[s
     url = server.start()
     log.info("no Redis URL configured: started an embedded redis-server at %s (data in %s)", url, server.data_dir)
     return url, server
+
+
+@contextlib.contextmanager
+def redis_session(url: str | None, data_dir: str | Path = "var/redis") -> Iterator[tuple[str, redis.Redis]]:
+    """`(url, client)` for `url`, or for the embedded server under `data_dir` when no URL is given.
+
+    What `ensure_redis` started is stopped on exit, and the client is closed: every command that needs
+    "the configured Redis, else the embedded one" goes through here.
+    """
+    url, server = ensure_redis(url, data_dir)
+    try:
+        client = connect(url)
+        try:
+            yield url, client
+        finally:
+            client.close()
+    finally:
+        if server is not None:
+            server.stop()

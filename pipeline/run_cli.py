@@ -9,6 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+from pipeline.argtypes import positive_int
+from settings.overrides import add_set_option, nested
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -20,14 +23,19 @@ def parse_source_arg(text: str) -> dict:
     return {"url": text}
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides: bool = False) -> None:
+    """`-c` and `--redis`; `--detector` and `--set` only for verbs that use them."""
     p.add_argument("-c", "--config", help="pipeline YAML (over the packaged defaults)")
     p.add_argument("--redis", metavar="URL", help="redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else embedded)")
-    p.add_argument("--detector", metavar="PATH", help="SCRFD ONNX path or insightface pack name (default: $AFFECTSTREAM_DETECTOR)")
+    if detector:
+        p.add_argument("--detector", metavar="PATH", help="SCRFD ONNX path or insightface pack name (default: $AFFECTSTREAM_DETECTOR)")
+    if overrides:
+        add_set_option(p, "a config key, e.g. engine.threads=2")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
-    over: dict = {}
+    """The config overrides of the command line: `--set` pairs, then the flags (which win)."""
+    over = nested(getattr(args, "set", None) or [])
     if getattr(args, "redis", None):
         over.setdefault("redis", {})["url"] = args.redis
     if getattr(args, "detector", None):
@@ -52,21 +60,17 @@ def _supervise(cfg, url: str, duration: float | None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.redis_conn import ensure_redis
+    from pipeline.redis_conn import redis_session
 
     cfg = load_config(args.config, overrides_from_args(args))
-    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
-    try:
+    with redis_session(cfg.redis.url, cfg.redis.data_dir) as (url, _client):
         return _supervise(cfg, url, args.duration)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.demo import build_demo_clip, format_summary, summarise
-    from pipeline.redis_conn import connect, ensure_redis
+    from pipeline.redis_conn import redis_session
 
     if args.source:
         sources = [parse_source_arg(s) for s in args.source]
@@ -74,18 +78,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         clip = build_demo_clip(Path(args.workdir) / "demo_clip.mp4")
         print(f"demo clip: {clip} (built from insightface's sample images)")
         sources = [{"name": "demo", "url": str(clip)}]
-    over = overrides_from_args(argparse.Namespace(redis=args.redis, detector=args.detector, source=None))
+    over = overrides_from_args(argparse.Namespace(redis=args.redis, detector=args.detector, set=args.set))
     over["sources"] = sources
     cfg = load_config(args.config, over)
     live = any(s.live for s in cfg.sources)
     start_ms = int(time.time() * 1000)
-    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
-    try:
+    with redis_session(cfg.redis.url, cfg.redis.data_dir) as (url, client):
         code = _supervise(cfg, url, args.duration or (10.0 if live else None))
-        rows = summarise(connect(url), [s.name for s in cfg.sources], since_ms=start_ms)
-    finally:
-        if server is not None:
-            server.stop()
+        rows = summarise(client, [s.name for s in cfg.sources], since_ms=start_ms)
     print(format_summary(rows))
     if not cfg.redis.url:
         print(f"results kept in the embedded Redis under {Path(cfg.redis.data_dir).resolve()}; "
@@ -99,22 +99,26 @@ def cmd_health(args: argparse.Namespace) -> int:
     from pipeline.redis_conn import EmbeddedRedis, connect
 
     cfg = load_config(args.config, overrides_from_args(args))
-    url = cfg.redis.url or EmbeddedRedis(cfg.redis.data_dir).url
-    healthy, lines = worker_health(connect(url), args.stale_after or cfg.workers.stale_after_s)
+    # Never starts the embedded server: a health check asks the one the workers use.
+    client = connect(cfg.redis.url or EmbeddedRedis(cfg.redis.data_dir).url)
+    try:
+        healthy, lines = worker_health(client, args.stale_after or cfg.workers.stale_after_s)
+    finally:
+        client.close()
     print("\n".join(lines), file=sys.stdout if healthy else sys.stderr)
     return 0 if healthy else 1
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the pipeline: sources -> faces -> MTL-GCN -> Redis Streams")
-    add_common(p)
+    add_common(p, detector=True, overrides=True)
     p.add_argument("--source", action="append", metavar="[NAME=]URL", help="file, rtsp://, http(s)://, /dev/videoN (repeatable)")
-    p.add_argument("--workers", type=int, help="worker processes (default: workers.count)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: workers.count)")
     p.add_argument("--duration", type=float, help="stop (draining) after this many seconds")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled clip and print a summary")
-    add_common(p)
+    add_common(p, detector=True, overrides=True)
     p.add_argument("--source", action="append", metavar="[NAME=]PATH_OR_URL", help="use this instead of the bundled clip")
     p.add_argument("--duration", type=float, help="seconds to run a live source (default 10)")
     p.add_argument("--workdir", default="var/demo", help="where the clip is written")

@@ -11,17 +11,14 @@ import os
 import sys
 from pathlib import Path
 
+from engines.errors import EXIT_USAGE
+from settings.overrides import add_set_option
 
-def _overrides(pairs: list[str]) -> dict:
-    import yaml
 
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE (e.g. optim.epochs=2), got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
+def _fail(exc: Exception) -> int:
+    """A recipe, data or checkpoint problem: the message names it (exit 2, as a bad config)."""
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _passive_omp() -> None:
@@ -41,12 +38,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.train import train
 
     try:
-        recipe = load_recipe(args.config, _overrides(args.set))
-        out = Path(args.out) if args.out else Path("runs") / recipe.name
+        recipe = load_recipe(args.config, dict(args.set))  # dotted keys: recipe.optim.epochs=2
+        out = Path(args.output) if args.output else Path("runs") / recipe.name
         best = train(recipe, out, resume=not args.no_resume, progress=not args.no_progress)
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
     print(json.dumps({"run": str(out), "best": best}))
     return 0
 
@@ -59,11 +55,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         report = evaluate_checkpoint(args.checkpoint, split=args.split, config=args.config)
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        return _fail(exc)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
@@ -76,8 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         spec = export_onnx(args.checkpoint, args.output, template=args.template, model_id=args.model_id,
                            flip_average=args.flip_average)
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
     print(f"wrote {args.output}: {spec.to_json()}")
     return 0
 
@@ -91,8 +85,7 @@ def cmd_average(args: argparse.Namespace) -> int:
     try:
         report = average_checkpoints(args.checkpoints, args.output)
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
     print(format_report(report))
     print(f"wrote {args.output}")
     return 0
@@ -102,8 +95,8 @@ def register(subparsers) -> None:
     """Add ``train``, ``evaluate``, ``export`` and ``average`` to an argparse subparsers object."""
     p = subparsers.add_parser("train", help="train a model from a recipe (resumable)")
     p.add_argument("-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml")
-    p.add_argument("-o", "--out", help="run folder (default runs/<recipe name>)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    p.add_argument("-o", "--output", help="run folder (default runs/<recipe name>)")
+    add_set_option(p, "a recipe key, e.g. optim.epochs=2")
     p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
@@ -112,7 +105,8 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", help="a .pt checkpoint from `train`, or an exported .onnx (needs -c)")
     p.add_argument("--split", help="dataset split (default: the recipe's validation split)")
     p.add_argument("-c", "--config", help="evaluate on this recipe's data instead of the checkpoint's")
-    p.add_argument("--json", help="write the full report here")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON instead of the table")
+    p.add_argument("-o", "--output", metavar="PATH", help="also write the full report (JSON) here")
     p.set_defaults(handler=cmd_evaluate)
 
     p = subparsers.add_parser("export", help="export a checkpoint to ONNX with the engine spec in its metadata")

@@ -77,47 +77,56 @@ def _check_names(client, paths: list[Path], out: str) -> None:
         if other and job_id_for(other) != job_id_for(real):
             raise ConfigError(
                 f"{real} and {other} would both write {path.stem}.txt under {out}; "
-                "submit them with different --out folders (or rename one)"
+                "submit them with different --output folders (or rename one)"
             )
         seen[path.stem] = real
 
 
-def _config(args: argparse.Namespace):
-    from pipeline.config import load_config
-    from pipeline.run_cli import overrides_from_args
-
-    return load_config(args.config, overrides_from_args(args))
-
-
 def _with_redis(args: argparse.Namespace, body) -> int:
     """Run `body(client, cfg, url)` against the configured Redis (starting the embedded one if none)."""
-    from pipeline.redis_conn import connect, ensure_redis
+    from pipeline.config import load_config
+    from pipeline.redis_conn import redis_session
+    from pipeline.run_cli import overrides_from_args
 
-    cfg = _config(args)
-    url, server = ensure_redis(cfg.redis.url, cfg.redis.data_dir)
-    try:
-        return body(connect(url), cfg, url)
-    finally:
-        if server is not None:
-            server.stop()
+    cfg = load_config(args.config, overrides_from_args(args))
+    with redis_session(cfg.redis.url, cfg.redis.data_dir) as (url, client):
+        return body(client, cfg, url)
+
+
+def _square_size(size, what: str) -> int:
+    """An archive job's detector size (one side): jobs take square sizes only."""
+    from pipeline.errors import ConfigError
+
+    if isinstance(size, str) or size[0] != size[1]:
+        raise ConfigError(f"{what}: {size!r} is not allowed for archive jobs; they take a square size such as 640")
+    return int(size[0])
+
+
+def job_params(args: argparse.Namespace, cfg) -> dict:
+    """The job parameters: the flags given; else, with `-c`, the config's detector and engine; else defaults."""
+    from pipeline.archive.run import JobParams
+
+    chosen = {name: getattr(args, name) for name in ("subject", "smooth", "chunk", "fill", "fill_max_gap")}
+    chosen |= {"detect_every": args.detect_every, "detector": args.detector, "model": args.model,
+               "det_size": None if args.det_size is None else _square_size(args.det_size, "--det-size")}  # fmt: skip
+    if args.config:
+        from_config = {"detect_every": cfg.detector.detect_every, "det_size": _square_size(cfg.detector.input_size, "detector.input_size"),
+                       "detector": cfg.detector.model, "model": cfg.engine.model}  # fmt: skip
+        chosen = {k: from_config[k] if v is None and k in from_config else v for k, v in chosen.items()}
+    return JobParams(**{k: v for k, v in chosen.items() if v is not None}).to_dict()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from pipeline.archive.jobs import submit
-    from pipeline.archive.run import JobParams
 
-    params = JobParams(
-        detect_every=args.detect_every, det_size=args.det_size, detector=args.detector or "",
-        model=args.model, subject=args.subject, smooth=args.smooth, chunk=args.chunk,
-        fill=args.fill, fill_max_gap=args.fill_max_gap,
-    ).to_dict()  # fmt: skip
     paths = expand_paths(args.paths)
 
-    def body(client, _cfg, _url) -> int:
-        _check_names(client, paths, args.out)
+    def body(client, cfg, _url) -> int:
+        params = job_params(args, cfg)
+        _check_names(client, paths, args.output)
         queued = 0
         for path in paths:
-            result = submit(client, path, args.out, params, force=args.force)
+            result = submit(client, path, args.output, params, force=args.force)
             queued += result.queued
             print(f"{result.job_id}  {result.note:<10}  {result.path}")
         print(f"{queued} of {len(paths)} video(s) queued")
@@ -166,7 +175,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_submission(args: argparse.Namespace) -> int:
     from pipeline.archive.submission import write_submission
 
-    for kind, path in write_submission(args.out, args.dest).items():
+    for kind, path in write_submission(args.results, args.output).items():
         print(f"{kind}: {path}")
     return 0
 
@@ -175,9 +184,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.archive.evaluate import evaluate, format_report
 
     report = evaluate(args.pred, args.annotations)  # bad files raise errors the main CLI prints (exit 2)
-    print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
@@ -185,29 +194,30 @@ def register(sub) -> None:
     """Add `archive` (submit, work, status, retry, submission) and `evaluate-abaw` to the main CLI."""
     from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
     from pipeline.archive.subject import POLICIES
+    from pipeline.argtypes import det_size, positive_int
     from pipeline.run_cli import add_common
 
     archive = sub.add_parser("archive", help="reprocess video archives: a Redis job queue, Aff-Wild2 files")
     asub = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
 
-    p = asub.add_parser("submit", help="queue one job per video (files, folders, globs)")
-    add_common(p)
+    p = asub.add_parser("submit", help="queue one job per video (files, folders, globs)",
+                        description="Job parameters not given here come from the -c config's detector and "
+                        "engine sections, else from the defaults shown.")  # fmt: skip
+    add_common(p, detector=True, overrides=True)
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="video file, folder (searched recursively) or glob"
     )
     p.add_argument(
-        "--out", required=True, help="folder for VA/, EXPR/ and summary/ (reachable by the workers)"
+        "-o", "--output", required=True, help="folder for VA/, EXPR/ and summary/ (reachable by the workers)"
     )
     p.add_argument(
         "--force", action="store_true", help="queue videos already done or failed again, from scratch"
     )
     p.add_argument(
-        "--detect-every", type=int, default=1, metavar="N", help="detector on every Nth frame (default 1)"
+        "--detect-every", type=positive_int, metavar="N", help="detector on every Nth frame (default 1)"
     )
-    p.add_argument(
-        "--det-size", type=int, default=640, metavar="PX", help="square detector input (default 640)"
-    )
-    p.add_argument("--model", default="default", help="emotion model .onnx (default: the shipped one)")
+    p.add_argument("--det-size", type=det_size, metavar="PX", help="square detector input (default 640)")
+    p.add_argument("--model", help="emotion model .onnx (default: the shipped one)")
     p.add_argument("--subject", choices=POLICIES, default="largest-track", help="which face is the subject")
     p.add_argument(
         "--smooth", type=int, default=0, metavar="FRAMES", help="centred per-track smoothing window (0 = off)"
@@ -222,8 +232,8 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_submit)
 
     p = asub.add_parser("work", help="process queued jobs with N worker processes")
-    add_common(p)
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    add_common(p, detector=True, overrides=True)
+    p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--until-empty", action="store_true", help="exit 0 once no job is queued or running")
     p.add_argument("--threads", type=int, default=0, help="inference threads per process (default cores / N)")
     p.add_argument(
@@ -248,13 +258,15 @@ def register(sub) -> None:
     p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     p.set_defaults(handler=cmd_retry)
 
-    p = asub.add_parser("submission", help="the ABAW submission files (one per task) from an --out folder")
-    p.add_argument("--out", required=True, help="the `archive submit --out` folder")
-    p.add_argument("--dest", required=True, help="folder for VA.txt and EXPR.txt (outside --out)")
+    p = asub.add_parser("submission", help="the ABAW submission files (one per task) from an archive output folder")
+    p.add_argument("--results", "--out", required=True, metavar="DIR", help="the `archive submit --output` folder")
+    p.add_argument("-o", "--output", "--dest", required=True, metavar="DIR",
+                   help="folder for VA.txt and EXPR.txt (outside --results)")  # fmt: skip
     p.set_defaults(handler=cmd_submission)
 
     p = sub.add_parser("evaluate-abaw", help="ABAW scores (CCC, macro-F1) of Aff-Wild2-format predictions")
     p.add_argument("--pred", required=True, help="predictions folder: an `archive submit --out` folder, or submission files")
     p.add_argument("--annotations", required=True, help="annotation folder (VA and/or EXPR .txt files)")
-    p.add_argument("--json", help="also write the full report here")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON instead of the table")
+    p.add_argument("-o", "--output", metavar="PATH", help="also write the full report (JSON) here")
     p.set_defaults(handler=cmd_evaluate)

@@ -17,25 +17,14 @@ from dataclasses import dataclass, field
 import redis
 
 from pipeline import keys
-from pipeline.consume import Entry, decode_entry, source_of_key
+from pipeline.consume import Entry, decode_entry
 from pipeline.errors import SchemaVersionError
 
 log = logging.getLogger(__name__)
 
-_EVENTS_PREFIX, _EVENTS_SUFFIX = "affect:{", "}:events"
 # The status an event leaves its source in (DESIGN.md event kinds).
 EVENT_STATUS = {"started": "live", "recovered": "live", "reconnecting": "reconnecting",
                 "eof": "down", "error": "down", "down": "down"}  # fmt: skip
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _source_of_events_key(key: str) -> str | None:
-    if key.startswith(_EVENTS_PREFIX) and key.endswith(_EVENTS_SUFFIX):
-        return key[len(_EVENTS_PREFIX) : -len(_EVENTS_SUFFIX)]
-    return None
 
 
 @dataclass
@@ -88,12 +77,12 @@ class DashboardState:
         """Find new streams and seed them with their newest entries."""
         found = []
         for pattern in (keys.frames_key("*"), keys.events_key("*")):
-            found += [_text(k) for k in self.client.scan_iter(match=pattern, count=500, _type="stream")]
+            found += [keys.text(k) for k in self.client.scan_iter(match=pattern, count=500, _type="stream")]
         for key in found:
             if key in self._positions:
                 continue
-            rows = self.client.xrevrange(key, count=1 if key.endswith(_EVENTS_SUFFIX) else self.seed)
-            self._positions[key] = _text(rows[0][0]) if rows else "0-0"
+            rows = self.client.xrevrange(key, count=1 if key.endswith(keys.EVENTS_SUFFIX) else self.seed)
+            self._positions[key] = keys.text(rows[0][0]) if rows else "0-0"
             self._ingest(key, rows[::-1])
         self._last_scan = time.monotonic()
 
@@ -107,26 +96,26 @@ class DashboardState:
         reply = self.client.xread(self._positions, count=1000, block=block_ms)
         n = 0
         for key, rows in reply or []:
-            key = _text(key)
+            key = keys.text(key)
             if rows:
-                self._positions[key] = _text(rows[-1][0])
+                self._positions[key] = keys.text(rows[-1][0])
                 n += self._ingest(key, rows)
         return n
 
     def _ingest(self, key: str, rows) -> int:
         now = time.time()
-        source = source_of_key(key)
+        source = keys.source_of_stream(key)
         with self._lock:
             if source is None:
-                name = _source_of_events_key(key)
+                name = keys.source_of_stream(key, keys.EVENTS_SUFFIX)
                 if name is not None:
                     for _, fields in rows:
-                        self._event(name, {_text(k): _text(v) for k, v in fields.items()})
+                        self._event(name, {keys.text(k): keys.text(v) for k, v in fields.items()})
                 return len(rows)
             state = self._source(source)
             for entry_id, fields in rows:
                 try:
-                    result = decode_entry(fields, source=source, entry_id=_text(entry_id))
+                    result = decode_entry(fields, source=source, entry_id=keys.text(entry_id))
                 except SchemaVersionError as exc:
                     state.bad += 1
                     self.errors += 1
@@ -134,7 +123,7 @@ class DashboardState:
                     continue
                 state.frames += 1
                 state.last_seen = now
-                state.last = Entry(source, _text(entry_id), result)
+                state.last = Entry(source, keys.text(entry_id), result)
                 state.recent.append((result.ts, result.latency_ms))
                 for f in result.faces:
                     self._faces.append((result.ts, source, f.track, f.expr, f.valence, f.arousal))

@@ -67,7 +67,7 @@ def test_cli_prints_table_and_writes_json(tmp_path):
         str(FIX / "pred"),
         "--annotations",
         str(FIX / "annotations"),
-        "--json",
+        "-o",
         str(out),
     )
     assert proc.returncode == 0, proc.stderr

@@ -48,7 +48,7 @@ def test_train_evaluate_export(tmp_path, monkeypatch, capsys):
     assert len((run / "log.jsonl").read_text().splitlines()) == 1
     capsys.readouterr()
 
-    assert main(["evaluate", str(run / "best.pt"), "--json", str(tmp_path / "r.json")]) == 0
+    assert main(["evaluate", str(run / "best.pt"), "-o", str(tmp_path / "r.json")]) == 0
     table = capsys.readouterr().out
     assert "accuracy=" in table and "Neutral" in table
     report = json.loads((tmp_path / "r.json").read_text())
