@@ -1,6 +1,8 @@
-"""Configuration: YAML over packaged defaults, `${ENV}` interpolation, validated once into frozen dataclasses.
+"""Configuration: YAML over the defaults written in the models below, `${ENV}` interpolation, validated
+once into frozen typed dataclasses (`settings.typed`: pydantic).
 
 A bad key or value fails at start with its dotted path and what is allowed, never deep inside a worker.
+`affectstream config schema` prints the JSON Schema of `Config`, `config show` its `resolved` form.
 """
 
 from __future__ import annotations
@@ -9,142 +11,165 @@ import dataclasses
 import glob
 import os
 import re
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.masking import mask_url, register_url, strip_userinfo
+from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 from pipeline.redis_conn import check_redis_url
-from pipeline.sources import SourceSpec
-from pipeline.typed import build
+from pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec
+from settings import env
+from settings.interpolate import UnsetVariable, expand
+from settings.typed import Range, typed, validate
+from settings.typed import json_schema as schema_of
 
 
-@dataclass(frozen=True)
+def _from_env(name: str, default: str) -> Any:
+    return dataclasses.field(default_factory=lambda: os.environ.get(name, default))
+
+
+def _strides(size: tuple[int, int]) -> tuple[int, int]:
+    if any(v % 32 for v in size):
+        raise ValueError(f"{list(size)} is not allowed; each side must be a multiple of 32 (SCRFD's strides), "
+                         "e.g. [640, 640], or \"auto\"")  # fmt: skip
+    return size
+
+
+@typed(ConfigError)
 class RedisConfig:
-    url: str = ""
+    url: str = _from_env(env.REDIS_URL, "")
+    """Redis URL (default: $AFFECTSTREAM_REDIS_URL); empty: start an embedded redis-server under data_dir."""
     data_dir: str = "var/redis"
-    maxlen: int = 100_000
+    maxlen: Annotated[int, Range(1, 10**10)] = 100_000
+    """XADD MAXLEN ~ per results stream."""
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str) -> str:
+        if url:
+            try:
+                check_redis_url(url)  # also registers its password for masking
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return url
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class DetectorConfig:
-    model: str = "buffalo_sc"
+    model: str = _from_env(env.DETECTOR, "buffalo_sc")
+    """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else buffalo_sc)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
-    input_size: tuple[int, int] | Literal["auto"] = (640, 640)
-    threshold: float = 0.5
-    detect_every: int = 1
+    """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""
+    input_size: Annotated[tuple[int, int], Range(32, 1920), AfterValidator(_strides)] | Literal["auto"] = (640, 640)
+    """Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640)."""
+    threshold: Annotated[float, Range(0.0, 1.0)] = 0.5
+    detect_every: Annotated[int, Range(1, 1000)] = 1
+    """>1: the IoU tracker carries boxes between detections."""
     providers: tuple[str, ...] = ()
+    """ONNX Runtime providers; empty = CPU (CUDA when onnxruntime-gpu)."""
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class EngineConfig:
     backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
-    model: str = "default"
-    max_batch: int = 32
+    model: str = _from_env(env.MODEL, "default")
+    """"default" = the shipped model (its INT8 copy on CPU ONNX Runtime), or an .onnx path
+    (default: $AFFECTSTREAM_MODEL)."""
+    max_batch: Annotated[int, Range(1, 4096)] = 32
     precision: Literal["fp32", "fp16", "int8"] = "fp16"
+    """TensorRT precision."""
     cache_dir: str = "var/engines"
     calibration_dir: str = ""
-    threads: int = 0
+    threads: Annotated[int, Range(0, 1024)] = 0
+    """ONNX Runtime intra-op threads; 0 = the library default."""
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class BatchConfig:
-    max_batch: int = 32
-    max_wait_ms: float = 10.0
-    file_max_wait_ms: float = 100.0  # a worker with only file sources: no one waits on a frame
+    max_batch: Annotated[int, Range(1, 4096)] = 32
+    """Faces per engine call, across all sources of a worker."""
+    max_wait_ms: Annotated[float, Range(0, 10_000)] = 10.0
+    file_max_wait_ms: Annotated[float, Range(0, 60_000)] = 100.0
+    """Workers with only file sources: no one waits on a frame, so fuller batches, less engine CPU per face."""
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class SmoothingConfig:
-    window: int = 1
+    window: Annotated[int, Range(1, 1000)] = 1
+    """>1: average each face track's last N frames (causal, no added latency)."""
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class WorkersConfig:
-    count: int = 1
-    heartbeat_s: float = 2.0
-    stale_after_s: float = 15.0
-    restart_backoff_s: float = 1.0
+    count: Annotated[int, Range(1, 256)] = 1
+    heartbeat_s: Annotated[float, Range(0.1, 3600)] = 2.0
+    stale_after_s: Annotated[float, Range(0.5, 86_400)] = 15.0
+    restart_backoff_s: Annotated[float, Range(0, 3600)] = 1.0
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _above_heartbeat(cls, stale: float, info: ValidationInfo) -> float:
+        beat = info.data.get("heartbeat_s", 0.0)
+        if stale <= beat:
+            raise ValueError(f"{stale} must be above workers.heartbeat_s ({beat}), or every worker looks stale")
+        return stale
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class MetricsConfig:
     host: str = "127.0.0.1"
-    port: int = 0
+    port: Annotated[int, Range(0, 65535)] = 0
+    """Prometheus endpoint of the first worker (the others take the next ports); 0 = off."""
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class Config:
-    redis: RedisConfig = field(default_factory=RedisConfig)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    batch: BatchConfig = field(default_factory=BatchConfig)
-    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    workers: WorkersConfig = field(default_factory=WorkersConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
+    detector: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    batch: BatchConfig = dataclasses.field(default_factory=BatchConfig)
+    smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)
+    workers: WorkersConfig = dataclasses.field(default_factory=WorkersConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     sources: tuple[SourceSpec, ...] = ()
+    """Files, folders or globs of videos, rtsp://, http(s):// URLs or /dev/video* devices."""
+
+    @model_validator(mode="after")
+    def _rules_between_sections(self) -> Config:
+        if self.metrics.port and self.metrics.port + self.workers.count - 1 > 65535:
+            raise ValueError(f"metrics.port: {self.metrics.port} + one port per worker ({self.workers.count}) "
+                             "goes past 65535")  # fmt: skip
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
+        for i, spec in enumerate(self.sources):
+            if spec.kind == "file":
+                _check_video_file(i, spec.url.removeprefix("file://"))
+        return self
 
 
-# Allowed range of every number (dotted path -> (smallest, largest)); a list is checked element-wise.
-_RANGES = {
-    "redis.maxlen": (1, 10**10),
-    "detector.input_size": (32, 1920), "detector.threshold": (0.0, 1.0), "detector.detect_every": (1, 1000),
-    "engine.max_batch": (1, 4096), "engine.threads": (0, 1024),
-    "batch.max_batch": (1, 4096), "batch.max_wait_ms": (0, 10_000), "batch.file_max_wait_ms": (0, 60_000),
-    "smoothing.window": (1, 1000),
-    "workers.count": (1, 256), "workers.heartbeat_s": (0.1, 3600), "workers.stale_after_s": (0.5, 86_400),
-    "workers.restart_backoff_s": (0, 3600),
-    "metrics.port": (0, 65535),
-}  # fmt: skip
-
-
-def _check(cfg: Config) -> Config:
-    """Rules between values, or beyond one value's range."""
-    size = cfg.detector.input_size
-    if size != "auto" and any(v % 32 for v in size):
-        raise ConfigError(f"detector.input_size: {list(size)} is not allowed; each side must be a multiple of 32 "
-                          "(SCRFD's strides), e.g. [640, 640], or \"auto\"")  # fmt: skip
-    if cfg.workers.stale_after_s <= cfg.workers.heartbeat_s:
-        raise ConfigError(f"workers.stale_after_s: {cfg.workers.stale_after_s} must be above workers.heartbeat_s "
-                          f"({cfg.workers.heartbeat_s}), or every worker looks stale")  # fmt: skip
-    if cfg.metrics.port and cfg.metrics.port + cfg.workers.count - 1 > 65535:
-        raise ConfigError(f"metrics.port: {cfg.metrics.port} + one port per worker ({cfg.workers.count}) "
-                          "goes past 65535")  # fmt: skip
-    if cfg.redis.url:
-        check_redis_url(cfg.redis.url)
-    for i, spec in enumerate(cfg.sources):
-        if spec.kind == "file":
-            _check_video_file(i, spec.url.removeprefix("file://"))
-    return cfg
+_SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name != "sources"]
 
 
 def _check_video_file(i: int, url: str) -> None:
     """A file source must exist and look like a video (as `archive` refuses other files)."""
     path = Path(url).expanduser()
     if not path.is_file():
-        raise ConfigError(f"sources[{i}].url: {url!r} does not exist or is not a file")
+        raise ValueError(f"sources[{i}].url: {url!r} does not exist or is not a file")
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ConfigError(f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})")
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+        raise ValueError(f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})")
 
 
 def _interpolate(value: Any, path: str) -> Any:
     if isinstance(value, str):
-
-        def repl(m: re.Match) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"{path}: environment variable {name} is not set (write ${{{name}:-default}})")
-
-        return _ENV.sub(repl, value)
+        try:
+            return expand(value)
+        except UnsetVariable as exc:
+            raise ConfigError(f"{path}: environment variable {exc.name} is not set (write ${{{exc.name}:-default}})") from None
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -160,10 +185,6 @@ def _merge(base: dict, over: dict) -> dict:
         else:
             out[key] = value
     return out
-
-
-def packaged_defaults() -> dict:
-    return yaml.safe_load(resources.files("pipeline").joinpath("defaults.yaml").read_text())
 
 
 def _parse_sources(raw: Any) -> list[dict]:
@@ -190,9 +211,6 @@ def _parse_sources(raw: Any) -> list[dict]:
             name = source_name_from_url(str(path))
             out.append({**item, "url": str(path), "name": f"{prefix}-{name}" if prefix else name})
     return out
-
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ts", ".m4v", ".flv", ".mpg", ".mpeg")
 
 
 def expand_local(url: str) -> list[Path] | None:
@@ -227,28 +245,27 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         overrides: Nested mapping applied last (what command-line flags set); `sources` here are
             appended to the file's sources.
     """
-    data = packaged_defaults()
+    data: dict = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(user, dict):
+        if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
-        data = _merge(data, user)
     overrides = dict(overrides or {})
     extra_sources = overrides.pop("sources", [])
-    data = _merge(data, overrides)
-    data = _interpolate(data, "")
+    data = _interpolate(_merge(data, overrides), "")
     data["sources"] = _parse_sources(data.get("sources")) + _parse_sources(extra_sources)
-    names = [s["name"] for s in data["sources"]]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
-    cfg = _check(build(Config, data, error=ConfigError, minimum=_RANGES))
+    for section in _SECTIONS:  # validated from a mapping, so that errors carry the section's path
+        data.setdefault(section, {})
+    try:
+        cfg = validate(Config, data, ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(mask_text(str(exc))) from None
     for spec in cfg.sources:  # (the Redis URL's were registered when it was checked)
         register_url(spec.url)  # masked wherever they appear from now on
     return cfg
@@ -256,9 +273,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 def json_schema() -> dict:
     """JSON Schema of the pipeline configuration (`affectstream config schema`)."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Config).json_schema()
+    return schema_of(Config)
 
 
 def resolved(cfg: Config) -> dict:

@@ -1,1 +1,3 @@
-"""Settings shared by the runtime and training: typed config models and their loading."""
+"""What both the runtime (`pipeline`) and `training` need to read settings: typed models on pydantic with
+the house error messages (`typed`), `${ENV}` interpolation, the `--set KEY=VALUE` parser (`overrides`) and
+the names of the environment variables (`env`)."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import ValidationInfo, field_validator
 
 from pipeline.errors import SourceError
 from pipeline.masking import mask_url
+from settings.typed import Range, typed
 
 KINDS = ("file", "rtsp", "http", "device")
 RTSP_TRANSPORTS = ("tcp", "udp", "udp_multicast", "http", "https")
+# What a file source, a folder of sources and an archive job accept (FFmpeg reads more, e.g. text as "tty").
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ts", ".m4v", ".flv", ".mpg", ".mpeg")
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 _SCHEME_KINDS = {"rtsp": "rtsp", "rtsps": "rtsp", "http": "http", "https": "http", "file": "file"}
+_SECONDS = Annotated[float, Range(0, 3600, open_low=True)]
 
 
 class SourceSpecError(SourceError, ValueError):
@@ -35,12 +39,19 @@ def kind_from_url(url: str) -> str:
     Raises:
         SourceSpecError: The URL has a scheme that no source kind reads.
     """
+    try:
+        return _guess_kind(url)
+    except ValueError as exc:
+        raise SourceSpecError(f"SourceSpec.url: {exc}") from None
+
+
+def _guess_kind(url: str) -> str:
     match = _SCHEME.match(url)
     if match:
         scheme = match["scheme"].lower()
         if scheme not in _SCHEME_KINDS:
-            raise SourceSpecError(
-                f"SourceSpec.url: unsupported scheme {scheme!r} in {mask_url(url)!r}; "
+            raise ValueError(
+                f"unsupported scheme {scheme!r} in {mask_url(url)!r}; "
                 f"allowed: {', '.join(sorted(_SCHEME_KINDS))}:// or a file path or /dev/video*"
             )
         return _SCHEME_KINDS[scheme]
@@ -49,7 +60,7 @@ def kind_from_url(url: str) -> str:
     return "file"
 
 
-@dataclass(frozen=True)
+@typed(SourceSpecError, prefix="SourceSpec")
 class SourceSpec:
     """One video source and how to read it.
 
@@ -74,74 +85,64 @@ class SourceSpec:
     kind: Literal["file", "rtsp", "http", "device"] | None = None
     live: bool | None = None
     rtsp_transport: Literal["tcp", "udp", "udp_multicast", "http", "https"] = "tcp"
-    timeout_s: float = 5.0
-    silent_after_s: float = 5.0
-    backoff_first_s: float = 0.5
-    backoff_cap_s: float = 5.0
-    queue_size: int = 8
+    timeout_s: _SECONDS = 5.0
+    silent_after_s: _SECONDS = 5.0
+    backoff_first_s: _SECONDS = 0.5
+    backoff_cap_s: _SECONDS = 5.0
+    queue_size: Annotated[int, Range(1, 10_000)] = 8
     realtime: bool = False
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise SourceSpecError(f"SourceSpec.name: expected a non-empty string, got {self.name!r}")
-        if not isinstance(self.url, str) or not self.url.strip():
-            raise SourceSpecError(
-                f"SourceSpec.url of {self.name!r}: expected a path or URL, got {self.url!r}"
-            )
-        guessed = kind_from_url(self.url)
-        kind = self.kind if self.kind is not None else guessed
-        if kind not in KINDS:
-            raise SourceSpecError(
-                f"SourceSpec.kind of {self.name!r}: {kind!r} is not allowed; allowed: {', '.join(KINDS)}"
-            )
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError(f"expected a non-empty string, got {name!r}")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _readable(cls, url: str) -> str:
+        if not url.strip():
+            raise ValueError(f"expected a path or URL, got {url!r}")
+        _guess_kind(url)
+        return url
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_of_url(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        if "url" not in info.data:
+            return kind  # the url's own error is reported
+        guessed = _guess_kind(info.data["url"])
         # A local path may be a file or a device (e.g. /dev/v4l/by-id/...); a URL scheme decides alone.
-        if kind != guessed and not (guessed in ("file", "device") and kind in ("file", "device")):
-            raise SourceSpecError(
-                f"SourceSpec.kind of {self.name!r}: {kind!r} does not match url {mask_url(self.url)!r} "
-                f"(which is a {guessed!r} source); leave kind out to guess it from the url"
+        if kind is not None and kind != guessed and not {kind, guessed} <= {"file", "device"}:
+            raise ValueError(
+                f"{kind!r} does not match url {mask_url(info.data['url'])!r} (which is a {guessed!r} source); "
+                "leave kind out to guess it from the url"
             )
-        object.__setattr__(self, "kind", kind)
-        if self.live is None:
-            object.__setattr__(self, "live", kind != "file")
-        elif not isinstance(self.live, bool):
-            raise SourceSpecError(
-                f"SourceSpec.live of {self.name!r}: expected true, false or None, got {self.live!r}"
+        return kind or guessed
+
+    @field_validator("live")
+    @classmethod
+    def _live_unless_file(cls, live: bool | None, info: ValidationInfo) -> bool | None:
+        return info.data.get("kind") != "file" if live is None else live
+
+    @field_validator("backoff_cap_s")
+    @classmethod
+    def _cap_above_first(cls, cap: float, info: ValidationInfo) -> float:
+        first = info.data.get("backoff_first_s", 0.0)
+        if cap < first:
+            raise ValueError(f"{cap!r} is below backoff_first_s {first!r}; the cap must be >= the first delay")
+        return cap
+
+    @field_validator("realtime")
+    @classmethod
+    def _pace_files_only(cls, realtime: bool, info: ValidationInfo) -> bool:
+        kind = info.data.get("kind")
+        if realtime and kind not in (None, "file"):
+            raise ValueError(
+                f"only file sources can be paced; a {kind} source already delivers frames at its own rate"
             )
-        if self.rtsp_transport not in RTSP_TRANSPORTS:
-            raise SourceSpecError(
-                f"SourceSpec.rtsp_transport of {self.name!r}: {self.rtsp_transport!r} is not allowed; "
-                f"allowed: {', '.join(RTSP_TRANSPORTS)}"
-            )
-        for field in ("timeout_s", "silent_after_s", "backoff_first_s", "backoff_cap_s"):
-            value = getattr(self, field)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-                or value > 3600
-            ):
-                raise SourceSpecError(
-                    f"SourceSpec.{field} of {self.name!r}: expected seconds > 0 and at most 3600, got {value!r}"
-                )
-        if self.backoff_cap_s < self.backoff_first_s:
-            raise SourceSpecError(
-                f"SourceSpec.backoff_cap_s of {self.name!r}: {self.backoff_cap_s!r} is below "
-                f"backoff_first_s {self.backoff_first_s!r}; the cap must be >= the first delay"
-            )
-        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or not 1 <= self.queue_size <= 10_000:
-            raise SourceSpecError(
-                f"SourceSpec.queue_size of {self.name!r}: expected an integer from 1 to 10000, got {self.queue_size!r}"
-            )
-        if not isinstance(self.realtime, bool):
-            raise SourceSpecError(
-                f"SourceSpec.realtime of {self.name!r}: expected true or false, got {self.realtime!r}"
-            )
-        if self.realtime and kind != "file":
-            raise SourceSpecError(
-                f"SourceSpec.realtime of {self.name!r}: only file sources can be paced; a {kind} source "
-                "already delivers frames at its own rate"
-            )
+        return realtime
 
     @property
     def safe_url(self) -> str:

@@ -1,0 +1,38 @@
+"""`${NAME}` and `${NAME:-default}` in setting values, from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class UnsetVariable(KeyError):
+    """A `${NAME}` without a default names a variable that is not set; `name` says which."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def expand(text: str, fallbacks: Mapping[str, str] | None = None) -> str:
+    """`text` with every `${NAME}` replaced by the variable's value, else its written default, else
+    `fallbacks[NAME]`.
+
+    Raises:
+        UnsetVariable: A variable is not set and has neither a default nor a fallback.
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        if fallbacks and name in fallbacks:
+            return fallbacks[name]
+        raise UnsetVariable(name)
+
+    return _VAR.sub(sub, text)
