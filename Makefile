@@ -28,8 +28,10 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow"
 
+# Style, and the import contract of pyproject.toml [tool.importlinter]: the layers and no cycles.
 lint: $(VENV)/.dev
-	$(BIN)/ruff check pipeline engines training tests bench
+	$(BIN)/ruff check pipeline engines training scoring settings tests bench
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.runtime
 	$(BIN)/python -m bench
