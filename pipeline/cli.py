@@ -17,6 +17,7 @@ from pipeline.errors import (
     extra_for,
 )
 from pipeline.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, LEVELS
+from scoring.errors import ScoringError
 
 DESCRIPTION = "Facial expression and valence-arousal of faces in cameras and video archives, to Redis Streams."
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         _export_logging(args)
         setup_logging()
         code = int(args.handler(args) or 0)
-    except (AffectstreamError, EngineError) as exc:
+    except (AffectstreamError, EngineError, ScoringError) as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
