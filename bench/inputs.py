@@ -79,9 +79,9 @@ def iter_bgr(path: Path, limit: int = 0) -> Iterator[np.ndarray]:
     """BGR frames of a video, decoded as the archive sources do (frame threading on)."""
     from itertools import islice
 
-    from pipeline.render import decode_bgr
+    from pipeline.sources import read_video
 
-    return islice(decode_bgr(path), limit or None)
+    return islice((frame.image for frame in read_video(path)), limit or None)
 
 
 def _encode(out: Path, frames: Iterator[np.ndarray], fps: int, size: tuple[int, int]) -> Path:

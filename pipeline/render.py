@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import AffectstreamError, SourceError
+from pipeline.sources import VideoInfo, probe, read_video
 from pipeline.types import FaceResult, FrameResult
 
 log = logging.getLogger(__name__)
@@ -38,47 +39,6 @@ def expr_colour(label: str) -> tuple[int, int, int]:
         return known
     h = zlib.crc32(label.encode())
     return (80 + h % 150, 80 + (h >> 8) % 150, 80 + (h >> 16) % 150)
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the output must reproduce: frame size, frame rate and (when the container knows) count."""
-
-    width: int
-    height: int
-    rate: Fraction
-    frames: int
-
-
-def probe(path: str | Path) -> VideoInfo:
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"video {path} does not exist")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SourceError(f"{path} has no video stream")
-            s = container.streams.video[0]
-            rate = s.average_rate or s.guessed_rate or Fraction(25)
-            return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(rate), int(s.frames or 0))
-    except av.FFmpegError as exc:
-        raise SourceError(f"{path} cannot be opened as a video: {exc}") from exc
-
-
-def decode_bgr(path: str | Path) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream, in decode order, as BGR arrays."""
-    import av
-
-    from pipeline.sources import BgrConverter
-
-    to_bgr = BgrConverter()
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield to_bgr(frame)
 
 
 def _bar(img: np.ndarray, x: int, y: int, w: int, value: float | None, name: str, colour) -> None:
@@ -192,7 +152,7 @@ def render_pairs(pairs: Iterable[tuple[np.ndarray, FrameResult | None]], out: st
     t0 = time.monotonic()
     results: list[FrameResult] = []
     faces = missing = 0
-    with VideoWriter(out, info.width, info.height, info.rate) as writer:
+    with VideoWriter(out, info.width, info.height, info.rate or Fraction(25)) as writer:
         for index, (img, result) in enumerate(pairs):
             if img.shape[1] != info.width or img.shape[0] != info.height:
                 raise SourceError(f"frame {index} is {img.shape[1]}x{img.shape[0]}, not {info.width}x{info.height}")
@@ -225,7 +185,7 @@ def render_from_stream(video: str | Path, out: str | Path, client, source: str, 
     by_frame = {e.result.frame: e.result for e in read_all(client, source)}
     if not by_frame:
         raise AffectstreamError(f"results stream of source {source!r} is empty or missing; run the pipeline first")
-    pairs = ((img, by_frame.get(i)) for i, img in enumerate(decode_bgr(video)))
+    pairs = ((frame.image, by_frame.get(frame.index)) for frame in read_video(video))
     stats = render_pairs(pairs, out, info, plots_dir)
     if stats.missing:
         log.warning("%d of %d frames had no result in the stream of %r", stats.missing, stats.frames, source)

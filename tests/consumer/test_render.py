@@ -8,7 +8,8 @@ import pytest
 from pipeline.cli import main as cli_main
 from pipeline.publish import ResultPublisher
 from pipeline.redis_conn import connect
-from pipeline.render import decode_bgr, probe, render_live
+from pipeline.render import render_live
+from pipeline.sources import probe, read_video
 from tests.conftest import need_shared
 
 
@@ -80,4 +81,4 @@ def test_render_errors_name_the_problem(tmp_path, redis_url):
     video = need_shared("media", "videos", "single_face.mp4")
     assert cli_main(["render", str(video), "-o", str(tmp_path / "x.mp4"), "--redis", redis_url,
                      "--source", "nothing-here"]) == 2  # fmt: skip
-    assert sum(1 for _ in decode_bgr(video)) == 72
+    assert sum(1 for _ in read_video(video)) == 72
