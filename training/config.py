@@ -1,4 +1,4 @@
-"""Training recipes: YAML validated once into frozen dataclasses.
+"""Training recipes: YAML validated once into frozen typed dataclasses (`settings.typed`).
 
 ``${AFFECTSTREAM_SHARED}`` and other ``${VAR}`` references in string values are expanded; the shared
 folder defaults to ``../shared`` beside the repository. Relative file paths resolve against the repository.
@@ -7,40 +7,41 @@ folder defaults to ``../shared`` beside the repository. Relative file paths reso
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pipeline.typed import build
+from settings import env
+from settings.interpolate import UnsetVariable
+from settings.interpolate import expand as expand_env
+from settings.typed import typed, validate
 from training.errors import ConfigError
 from training.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class DataConfig:
-    dataset: str = "ferplus"
+    dataset: Literal["ferplus", "affectnet", "affwild2", "afew_va"] = "ferplus"
     root: str = "${AFFECTSTREAM_SHARED}/data/ferplus"
     train_split: str = "train"
     val_split: str = "valid"
-    label_set: str = "ferplus8"
+    label_set: Literal["affectnet7", "affectnet8", "ferplus8", "affwild2_8", "affwild2_7"] = "ferplus8"
     input_size: int = 64
-    colour: str = "gray"
+    colour: Literal["gray", "rgb"] = "gray"
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
     weak_va: bool = True
     # Centroid table for the weak VA targets (training.labels.VA_CENTROID_TABLES). The default is the table
     # older checkpoints were trained with; new FER+ recipes name affectnet_rank, whose source allows this use.
-    va_centroids: str = "affectnetc25"
+    va_centroids: Literal["affectnetc25", "affectnet_rank"] = "affectnetc25"
     eye_level: bool = False  # AffectNet: rotate crops so the eyes are level (from the 68 landmarks)
     frame_step: int = 1  # Aff-Wild2: keep every n-th annotated frame
     limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class GraphConfig:
     embeddings: str = "configs/graph/label_embeddings.json"
     rho: str = "configs/graph/ferplus8_rho.json"
@@ -48,19 +49,19 @@ class GraphConfig:
     p: float = 0.5
     # "formula" (A, as ML-GCN's formula is written) or "authors" (A^T, as the authors' released code
     # computes it); see training.graph.ORIENTATIONS. Paper recipes use "authors".
-    orientation: str = "formula"
+    orientation: Literal["formula", "authors"] = "formula"
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class LossConfig:
     # soft: CE against vote distributions; weighted: CE with w_c ~ 1/count_c; unweighted: plain CE on the label
-    ce: str = "soft"
+    ce: Literal["soft", "weighted", "unweighted"] = "soft"
     va_weight: float = 1.0
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class OptimConfig:
-    name: str = "sgd"
+    name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
@@ -71,7 +72,7 @@ class OptimConfig:
     batch_size: int = 64
     epochs: int = 20
     warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # cosine | constant | step (x step_gamma every step_epochs epochs, torch's StepLR)
+    schedule: Literal["cosine", "constant", "step"] = "cosine"  # step: x step_gamma every step_epochs epochs (torch's StepLR)
     step_epochs: int = 10
     step_gamma: float = 0.1
     # >0: stop when validation accuracy has not improved for this many epochs (the authors: 10).
@@ -84,7 +85,7 @@ class OptimConfig:
     keep_epochs: int = 0
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class AugmentConfig:
     hflip: bool = True
     rotate: float = 15.0
@@ -93,7 +94,7 @@ class AugmentConfig:
     erase: float = 0.0
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class ExportConfig:
     model_id: str = "mtlgcn-ferplus"
     template: str = "configs/model/ferplus_template.json"
@@ -102,7 +103,7 @@ class ExportConfig:
     flip_average: bool = False
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class Recipe:
     name: str = "mtlgcn_ferplus"
     seed: int = 0
@@ -118,21 +119,12 @@ class Recipe:
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
-_VAR = re.compile(r"\$\{(\w+)\}")
-
-
 def expand(value: str) -> str:
     """Expand ``${VAR}``; AFFECTSTREAM_SHARED defaults to ../shared beside the repository."""
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name == "AFFECTSTREAM_SHARED":
-            return os.environ.get(name, str(REPO.parent / "shared"))
-        if name not in os.environ:
-            raise ConfigError(f"recipe references ${{{name}}}, which is not set in the environment")
-        return os.environ[name]
-
-    return _VAR.sub(sub, value)
+    try:
+        return expand_env(value, {env.SHARED: str(REPO.parent / "shared")})
+    except UnsetVariable as exc:
+        raise ConfigError(f"recipe references ${{{exc.name}}}, which is not set in the environment") from None
 
 
 def resolve_path(value: str) -> Path:
@@ -142,7 +134,7 @@ def resolve_path(value: str) -> Path:
 
 def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
     """Validate a parsed recipe (unknown keys and wrong types raise ConfigError naming the key)."""
-    return build(Recipe, raw, error=ConfigError)
+    return validate(Recipe, raw, ConfigError)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

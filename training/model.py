@@ -9,19 +9,20 @@ Heads:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from settings.typed import typed
 from training.errors import ConfigError
 
 HEADS = ("linear", "multitask", "mtlgcn")
 
 
-@dataclass(frozen=True)
+@typed(ConfigError)
 class ModelConfig:
     """What builds a model; saved in every checkpoint so it rebuilds without the recipe."""
 

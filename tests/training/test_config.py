@@ -48,3 +48,25 @@ def test_numbers_written_as_strings_are_read_as_numbers():
 def test_overrides():
     r = load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml", {"optim.epochs": 2, "model.head": "linear"})
     assert r.optim.epochs == 2 and r.model.head == "linear"
+
+
+def test_recipe_choices_are_the_registries():
+    """The recipe's Literal choices and the registries that act on them name the same values."""
+    from typing import get_args, get_type_hints
+
+    from training.config import DataConfig, GraphConfig, LossConfig, OptimConfig
+    from training.data import DATASETS
+    from training.graph import ORIENTATIONS
+    from training.labels import LABEL_SETS, VA_CENTROID_TABLES
+    from training.losses import CE_MODES
+    from training.train import SCHEDULES
+
+    def choices(cls, name):
+        return set(get_args(get_type_hints(cls)[name]))
+
+    assert choices(DataConfig, "dataset") == set(DATASETS)
+    assert choices(DataConfig, "label_set") == set(LABEL_SETS)
+    assert choices(DataConfig, "va_centroids") == set(VA_CENTROID_TABLES)
+    assert choices(GraphConfig, "orientation") == set(ORIENTATIONS)
+    assert choices(LossConfig, "ce") == set(CE_MODES)
+    assert choices(OptimConfig, "schedule") == set(SCHEDULES)
