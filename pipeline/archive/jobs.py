@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from pipeline.keys import JOBS_GROUP, JOBS_INDEX, JOBS_STREAM, frames_key, job_key
+from pipeline.keys import text as _text
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)
@@ -81,10 +82,14 @@ def source_id_for(path: str | Path, job_id: str) -> str:
     return f"{stem}-{job_id[:8]}"
 
 
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
+def entry_id(frame: int) -> str:
+    """Stream entry id of frame `frame` (0-based) in a job's frames stream: its index in the millisecond part."""
+    return f"{frame}-1"
+
+
+def frame_of(entry: bytes | str) -> int:
+    """The frame index of a job's frames-stream entry id (the inverse of `entry_id`)."""
+    return int(_text(entry).split("-", 1)[0])
 
 
 def ensure_group(client: redis.Redis) -> None:

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.archive.fill import fill_predictions
+from pipeline.archive.jobs import frame_of
 from pipeline.archive.subject import Choice, choose, rank_tracks
-from pipeline.keys import frames_key
+from pipeline.errors import JobFailed
+from pipeline.keys import frames_key, text
 from pipeline.smooth import smooth_centred
 from scoring.abaw import ABAW_EXPR, abaw_probs, expr_text, va_text, write_atomic
 
@@ -34,8 +36,6 @@ def read_frames(client, source: str, n: int) -> list[list[dict]]:
     Raises:
         JobFailed: A frame has no entry (the stream was trimmed or deleted under the job).
     """
-    from pipeline.archive.run import JobFailed, frame_of
-
     key = frames_key(source)
     frames: list[list[dict] | None] = [None] * n
     lo = "-"
@@ -47,7 +47,7 @@ def read_frames(client, source: str, n: int) -> list[list[dict]]:
             i = frame_of(eid)
             if i < n:
                 frames[i] = json.loads(data[b"faces"])
-        lo = "(" + (page[-1][0].decode() if isinstance(page[-1][0], bytes) else page[-1][0])
+        lo = "(" + text(page[-1][0])
     missing = [i for i, f in enumerate(frames) if f is None]
     if missing:
         raise JobFailed(
@@ -162,8 +162,6 @@ def write_outputs(client, job, params, info: dict, n: int, model_id: str) -> dic
     try:
         files = write_video(out, video, pred)
     except OSError as exc:
-        from pipeline.archive.run import JobFailed
-
         raise JobFailed(
             f"cannot write the results to {out}: {exc}; fix the folder and `archive retry`"
         ) from exc

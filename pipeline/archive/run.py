@@ -27,20 +27,18 @@ from dataclasses import asdict, dataclass, fields
 
 from pipeline.archive import jobs
 from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
+from pipeline.archive.jobs import entry_id, frame_of
 from pipeline.archive.subject import POLICIES
-from pipeline.errors import AffectstreamError, ConfigError
+from pipeline.errors import ConfigError, JobFailed, SourceError
 from pipeline.keys import frames_key, job_key
 from pipeline.masking import mask_text
+from pipeline.sources import DecodeStats, TruncatedVideo, read_video
+from pipeline.sources import probe as probe_video
 from pipeline.types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
 
 STITCH_IOU = 0.3
-NOT_VIDEO_FORMATS = ("tty", "image2", "image2pipe", "lavfi", "bin", "txt")
-
-
-class JobFailed(AffectstreamError):
-    """The job cannot succeed as it stands (unreadable or corrupt video, bad parameters); message = reason."""
 
 
 class JobLost(Exception):
@@ -108,73 +106,37 @@ class JobParams:
         return asdict(self)
 
 
-def entry_id(frame: int) -> str:
-    """Stream entry id of frame `frame` (0-based): its index in the millisecond part."""
-    return f"{frame}-1"
-
-
-def frame_of(entry: bytes | str) -> int:
-    return int(jobs._text(entry).split("-", 1)[0])
-
-
 def probe(path: str) -> dict:
-    """Declared frame count (0 if the container does not say), fps and size of the first video stream."""
-    import av
+    """Declared frame count (0 if the container does not say), fps and size of the video's first stream.
 
-    if not os.path.isfile(path):
-        raise JobFailed(f"{path}: no such file")
+    Raises:
+        JobFailed: The file is missing or not a readable video (`pipeline.sources.probe`).
+    """
     try:
-        with av.open(path) as container:
-            fmt = container.format.name
-            # FFmpeg "plays" text (tty: rendered as ANSI art) and still images as one-stream videos
-            if fmt in NOT_VIDEO_FORMATS or fmt.endswith("_pipe"):
-                raise JobFailed(
-                    f"{path} is not a readable video: FFmpeg reads it as {container.format.long_name}"
-                )
-            if not container.streams.video:
-                raise JobFailed(f"{path} is not a readable video: it has no video stream")
-            s = container.streams.video[0]
-            fps = float(s.average_rate or s.guessed_rate or 0)
-            return {"frames": int(s.frames or 0), "fps": fps, "width": s.codec_context.width,
-                    "height": s.codec_context.height}  # fmt: skip
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise JobFailed(
-            f"{path} is not a readable video: {mask_text(str(exc) or type(exc).__name__)}"
-        ) from exc
+        info = probe_video(path)
+    except SourceError as exc:
+        raise JobFailed(str(exc)) from exc
+    return {"frames": info.frames, "fps": info.fps, "width": info.width, "height": info.height}
 
 
-def iter_frames(path: str, source: str, start: int, stats: dict | None = None) -> Iterator[Frame]:
-    """Every frame from index `start` on, decoded in order.
+def iter_frames(path: str, source: str, start: int, stats: DecodeStats) -> Iterator[Frame]:
+    """Every frame from index `start` on (`pipeline.sources.read_video`); a decode failure fails the job.
 
-    Earlier frames are decoded and skipped rather than seeked past: a seek lands on a key frame and would
-    make the index uncertain. `stats["discarded"]` counts packets the container marks as not for display
-    (edit lists): the declared frame count includes them, the decoded frames do not.
+    Strict: no undecodable packet is skipped, as that would shift the index of every later frame.
+    `stats.discarded` counts packets the container marks as not for display (edit lists): the declared
+    frame count includes them, the decoded frames do not.
     """
     import av
 
-    from pipeline.sources import BgrConverter
-
-    stats = {} if stats is None else stats
-    stats["discarded"] = 0
-    index = -1
     try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"  # frame threads: bit-exact, and 2-3x faster for archives
-            tb = float(stream.time_base or 0)
-            rate = float(stream.average_rate or 25)
-            to_bgr = BgrConverter()
-            for packet in container.demux(stream):
-                stats["discarded"] += bool(packet.is_discard)
-                for frame in packet.decode():
-                    index += 1
-                    if index < start:
-                        continue
-                    pts = float(frame.pts * tb) if frame.pts is not None and tb else index / rate
-                    yield Frame(source, index, pts, time.time(), to_bgr(frame))
+        yield from read_video(path, name=source, start=start, stats=stats)
+    except TruncatedVideo as exc:
+        raise JobFailed(
+            f"{path}: truncated or corrupt: decoded {stats.decoded} of the {exc.declared} frames it declares"
+        ) from exc
     except av.error.FFmpegError as exc:
         raise JobFailed(
-            f"{path}: corrupt video, decoding failed after frame {index}: {mask_text(str(exc))}"
+            f"{path}: corrupt video, decoding failed after frame {stats.decoded - 1}: {mask_text(str(exc))}"
         ) from exc
 
 
@@ -299,7 +261,7 @@ def run_job(
             heartbeat()
 
     chunk: list[FrameResult] = []
-    decode: dict = {}
+    decode = DecodeStats()
     for frame in iter_frames(job.path, job.source, start, decode):
         if frame.index % params.chunk == 0:
             if chunk:
@@ -318,7 +280,7 @@ def run_job(
         commit(chunk)
     if n == 0:
         raise JobFailed(f"{job.path}: no frame could be decoded")
-    if info["frames"] and n + decode["discarded"] < info["frames"]:
+    if info["frames"] and n + decode.discarded < info["frames"]:
         raise JobFailed(
             f"{job.path}: truncated or corrupt: decoded {n} of the {info['frames']} frames it declares"
         )
