@@ -24,9 +24,9 @@ import redis
 
 from pipeline.keys import SCHEMA_VERSION, events_key, frames_key
 from pipeline.masking import mask_text
+from pipeline.sources import EVENT_KINDS
 from pipeline.types import FrameResult
 
-EVENT_KINDS = ("started", "reconnecting", "recovered", "eof", "error", "down")
 EVENTS_MAXLEN = 10_000
 
 # KEYS[1] the stream; ARGV: maxlen, expected last id ("" = no expectation), then per entry: id, field count

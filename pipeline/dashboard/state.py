@@ -22,9 +22,9 @@ from pipeline.errors import SchemaVersionError
 
 log = logging.getLogger(__name__)
 
-# The status an event leaves its source in (DESIGN.md event kinds).
+# The status each event kind (`pipeline.sources.EVENT_KINDS`) leaves its source in; anything else: down.
 EVENT_STATUS = {"started": "live", "recovered": "live", "reconnecting": "reconnecting",
-                "eof": "down", "error": "down", "down": "down"}  # fmt: skip
+                "eof": "down", "error": "down"}  # fmt: skip
 
 
 @dataclass
