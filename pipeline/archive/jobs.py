@@ -48,7 +48,7 @@ class Job:
         path: Video file, absolute.
         out: Output folder for the Aff-Wild2-format files.
         source: Source id of the job's frames stream (`affect:{<source>}:frames`).
-        params: Processing parameters fixed at submit time (see `pipeline.archive.run.JobParams`).
+        params: Processing parameters fixed at submit time (see `pipeline.archive.params.JobParams`).
         msg: Id of the `affect:jobs` entry this claim holds.
         attempts: How many times the job has been claimed, this claim included.
     """

@@ -23,13 +23,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
 
 from pipeline.archive import jobs
-from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
 from pipeline.archive.jobs import entry_id, frame_of
-from pipeline.archive.subject import POLICIES
-from pipeline.errors import ConfigError, JobFailed, SourceError
+from pipeline.archive.params import JobParams
+from pipeline.errors import JobFailed, SourceError
 from pipeline.keys import frames_key, job_key
 from pipeline.masking import mask_text
 from pipeline.sources import DecodeStats, TruncatedVideo, read_video
@@ -47,63 +45,6 @@ class JobLost(Exception):
 
 class JobReleased(Exception):
     """The worker is stopping; the job was left at a chunk boundary for another worker to resume."""
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """Processing parameters, fixed per job at submit time so that every worker computes the same results.
-
-    Attributes:
-        detect_every: Detector on every Nth frame; the tracker carries boxes in between.
-        det_size: Square detector input in pixels (e.g. 320 or 640).
-        detector: Detector model path or pack name; empty = the worker's `--detector`.
-        model: Emotion model (.onnx path, or "default" for the shipped one).
-        subject: Subject policy for the ABAW files (see `pipeline.archive.subject`).
-        smooth: Centred per-track smoothing window in frames for the ABAW files (0 or 1 = off).
-        fill: How frames without the subject's face get a prediction (see `pipeline.archive.fill`).
-        fill_max_gap: Frames farther than this from a prediction get the video mean (0 = no limit).
-        chunk: Frames per durable commit; the tracker restarts at each chunk.
-    """
-
-    detect_every: int = 1
-    det_size: int = 640
-    detector: str = ""
-    model: str = "default"
-    subject: str = "largest-track"
-    smooth: int = 0
-    fill: str = DEFAULT_FILL
-    fill_max_gap: int = DEFAULT_MAX_GAP
-    chunk: int = 64
-
-    def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ConfigError(f"detect_every {self.detect_every} must be >= 1")
-        if self.det_size < 32 or self.det_size % 32:
-            raise ConfigError(f"det_size {self.det_size} must be a positive multiple of 32 (SCRFD strides)")
-        if self.subject not in POLICIES:
-            raise ConfigError(f"subject policy {self.subject!r} is not one of {POLICIES}")
-        if self.fill not in FILLS:
-            raise ConfigError(f"fill policy {self.fill!r} is not allowed; allowed values: {', '.join(FILLS)}")
-        if self.fill_max_gap < 0:
-            raise ConfigError(f"fill_max_gap {self.fill_max_gap} must be >= 0 (0 = no limit)")
-        if self.smooth < 0:
-            raise ConfigError(f"smooth window {self.smooth} must be >= 0")
-        if self.chunk < 1 or self.chunk % self.detect_every:
-            raise ConfigError(
-                f"chunk {self.chunk} must be a positive multiple of detect_every {self.detect_every}"
-            )
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> JobParams:
-        known = {f.name for f in fields(cls)}
-        raw = {k: v for k, v in raw.items() if k != "va_invalid"}  # jobs queued before every frame was filled
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"unknown job parameters {unknown}; known: {sorted(known)}")
-        return cls(**raw)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def probe(path: str) -> dict:
