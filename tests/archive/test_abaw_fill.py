@@ -129,7 +129,7 @@ def test_round_trip_archive_submission_evaluate(archived, tmp_path):
     assert lines[0] == "image_location,valence,arousal" and lines[1].startswith("occluded/00001.jpg,")
     assert len(lines) == 1 + 2 * FRAMES
     proc = cli("evaluate-abaw", "--pred", str(tmp_path / "sub"), "--annotations", str(fx["annotations"]),
-               "--json", str(tmp_path / "r.json"))  # fmt: skip
+               "-o", str(tmp_path / "r.json"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     print("\n" + proc.stdout)
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(per_video))
