@@ -22,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 
 from pipeline.archive import jobs
 from pipeline.archive.jobs import entry_id, frame_of
@@ -130,6 +131,46 @@ def _file_id(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+class _Commits:
+    """The durable side of a job: each chunk stitched and published, progress recorded, the claim kept."""
+
+    def __init__(self, client, job: jobs.Job, consumer: str, *, maxlen: int, prev: list[dict], next_track: int,
+                 touch_every_s: float, heartbeat: Callable[[], None] | None) -> None:  # fmt: skip
+        from pipeline.publish import ResultPublisher
+
+        self.client, self.job, self.consumer = client, job, consumer
+        self.publisher = ResultPublisher(client, maxlen=maxlen)
+        self.prev, self.next_track = prev, next_track
+        self.touch_every_s = touch_every_s
+        self.heartbeat = heartbeat
+        self.last_touch = time.monotonic()
+
+    def touch(self) -> None:
+        if not jobs.touch(self.client, self.job, self.consumer):
+            raise JobLost(self.job.id)
+        self.last_touch = time.monotonic()
+
+    def touching(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """`frames`, telling the queue every `touch_every_s` that this worker still holds the job."""
+        for frame in frames:
+            yield frame
+            if time.monotonic() - self.last_touch > self.touch_every_s:
+                self.touch()
+
+    def commit(self, chunk: list[FrameResult]) -> None:
+        from pipeline.process import stamp_latency
+        from pipeline.publish import encode_faces
+
+        self.next_track = stitch(chunk, self.prev, self.next_track)
+        stamp_latency(chunk)
+        self.publisher.publish(chunk, ids=[entry_id(r.frame) for r in chunk])  # already there: skipped
+        self.prev = encode_faces(chunk[-1])
+        jobs.progress(self.client, self.job, frames_done=chunk[-1].frame + 1)
+        self.touch()
+        if self.heartbeat is not None:
+            self.heartbeat()
+
+
 def run_job(
     client,
     job: jobs.Job,
@@ -151,6 +192,9 @@ def run_job(
         touch_every_s: How often to tell the queue this worker still holds the job.
         heartbeat: Called after every durable commit (the worker refreshes its health key).
 
+    A chunk's frames go through the stages as `run`'s do: each is prepared (detect when due, track,
+    align), and the faces of up to the engine's batch size of frames meet in one engine call.
+
     Returns:
         The per-video summary (also written to `<out>/summary/<video>.json`).
 
@@ -160,7 +204,6 @@ def run_job(
         JobReleased: `stop` was set.
     """
     from pipeline.archive.outputs import write_outputs
-    from pipeline.publish import ResultPublisher, encode_faces
 
     params = JobParams.from_dict(job.params)
     info = probe(job.path)
@@ -186,39 +229,18 @@ def run_job(
     if done:
         log.info("job %s: resuming %s at frame %d (%d already published)", job.id, job.path, start, done)
     # Cap at the video's own length: the cap then never trims one of this video's frames.
-    publisher = ResultPublisher(client, maxlen=max(info["frames"], 1) * 2 + 1000)
-    last_touch, n, t0, computed = time.monotonic(), start, time.monotonic(), 0
-
-    def commit(chunk: list[FrameResult]) -> None:
-        nonlocal prev, next_track, last_touch
-        next_track = stitch(chunk, prev, next_track)
-        publisher.publish(chunk, ids=[entry_id(r.frame) for r in chunk])  # already there: skipped
-        prev = encode_faces(chunk[-1])
-        jobs.progress(client, job, frames_done=chunk[-1].frame + 1)
-        if not jobs.touch(client, job, consumer):
-            raise JobLost(job.id)
-        last_touch = time.monotonic()
-        if heartbeat is not None:
-            heartbeat()
-
-    chunk: list[FrameResult] = []
+    commits = _Commits(client, job, consumer, maxlen=max(info["frames"], 1) * 2 + 1000, prev=prev,
+                       next_track=next_track, touch_every_s=touch_every_s, heartbeat=heartbeat)  # fmt: skip
+    source = processor.new_source(job.source)
+    n, t0, computed = start, time.monotonic(), 0
     decode = DecodeStats()
-    for frame in iter_frames(job.path, job.source, start, decode):
-        if frame.index % params.chunk == 0:
-            if chunk:
-                commit(chunk)
-                chunk = []
-            if stop is not None and stop.is_set():
-                raise JobReleased(job.id)
-            processor.reset(job.source)
-        chunk.append(processor.process(frame))
-        n, computed = frame.index + 1, computed + 1
-        if time.monotonic() - last_touch > touch_every_s:
-            if not jobs.touch(client, job, consumer):
-                raise JobLost(job.id)
-            last_touch = time.monotonic()
-    if chunk:
-        commit(chunk)
+    for _, frames in groupby(iter_frames(job.path, job.source, start, decode), key=lambda f: f.index // params.chunk):
+        if stop is not None and stop.is_set():
+            raise JobReleased(job.id)
+        source.reset()  # a chunk's results depend only on its own frames
+        chunk = list(processor.results(processor.prepare_next(f, source) for f in commits.touching(frames)))
+        commits.commit(chunk)
+        n, computed = chunk[-1].frame + 1, computed + len(chunk)
     if n == 0:
         raise JobFailed(f"{job.path}: no frame could be decoded")
     if info["frames"] and n + decode.discarded < info["frames"]:
