@@ -35,6 +35,7 @@ import numpy as np
 
 from pipeline.errors import DetectorError
 from pipeline.types import Detection
+from settings import env
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ _FIX = "set AFFECTSTREAM_DETECTOR or pass --detector PATH (e.g. ../shared/models
 
 def configured_detector(model: str | None = None) -> str:
     """The detector to load: `model`, else `$AFFECTSTREAM_DETECTOR`, else `DEFAULT_PACK`."""
-    return model or os.environ.get("AFFECTSTREAM_DETECTOR") or DEFAULT_PACK
+    return model or os.environ.get(env.DETECTOR) or DEFAULT_PACK
 
 
 def _insightface_root(root: str | Path | None) -> Path:
