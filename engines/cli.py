@@ -102,7 +102,9 @@ def quantize_handler(args: argparse.Namespace) -> int:
         return _fail(EXIT_USAGE, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
     calibration = args.calibration
     if not calibration:
-        shared = Path(os.environ.get("AFFECTSTREAM_SHARED", "../shared"))
+        from settings import env
+
+        shared = Path(os.environ.get(env.SHARED, "../shared"))
         calibration = str(shared / "data" / "ferplus" / "FER2013Train")
 
     def quantize(model: str, out: str):

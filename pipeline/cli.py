@@ -16,8 +16,9 @@ from pipeline.errors import (
     AffectstreamError,
     extra_for,
 )
-from pipeline.logs import FORMAT_ENV, FORMATS, LEVEL_ENV, LEVELS
+from pipeline.logs import FORMATS, LEVELS
 from scoring.errors import ScoringError
+from settings import env
 
 DESCRIPTION = "Facial expression and valence-arousal of faces in cameras and video archives, to Redis Streams."
 
@@ -49,9 +50,9 @@ def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
     A verb's copies default to SUPPRESS so that they do not overwrite what was given before the verb.
     """
     group = parser.add_argument_group("logging")
-    group.add_argument("--log-level", choices=LEVELS, default=default, help=f"default: ${LEVEL_ENV}, else info")
+    group.add_argument("--log-level", choices=LEVELS, default=default, help=f"default: ${env.LOG_LEVEL}, else info")
     group.add_argument("--log-format", choices=FORMATS, default=default,
-                       help=f"text, or one JSON object per line (default: ${FORMAT_ENV}, else text)")  # fmt: skip
+                       help=f"text, or one JSON object per line (default: ${env.LOG_FORMAT}, else text)")  # fmt: skip
     group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="debug",
                        default=default, help="same as --log-level debug")  # fmt: skip
 
@@ -86,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _export_logging(args: argparse.Namespace) -> None:
     """Put the logging choice in the environment, where this process and its workers read it."""
-    for value, env in ((args.log_level, LEVEL_ENV), (args.log_format, FORMAT_ENV)):
+    for value, name in ((args.log_level, env.LOG_LEVEL), (args.log_format, env.LOG_FORMAT)):
         if value:
-            os.environ[env] = value
+            os.environ[name] = value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,15 +7,16 @@ import os
 import sys
 
 from pipeline.argtypes import det_size, positive_int
+from settings import env
 
 REDIS_HELP = "redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
 
 
 def _redis(url: str | None):
     """(url, client) for `url`, the environment's URL, or the embedded server under var/redis."""
-    from pipeline.redis_conn import URL_ENV, redis_session
+    from pipeline.redis_conn import redis_session
 
-    return redis_session(url or os.environ.get(URL_ENV))
+    return redis_session(url or os.environ.get(env.REDIS_URL))
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     else:
         from pipeline.process import build_processor
 
-        model = args.model or os.environ.get("AFFECTSTREAM_MODEL")
+        model = args.model or os.environ.get(env.MODEL)
         processor = build_processor(detector=args.detector, engine=args.engine, model=model,
                                     detect_every=args.detect_every, det_size=args.det_size)  # fmt: skip
         stats = render_live(args.video, args.output, processor, plots_dir=args.plots)
@@ -59,7 +60,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pipeline.dashboard.app import check_bind, serve
 
-    token = args.token or os.environ.get("AFFECTSTREAM_DASHBOARD_TOKEN") or None
+    token = args.token or os.environ.get(env.DASHBOARD_TOKEN) or None
     check_bind(args.host, token)  # before starting anything
     with _redis(args.redis) as (url, _client):
         serve(url, host=args.host, port=args.port, token=token)

@@ -13,9 +13,8 @@ import os
 
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_text
+from settings import env
 
-LEVEL_ENV = "AFFECTSTREAM_LOG_LEVEL"
-FORMAT_ENV = "AFFECTSTREAM_LOG_FORMAT"
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 
@@ -51,9 +50,9 @@ def _choice(value: str | None, env: str, allowed: tuple[str, ...], default: str)
 def setup_logging(level: int | str | None = None, fmt: str | None = None) -> None:
     """Log to stderr at `level` in `fmt`; each left out is read from the environment (default info, text)."""
     if not isinstance(level, int):
-        level = getattr(logging, _choice(level, LEVEL_ENV, LEVELS, "info").upper())
+        level = getattr(logging, _choice(level, env.LOG_LEVEL, LEVELS, "info").upper())
     handler = logging.StreamHandler()
-    if _choice(fmt, FORMAT_ENV, FORMATS, "text") == "json":
+    if _choice(fmt, env.LOG_FORMAT, FORMATS, "text") == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))

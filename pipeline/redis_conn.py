@@ -25,7 +25,6 @@ from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 log = logging.getLogger(__name__)
 
 SCHEMES = ("redis", "rediss", "unix")
-URL_ENV = "AFFECTSTREAM_REDIS_URL"  # the URL when no config or flag names one (defaults.yaml reads it too)
 
 
 def check_redis_url(url: str) -> None:

@@ -13,7 +13,9 @@ import sys
 import pytest
 
 from pipeline.cli import build_parser, main
-from pipeline.logs import FORMAT_ENV, LEVEL_ENV, JsonFormatter, setup_logging
+from pipeline.logs import JsonFormatter, setup_logging
+from settings.env import LOG_FORMAT as FORMAT_ENV
+from settings.env import LOG_LEVEL as LEVEL_ENV
 from settings.overrides import nested, parse_set
 from tests.conftest import REPO, need_shared
 
