@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.sources.spec import VIDEO_SUFFIXES
+
 REPO = Path(__file__).resolve().parents[1]
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 LIVE_SOURCE_VIDEO = "WolfgangLanger_Pexels.mp4"
 
 

@@ -8,21 +8,7 @@ import json
 import os
 from pathlib import Path
 
-VIDEO_EXTENSIONS = (
-    ".mp4",
-    ".mov",
-    ".mkv",
-    ".avi",
-    ".webm",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".ts",
-    ".mts",
-    ".flv",
-    ".wmv",
-    ".3gp",
-)
+from pipeline.sources.spec import VIDEO_SUFFIXES
 
 
 def expand_paths(items: list[str]) -> list[Path]:
@@ -54,9 +40,9 @@ def expand_paths(items: list[str]) -> list[Path]:
                 )
         else:
             raise ConfigError(f"{item}: no such file or folder")
-        videos = [p for p in hits if p.suffix.lower() in VIDEO_EXTENSIONS]
+        videos = [p for p in hits if p.suffix.lower() in VIDEO_SUFFIXES]
         if not videos:
-            raise ConfigError(f"{item}: no video files in it (looked for {', '.join(VIDEO_EXTENSIONS)})")
+            raise ConfigError(f"{item}: no video files in it (looked for {', '.join(VIDEO_SUFFIXES)})")
         found += videos
     unique = {os.path.realpath(p): p for p in found}
     return [Path(p) for p in unique]
