@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.inputs import detector_path, need, shared_dir  # noqa: E402
+from pipeline.tables import format_table  # noqa: E402
 
 
 def afew_clip(folder: Path, out: Path) -> tuple[Path, np.ndarray]:
@@ -109,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
     model = done[0][2]["model"]
     print(f"model {model}; AFEW-VA 001 labels are constant (V=0, A=0.5): CCC is 0 by construction")
-    print(f"{'window':>6} {'video':<22} {'V jitter':>8} {'A jitter':>8} {'flips/100':>9} {'RMSE V':>7} {'RMSE A':>7}")
-    for r in rows:
-        print(f"{r['window']:>6} {r['video']:<22} {r['valence_jitter']!s:>8} {r['arousal_jitter']!s:>8} "
-              f"{r['expr_flips_per_100']!s:>9} {r.get('rmse_valence', ''):>7} {r.get('rmse_arousal', ''):>7}")  # fmt: skip
+    cells = [(r["window"], r["video"], r["valence_jitter"], r["arousal_jitter"], r["expr_flips_per_100"],
+              r.get("rmse_valence", ""), r.get("rmse_arousal", "")) for r in rows]  # fmt: skip
+    header = ("window", "video", "V jitter", "A jitter", "flips/100", "RMSE V", "RMSE A")
+    print(format_table(header, cells, align="><>>>>>"))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps({"model": model, "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.output}")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.inputs import detector_path, need, shared_dir  # noqa: E402
 from bench.machine import describe, finish  # noqa: E402
+from pipeline.tables import format_table  # noqa: E402
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -99,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{video.name}: {info['frames']} frames, {info['width']}x{info['height']}, {info['fps']:.2f} fps; "
           f"detector {args.det_size}px every {args.detect_every} frame(s); model {args.model}")  # fmt: skip
-    print(f"{'procs':>5} {'jobs':>4} {'frames':>7} {'wall s':>7} {'frames/s':>9} {'videos/h':>9} {'x realtime':>10}")
-    for r in runs:
-        print(f"{r['processes']:>5} {r['jobs']:>4} {r['frames']:>7} {r['wall_s']:>7.1f} {r['frames_per_s']:>9.1f} "
-              f"{r['videos_per_hour']:>9.0f} {r['video_hours_per_hour']:>10.2f}")  # fmt: skip
+    rows = [(r["processes"], r["jobs"], r["frames"], f"{r['wall_s']:.1f}", f"{r['frames_per_s']:.1f}",
+             f"{r['videos_per_hour']:.0f}", f"{r['video_hours_per_hour']:.2f}") for r in runs]  # fmt: skip
+    header = ("procs", "jobs", "frames", "wall s", "frames/s", "videos/h", "x realtime")
+    print(format_table(header, rows, align=">" * len(header)))
     print(f"load average at start {machine['loadavg_at_start']}, at end {machine['loadavg_at_end']}")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=1) + "\n")

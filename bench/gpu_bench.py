@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere in the checkout
 
+from pipeline.tables import format_table  # noqa: E402
+
 BACKENDS = ("torch-cuda", "torch-cuda-graphs", "tensorrt", "onnxruntime-cpu", "onnxruntime-cuda")
 
 
@@ -170,10 +172,9 @@ def print_table(results: list[dict]) -> None:
         return
     print()
     print(f"model {results[0]['model']}  ({machine()})")
-    print(f"{'backend':18s} {'prec':5s} {'batch':>5s} {'faces/s':>10s} {'ms/face':>9s} {'ms/batch':>9s}")
-    for r in results:
-        print(f"{r['backend']:18s} {r['precision']:5s} {r['batch']:5d} {r['faces_per_s']:10.1f} "
-              f"{r['ms_per_face']:9.4f} {r['ms_per_batch']:9.3f}")  # fmt: skip
+    rows = [(r["backend"], r["precision"], r["batch"], f"{r['faces_per_s']:.1f}", f"{r['ms_per_face']:.4f}",
+             f"{r['ms_per_batch']:.3f}") for r in results]  # fmt: skip
+    print(format_table(("backend", "prec", "batch", "faces/s", "ms/face", "ms/batch"), rows, align="<<>>>>"))
 
 
 if __name__ == "__main__":

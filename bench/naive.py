@@ -69,13 +69,14 @@ class NaiveLoop:
     def run(self, videos: list[Path], client, maxlen: int = 100_000) -> NaiveRun:
         """Process every frame of `videos` in order and publish one entry per frame; returns timings."""
         from pipeline.detect import auto_input_size
+        from pipeline.keys import frames_key
 
         out = NaiveRun()
         labels = self.spec.labels
         keys = []
         start = time.perf_counter()
         for vi, video in enumerate(videos):
-            key = f"affect:{{bench-naive-{vi}}}:frames"
+            key = frames_key(f"bench-naive-{vi}")
             keys.append(key)
             frames = iter_bgr(video)
             index = 0

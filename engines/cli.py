@@ -174,7 +174,9 @@ def models_handler(args: argparse.Namespace) -> int:
     if not models:
         print("no models are shipped in this installation")
         return EXIT_FAILED
-    rows = [("name", "model id", "input", "classes", "VA", "MB", "path")]
+    from pipeline.tables import format_table
+
+    rows = []
     for m in models:
         if m.spec is None:
             rows.append((m.name, "(unreadable)", "-", "-", "-", f"{m.size_bytes / 1e6:.1f}", f"{m.path}: {m.error}"))
@@ -182,9 +184,7 @@ def models_handler(args: argparse.Namespace) -> int:
         s = m.spec
         rows.append((m.name, s.model_id, f"{s.channels}x{s.input_size[0]}x{s.input_size[1]} {s.colour}",
                      str(len(s.labels)), "yes" if s.has_va else "no", f"{m.size_bytes / 1e6:.1f}", str(m.path)))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    print(format_table(("name", "model id", "input", "classes", "VA", "MB", "path"), rows))
     return 0
 
 

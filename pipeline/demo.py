@@ -104,10 +104,12 @@ def summarise(client, sources: list[str], since_ms: int = 0) -> list[dict]:
 
 
 def format_summary(rows: list[dict]) -> str:
-    header = f"{'source':<24} {'frames':>6} {'faces':>6} {'fps':>6} {'valence':>8} {'arousal':>8}  expressions"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        va = f"{r['valence']:8.3f} {r['arousal']:8.3f}" if r["valence"] is not None else f"{'-':>8} {'-':>8}"
-        exprs = ", ".join(f"{k} {v}" for k, v in r["expressions"].items()) or "-"
-        lines.append(f"{r['source']:<24} {r['frames']:>6} {r['faces']:>6} {r['fps']:>6.1f} {va}  {exprs}")
-    return "\n".join(lines)
+    from pipeline.tables import format_table
+
+    def number(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    cells = [(r["source"], r["frames"], r["faces"], f"{r['fps']:.1f}", number(r["valence"]), number(r["arousal"]),
+              ", ".join(f"{k} {v}" for k, v in r["expressions"].items()) or "-") for r in rows]  # fmt: skip
+    header = ("source", "frames", "faces", "fps", "valence", "arousal", "expressions")
+    return format_table(header, cells, align="<>>>>><", rule=True)

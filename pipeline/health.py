@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from pipeline.keys import HEARTBEAT_PATTERN
+from pipeline.keys import HEARTBEAT_PATTERN, worker_of
 
 
 def worker_health(client: redis.Redis, stale_after_s: float) -> tuple[bool, list[str]]:
@@ -22,7 +22,7 @@ def worker_health(client: redis.Redis, stale_after_s: float) -> tuple[bool, list
         age = now - float(beat["ts"])
         stale = age > stale_after_s
         healthy &= not stale
-        worker = key.decode().split(":")[2]
+        worker = worker_of(key)
         state = "STALE" if stale else "ok"
         lines.append(f"{worker}: {state} (last beat {age:.1f} s ago, pid {beat['pid']}, published {beat['published']})")
     if not lines:

@@ -48,6 +48,11 @@ def heartbeat_key(worker: str) -> str:
 HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
 
 
+def worker_of(key: bytes | str) -> str:
+    """The worker id of a heartbeat key (`affect:worker:vm-1-w0:heartbeat` -> `vm-1-w0`)."""
+    return text(key).split(":")[2]
+
+
 def job_key(job_id: str) -> str:
     return f"affect:job:{job_id}"
 
