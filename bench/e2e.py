@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.stats import PeakSampler, percentile
+from settings import env
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def run_supervised(overrides: dict, redis_url: str, *, duration_s: float | None 
     client = connect(redis_url)
     names = [s.name for s in cfg.sources]
     client.delete(*[frames_key(n) for n in names], *[events_key(n) for n in names])
-    os.environ["AFFECTSTREAM_LOG_LEVEL"] = "warning"  # the worker processes read it (`setup_logging`)
+    os.environ[env.LOG_LEVEL] = "warning"  # the worker processes read it (`setup_logging`)
     supervisor = Supervisor(cfg, redis_url)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     timer = threading.Timer(duration_s or timeout_s, os.kill, args=(os.getpid(), signal.SIGTERM))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.sources.spec import VIDEO_SUFFIXES
+from settings import env
 
 REPO = Path(__file__).resolve().parents[1]
 LIVE_SOURCE_VIDEO = "WolfgangLanger_Pexels.mp4"
@@ -29,7 +30,7 @@ class InputError(FileNotFoundError):
 
 def shared_dir() -> Path:
     """The shared data folder: `$AFFECTSTREAM_SHARED`, else `../shared` next to the repository."""
-    return Path(os.environ.get("AFFECTSTREAM_SHARED", REPO.parent / "shared")).resolve()
+    return Path(os.environ.get(env.SHARED, REPO.parent / "shared")).resolve()
 
 
 def need(path: Path) -> Path:
@@ -49,8 +50,8 @@ def shared_videos() -> list[Path]:
 
 def detector_path() -> Path:
     """SCRFD-500M: `$AFFECTSTREAM_DETECTOR`, else `<shared>/models/scrfd_500m.onnx`."""
-    env = os.environ.get("AFFECTSTREAM_DETECTOR")
-    return need(Path(env) if env else shared_dir() / "models" / "scrfd_500m.onnx")
+    env_path = os.environ.get(env.DETECTOR)
+    return need(Path(env_path) if env_path else shared_dir() / "models" / "scrfd_500m.onnx")
 
 
 @dataclass(frozen=True)

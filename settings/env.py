@@ -3,7 +3,6 @@
 REDIS_URL = "AFFECTSTREAM_REDIS_URL"  # default of redis.url
 DETECTOR = "AFFECTSTREAM_DETECTOR"  # default of detector.model (a path or an insightface pack name)
 MODEL = "AFFECTSTREAM_MODEL"  # default of engine.model
-ENGINE = "AFFECTSTREAM_ENGINE"  # default engine backend of the engine verbs
 SHARED = "AFFECTSTREAM_SHARED"  # the shared media, data and weights folder (default ../shared)
 REQUIRE_SHARED = "AFFECTSTREAM_REQUIRE_SHARED"  # 1: tests fail, instead of skip, without the shared folder
 LOG_LEVEL = "AFFECTSTREAM_LOG_LEVEL"

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.redis_conn import EmbeddedRedis, connect
+from settings import env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path:
-    return Path(os.environ.get("AFFECTSTREAM_SHARED", REPO.parent / "shared")).resolve()
+    return Path(os.environ.get(env.SHARED, REPO.parent / "shared")).resolve()
 
 
 def need_shared(*parts: str) -> Path:
@@ -27,7 +28,7 @@ def need_shared(*parts: str) -> Path:
 def missing(msg: str) -> None:
     """Skip for a missing prerequisite; fail instead in CI (AFFECTSTREAM_REQUIRE_SHARED=1), where
     .ci/run installs everything, so a broken install step cannot hide behind a skip."""
-    if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
+    if os.environ.get(env.REQUIRE_SHARED) == "1":
         pytest.fail(msg)
     pytest.skip(msg)
 

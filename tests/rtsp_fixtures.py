@@ -21,6 +21,8 @@ from typing import IO
 
 import pytest
 
+from settings import env
+
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "rtsp_server.py"
 # python3-gi lives in Debian's interpreter, not in the venv.
@@ -63,7 +65,7 @@ def need_gstreamer() -> None:
     if problem is None:
         return
     msg = f"GStreamer RTSP server unavailable ({problem}); apt-get install {APT_PACKAGES}"
-    if os.environ.get("AFFECTSTREAM_REQUIRE_SHARED") == "1":
+    if os.environ.get(env.REQUIRE_SHARED) == "1":
         pytest.fail(msg)
     pytest.skip(msg)
 
