@@ -124,3 +124,23 @@ def test_run_refuses_bad_values_with_exit_2_and_no_traceback(tmp_path, capsys, t
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "Q9-leak" not in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_schema_describes_the_resolved_config_and_secrets_stay_masked(tmp_path, monkeypatch):
+    import json
+
+    import jsonschema
+
+    from pipeline.config import json_schema, resolved
+
+    monkeypatch.setenv("CAM_PW", "Q9secret")
+    cfg = load_config(write(tmp_path, "redis: {url: 'redis://u:Q9redis@h:1/0'}\n"
+                                      "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\n"))  # fmt: skip
+    plain, schema = resolved(cfg), json_schema()
+    jsonschema.validate(plain, schema)
+    assert "Q9secret" not in json.dumps(plain) and "Q9redis" not in json.dumps(plain)
+    assert plain["sources"][0]["url"] == "rtsp://u:***@h/s" and plain["detector"]["input_size"] == [640, 640]
+    max_batch = schema["$defs"]["BatchConfig"]["properties"]["max_batch"]
+    assert (max_batch["default"], max_batch["minimum"], max_batch["maximum"]) == (32, 1, 4096)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"engine": {"backend": "tensorflow"}}, schema)
