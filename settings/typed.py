@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic_core import ArgsKwargs, core_schema
+from typing_extensions import dataclass_transform
 
 T = TypeVar("T")
 _CONFIG = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
@@ -161,7 +162,7 @@ def _read_as_yaml(tp: Any) -> Any:
 
 
 def _reject_unknown_keys(cls: type, data: Any) -> Any:
-    names = list(cls.__dataclass_fields__)
+    names = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
     if isinstance(data, ArgsKwargs):
         keys = list(data.kwargs or {})
     elif isinstance(data, dict):
@@ -176,6 +177,7 @@ def _reject_unknown_keys(cls: type, data: Any) -> Any:
     return data
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 def typed(error: type[Exception], prefix: str = "") -> Callable[[type[T]], type[T]]:
     """Class decorator: a frozen pydantic dataclass whose construction raises `error` on a bad value.
 
@@ -187,7 +189,7 @@ def typed(error: type[Exception], prefix: str = "") -> Callable[[type[T]], type[
     def wrap(cls: type[T]) -> type[T]:
         hints = typing.get_type_hints(cls, include_extras=True)
         cls.__annotations__ = {name: _read_as_yaml(hints[name]) for name in cls.__annotations__}
-        cls._reject_unknown_keys = model_validator(mode="before")(classmethod(_reject_unknown_keys))  # type: ignore[attr-defined]
+        cls._reject_unknown_keys = model_validator(mode="before")(classmethod(_reject_unknown_keys))  # type: ignore[attr-defined, arg-type]
         out = pydantic_dataclass(frozen=True, config=_CONFIG)(cls)
         init = out.__init__
 
@@ -199,26 +201,21 @@ def typed(error: type[Exception], prefix: str = "") -> Callable[[type[T]], type[
                 raise error(describe(exc, prefix)) from None
 
         out.__init__ = __init__  # type: ignore[method-assign]
-        return out
+        return typing.cast("type[T]", out)
 
     return wrap
-
-
-@functools.cache
-def _adapter(cls: type) -> TypeAdapter:
-    return TypeAdapter(cls)
 
 
 def validate(cls: type[T], data: Any, error: type[Exception], prefix: str = "") -> T:
     """An instance of typed dataclass `cls` from parsed YAML `data`, or `error` naming the first bad key."""
     try:
-        return _adapter(cls).validate_python(data)
+        return cls.__pydantic_validator__.validate_python(data)  # type: ignore[attr-defined]
     except ValidationError as exc:
         raise error(describe(exc, prefix)) from None
 
 
 def json_schema(cls: type) -> dict:
-    return _adapter(cls).json_schema()
+    return TypeAdapter(cls).json_schema()
 
 
 def describe(exc: ValidationError, prefix: str = "") -> str:
