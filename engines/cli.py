@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from engines.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE
+from settings import env
 
 
 def register(subparsers) -> None:
@@ -94,16 +97,11 @@ def build_handler(args: argparse.Namespace) -> int:
 
 
 def quantize_handler(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
-
     output = args.output_opt or args.output
     if not output or (args.output_opt and args.output and args.output_opt != args.output):
         return _fail(EXIT_USAGE, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
     calibration = args.calibration
     if not calibration:
-        from settings import env
-
         shared = Path(os.environ.get(env.SHARED, "../shared"))
         calibration = str(shared / "data" / "ferplus" / "FER2013Train")
 
@@ -128,6 +126,8 @@ def _write_model(make, model: str, output: str, needs: str) -> int:
     """Run `make(model, output)` (a tool that imports optional packages); exit 3 when they are missing."""
     from engines.errors import EngineError
 
+    if not Path(model).is_file():
+        return _fail(EXIT_USAGE, f"model file {model} does not exist")
     try:
         spec = make(model, output)
     except ImportError as exc:
@@ -145,6 +145,8 @@ def info_handler(args: argparse.Namespace) -> int:
     from engines.build import plan_info
     from engines.errors import ModelFileError
 
+    if not Path(args.plan).is_file():
+        return _fail(EXIT_USAGE, f"plan {args.plan} does not exist")
     try:
         info = plan_info(args.plan)
     except ModelFileError as exc:

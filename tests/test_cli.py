@@ -146,6 +146,10 @@ def test_missing_input_files_exit_2(tmp_path, capsys):
     assert main(["archive", "submit", "--redis", NO_REDIS, "-o", str(tmp_path / "out"), gone]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["evaluate-abaw", "--pred", gone, "--annotations", gone]) == 2
+    assert main(["probe", gone]) == 2
+    assert main(["engine", "info", str(tmp_path / "gone.plan")]) == 2
+    assert main(["engine", "convert", gone, "--to", "fp16", "-o", str(tmp_path / "out.onnx")]) == 2
+    assert main(["run", "--source", gone, "--redis", NO_REDIS]) == 2  # the config check comes first
 
 
 @pytest.mark.parametrize("verb", [["run", "--source", "x=rtsp://h/s"], ["health"], ["tail", "cam"], ["archive", "status"],

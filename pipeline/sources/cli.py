@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from pipeline.masking import mask_url
 
@@ -30,8 +31,11 @@ def register(subparsers) -> None:
 
 def probe(args: argparse.Namespace) -> int:
     """Run the probe; exit 0 when at least one frame was decoded, 1 otherwise."""
+    from pipeline.errors import SourceError
     from pipeline.sources import SourceSpec, open_source
 
+    if "://" not in args.url and not Path(args.url).exists():  # a typo, not a camera that is down
+        raise SourceError(f"{args.url}: no such file or device")
     live = {"auto": None, "yes": True, "no": False}[args.live]
     spec = SourceSpec(args.name, args.url, live=live, realtime=args.realtime, timeout_s=args.timeout)
     t0 = time.monotonic()
