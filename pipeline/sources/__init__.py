@@ -6,8 +6,8 @@ A `Source` reads on its own thread (`run`); finite sources can also be read sync
 """
 
 from pipeline.sources._av import BgrConverter
-from pipeline.sources._decode import MAX_BAD_PACKETS, DecodeStats
-from pipeline.sources.files import NOT_VIDEO_FORMATS, TruncatedVideo, VideoFile, VideoInfo, probe, read_video
+from pipeline.sources._decode import DecodeStats
+from pipeline.sources.files import TruncatedVideo, VideoFile, VideoInfo, probe, read_video
 from pipeline.sources.reader import EVENT_KINDS, STATES, EventCallback, Source, SourceStats, open_source
 from pipeline.sources.spec import KINDS, SourceSpec, SourceSpecError, kind_from_url
 
@@ -16,8 +16,6 @@ __all__ = [
     "DecodeStats",
     "EVENT_KINDS",
     "KINDS",
-    "MAX_BAD_PACKETS",
-    "NOT_VIDEO_FORMATS",
     "STATES",
     "EventCallback",
     "Source",

@@ -87,10 +87,11 @@ def probe(path: str | Path) -> VideoInfo:
                 raise SourceError(f"{path} is not a readable video: it has no video stream")
             s = container.streams.video[0]
             rate = s.average_rate or s.guessed_rate
+            duration: float | None = None
             if s.duration and s.time_base:
                 duration = float(s.duration * s.time_base)
-            else:
-                duration = container.duration / av.time_base if container.duration else None
+            elif container.duration:
+                duration = container.duration / av.time_base
             return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(rate) if rate else None,
                              int(s.frames or 0), duration, s.codec_context.name)  # fmt: skip
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
