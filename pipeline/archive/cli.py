@@ -90,7 +90,7 @@ def _square_size(size, what: str) -> int:
 
 def job_params(args: argparse.Namespace, cfg) -> dict:
     """The job parameters: the flags given; else, with `-c`, the config's detector and engine; else defaults."""
-    from pipeline.archive.run import JobParams
+    from pipeline.archive.params import JobParams
 
     chosen = {name: getattr(args, name) for name in ("subject", "smooth", "chunk", "fill", "fill_max_gap")}
     chosen |= {"detect_every": args.detect_every, "detector": args.detector, "model": args.model,
