@@ -178,3 +178,22 @@ def test_worker_processes_log_in_the_chosen_format(redis_url, tmp_path):
     lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]  # every line is one object
     workers = {line["process"] for line in lines} - {"MainProcess"}
     assert workers, proc.stderr
+
+
+def test_archive_submit_takes_detector_and_engine_from_the_config(tmp_path):
+    from pipeline.archive.cli import job_params
+    from pipeline.config import load_config
+
+    cfg = tmp_path / "archive.yaml"
+    cfg.write_text("detector: {model: det.onnx, input_size: [320, 320], detect_every: 2}\nengine: {model: m.onnx}\n")
+    argv = ["archive", "submit", "-c", str(cfg), "-o", str(tmp_path / "out"), "v.mp4"]
+    args = build_parser().parse_args(argv)
+    params = job_params(args, load_config(args.config))
+    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == ("det.onnx", "m.onnx", 320, 2)
+    args = build_parser().parse_args([*argv, "--det-size", "640", "--model", "other.onnx"])
+    params = job_params(args, load_config(args.config))
+    assert (params["model"], params["det_size"], params["detect_every"]) == ("other.onnx", 640, 2)
+    # without -c the job keeps its own defaults (the worker's detector, the shipped model)
+    args = build_parser().parse_args(["archive", "submit", "-o", "out", "v.mp4"])
+    params = job_params(args, load_config(None))
+    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == ("", "default", 640, 1)
