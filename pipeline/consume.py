@@ -148,9 +148,9 @@ def start_id(start: str | float | datetime | None) -> str:
     if isinstance(start, datetime):
         start = start.timestamp()
     if isinstance(start, int | float) and not isinstance(start, bool):
-        ms = int(float(start) * 1000)
-        # XREAD is exclusive: the largest id just before `ms` makes `ms-0` the first one returned.
-        return START_BEGINNING if ms <= 0 else f"{ms - 1}-{_MAX_SEQ}"
+        at_ms = int(float(start) * 1000)
+        # XREAD is exclusive: the largest id just before `at_ms` makes `at_ms-0` the first one returned.
+        return START_BEGINNING if at_ms <= 0 else f"{at_ms - 1}-{_MAX_SEQ}"
     text = str(start)
     if text in ("0", "-"):
         return START_BEGINNING

@@ -45,7 +45,8 @@ def probe(args: argparse.Namespace) -> int:
 
     src = open_source(spec, on_event).start()
     taken = 0
-    first_at = last_at = None
+    first_at: float | None = None
+    last_at: float | None = None
     deadline = t0 + args.seconds
     try:
         while not src.finished:
@@ -65,8 +66,10 @@ def probe(args: argparse.Namespace) -> int:
         "dropped": stats.dropped,
         "reconnects": stats.reconnects,
         "state": stats.state,
-        "first_frame_s": round(first_at - t0, 3) if first_at else None,
-        "fps": round((taken - 1) / (last_at - first_at), 1) if taken > 1 and last_at > first_at else None,
+        "first_frame_s": round(first_at - t0, 3) if first_at is not None else None,
+        "fps": round((taken - 1) / (last_at - first_at), 1)
+        if first_at is not None and last_at is not None and taken > 1 and last_at > first_at
+        else None,
     }
     if args.json:
         print(json.dumps(summary))
