@@ -30,6 +30,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,12 +138,12 @@ def auto_input_size(width: int, height: int, cap: int = AUTO_CAP) -> tuple[int, 
     )
 
 
-def _check_input_size(value: object) -> tuple[int, int] | None:
+def _check_input_size(value: Any) -> tuple[int, int] | None:
     """Validated (width, height), or None for "auto"."""
     if value == "auto":
         return None
     try:
-        width, height = (int(v) for v in value)  # type: ignore[union-attr]
+        width, height = (int(v) for v in value)
     except (TypeError, ValueError):
         raise DetectorError(f"detector input_size {value!r} is not [width, height] or 'auto'") from None
     if width <= 0 or height <= 0 or width % _STRIDE or height % _STRIDE:
@@ -219,7 +220,7 @@ class _Letterbox:
         self.centres = []
         for stride in strides:
             rows, cols = height // stride, width // stride
-            grid = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).reshape(-1, 2).astype(np.float32)
+            grid = np.stack(list(np.mgrid[:rows, :cols][::-1]), axis=-1).reshape(-1, 2).astype(np.float32)
             self.centres.append(np.repeat(grid * stride, anchors, axis=0))
 
     def fill(self, image: np.ndarray) -> float:
@@ -299,6 +300,7 @@ class FaceDetector:
         self.max_faces = int(max_faces)
         self.path = resolve_detector(str(model))
         self.backend = backend
+        self._model: Any  # insightface's SCRFD, or TorchSCRFD: the same attributes
         if backend == "torch":
             from pipeline.detect_torch import TorchSCRFD  # lazy: torch only for this backend
 
@@ -313,12 +315,12 @@ class FaceDetector:
         static = self._model.static_input_size
         if static is not None and self._fixed not in (None, tuple(static)):
             log.warning("detector %s has a fixed input %s; ignoring input_size %s", self.path, static, input_size)
-        self._static = tuple(static) if static is not None else None
+        self._static = (int(static[0]), int(static[1])) if static is not None else None
         self._boxes: dict[tuple[int, int], _Letterbox] = {}
         self._by_frame: dict[tuple[int, int], _Letterbox] = {}
         self._lock = threading.Lock()
-        if self._fixed is not None or self._static is not None:
-            self._letterbox(self._static or self._fixed)  # build the session now, not on the first frame
+        if (size := self._static or self._fixed) is not None:
+            self._letterbox(size)  # build the session now, not on the first frame
 
     @staticmethod
     def _load(path: Path, providers: list[object], threads: int):
@@ -407,9 +409,9 @@ class FaceDetector:
         score = score[order]
         xyxy = np.concatenate(boxes)[order] / scale
         kps = np.concatenate(points)[order] / scale
-        keep = _nms(xyxy, _NMS_IOU)
-        score, xyxy, kps = score[keep], xyxy[keep], kps[keep]
-        if self.max_faces and len(keep) > self.max_faces:
+        kept = _nms(xyxy, _NMS_IOU)
+        score, xyxy, kps = score[kept], xyxy[kept], kps[kept]
+        if self.max_faces and len(kept) > self.max_faces:
             area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
             offset = ((xyxy[:, 0] + xyxy[:, 2]) / 2 - cols // 2) ** 2 + ((xyxy[:, 1] + xyxy[:, 3]) / 2 - rows // 2) ** 2
             best = np.sort(np.argsort(area - 2.0 * offset)[::-1][: self.max_faces])

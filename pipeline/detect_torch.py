@@ -89,7 +89,7 @@ class _Runner:
         self.model = model
         self._in = torch.zeros((1, 3, height, width), device=model.device)
         self._host = torch.empty(tuple(self._in.shape)).pin_memory() if model.device.type == "cuda" else None
-        self._graph = None
+        self._graph: torch.cuda.CUDAGraph | None = None
         with torch.inference_mode():
             outputs = model.module(self._in)
             self._shapes = [tuple(t.shape) for t in outputs]
@@ -131,11 +131,11 @@ class _Runner:
                 flat = self._out
             else:
                 flat = self._flat(self.model.module(self._in))
-            flat = flat.cpu().numpy()
+            host = flat.cpu().numpy()
         parts, at = [], 0
         for shape in self._shapes:
             n = int(np.prod(shape))
-            parts.append(flat[at : at + n].reshape(shape))
+            parts.append(host[at : at + n].reshape(shape))
             at += n
         order = {name: i for i, name in enumerate(self.model.output_names)}
         return [parts[order[name]] for name in names]

@@ -76,11 +76,11 @@ class FrameProcessor:
         if inputs:
             probs, va = self.engine.infer(np.concatenate(inputs) if len(inputs) > 1 else inputs[0])
         else:
-            probs = va = None
+            probs, va = np.zeros((0, len(self.spec.labels)), np.float32), np.zeros((0, 2), np.float32)
         out, row = [], 0
         for p in batch:
             n = len(p.faces)
-            out.append(self.finish(p, probs[row : row + n] if n else None, va[row : row + n] if n else None))
+            out.append(self.finish(p, probs[row : row + n], va[row : row + n]))
             row += n
         return out
 
@@ -99,7 +99,8 @@ class FrameProcessor:
         if batch:
             yield from self.infer(batch)
 
-    def finish(self, p: Prepared, probs: np.ndarray | None, va: np.ndarray | None) -> FrameResult:
+    def finish(self, p: Prepared, probs: np.ndarray, va: np.ndarray) -> FrameResult:
+        """The result of `p` from its faces' rows of the engine's output."""
         labels = self.spec.labels
         faces = []
         for i, det in enumerate(p.faces):

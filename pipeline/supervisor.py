@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 
 from pipeline.entry_ids import new_pass_base
 from pipeline.keys import frames_key, heartbeat_key
@@ -77,7 +78,7 @@ class Slot:
     name: str
     target: Callable[..., int]
     args: tuple = ()
-    process: mp.Process | None = None
+    process: BaseProcess | None = None
     restarts: list[float] = field(default_factory=list)
     done: bool = False
 
@@ -99,9 +100,10 @@ class ProcessGroup:
         self.stopping = False
 
     def _spawn(self, slot: Slot) -> None:
-        slot.process = self.ctx.Process(target=_child_main, args=(slot.target, slot.args, os.getpid()), name=slot.name)
-        slot.process.start()
-        log.info("worker %s started (pid %d)", slot.name, slot.process.pid)
+        process = self.ctx.Process(target=_child_main, args=(slot.target, slot.args, os.getpid()), name=slot.name)
+        process.start()
+        slot.process = process
+        log.info("worker %s started (pid %d)", slot.name, process.pid)
 
     def _on_signal(self, signum, _frame) -> None:
         log.info("signal %d: draining workers", signum)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pipeline.types import Detection
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Pairwise intersection over union of [N, 4] and [M, 4] x1, y1, x2, y2 boxes -> [N, M]."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
@@ -124,7 +125,7 @@ class IoUTracker:
             return []
         predicted = np.stack([self._predicted_box(t) for t in self._tracks])
         iou = iou_matrix(predicted, np.stack([d.box for d in detections]))
-        pairs = []
+        pairs: list[tuple[int, int]] = []
         # Greedy by IoU: faces rarely overlap, so it agrees with the optimal (Hungarian) assignment
         # in practice and needs no scipy at runtime.
         for flat in np.argsort(-iou, axis=None, kind="stable"):

@@ -60,7 +60,7 @@ class Worker:
         self.passes = dict(passes or {})
         self.metrics = WorkerMetrics()
         self.metrics_port = metrics_port
-        self.outbox: Outbox | None = None
+        self.outbox: Outbox  # made by `run`, before any source starts
         self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
         self._report = report
         self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from pipeline.archive import jobs
 from pipeline.archive.jobs import entry_id, frame_of
@@ -34,6 +35,9 @@ from pipeline.masking import mask_text
 from pipeline.sources import DecodeStats, TruncatedVideo, read_video
 from pipeline.sources import probe as probe_video
 from pipeline.types import Frame, FrameResult
+
+if TYPE_CHECKING:
+    from pipeline.process import FrameProcessor
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +178,7 @@ class _Commits:
 def run_job(
     client,
     job: jobs.Job,
-    processor_for: Callable[[JobParams], object],
+    processor_for: Callable[[JobParams], FrameProcessor],
     *,
     consumer: str,
     stop: threading.Event | None = None,

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 from engines.errors import EngineError
 from pipeline.archive import jobs
@@ -130,7 +131,7 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
         try:
             summary = run_job(
                 client, job, cache, consumer=consumer, stop=stop, touch_every_s=opts.idle_timeout_s / 4,
-                heartbeat=lambda job=job, done=done: _beat(client, consumer, job.id, done, opts.idle_timeout_s),
+                heartbeat=partial(_beat, client, consumer, job.id, done, opts.idle_timeout_s),
             )  # fmt: skip
             done += 1
             log.info("job %s done: %d frames -> %s", job.id, summary["frames"], job.out)
@@ -180,5 +181,5 @@ def work(opts: WorkerOptions, processes: int = 1) -> int:
     slots = [Slot(f"archive-{i}", work_loop, (opts,)) for i in range(processes)]
     if ProcessGroup(slots, restart_backoff_s=opts.restart_backoff_s).run():
         return 0
-    log.error("archive workers %s exited with errors", [s.name for s in slots if s.process.exitcode])
+    log.error("archive workers %s exited with errors", [s.name for s in slots if s.process and s.process.exitcode])
     return 1
