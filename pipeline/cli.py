@@ -16,7 +16,8 @@ from pipeline.errors import (
     AffectstreamError,
     extra_for,
 )
-from pipeline.logs import FORMATS, LEVELS
+from pipeline.logs import FORMATS, LEVELS, setup_logging
+from pipeline.masking import mask_text
 from scoring.errors import ScoringError
 from settings import env
 
@@ -94,9 +95,6 @@ def _export_logging(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; the exit status is one of `pipeline.errors.EXIT_STATUSES` (README "Exit status")."""
-    from pipeline.logs import setup_logging
-    from pipeline.masking import mask_text
-
     args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
         _export_logging(args)
