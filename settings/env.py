@@ -1,4 +1,4 @@
-"""Names of the environment variables affectstream reads (one owner; the README documents them)."""
+"""Names of the environment variables affectstream reads: one owner for every module that reads one."""
 
 REDIS_URL = "AFFECTSTREAM_REDIS_URL"  # default of redis.url
 DETECTOR = "AFFECTSTREAM_DETECTOR"  # default of detector.model (a path or an insightface pack name)
