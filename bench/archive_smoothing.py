@@ -68,7 +68,8 @@ def jitter(va: np.ndarray, expr: np.ndarray) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from pipeline.archive import jobs
     from pipeline.archive.outputs import write_outputs
-    from pipeline.archive.run import JobParams, probe, run_job
+    from pipeline.archive.params import JobParams
+    from pipeline.archive.run import probe, run_job
     from pipeline.archive.worker import ProcessorCache, WorkerOptions
     from pipeline.redis_conn import redis_session
     from scoring.abaw import read_expr, read_va

@@ -21,7 +21,8 @@ from functools import partial
 
 from engines.errors import EngineError
 from pipeline.archive import jobs
-from pipeline.archive.run import JobFailed, JobLost, JobParams, JobReleased, run_job
+from pipeline.archive.params import JobParams
+from pipeline.archive.run import JobFailed, JobLost, JobReleased, run_job
 from pipeline.errors import AffectstreamError
 from pipeline.keys import heartbeat_key
 from pipeline.masking import mask_text

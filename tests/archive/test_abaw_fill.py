@@ -21,7 +21,8 @@ from pipeline.archive import jobs
 from pipeline.archive.evaluate import evaluate, format_report
 from pipeline.archive.fill import FILLS
 from pipeline.archive.outputs import predict, read_frames, write_video
-from pipeline.archive.run import JobParams, probe, run_job
+from pipeline.archive.params import JobParams
+from pipeline.archive.run import probe, run_job
 from pipeline.archive.worker import ProcessorCache, WorkerOptions
 from pipeline.redis_conn import connect
 from scoring.abaw import EXPR_CLASSES

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from pipeline.archive import jobs
-from pipeline.archive.run import JobLost, JobParams, JobReleased, run_job, stitch
+from pipeline.archive.params import JobParams
+from pipeline.archive.run import JobLost, JobReleased, run_job, stitch
 from pipeline.archive.worker import ProcessorCache, WorkerOptions
 from pipeline.keys import frames_key
 from pipeline.redis_conn import connect
