@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 
+from pipeline.detect import DEFAULT_PACK
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 from pipeline.redis_conn import check_redis_url
@@ -59,7 +60,7 @@ class RedisConfig:
 
 @typed(ConfigError)
 class DetectorConfig:
-    model: str = _from_env(env.DETECTOR, "buffalo_sc")
+    model: str = _from_env(env.DETECTOR, DEFAULT_PACK)
     """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else buffalo_sc)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""

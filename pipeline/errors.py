@@ -13,6 +13,10 @@ from engines.errors import (  # noqa: F401 (re-exported for the CLI)
     EXIT_USAGE,
 )
 
+# Exit statuses of a worker process to its supervisor (`pipeline.supervisor`), never a verb's.
+EXIT_SOURCES_FAILED = 4  # its sources failed for good: restarting would not help
+EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: not restarted
+
 # Top-level modules of the optional extras (pyproject.toml), for "pip install 'affectstream[EXTRA]'".
 EXTRAS = {
     "ui": ("starlette", "uvicorn", "matplotlib"),

@@ -33,15 +33,14 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
 from pipeline.entry_ids import new_pass_base
+from pipeline.errors import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED, AffectstreamError
 from pipeline.keys import frames_key, heartbeat_key
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS_PER_MINUTE = 5
-EXIT_SOURCES_FAILED = 4  # a child's sources failed for good: restarting would not help
-EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: not restarted
-_FINAL = (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN)
+_FINAL = (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN)  # a child's exit statuses that are not restarted
 
 
 def _child_main(target: Callable[..., int], args: tuple, parent: int) -> None:
@@ -50,7 +49,6 @@ def _child_main(target: Callable[..., int], args: tuple, parent: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     from engines.errors import EngineError
-    from pipeline.errors import AffectstreamError
     from pipeline.logs import setup_logging
     from pipeline.masking import mask_text
 

@@ -24,12 +24,12 @@ import threading
 import time
 
 from pipeline.batcher import STOP, MicroBatcher
+from pipeline.errors import EXIT_SOURCES_FAILED
 from pipeline.keys import heartbeat_key
 from pipeline.metrics import WorkerMetrics
 from pipeline.outbox import Outbox
 from pipeline.process import stamp_latency
 from pipeline.redis_conn import connect
-from pipeline.supervisor import EXIT_SOURCES_FAILED
 
 log = logging.getLogger(__name__)
 
