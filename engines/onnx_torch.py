@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -204,7 +205,7 @@ class OnnxModule(torch.nn.Module):
             self._cpu[name] = torch.from_numpy(np.array(array, dtype=np.int64))
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        env: dict[str, object] = dict(self._cpu)
+        env: dict[str, Any] = dict(self._cpu)  # tensors, and attribute values of the graph's constants
         env.update({name: getattr(self, buffer) for name, buffer in self._names.items()})
         env.update(zip(self.input_names, inputs, strict=True))
         for op, attrs, ins, outs in self._nodes:

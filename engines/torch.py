@@ -114,7 +114,7 @@ class TorchEngine(ChunkedEngine):
             # TF32 (on by default for cuDNN convolutions) moves probabilities by ~1e-3: not FP32.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        self._module = module.eval().to(self.device, self.dtype)
+        self._module: torch.nn.Module | None = module.eval().to(self.device, self.dtype)  # None once closed
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
         self._graph_sizes = tuple(sorted(graph_batches or graph_sizes(self.max_batch))) if cuda_graphs else ()
         if self._graph_sizes and self._graph_sizes[-1] < self.max_batch:
@@ -155,6 +155,7 @@ class TorchEngine(ChunkedEngine):
         return engine
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self._module is not None, "a closed engine runs nothing"  # ChunkedEngine refuses first
         probs, va = self._module(x)
         return probs, va
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines._trt import TRT_LOGGER, trt
+from engines._trt import TRT_LOGGER, cuda, trt
 from engines.cache import PlanKey
 from engines.calibration import load_crops
 from engines.errors import EngineBuildError
@@ -73,7 +73,6 @@ def _calibrator(crops: np.ndarray | None, cache_file: Path, batch_size: int = 16
     The class is made here, not at import: TensorRT 11 has no calibrator base class, and this module
     must import there too.
     """
-    import pycuda.driver as cuda
 
     class FaceCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:

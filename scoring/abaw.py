@@ -241,6 +241,7 @@ def read_submission(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
             frames[index] = _expr_value(rest, classes, path, n, line)
     out = {}
     for video, frames in rows.items():
+        arr: np.ndarray
         if kind == "VA":
             arr = np.full((max(frames) + 1, 2), NO_ROW["VA"])
         else:
