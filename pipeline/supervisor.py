@@ -43,11 +43,21 @@ MAX_RESTARTS_PER_MINUTE = 5
 _FINAL = (0, EXIT_SOURCES_FAILED, EXIT_CANNOT_RUN)  # a child's exit statuses that are not restarted
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`: the process drains what it has taken, then exits."""
+
+    def handler(signum, _frame) -> None:
+        log.info("signal %d: draining, then exiting", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def _child_main(target: Callable[..., int], args: tuple, parent: int) -> None:
     """Entry point of every child process: `target(*args, stop=stop)` returns its exit status."""
-    stop = threading.Event()  # handlers first: a SIGTERM during start-up must not kill it mid-way
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = threading.Event()
+    stop_on_signals(stop)  # first: a SIGTERM during start-up must not kill it mid-way
     from engines.errors import EngineError
     from pipeline.logs import setup_logging
     from pipeline.masking import mask_text

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -158,18 +157,9 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
     return 0
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum, _frame) -> None:
-        log.info("signal %d: finishing the current chunk, then stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def work(opts: WorkerOptions, processes: int = 1) -> int:
     """Run `processes` workers (1: in this process); returns 0 when all stopped cleanly, else 1."""
-    from pipeline.supervisor import ProcessGroup, Slot
+    from pipeline.supervisor import ProcessGroup, Slot, stop_on_signals
 
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
@@ -177,7 +167,7 @@ def work(opts: WorkerOptions, processes: int = 1) -> int:
         opts = replace(opts, threads=max(1, (os.cpu_count() or 1) // processes))
     if processes == 1:
         stop = threading.Event()
-        _stop_on_signals(stop)
+        stop_on_signals(stop)  # the chunk in hand is finished and its job handed back
         return work_loop(opts, stop)
     slots = [Slot(f"archive-{i}", work_loop, (opts,)) for i in range(processes)]
     if ProcessGroup(slots, restart_backoff_s=opts.restart_backoff_s).run():
