@@ -129,6 +129,7 @@ def cmd_work(args: argparse.Namespace) -> int:
             redis_url=url, detector=cfg.detector.model, engine=cfg.engine.backend,
             threads=args.threads or cfg.engine.threads, idle_timeout_s=args.idle_timeout,
             max_attempts=args.max_attempts, until_empty=args.until_empty,
+            restart_backoff_s=cfg.workers.restart_backoff_s,
         )  # fmt: skip
         return work(opts, args.jobs)
 
