@@ -30,7 +30,8 @@ def _frame(path: Path, key: object, entry: object) -> tuple[float, float, np.nda
             raise DataError(f"{where}: {name} must be a number in [-10, 10], found {v!r}")
         values.append(float(v))
     try:
-        pts = np.asarray(entry.get("landmarks"), dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf, refused below as not finite
+            pts = np.asarray(entry.get("landmarks"), dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{where}: landmarks must be 68 [x, y] pairs ({exc})") from exc
     if pts.shape != (68, 2) or not np.isfinite(pts).all():
