@@ -29,9 +29,13 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow"
 
 # Style, and the import contract of pyproject.toml [tool.importlinter]: the layers and no cycles.
+# Style (ruff check + ruff format), layers (import-linter), types (mypy on the runtime packages).
+LINTED := pipeline engines training scoring settings tests bench
 lint: $(VENV)/.dev
-	$(BIN)/ruff check pipeline engines training scoring settings tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/lint-imports
+	$(BIN)/mypy pipeline engines
 
 bench: $(VENV)/.runtime
 	$(BIN)/python -m bench

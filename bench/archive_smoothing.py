@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     shared = shared_dir()
-    with tempfile.TemporaryDirectory(prefix="archive-smooth-") as tmp, redis_session(None, Path(tmp) / "redis") as (url, client):
+    with (
+        tempfile.TemporaryDirectory(prefix="archive-smooth-") as tmp,
+        redis_session(None, Path(tmp) / "redis") as (url, client),
+    ):
         tmp = Path(tmp)
         clip, labels = afew_clip(need(shared / "data" / "afew_va" / "001"), tmp / "afew_va_001.mkv")
         videos = [clip, need(shared / "media" / "videos" / "WolfgangLanger_Pexels.mp4")]
@@ -98,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             out = tmp / f"out{w}"
             for job, info, summary in done:
                 job = replace(job, out=str(out))
-                write_outputs(client, job, replace(params, smooth=w), info, summary["frames"], summary["model"])
+                write_outputs(
+                    client, job, replace(params, smooth=w), info, summary["frames"], summary["model"]
+                )
                 name = Path(job.path).stem
                 va, expr = read_va(out / "VA" / f"{name}.txt"), read_expr(out / "EXPR" / f"{name}.txt")
                 row = {"window": w, "video": name, **jitter(va, expr)}

@@ -93,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = [measure(video, args.copies, n, args, detector_path()) for n in args.processes]
     report = {
         "video": {"name": video.name, **info},
-        "settings": {"det_size": args.det_size, "detect_every": args.detect_every, "model": args.model,
-                     "copies": args.copies},  # fmt: skip
+        "settings": {
+            "det_size": args.det_size,
+            "detect_every": args.detect_every,
+            "model": args.model,
+            "copies": args.copies,
+        },  # fmt: skip
         "runs": runs,
         "machine": finish(machine),
     }

@@ -17,16 +17,28 @@ SKIPPABLE = ("naive", "de3", "auto", "live", "archive")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="the <3 minute variant (also: BENCH_QUICK=1)")
     p.add_argument("--runs", type=positive_int, help="repetitions (medians reported); default 3, quick 2")
-    p.add_argument("--det-size", type=det_size, help="detector input of the e2e/naive comparison (default 640x640)")
-    p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU, mtlgcn_ferplus_int8.onnx)")
-    p.add_argument("--detector", help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)")
+    p.add_argument(
+        "--det-size", type=det_size, help="detector input of the e2e/naive comparison (default 640x640)"
+    )
+    p.add_argument(
+        "--model",
+        help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU, mtlgcn_ferplus_int8.onnx)",
+    )
+    p.add_argument(
+        "--detector",
+        help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)",
+    )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
     p.add_argument("--live-seconds", type=float, help="length of each live run (default 15, quick 8)")
     p.add_argument("--live-streams", type=lambda t: tuple(int(x) for x in t.split(",")),
                    help="concurrent stream counts of the live runs (default 1,2,4)")  # fmt: skip
-    p.add_argument("--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)")
+    p.add_argument(
+        "--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)"
+    )
     p.add_argument("-o", "--output", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
-    p.add_argument("--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)")
+    p.add_argument(
+        "--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -70,7 +70,9 @@ def read_entries(client, source: str) -> list[Entry]:
     return out
 
 
-def run_supervised(overrides: dict, redis_url: str, *, duration_s: float | None = None, timeout_s: float = 900) -> RunResult:
+def run_supervised(
+    overrides: dict, redis_url: str, *, duration_s: float | None = None, timeout_s: float = 900
+) -> RunResult:
     """Run `affectstream run`'s supervisor in this process (main thread) and collect what it published.
 
     Args:
@@ -96,7 +98,9 @@ def run_supervised(overrides: dict, redis_url: str, *, duration_s: float | None 
     timer.daemon = True
     start = time.monotonic()
     try:
-        with PeakSampler(lambda: [s.process.pid for s in supervisor.slots if s.process is not None]) as sampler:
+        with PeakSampler(
+            lambda: [s.process.pid for s in supervisor.slots if s.process is not None]
+        ) as sampler:
             timer.start()
             code = supervisor.run()
             sampler.sample()
@@ -155,11 +159,14 @@ def archive_metrics(result: RunResult) -> dict:
     }
 
 
-def live_run(clip: Path, streams: int, seconds: float, detector: Path, model: Path, det_size, redis_url: str) -> RunResult:
+def live_run(
+    clip: Path, streams: int, seconds: float, detector: Path, model: Path, det_size, redis_url: str
+) -> RunResult:
     """`streams` concurrent realtime replays of `clip` in one worker for `seconds`."""
     over = base_overrides(detector, model, det_size)
     over["sources"] = [
-        {"name": f"live{streams}-{i}", "url": str(clip), "live": True, "realtime": True} for i in range(streams)
+        {"name": f"live{streams}-{i}", "url": str(clip), "live": True, "realtime": True}
+        for i in range(streams)
     ]
     return run_supervised(over, redis_url, duration_s=seconds)
 

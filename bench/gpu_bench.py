@@ -76,13 +76,21 @@ def engines_for(backend: str, checkpoint: Path, onnx: Path, max_batch: int, work
 
     if backend in ("torch-cuda", "torch-cuda-graphs"):
         graphs = backend.endswith("graphs")
-        for fp16 in ((True,) if graphs else (False, True)):
-            yield ("fp16" if fp16 else "fp32"), lambda fp16=fp16: create_engine(
-                "torch", checkpoint, device="cuda", fp16=fp16, cuda_graphs=graphs, max_batch=max_batch)
+        for fp16 in (True,) if graphs else (False, True):
+            yield (
+                ("fp16" if fp16 else "fp32"),
+                lambda fp16=fp16: create_engine(
+                    "torch", checkpoint, device="cuda", fp16=fp16, cuda_graphs=graphs, max_batch=max_batch
+                ),
+            )
     elif backend == "tensorrt":
         for precision in ("fp32", "fp16"):
-            yield precision, lambda p=precision: create_engine(
-                "tensorrt", onnx, precision=p, max_batch=max_batch, cache_dir=work / "engines")
+            yield (
+                precision,
+                lambda p=precision: create_engine(
+                    "tensorrt", onnx, precision=p, max_batch=max_batch, cache_dir=work / "engines"
+                ),
+            )
     elif backend.startswith("onnxruntime"):
         device = backend.split("-")[1]
         yield "fp32", lambda: create_engine("onnxruntime", onnx, device=device, max_batch=max_batch)
@@ -111,11 +119,17 @@ def default_backends() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="", help=f"comma list of {', '.join(BACKENDS)} (default: what this machine has)")
+    parser.add_argument(
+        "--backends", default="", help=f"comma list of {', '.join(BACKENDS)} (default: what this machine has)"
+    )
     parser.add_argument("--batches", default="1,8,32,128")
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement")
-    parser.add_argument("--checkpoint", help="trained checkpoint for the torch backends (default: the shipped .onnx)")
-    parser.add_argument("--onnx", help="exported model (default: the shipped one, or the checkpoint's export)")
+    parser.add_argument(
+        "--checkpoint", help="trained checkpoint for the torch backends (default: the shipped .onnx)"
+    )
+    parser.add_argument(
+        "--onnx", help="exported model (default: the shipped one, or the checkpoint's export)"
+    )
     parser.add_argument("-o", "--output", default="", help="write the results (JSON) here")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
@@ -134,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                         row = {"backend": backend, "precision": precision, "model": engine.spec.model_id,
                                "setup_s": round(setup_s, 1), **measure(engine, batch, args.seconds)}  # fmt: skip
                         results.append(row)
-                        print(f"  {backend:18s} {precision:5s} batch {batch:4d}: {row['faces_per_s']:10.1f} faces/s", flush=True)
+                        print(
+                            f"  {backend:18s} {precision:5s} batch {batch:4d}: {row['faces_per_s']:10.1f} faces/s",
+                            flush=True,
+                        )
                 finally:
                     engine.close()
     print_table(results)

@@ -111,8 +111,13 @@ def run_streams(clip: str, streams: int, seconds: float, *, detectors: list, pro
             errors.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=_reader, args=(clip, f"s{i}", inputs[i], stop), daemon=True) for i in range(streams)]
-    threads += [threading.Thread(target=prepare, args=(k,), daemon=True) for k in range(min(len(detectors), streams))]
+    threads = [
+        threading.Thread(target=_reader, args=(clip, f"s{i}", inputs[i], stop), daemon=True)
+        for i in range(streams)
+    ]
+    threads += [
+        threading.Thread(target=prepare, args=(k,), daemon=True) for k in range(min(len(detectors), streams))
+    ]
     threads.append(threading.Thread(target=engine, daemon=True))
     for t in threads:
         t.start()
@@ -161,13 +166,23 @@ def make_clips(source: str, folder: Path, frames: int = 240) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--make-clips", metavar="SOURCE", help="write var/gpu_media/clip_{1080p,360p}.mp4 from SOURCE and exit")
-    parser.add_argument("--clip", action="append", default=[], help="video file (repeat for several resolutions)")
+    parser.add_argument(
+        "--make-clips",
+        metavar="SOURCE",
+        help="write var/gpu_media/clip_{1080p,360p}.mp4 from SOURCE and exit",
+    )
+    parser.add_argument(
+        "--clip", action="append", default=[], help="video file (repeat for several resolutions)"
+    )
     parser.add_argument("--streams", default="1,8,32,64")
-    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement (after 2 s warm-up)")
+    parser.add_argument(
+        "--seconds", type=float, default=6.0, help="timed seconds per measurement (after 2 s warm-up)"
+    )
     parser.add_argument("--detector", default=str(REPO.parent / "shared" / "models" / "scrfd_500m.onnx"))
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run of the code path)")
-    parser.add_argument("--prepare-threads", type=int, default=12, help="detect/align threads (one detector each)")
+    parser.add_argument(
+        "--prepare-threads", type=int, default=12, help="detect/align threads (one detector each)"
+    )
     parser.add_argument("--max-batch", type=int, default=128)
     parser.add_argument("-o", "--output", default="", help="write the results (JSON) here")
     args = parser.parse_args(argv)
@@ -183,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cuda = args.device.startswith("cuda")
     t0 = time.perf_counter()
-    engine = create_engine("torch", "default", device=args.device, fp16=cuda, cuda_graphs=cuda, max_batch=args.max_batch)
+    engine = create_engine(
+        "torch", "default", device=args.device, fp16=cuda, cuda_graphs=cuda, max_batch=args.max_batch
+    )
     detectors = [FaceDetector(args.detector, input_size="auto", backend="torch", device=args.device)
                  for _ in range(args.prepare_threads)]  # fmt: skip
     processor = FrameProcessor(detectors, engine)

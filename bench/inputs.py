@@ -35,7 +35,9 @@ def shared_dir() -> Path:
 
 def need(path: Path) -> Path:
     if not path.exists():
-        raise InputError(f"{path} is missing: set AFFECTSTREAM_SHARED to the shared/ folder (see ../shared/README.md)")
+        raise InputError(
+            f"{path} is missing: set AFFECTSTREAM_SHARED to the shared/ folder (see ../shared/README.md)"
+        )
     return path
 
 
@@ -119,7 +121,9 @@ def _pan_zoom(image: np.ndarray, count: int, size: tuple[int, int]) -> Iterator[
         x0 = (w - win_w) * (0.5 + 0.5 * np.sin(2 * np.pi * t) * 0.9)
         y0 = (h - win_h) * 0.5
         matrix = np.array([[1 / scale, 0, -x0 / scale], [0, 1 / scale, -y0 / scale]], np.float64)
-        yield cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        yield cv2.warpAffine(
+            image, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
 
 
 def many_face_clip(workdir: Path, frames: int, fps: int = 30, size: tuple[int, int] = (640, 360)) -> Path:

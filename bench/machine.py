@@ -52,7 +52,9 @@ def busy_processes(min_cpu: float = 20.0) -> list[str]:
     Benchmarks share the machine; naming what else ran makes noisy numbers explainable.
     """
     try:
-        out = subprocess.run(["ps", "-eo", "pid=,pcpu=,args="], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["ps", "-eo", "pid=,pcpu=,args="], capture_output=True, text=True, timeout=10
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     mine = {os.getpid(), os.getppid()}
@@ -73,7 +75,10 @@ def describe() -> dict:
         "memory_gib": _mem_total_gib(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {**{m: _version(m) for m in ("onnxruntime", "av", "numpy", "insightface", "redis")}, "opencv": _cv2()},
+        "versions": {
+            **{m: _version(m) for m in ("onnxruntime", "av", "numpy", "insightface", "redis")},
+            "opencv": _cv2(),
+        },
         "loadavg_at_start": [round(x, 2) for x in load],
         "busy_processes_at_start": busy_processes(),
         "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -23,7 +23,9 @@ class NaiveRun:
     frames: int = 0
     faces: int = 0
     seconds: float = 0.0
-    parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("decode", "detect", "crop_model", "xadd"), 0.0))
+    parts: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("decode", "detect", "crop_model", "xadd"), 0.0)
+    )
 
     @property
     def fps(self) -> float:
@@ -40,7 +42,9 @@ class NaiveLoop:
         threshold: Detector score threshold.
     """
 
-    def __init__(self, detector: Path, model: Path, det_size: tuple[int, int] | str, threshold: float = 0.5) -> None:
+    def __init__(
+        self, detector: Path, model: Path, det_size: tuple[int, int] | str, threshold: float = 0.5
+    ) -> None:
         import onnxruntime
         from insightface.model_zoo import get_model
 
@@ -48,7 +52,9 @@ class NaiveLoop:
 
         self.det = get_model(str(detector), providers=["CPUExecutionProvider"])
         self.auto = det_size == "auto"
-        self.det.prepare(ctx_id=-1, input_size=(640, 640) if self.auto else tuple(det_size), det_thresh=threshold)
+        self.det.prepare(
+            ctx_id=-1, input_size=(640, 640) if self.auto else tuple(det_size), det_thresh=threshold
+        )
         self.session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         self.spec = EngineSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map, model)
 

@@ -15,13 +15,24 @@ def _runs(summary: dict) -> str:
 
 
 def _archive_tables(res: dict) -> list[str]:
-    lines = ["## Stages, standalone", "", "| stage | median | runs | CPU ms per frame (engine: per face) |", "|---|---|---|---|"]
+    lines = [
+        "## Stages, standalone",
+        "",
+        "| stage | median | runs | CPU ms per frame (engine: per face) |",
+        "|---|---|---|---|",
+    ]
     for name, summ in res["stages"].items():
         unit = "faces/s" if name.endswith("_faces") else "frames/s"
         cpu = res.get("stage_cpu_ms", {}).get(name, "")
-        lines.append(f"| {name.removesuffix('_faces')} ({unit}) | {_fmt(summ['median'])} | {_runs(summ)} | {_fmt(cpu, 2)} |")
+        lines.append(
+            f"| {name.removesuffix('_faces')} ({unit}) | {_fmt(summ['median'])} | {_runs(summ)} | {_fmt(cpu, 2)} |"
+        )
     wl = res["stage_workload"]
-    lines += ["", f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).", ""]
+    lines += [
+        "",
+        f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).",
+        "",
+    ]
     lines += ["## End to end (archive mode, real Supervisor + Worker + redis-server)", "",
               "| variant | frames/s (median) | runs | faces/s | worker CPU ms per frame | peak RSS MiB |", "|---|---|---|---|---|---|"]  # fmt: skip
     variants = [("detect every frame", res["e2e"])]
@@ -35,7 +46,12 @@ def _archive_tables(res: dict) -> list[str]:
     if "naive" in res:
         n = res["naive"]
         lines.append(f"| naive loop | {_fmt(n['fps']['median'])} | {_runs(n['fps'])} | | | |")
-        lines += ["", "Naive loop, share of its time: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in n["share_of_time"].items()) + "."]
+        lines += [
+            "",
+            "Naive loop, share of its time: "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in n["share_of_time"].items())
+            + ".",
+        ]
     return lines + [""]
 
 
@@ -58,14 +74,16 @@ def markdown(res: dict) -> str:
         "# affectstream benchmark",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; Python {m['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + ".",
         f"Measured {m['utc']}; load average {m['loadavg_at_start']} at start, {m.get('loadavg_at_end')} at end.",
         f"Other busy processes at start: {'; '.join(m['busy_processes_at_start']) or 'none'}.",
         "",
         f"Settings: detector `{Path(s['detector_file']).name}` at {s['det_size']}, model `{Path(s['model_file']).name}` ({s.get('model_id', '?')}), "
         f"engine max batch {s['max_batch']}, {s['runs']} runs (medians), quick={s['quick']}.",
         "Workload (archive mode, every frame): "
-        + ", ".join(f"{w['file']} ({w['frames']} frames, {w['size']}, {w['codec']})" for w in s["workload"]) + ".",
+        + ", ".join(f"{w['file']} ({w['frames']} frames, {w['size']}, {w['codec']})" for w in s["workload"])
+        + ".",
         "",
         "## Headline",
         "",
@@ -74,18 +92,18 @@ def markdown(res: dict) -> str:
     ]
     if "e2e_fps" in res:
         lines += [
-        f"| end-to-end archive (frames/s) | {_fmt(res['e2e_fps'])} |",
-        f"| end-to-end archive (faces/s) | {_fmt(res['e2e_faces_per_s'])} |",
-        f"| slowest stage standalone ({res['slowest_stage']}, frames/s) | {_fmt(res['slowest_stage_fps'])} |",
-        f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
-        f"| e2e / one detector in a loop (detect_{s['det_size']}) | {_fmt(res['ratios']['e2e_over_single_detector'], 3)} |",
+            f"| end-to-end archive (frames/s) | {_fmt(res['e2e_fps'])} |",
+            f"| end-to-end archive (faces/s) | {_fmt(res['e2e_faces_per_s'])} |",
+            f"| slowest stage standalone ({res['slowest_stage']}, frames/s) | {_fmt(res['slowest_stage_fps'])} |",
+            f"| e2e / slowest stage | {_fmt(res['ratios']['e2e_over_slowest_stage'], 3)} |",
+            f"| e2e / one detector in a loop (detect_{s['det_size']}) | {_fmt(res['ratios']['e2e_over_single_detector'], 3)} |",
         ]
     if "shared_core_bound_fps" in res:
         lines += [
-        f"| shared-core bound: cores / summed stage CPU per frame (frames/s) | {_fmt(res['shared_core_bound_fps'])} |",
-        f"| e2e / shared-core bound (pipeline efficiency) | {_fmt(res['ratios']['e2e_over_shared_core_bound'], 3)} |",
-        f"| shared-core bound / slowest stage (highest e2e / slowest stage possible here) | "
-        f"{_fmt(res['ratios']['shared_core_bound_over_slowest_stage'], 3)} |",
+            f"| shared-core bound: cores / summed stage CPU per frame (frames/s) | {_fmt(res['shared_core_bound_fps'])} |",
+            f"| e2e / shared-core bound (pipeline efficiency) | {_fmt(res['ratios']['e2e_over_shared_core_bound'], 3)} |",
+            f"| shared-core bound / slowest stage (highest e2e / slowest stage possible here) | "
+            f"{_fmt(res['ratios']['shared_core_bound_over_slowest_stage'], 3)} |",
         ]
     if "naive_fps" in res:
         lines += [
@@ -93,8 +111,10 @@ def markdown(res: dict) -> str:
             f"| e2e / naive | {_fmt(res['ratios']['e2e_over_naive'], 2)} |",
         ]
         if "shared_core_bound_over_naive" in res["ratios"]:
-            lines.append(f"| shared-core bound / naive (highest e2e / naive possible here) | "
-                         f"{_fmt(res['ratios']['shared_core_bound_over_naive'], 2)} |")
+            lines.append(
+                f"| shared-core bound / naive (highest e2e / naive possible here) | "
+                f"{_fmt(res['ratios']['shared_core_bound_over_naive'], 2)} |"
+            )
     if "e2e_fps_detect_every_3" in res:
         cov = res["detect_every_3_coverage"]
         lines += [

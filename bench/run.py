@@ -59,7 +59,9 @@ class Settings:
     skip: tuple[str, ...] = field(default_factory=tuple)
 
 
-QUICK = dict(quick=True, runs=2, live_seconds=8.0, many_face_frames=60, max_videos=2, extra_sizes=((320, 320),))
+QUICK = dict(
+    quick=True, runs=2, live_seconds=8.0, many_face_frames=60, max_videos=2, extra_sizes=((320, 320),)
+)
 
 
 def _model_path(model: str | None) -> Path:
@@ -103,7 +105,13 @@ def run_benchmark(s: Settings) -> dict:
         "model_file": str(model),
         "model_id": EngineSpec.from_onnx(model).model_id,
         "workload": [
-            {"file": i.path.name, "frames": i.frames, "size": f"{i.width}x{i.height}", "fps": round(i.fps, 2), "codec": i.codec}
+            {
+                "file": i.path.name,
+                "frames": i.frames,
+                "size": f"{i.width}x{i.height}",
+                "fps": round(i.fps, 2),
+                "codec": i.codec,
+            }
             for i in info
         ],
     }
@@ -126,7 +134,10 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
     # The worker's prepare threads with several sources: one single-threaded detector per core.
     cores = os.cpu_count() or 1
     n_par = min(len(videos), cores)
-    parallel = [FaceDetector(str(detector), input_size=s.det_size, threads=max(1, cores // n_par)) for _ in range(n_par)]
+    parallel = [
+        FaceDetector(str(detector), input_size=s.det_size, threads=max(1, cores // n_par))
+        for _ in range(n_par)
+    ]
     naive = NaiveLoop(detector, model, s.det_size)
     stage_runs, e2e_runs, de3_runs, auto_runs, naive_runs = [], [], [], [], []
     with_auto = "auto" not in s.skip and s.det_size != "auto"
@@ -143,7 +154,9 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
         first_de1 = first_de1 or res
         if "de3" not in s.skip:
             log.info("run %d/%d: e2e archive, detect_every 3", r + 1, s.runs)
-            res3 = e2e.archive_run(videos, f"de3r{r}", detector, model, s.det_size, url, detect_every=3, expected=expected)
+            res3 = e2e.archive_run(
+                videos, f"de3r{r}", detector, model, s.det_size, url, detect_every=3, expected=expected
+            )
             de3_runs.append(e2e.archive_metrics(res3))
             first_de3 = first_de3 or res3
         if with_auto:
@@ -161,18 +174,28 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
     faces_per_frame = sp.faces / sp.frames
     medians = {k: v["median"] for k, v in stage_fps.items()}
     slow_name, slow_fps = stages.slowest_stage(medians, primary, faces_per_frame, s.max_batch)
-    detect_name = max((k for k in medians if k == f"detect_{primary}" or k.startswith(f"detect_{primary}_x")), key=medians.get)
+    detect_name = max(
+        (k for k in medians if k == f"detect_{primary}" or k.startswith(f"detect_{primary}_x")),
+        key=medians.get,
+    )
     bound = stages.shared_core_bound(stage_cpu, detect_name, faces_per_frame, s.max_batch, cores)
     res: dict = {
         "stages": stage_fps,
         "stage_cpu_ms": stage_cpu,
-        "stage_workload": {"frames": sp.frames, "faces": sp.faces, "frames_with_faces": sp.frames_with_faces,
-                           "faces_per_frame": round(faces_per_frame, 3)},  # fmt: skip
+        "stage_workload": {
+            "frames": sp.frames,
+            "faces": sp.faces,
+            "frames_with_faces": sp.frames_with_faces,
+            "faces_per_frame": round(faces_per_frame, 3),
+        },  # fmt: skip
         "slowest_stage": slow_name,
         "slowest_stage_fps": round(slow_fps, 1),
         # cores / summed stage CPU per frame: the most any pipeline gets when all stages share the CPUs.
         "shared_core_bound_fps": round(bound, 1),
-        "e2e": {k: summary([m[k] for m in e2e_runs]) for k in ("fps", "faces_per_s", "seconds", "cpu_ms_per_frame", "peak_rss_mib")},
+        "e2e": {
+            k: summary([m[k] for m in e2e_runs])
+            for k in ("fps", "faces_per_s", "seconds", "cpu_ms_per_frame", "peak_rss_mib")
+        },
         "e2e_fps": round(median([m["fps"] for m in e2e_runs]), 1),
         "e2e_faces_per_s": round(median([m["faces_per_s"] for m in e2e_runs]), 1),
         "peak_rss_mib": round(max(m["peak_rss_mib"] for m in e2e_runs), 1),
@@ -185,12 +208,18 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
         "shared_core_bound_over_slowest_stage": round(bound / res["slowest_stage_fps"], 3),
     }
     if de3_runs:
-        res["e2e_detect_every_3"] = {k: summary([m[k] for m in de3_runs]) for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")}
+        res["e2e_detect_every_3"] = {
+            k: summary([m[k] for m in de3_runs])
+            for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")
+        }
         res["e2e_fps_detect_every_3"] = round(median([m["fps"] for m in de3_runs]), 1)
         res["detect_every_3_coverage"] = e2e.coverage(first_de1, first_de3)
         res["ratios"]["detect_every_3_over_e2e"] = round(res["e2e_fps_detect_every_3"] / res["e2e_fps"], 3)
     if auto_runs:
-        res["e2e_detector_auto"] = {k: summary([m[k] for m in auto_runs]) for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")}
+        res["e2e_detector_auto"] = {
+            k: summary([m[k] for m in auto_runs])
+            for k in ("fps", "faces_per_s", "cpu_ms_per_frame", "peak_rss_mib")
+        }
         res["e2e_fps_detector_auto"] = round(median([m["fps"] for m in auto_runs]), 1)
         res["ratios"]["detector_auto_over_e2e"] = round(res["e2e_fps_detector_auto"] / res["e2e_fps"], 3)
     if naive_runs:
@@ -211,7 +240,9 @@ def _live(s: Settings, workdir: Path, detector: Path, model: Path, url: str) -> 
     live = {}
     for n in s.live_streams:
         log.info("live: %d stream(s) for %.0f s", n, s.live_seconds)
-        live[str(n)] = e2e.live_metrics(e2e.live_run(clip, n, s.live_seconds, detector, model, s.det_size, url))
+        live[str(n)] = e2e.live_metrics(
+            e2e.live_run(clip, n, s.live_seconds, detector, model, s.det_size, url)
+        )
     out = {"live": live, "live_clip": clip.name}
     if "1" in live:
         out["live_p99_ms"] = live["1"]["p99_ms"]

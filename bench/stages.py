@@ -117,7 +117,9 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
                 # Chunks run across video boundaries: a short chunk at each file's end would idle a detector.
                 chunk.append(image)
                 if len(chunk) == PARALLEL_CHUNK:
-                    out.detect_s[par_label] += clock.call(f"detect_{par_label}", _detect_parallel, parallel, chunk)[1]
+                    out.detect_s[par_label] += clock.call(
+                        f"detect_{par_label}", _detect_parallel, parallel, chunk
+                    )[1]
                     chunk = []
             faces = []
             for label, det in detectors.items():
@@ -159,7 +161,9 @@ def _detect_parallel(detectors: list, frames: list[np.ndarray]) -> None:
         for image in share:
             det.detect(image)
 
-    threads = [threading.Thread(target=work, args=(d, frames[i :: len(detectors)])) for i, d in enumerate(detectors)]
+    threads = [
+        threading.Thread(target=work, args=(d, frames[i :: len(detectors)])) for i, d in enumerate(detectors)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -177,12 +181,15 @@ def _engine_batches(processor, prepared: list, out: StagePass, clock: _Clock) ->
     for batch in ENGINE_BATCHES:
         n = len(pool) - len(pool) % batch
         out.engine_s[batch] = sum(
-            clock.call(f"engine_b{batch}_faces", processor.engine.infer, pool[i : i + batch])[1] for i in range(0, n, batch)
+            clock.call(f"engine_b{batch}_faces", processor.engine.infer, pool[i : i + batch])[1]
+            for i in range(0, n, batch)
         )
         out.engine_faces[batch] = n
 
 
-def slowest_stage(fps: dict[str, float], primary_label: str, faces_per_frame: float, max_batch: int) -> tuple[str, float]:
+def slowest_stage(
+    fps: dict[str, float], primary_label: str, faces_per_frame: float, max_batch: int
+) -> tuple[str, float]:
     """The slowest stage of the e2e settings, in frames/s (the engine converted at the workload's faces/frame).
 
     The detect stage counts with its best standalone throughput: one detector with its own intra-op
@@ -190,19 +197,26 @@ def slowest_stage(fps: dict[str, float], primary_label: str, faces_per_frame: fl
     so that the e2e ratio is measured against what detection alone can do on this machine.
     """
     batch = max(b for b in ENGINE_BATCHES if b <= max_batch)
-    detect = max((k for k in fps if k == f"detect_{primary_label}" or k.startswith(f"detect_{primary_label}_x")), key=fps.get)
+    detect = max(
+        (k for k in fps if k == f"detect_{primary_label}" or k.startswith(f"detect_{primary_label}_x")),
+        key=fps.get,
+    )
     per_frame = {
         "decode": fps["decode"],
         detect: fps[detect],
         "align": fps["align"],
-        f"engine_b{batch}": fps[f"engine_b{batch}_faces"] / faces_per_frame if faces_per_frame else float("inf"),
+        f"engine_b{batch}": fps[f"engine_b{batch}_faces"] / faces_per_frame
+        if faces_per_frame
+        else float("inf"),
         "publish": fps["publish"],
     }
     name = min(per_frame, key=per_frame.get)
     return name, per_frame[name]
 
 
-def shared_core_bound(cpu_ms: dict[str, float], detect: str, faces_per_frame: float, max_batch: int, cores: int) -> float:
+def shared_core_bound(
+    cpu_ms: dict[str, float], detect: str, faces_per_frame: float, max_batch: int, cores: int
+) -> float:
     """Frames/s that `cores` CPUs sustain when every stage shares them: cores / CPU per frame of all stages.
 
     On a CPU-only machine the stages do not run on separate hardware: decoding, alignment, the engine

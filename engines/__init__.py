@@ -28,7 +28,9 @@ __all__ = [
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "mtlgcn_ferplus.onnx"  # float32: TensorRT, CUDA and `engine build` start from this one
-DEFAULT_INT8_MODEL = "mtlgcn_ferplus_int8.onnx"  # the same weights quantised (engines.quantize): ONNX Runtime on CPU
+DEFAULT_INT8_MODEL = (
+    "mtlgcn_ferplus_int8.onnx"  # the same weights quantised (engines.quantize): ONNX Runtime on CPU
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ def backend_module(name: str):
         missing = (exc.name or "").split(".")[0]
         if missing not in backend.requires:
             raise  # an import error inside our own code is a bug, not a missing extra
-        raise BackendUnavailable(f"engine backend {name!r} cannot import {exc.name} ({exc}): {backend.install}") from exc
+        raise BackendUnavailable(
+            f"engine backend {name!r} cannot import {exc.name} ({exc}): {backend.install}"
+        ) from exc
 
 
 def create_engine(name: str = "onnxruntime", model_path: str | Path | None = None, **options) -> Engine:

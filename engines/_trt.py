@@ -17,7 +17,9 @@ except ImportError as exc:
     if (exc.name or "").split(".")[0] in ("tensorrt", "pycuda"):
         raise  # not installed: the registry answers with the install hint
     # Installed but unloadable: libnvinfer / libcuda missing, or TensorRT's libraries were never downloaded.
-    raise BackendUnavailable(f"tensorrt/pycuda are installed but do not load here ({exc}); see docs/gpu.md") from exc
+    raise BackendUnavailable(
+        f"tensorrt/pycuda are installed but do not load here ({exc}); see docs/gpu.md"
+    ) from exc
 
 __all__ = ["TRT_LOGGER", "cuda", "trt"]
 

@@ -148,11 +148,15 @@ def read_sidecar(plan_path: str | Path) -> tuple[PlanKey, EngineSpec]:
     """
     path = sidecar_path(plan_path)
     if not path.is_file():
-        raise ModelFileError(f"{path} is missing: a plan needs its sidecar (build it with `affectstream engine build`)")
+        raise ModelFileError(
+            f"{path} is missing: a plan needs its sidecar (build it with `affectstream engine build`)"
+        )
     try:
         doc = json.loads(path.read_text())
         if doc.get("version") != SIDECAR_VERSION:
-            raise ValueError(f"sidecar version {doc.get('version')!r}, this affectstream writes {SIDECAR_VERSION}")
+            raise ValueError(
+                f"sidecar version {doc.get('version')!r}, this affectstream writes {SIDECAR_VERSION}"
+            )
         key = PlanKey(**doc["key"])
         spec = EngineSpec.from_json(json.dumps(doc["spec"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -234,7 +238,11 @@ def ensure_plan(
             if recorded == key:
                 log.info("engine cache hit: %s", plan)
                 return plan, key, False
-            log.warning("rebuilding %s: its sidecar records another key (%s)", plan.name, "; ".join(key.differences(recorded)))
+            log.warning(
+                "rebuilding %s: its sidecar records another key (%s)",
+                plan.name,
+                "; ".join(key.differences(recorded)),
+            )
     else:
         _log_stale_neighbours(cache, key)
         log.info("engine cache miss: building %s (%s, batch 1..%d)", plan.name, precision, key.max_batch)
@@ -258,7 +266,8 @@ def _log_stale_neighbours(cache: Path, key: PlanKey) -> None:
         if other != key and key.same_model_and_profile(other):
             log.warning(
                 "plan %s was built for another target (%s); building a new plan for this one",
-                side.with_suffix("").name, "; ".join(key.differences(other)),
+                side.with_suffix("").name,
+                "; ".join(key.differences(other)),
             )
 
 

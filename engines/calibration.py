@@ -44,7 +44,9 @@ def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.nda
         if suffix == ".npy":
             arr = np.load(path).astype(np.float32)
             if arr.ndim != 4 or arr.shape[1:] != (spec.channels, h, w):
-                raise EngineBuildError(f"{path}: expected [N, {spec.channels}, {h}, {w}], got {list(arr.shape)}")
+                raise EngineBuildError(
+                    f"{path}: expected [N, {spec.channels}, {h}, {w}], got {list(arr.shape)}"
+                )
         elif suffix in IMAGE_SUFFIXES:
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
@@ -56,5 +58,7 @@ def load_crops(folder: str | Path, spec: EngineSpec, limit: int = 512) -> np.nda
         batches.append(arr)
         count += len(arr)
     if not batches:
-        raise EngineBuildError(f"calibration folder {folder} has no face crops ({', '.join(IMAGE_SUFFIXES)} or .npy)")
+        raise EngineBuildError(
+            f"calibration folder {folder} has no face crops ({', '.join(IMAGE_SUFFIXES)} or .npy)"
+        )
     return np.ascontiguousarray(np.concatenate(batches)[:limit])

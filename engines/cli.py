@@ -18,7 +18,9 @@ from settings import env
 
 def register(subparsers) -> None:
     """Add `engine` (with `build`, `info`, `quantize`, `convert`) and `models` to the main CLI's subparsers."""
-    engine = subparsers.add_parser("engine", help="build and inspect TensorRT engine plans; INT8 and FP16 copies of a model")
+    engine = subparsers.add_parser(
+        "engine", help="build and inspect TensorRT engine plans; INT8 and FP16 copies of a model"
+    )
     engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
 
     build = engine_sub.add_parser(
@@ -43,12 +45,16 @@ def register(subparsers) -> None:
     )  # fmt: skip
     quantize.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
     quantize.add_argument("output", nargs="?", help="where the INT8 .onnx goes (or -o)")
-    quantize.add_argument("-o", "--output", dest="output_opt", metavar="OUT", help="where the INT8 .onnx goes")
+    quantize.add_argument(
+        "-o", "--output", dest="output_opt", metavar="OUT", help="where the INT8 .onnx goes"
+    )
     quantize.add_argument("--symmetric", action="store_true",
                           help="int8 weights and activations, all zero points 0 (TensorRT-compatible Q/DQ)")  # fmt: skip
     quantize.add_argument("--calibration", default="",
                           help="folder of face crops (default $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train)")  # fmt: skip
-    quantize.add_argument("--limit", type=int, default=1024, help="calibration crops (first N in path order; default 1024)")
+    quantize.add_argument(
+        "--limit", type=int, default=1024, help="calibration crops (first N in path order; default 1024)"
+    )
     quantize.add_argument("--method", default="percentile", help="percentile (default), minmax or entropy")
     quantize.set_defaults(handler=quantize_handler)
 
@@ -108,7 +114,9 @@ def quantize_handler(args: argparse.Namespace) -> int:
     def quantize(model: str, out: str):
         from engines.quantize import quantize_model
 
-        return quantize_model(model, out, calibration, limit=args.limit, method=args.method, symmetric=args.symmetric)
+        return quantize_model(
+            model, out, calibration, limit=args.limit, method=args.method, symmetric=args.symmetric
+        )
 
     return _write_model(quantize, args.model, output, "quantisation needs onnx and onnxruntime.quantization")
 
@@ -160,7 +168,9 @@ def info_handler(args: argparse.Namespace) -> int:
     for name, value in info["key"].items():
         print(f"  {name}: {value}")
     spec = info["spec"]
-    print(f"model: {spec['model_id']}  input {spec['input']}  valence/arousal: {'yes' if spec['has_va'] else 'no'}")
+    print(
+        f"model: {spec['model_id']}  input {spec['input']}  valence/arousal: {'yes' if spec['has_va'] else 'no'}"
+    )
     print(f"labels: {', '.join(spec['labels'])}")
     print(f"this machine: {info['compatibility']}")
     return 0 if info["plan_exists"] else EXIT_FAILED
@@ -181,7 +191,9 @@ def models_handler(args: argparse.Namespace) -> int:
     rows = []
     for m in models:
         if m.spec is None:
-            rows.append((m.name, "(unreadable)", "-", "-", "-", f"{m.size_bytes / 1e6:.1f}", f"{m.path}: {m.error}"))
+            rows.append(
+                (m.name, "(unreadable)", "-", "-", "-", f"{m.size_bytes / 1e6:.1f}", f"{m.path}: {m.error}")
+            )
             continue
         s = m.spec
         rows.append((m.name, s.model_id, f"{s.channels}x{s.input_size[0]}x{s.input_size[1]} {s.colour}",

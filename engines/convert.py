@@ -79,7 +79,11 @@ def to_fp16(source: str | Path, output: str | Path) -> EngineSpec:
                 for k, name in enumerate(node.output):
                     if name == value.name:
                         node.output[k] = inner
-            casts_out.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{value.name}__to_fp32"))
+            casts_out.append(
+                helper.make_node(
+                    "Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{value.name}__to_fp32"
+                )
+            )
     nodes = [*casts_in, *graph.node, *casts_out]
     del graph.node[:]
     graph.node.extend(nodes)

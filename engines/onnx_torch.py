@@ -93,7 +93,9 @@ def _resize(attrs, x, roi=None, scales=None, sizes=None):
     nearest = attrs.get("nearest_mode", b"round_prefer_floor").decode()
     if mode != "nearest" or transform != "asymmetric" or nearest != "floor":
         # torch's "nearest" is exactly ONNX nearest/asymmetric/floor; others would silently differ
-        raise ModelFileError(f"Resize mode {mode}/{transform}/{nearest} is not supported (nearest/asymmetric/floor is)")
+        raise ModelFileError(
+            f"Resize mode {mode}/{transform}/{nearest} is not supported (nearest/asymmetric/floor is)"
+        )
     if sizes is not None and sizes.numel():
         return F.interpolate(x, size=_ints(sizes)[2:], mode="nearest")
     factors = [float(s) for s in scales.reshape(-1).tolist()][2:]
@@ -178,7 +180,9 @@ class OnnxModule(torch.nn.Module):
         graph = model.graph
         unsupported = sorted({n.op_type for n in graph.node} - set(OPS) - {"Constant"})
         if unsupported:
-            raise ModelFileError(f"ONNX operators {unsupported} have no torch version here (supported: {sorted(OPS)})")
+            raise ModelFileError(
+                f"ONNX operators {unsupported} have no torch version here (supported: {sorted(OPS)})"
+            )
         self._cpu: dict[str, torch.Tensor] = {}  # integer constants: shape arithmetic stays on the CPU
         self._names: dict[str, str] = {}  # ONNX value name -> buffer name
         for init in graph.initializer:

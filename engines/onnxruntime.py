@@ -136,12 +136,16 @@ class OnnxRuntimeEngine(ChunkedEngine):
             raise ModelFileError(f"{path}: expected one input named {INPUT_NAME!r}, found {names}")
         shape = inputs[0].shape
         expected = [self.spec.channels, *self.spec.input_size]
-        if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected, strict=True)):
+        if len(shape) != 4 or any(
+            isinstance(d, int) and d != e for d, e in zip(shape[1:], expected, strict=True)
+        ):
             raise ModelFileError(f"{path}: input shape {shape} does not match the spec's [N, {expected}]")
         if isinstance(shape[0], int) and shape[0] > 0:
             # The chunking and the micro-batcher need a dynamic batch axis; a batch-1 export still works.
             if shape[0] != 1:
-                raise ModelFileError(f"{path}: batch axis is fixed at {shape[0]}; export with a dynamic batch axis")
+                raise ModelFileError(
+                    f"{path}: batch axis is fixed at {shape[0]}; export with a dynamic batch axis"
+                )
             self.max_batch = 1
         outputs = [o.name for o in self._session.get_outputs()]
         wanted = [OUTPUT_PROBS, OUTPUT_VA] if self.spec.has_va else [OUTPUT_PROBS]

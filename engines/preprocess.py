@@ -28,7 +28,9 @@ def resize_crop(image_bgr: np.ndarray, spec: EngineSpec) -> np.ndarray:
     return to_colour(cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA), spec)
 
 
-def to_input(crops: Sequence[np.ndarray] | np.ndarray, spec: EngineSpec, out: np.ndarray | None = None) -> np.ndarray:
+def to_input(
+    crops: Sequence[np.ndarray] | np.ndarray, spec: EngineSpec, out: np.ndarray | None = None
+) -> np.ndarray:
     """Normalised engine input from aligned crops: (x / 255 - mean) / std per channel.
 
     Args:
@@ -49,7 +51,9 @@ def to_input(crops: Sequence[np.ndarray] | np.ndarray, spec: EngineSpec, out: np
     if out is None:
         out = np.empty((count, channels, height, width), dtype=np.float32)
     elif out.dtype != np.float32 or out.shape[1:] != (channels, height, width) or len(out) < count:
-        raise ValueError(f"out buffer {out.dtype} {out.shape} cannot hold {count} x {channels}x{height}x{width} float32")
+        raise ValueError(
+            f"out buffer {out.dtype} {out.shape} cannot hold {count} x {channels}x{height}x{width} float32"
+        )
     out = out[:count]
     std = np.asarray(spec.std, dtype=np.float32)
     # (x / 255 - mean) / std == x * scale + bias: one multiply straight from uint8, one add.

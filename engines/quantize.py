@@ -142,7 +142,9 @@ def _head_nodes(model_path: Path) -> list[str]:
             consumers.setdefault(name, []).append(node)
     stack = [node for node in graph.node if node.op_type in POOLING_OPS][:1]
     if not stack:
-        raise EngineBuildError(f"{model_path}: no global pooling node ({', '.join(POOLING_OPS)}) separates backbone and head")
+        raise EngineBuildError(
+            f"{model_path}: no global pooling node ({', '.join(POOLING_OPS)}) separates backbone and head"
+        )
     head: set[str] = set()
     while stack:
         node = stack.pop()

@@ -41,7 +41,9 @@ def _cuda_device(device_id: int):
             cuda.init()
             count = cuda.Device.count()
         except cuda.Error as exc:
-            raise BackendUnavailable(f"CUDA is not usable here ({exc}); TensorRT needs an NVIDIA GPU and driver") from exc
+            raise BackendUnavailable(
+                f"CUDA is not usable here ({exc}); TensorRT needs an NVIDIA GPU and driver"
+            ) from exc
     if count == 0:
         raise BackendUnavailable("no NVIDIA GPU is visible; TensorRT needs one (check `nvidia-smi`)")
     if not 0 <= device_id < count:
@@ -72,7 +74,9 @@ def trt_cuda_major() -> str:
     from importlib import metadata
 
     for dist in metadata.distributions():
-        match = re.fullmatch(r"tensorrt[-_]cu(\d+)(?:[-_](?:libs|bindings))?", (dist.metadata["Name"] or "").lower())
+        match = re.fullmatch(
+            r"tensorrt[-_]cu(\d+)(?:[-_](?:libs|bindings))?", (dist.metadata["Name"] or "").lower()
+        )
         if match:
             return match.group(1)
     return str(cuda.get_version()[0])  # NVIDIA's containers: TensorRT and pycuda share the image's CUDA
@@ -106,7 +110,9 @@ class TensorRTEngine(ChunkedEngine):
             self._runtime = trt.Runtime(TRT_LOGGER)
             self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self._engine is None:
-                raise ModelFileError(f"TensorRT could not deserialize {self.path} (see the TensorRT errors above)")
+                raise ModelFileError(
+                    f"TensorRT could not deserialize {self.path} (see the TensorRT errors above)"
+                )
             profile_max = self._check_io()
             self.max_batch = min(int(max_batch or profile_max), profile_max)
             self._context = self._engine.create_execution_context()
@@ -132,7 +138,10 @@ class TensorRTEngine(ChunkedEngine):
         widths = {OUTPUT_PROBS: len(self.spec.labels), OUTPUT_VA: 2}
         self._host: dict[str, np.ndarray] = {}
         self._dev: dict[str, cuda.DeviceAllocation] = {}
-        shapes = {INPUT_NAME: (self.max_batch, c, h, w), **{n: (self.max_batch, widths[n]) for n in self._outputs}}
+        shapes = {
+            INPUT_NAME: (self.max_batch, c, h, w),
+            **{n: (self.max_batch, widths[n]) for n in self._outputs},
+        }
         for name, shape in shapes.items():
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
             self._host[name] = cuda.pagelocked_empty(shape, dtype)
@@ -147,7 +156,9 @@ class TensorRTEngine(ChunkedEngine):
             np.copyto(host_in[:n], faces, casting="same_kind")
             cuda.memcpy_htod_async(self._dev[INPUT_NAME], host_in[:n], self._stream)
             if not self._context.set_input_shape(INPUT_NAME, (n, *faces.shape[1:])):
-                raise RuntimeError(f"TensorRT refused input shape {(n, *faces.shape[1:])} for {self.path.name}")
+                raise RuntimeError(
+                    f"TensorRT refused input shape {(n, *faces.shape[1:])} for {self.path.name}"
+                )
             if not self._context.execute_async_v3(self._stream.handle):
                 raise RuntimeError(f"TensorRT execution failed for {self.path.name} at batch {n}")
             for name in self._outputs:
@@ -193,7 +204,9 @@ def build_cached_plan(
     from engines.trt_build import build_plan, calibration_digest
 
     spec = EngineSpec.from_onnx(onnx_path) if Path(onnx_path).is_file() else None
-    digest = calibration_digest(calibration_dir, spec) if precision == "int8" and calibration_dir and spec else ""
+    digest = (
+        calibration_digest(calibration_dir, spec) if precision == "int8" and calibration_dir and spec else ""
+    )
 
     def build(onnx: Path, plan: Path, key, spec: EngineSpec) -> None:
         with _pushed(ctx):  # the calibrator allocates device memory in this context

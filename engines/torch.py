@@ -31,14 +31,16 @@ CHECKPOINT_LOADERS = "affectstream.checkpoint_loaders"  # entry-point group (pyp
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" is CUDA when torch sees a GPU, else CPU; "cuda:1" picks a GPU."""
+    """ "auto" is CUDA when torch sees a GPU, else CPU; "cuda:1" picks a GPU."""
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.split(":")[0] not in ("cpu", "cuda"):
         raise BackendUnavailable(f"device {device!r} is not one of {DEVICES} (or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailable(f"device {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
+        raise BackendUnavailable(
+            f"device {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})"
+        )
     return torch.device(name)
 
 
@@ -115,10 +117,14 @@ class TorchEngine(ChunkedEngine):
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         self._module: torch.nn.Module | None = module.eval().to(self.device, self.dtype)  # None once closed
-        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._graphs: dict[
+            int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+        ] = {}
         self._graph_sizes = tuple(sorted(graph_batches or graph_sizes(self.max_batch))) if cuda_graphs else ()
         if self._graph_sizes and self._graph_sizes[-1] < self.max_batch:
-            raise ValueError(f"graph_batches {self._graph_sizes} must include a size >= max_batch {self.max_batch}")
+            raise ValueError(
+                f"graph_batches {self._graph_sizes} must include a size >= max_batch {self.max_batch}"
+            )
         with torch.inference_mode():
             for size in self._graph_sizes:
                 self._capture(size)
@@ -137,7 +143,9 @@ class TorchEngine(ChunkedEngine):
         if not path.is_file():
             raise ModelFileError(f"checkpoint {path} does not exist")
         if path.suffix.lower() == ".onnx":
-            raise ModelFileError(f"{path} is an ONNX file; from_checkpoint loads a training checkpoint (.pt), from_onnx an .onnx")
+            raise ModelFileError(
+                f"{path} is an ONNX file; from_checkpoint loads a training checkpoint (.pt), from_onnx an .onnx"
+            )
         module, spec = load_checkpoint(path)
         engine = cls(module, spec, **options)
         engine.path = path
@@ -206,7 +214,9 @@ class _OnnxHead(torch.nn.Module):
         self.graph = graph
         names = list(graph.output_names)
         self._probs = names.index(OUTPUT_PROBS)
-        self._va = names.index(OUTPUT_VA) if OUTPUT_VA in names else self._probs  # no va: ignored (spec.has_va)
+        self._va = (
+            names.index(OUTPUT_VA) if OUTPUT_VA in names else self._probs
+        )  # no va: ignored (spec.has_va)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.graph(x)

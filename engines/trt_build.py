@@ -52,12 +52,16 @@ def capabilities(api=trt) -> Capabilities:
     """Feature detection on a tensorrt module (the real one, or a stand-in in tests)."""
     flags = api.BuilderFlag
     caps = Capabilities(
-        precision_flags=hasattr(flags, "FP16") and hasattr(flags, "INT8") and hasattr(api, "IInt8EntropyCalibrator2"),
+        precision_flags=hasattr(flags, "FP16")
+        and hasattr(flags, "INT8")
+        and hasattr(api, "IInt8EntropyCalibrator2"),
         strongly_typed=hasattr(api.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
         tf32_flag=hasattr(flags, "TF32"),
     )
     if not (caps.precision_flags or caps.strongly_typed):
-        raise EngineBuildError(f"TensorRT {getattr(api, '__version__', '?')} has neither precision flags nor strongly typed networks")
+        raise EngineBuildError(
+            f"TensorRT {getattr(api, '__version__', '?')} has neither precision flags nor strongly typed networks"
+        )
     return caps
 
 
@@ -122,7 +126,9 @@ def typed_source(onnx_path: Path, precision: str, spec: EngineSpec, calibration_
         to_fp16(onnx_path, out)
         return out
     if not calibration_dir:
-        raise EngineBuildError("precision int8 needs face crops to quantise the model with: set engine.calibration_dir")
+        raise EngineBuildError(
+            "precision int8 needs face crops to quantise the model with: set engine.calibration_dir"
+        )
     from engines.quantize import quantize_model
 
     out = work / "model_qdq.onnx"
@@ -170,7 +176,9 @@ def _build(onnx_path: Path, plan_path: Path, key: PlanKey, spec: EngineSpec, cap
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     profile = builder.create_optimization_profile()
     c, h, w = spec.channels, *spec.input_size
-    profile.set_shape(INPUT_NAME, (key.min_batch, c, h, w), (key.opt_batch, c, h, w), (key.max_batch, c, h, w))
+    profile.set_shape(
+        INPUT_NAME, (key.min_batch, c, h, w), (key.opt_batch, c, h, w), (key.max_batch, c, h, w)
+    )
     config.add_optimization_profile(profile)
     if key.precision == "fp32" and caps.tf32_flag:
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default: "fp32" plans would be TF32
@@ -182,7 +190,9 @@ def _build(onnx_path: Path, plan_path: Path, key: PlanKey, spec: EngineSpec, cap
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineBuildError(f"TensorRT failed to build {onnx_path} ({key.precision}); see the TensorRT errors above")
+        raise EngineBuildError(
+            f"TensorRT failed to build {onnx_path} ({key.precision}); see the TensorRT errors above"
+        )
     plan_path.write_bytes(bytes(serialized))
     del calibrator  # frees its device buffer before the caller loads the plan
 

@@ -70,8 +70,12 @@ def align_face(image_bgr: np.ndarray, landmarks: np.ndarray, spec: EngineSpec) -
     """
     import cv2
 
-    if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 \
-            or image_bgr.shape[2] != 3:
+    if (
+        not isinstance(image_bgr, np.ndarray)
+        or image_bgr.dtype != np.uint8
+        or image_bgr.ndim != 3
+        or image_bgr.shape[2] != 3
+    ):
         got = f"{image_bgr.dtype} {image_bgr.shape}" if isinstance(image_bgr, np.ndarray) else type(image_bgr)
         raise ValueError(f"align_face needs an H x W x 3 uint8 BGR image, got {got}")
     landmarks = np.asarray(landmarks)
@@ -80,6 +84,7 @@ def align_face(image_bgr: np.ndarray, landmarks: np.ndarray, spec: EngineSpec) -
     height, width = spec.input_size
     matrix = similarity_transform(landmarks, np.asarray(spec.template))
     # Replicate the border: training crops (FER+) never show black bands, a face at a frame edge would.
-    crop = cv2.warpAffine(image_bgr, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        image_bgr, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return to_colour(crop, spec)

@@ -27,7 +27,9 @@ def det_size(text: str) -> tuple[int, int] | str:
     try:
         size = (int(w), int(h or w))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"detector size {text!r} is not N, WxH or auto (e.g. 640x384)") from None
+        raise argparse.ArgumentTypeError(
+            f"detector size {text!r} is not N, WxH or auto (e.g. 640x384)"
+        ) from None
     try:
         _check_input_size(size)  # the detector's own rule, checked before anything starts
     except DetectorError as exc:

@@ -21,7 +21,9 @@ from pipeline.masking import mask_text
 from scoring.errors import ScoringError
 from settings import env
 
-DESCRIPTION = "Facial expression and valence-arousal of faces in cameras and video archives, to Redis Streams."
+DESCRIPTION = (
+    "Facial expression and valence-arousal of faces in cameras and video archives, to Redis Streams."
+)
 
 # Areas that add their own subcommands through `register(subparsers)`.
 _AREAS = (
@@ -51,7 +53,9 @@ def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
     A verb's copies default to SUPPRESS so that they do not overwrite what was given before the verb.
     """
     group = parser.add_argument_group("logging")
-    group.add_argument("--log-level", choices=LEVELS, default=default, help=f"default: ${env.LOG_LEVEL}, else info")
+    group.add_argument(
+        "--log-level", choices=LEVELS, default=default, help=f"default: ${env.LOG_LEVEL}, else info"
+    )
     group.add_argument("--log-format", choices=FORMATS, default=default,
                        help=f"text, or one JSON object per line (default: ${env.LOG_FORMAT}, else text)")  # fmt: skip
     group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="debug",
@@ -107,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         extra = extra_for(exc.name)
         if extra is None:
             raise  # one of our own modules: a bug, keep the traceback
-        print(f"error: `affectstream {args.command}` needs {exc.name}: pip install 'affectstream[{extra}]'", file=sys.stderr)
+        print(
+            f"error: `affectstream {args.command}` needs {exc.name}: pip install 'affectstream[{extra}]'",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

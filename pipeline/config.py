@@ -64,7 +64,10 @@ class DetectorConfig:
     """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else buffalo_sc)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""
-    input_size: Annotated[tuple[int, int], Range(32, 1920), AfterValidator(_strides)] | Literal["auto"] = (640, 640)
+    input_size: Annotated[tuple[int, int], Range(32, 1920), AfterValidator(_strides)] | Literal["auto"] = (
+        640,
+        640,
+    )
     """Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640)."""
     threshold: Annotated[float, Range(0.0, 1.0)] = 0.5
     detect_every: Annotated[int, Range(1, 1000)] = 1
@@ -115,7 +118,9 @@ class WorkersConfig:
     def _above_heartbeat(cls, stale: float, info: ValidationInfo) -> float:
         beat = info.data.get("heartbeat_s", 0.0)
         if stale <= beat:
-            raise ValueError(f"{stale} must be above workers.heartbeat_s ({beat}), or every worker looks stale")
+            raise ValueError(
+                f"{stale} must be above workers.heartbeat_s ({beat}), or every worker looks stale"
+            )
         return stale
 
 
@@ -162,7 +167,9 @@ def _check_video_file(i: int, url: str) -> None:
     if not path.is_file():
         raise ValueError(f"sources[{i}].url: {url!r} does not exist or is not a file")
     if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})")
+        raise ValueError(
+            f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})"
+        )
 
 
 def _interpolate(value: Any, path: str) -> Any:
@@ -170,7 +177,9 @@ def _interpolate(value: Any, path: str) -> Any:
         try:
             return expand(value)
         except UnsetVariable as exc:
-            raise ConfigError(f"{path}: environment variable {exc.name} is not set (write ${{{exc.name}:-default}})") from None
+            raise ConfigError(
+                f"{path}: environment variable {exc.name} is not set (write ${{{exc.name}:-default}})"
+            ) from None
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -206,7 +215,9 @@ def _parse_sources(raw: Any) -> list[dict]:
             out.append(item)
             continue
         if not files:
-            raise ConfigError(f"sources[{i}].url: {item['url']!r} matches no video file ({', '.join(VIDEO_SUFFIXES)})")
+            raise ConfigError(
+                f"sources[{i}].url: {item['url']!r} matches no video file ({', '.join(VIDEO_SUFFIXES)})"
+            )
         prefix = item.pop("name", None)
         for path in files:  # a folder or glob: one source per file
             name = source_name_from_url(str(path))

@@ -39,16 +39,24 @@ def cmd_schema(_args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add `config` (check, show, schema) to the main CLI."""
-    config = subparsers.add_parser("config", help="check a pipeline config, show it resolved, print its JSON Schema")
+    config = subparsers.add_parser(
+        "config", help="check a pipeline config, show it resolved, print its JSON Schema"
+    )
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
 
-    p = csub.add_parser("check", help="validate a config (exit 0, or 2 with the key path and the allowed values)")
+    p = csub.add_parser(
+        "check", help="validate a config (exit 0, or 2 with the key path and the allowed values)"
+    )
     p.add_argument("file", metavar="FILE", help="pipeline YAML")
     add_set_option(p)
     p.set_defaults(handler=cmd_check)
 
-    p = csub.add_parser("show", help="the config as a run would use it: defaults, file, --set, ${ENV}; secrets masked")
-    p.add_argument("file", metavar="FILE", nargs="?", help="pipeline YAML (default: the packaged defaults alone)")
+    p = csub.add_parser(
+        "show", help="the config as a run would use it: defaults, file, --set, ${ENV}; secrets masked"
+    )
+    p.add_argument(
+        "file", metavar="FILE", nargs="?", help="pipeline YAML (default: the packaged defaults alone)"
+    )
     add_set_option(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     p.set_defaults(handler=cmd_show)

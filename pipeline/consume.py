@@ -263,7 +263,9 @@ def _follow(client, patterns, positions, since_ts, add, follow, block_ms, count,
 def latest(client: redis.Redis, source: str, n: int) -> list[Entry]:
     """The newest `n` entries of one source, oldest first."""
     rows = client.xrevrange(keys.frames_key(source), count=n)
-    out = [Entry(source, keys.text(i), decode_entry(f, source=source, entry_id=keys.text(i))) for i, f in rows]
+    out = [
+        Entry(source, keys.text(i), decode_entry(f, source=source, entry_id=keys.text(i))) for i, f in rows
+    ]
     return out[::-1]
 
 

@@ -83,17 +83,28 @@ def register(subparsers) -> None:
     p.add_argument("--plots", metavar="DIR", help="write per-track PNG plots into DIR")
     p.add_argument("--redis", metavar="URL", help="draw an existing results stream from this Redis")
     p.add_argument("--source", metavar="NAME", help="results stream to draw (default: named after the video)")
-    p.add_argument("--detector", metavar="PATH", help="SCRFD ONNX path or pack (default: $AFFECTSTREAM_DETECTOR)")
+    p.add_argument(
+        "--detector", metavar="PATH", help="SCRFD ONNX path or pack (default: $AFFECTSTREAM_DETECTOR)"
+    )
     p.add_argument("--engine", default="onnxruntime", help="engine backend (default onnxruntime)")
     p.add_argument("--model", help="model file (default: the shipped model or $AFFECTSTREAM_MODEL)")
-    p.add_argument("--detect-every", type=positive_int, default=1, metavar="N", help="run the detector every Nth frame")
-    p.add_argument("--det-size", type=det_size, default=(640, 640), metavar="WxH",
-                   help="detector input size, multiples of 32, or auto (default 640x640)")
+    p.add_argument(
+        "--detect-every", type=positive_int, default=1, metavar="N", help="run the detector every Nth frame"
+    )
+    p.add_argument(
+        "--det-size",
+        type=det_size,
+        default=(640, 640),
+        metavar="WxH",
+        help="detector input size, multiples of 32, or auto (default 640x640)",
+    )
     p.set_defaults(handler=cmd_render)
 
     p = subparsers.add_parser("dashboard", help="live web dashboard of the result streams")
     p.add_argument("--redis", metavar="URL", help=REDIS_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)"
+    )
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     p.add_argument("--token", help="require this token (?token=..., or $AFFECTSTREAM_DASHBOARD_TOKEN)")
     p.set_defaults(handler=cmd_dashboard)

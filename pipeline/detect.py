@@ -290,7 +290,9 @@ class FaceDetector:
         device: str = "auto",
     ) -> None:
         if backend not in BACKENDS:
-            raise DetectorError(f"detector.backend: {backend!r} is not allowed; allowed values: {', '.join(map(repr, BACKENDS))}")
+            raise DetectorError(
+                f"detector.backend: {backend!r} is not allowed; allowed values: {', '.join(map(repr, BACKENDS))}"
+            )
         if not 0.0 < float(threshold) < 1.0:
             raise DetectorError(f"detector threshold {threshold!r} must be between 0 and 1")
         if int(max_faces) < 0:
@@ -314,7 +316,9 @@ class FaceDetector:
         log.info("detector %s on %s, input %s", self.path.name, self.providers, input_size)
         static = self._model.static_input_size
         if static is not None and self._fixed not in (None, tuple(static)):
-            log.warning("detector %s has a fixed input %s; ignoring input_size %s", self.path, static, input_size)
+            log.warning(
+                "detector %s has a fixed input %s; ignoring input_size %s", self.path, static, input_size
+            )
         self._static = (int(static[0]), int(static[1])) if static is not None else None
         self._boxes: dict[tuple[int, int], _Letterbox] = {}
         self._by_frame: dict[tuple[int, int], _Letterbox] = {}
@@ -338,9 +342,13 @@ class FaceDetector:
         except Exception as exc:  # onnx/onnxruntime raise untyped errors for bad files
             raise DetectorError(f"cannot load detector {path}: {exc}") from exc
         if model is None or getattr(model, "taskname", None) != "detection":
-            raise DetectorError(f"{path} is not a face detector (insightface routed it to {type(model).__name__})")
+            raise DetectorError(
+                f"{path} is not a face detector (insightface routed it to {type(model).__name__})"
+            )
         if not model.use_kps:
-            raise DetectorError(f"{path} predicts no landmarks; use an SCRFD model with keypoints (*kps / det_*)")
+            raise DetectorError(
+                f"{path} predicts no landmarks; use an SCRFD model with keypoints (*kps / det_*)"
+            )
         return model
 
     @property
@@ -375,9 +383,19 @@ class FaceDetector:
             One `Detection` per face: box (x1, y1, x2, y2, clipped to the frame), score and the five
             landmarks in frame pixels; `track` is -1 (the tracker assigns it).
         """
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 \
-                or image_bgr.shape[2] != 3 or image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
-            got = f"{image_bgr.dtype} {image_bgr.shape}" if isinstance(image_bgr, np.ndarray) else type(image_bgr)
+        if (
+            not isinstance(image_bgr, np.ndarray)
+            or image_bgr.dtype != np.uint8
+            or image_bgr.ndim != 3
+            or image_bgr.shape[2] != 3
+            or image_bgr.shape[0] == 0
+            or image_bgr.shape[1] == 0
+        ):
+            got = (
+                f"{image_bgr.dtype} {image_bgr.shape}"
+                if isinstance(image_bgr, np.ndarray)
+                else type(image_bgr)
+            )
             raise ValueError(f"detect() needs an H x W x 3 uint8 BGR image, got {got}")
         rows, cols = image_bgr.shape[:2]
         with self._lock:
@@ -413,7 +431,9 @@ class FaceDetector:
         score, xyxy, kps = score[kept], xyxy[kept], kps[kept]
         if self.max_faces and len(kept) > self.max_faces:
             area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-            offset = ((xyxy[:, 0] + xyxy[:, 2]) / 2 - cols // 2) ** 2 + ((xyxy[:, 1] + xyxy[:, 3]) / 2 - rows // 2) ** 2
+            offset = ((xyxy[:, 0] + xyxy[:, 2]) / 2 - cols // 2) ** 2 + (
+                (xyxy[:, 1] + xyxy[:, 3]) / 2 - rows // 2
+            ) ** 2
             best = np.sort(np.argsort(area - 2.0 * offset)[::-1][: self.max_faces])
             score, xyxy, kps = score[best], xyxy[best], kps[best]
         np.clip(xyxy[:, 0::2], 0, cols, out=xyxy[:, 0::2])

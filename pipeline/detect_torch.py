@@ -35,11 +35,13 @@ LAYOUTS = {
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" is CUDA when torch sees a GPU, else the CPU."""
+    """ "auto" is CUDA when torch sees a GPU, else the CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise DetectorError(f"detector device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU")
+        raise DetectorError(
+            f"detector device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU"
+        )
     return torch.device(device)
 
 
@@ -61,7 +63,9 @@ class TorchSCRFD:
             raise DetectorError(f"cannot load detector {path}: {exc}") from exc
         outputs = len(model.graph.output)
         if outputs not in LAYOUTS:
-            raise DetectorError(f"{path} is not an SCRFD detector ({outputs} outputs; SCRFD has 6, 9, 10 or 15)")
+            raise DetectorError(
+                f"{path} is not an SCRFD detector ({outputs} outputs; SCRFD has 6, 9, 10 or 15)"
+            )
         self.fmc, self._feat_stride_fpn, self._num_anchors, self.use_kps = LAYOUTS[outputs]
         self.device = resolve_device(device)
         self.module = OnnxModule(model).eval().to(self.device)

@@ -24,7 +24,9 @@ def worker_health(client: redis.Redis, stale_after_s: float) -> tuple[bool, list
         healthy &= not stale
         worker = worker_of(key)
         state = "STALE" if stale else "ok"
-        lines.append(f"{worker}: {state} (last beat {age:.1f} s ago, pid {beat['pid']}, published {beat['published']})")
+        lines.append(
+            f"{worker}: {state} (last beat {age:.1f} s ago, pid {beat['pid']}, published {beat['published']})"
+        )
     if not lines:
         return False, ["no worker heartbeat found"]
     return healthy, lines

@@ -55,7 +55,9 @@ def setup_logging(level: int | str | None = None, fmt: str | None = None) -> Non
     if _choice(fmt, env.LOG_FORMAT, FORMATS, "text") == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            MaskingFormatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -11,9 +11,15 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames_decoded = Counter("affect_frames_decoded", "Frames taken from sources", ["source"], registry=r)
-        self.frames_published = Counter("affect_frames_published", "Frame entries written", ["source"], registry=r)
-        self.frames_dropped = Counter("affect_frames_dropped", "Live frames dropped (newest-frame policy)", ["source"], registry=r)
+        self.frames_decoded = Counter(
+            "affect_frames_decoded", "Frames taken from sources", ["source"], registry=r
+        )
+        self.frames_published = Counter(
+            "affect_frames_published", "Frame entries written", ["source"], registry=r
+        )
+        self.frames_dropped = Counter(
+            "affect_frames_dropped", "Live frames dropped (newest-frame policy)", ["source"], registry=r
+        )
         self.faces = Counter("affect_faces", "Faces processed", ["source"], registry=r)
         self.reconnects = Counter("affect_reconnects", "Source reconnect attempts", ["source"], registry=r)
         self.batch_size = Histogram(

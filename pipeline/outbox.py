@@ -105,7 +105,10 @@ class Outbox:
     def add_event(self, source: str, kind: str, detail: dict | None = None) -> None:
         """Queue an event (any thread); its id and time are fixed now."""
         ts = time.time()
-        entry = (self._event_ids[source](0, ts), encode_event(source, kind, detail, ts=ts, worker=self.worker))
+        entry = (
+            self._event_ids[source](0, ts),
+            encode_event(source, kind, detail, ts=ts, worker=self.worker),
+        )
         with self._lock:
             self._events[source].append((kind, entry))
 

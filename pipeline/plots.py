@@ -86,7 +86,10 @@ def plot_track(series: TrackSeries, path: str | Path, *, title: str = "") -> Pat
         2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1.3]}, layout="constrained"
     )
     try:
-        for values, name, colour in ((series.valence, "valence", "#1f77b4"), (series.arousal, "arousal", "#d62728")):
+        for values, name, colour in (
+            (series.valence, "valence", "#1f77b4"),
+            (series.arousal, "arousal", "#d62728"),
+        ):
             t, v = _with_gaps(series, values)
             ax_va.plot(t, v, color=colour, lw=1.4, label=name)
         ax_va.axhline(0, color="0.6", lw=0.8)
@@ -97,12 +100,21 @@ def plot_track(series: TrackSeries, path: str | Path, *, title: str = "") -> Pat
         ax_va.set_title(title or f"track {series.track}: {len(series.frames)} frames")
 
         edges, probs = _strip_cells(series)
-        mesh = ax_strip.pcolormesh(edges, np.arange(len(series.labels) + 1), np.ma.masked_invalid(probs), cmap="magma", vmin=0, vmax=1)
+        mesh = ax_strip.pcolormesh(
+            edges,
+            np.arange(len(series.labels) + 1),
+            np.ma.masked_invalid(probs),
+            cmap="magma",
+            vmin=0,
+            vmax=1,
+        )
         ax_strip.set_yticks(np.arange(len(series.labels)) + 0.5, series.labels, fontsize=8)
         ax_strip.invert_yaxis()
         ax_strip.set_xlabel("time (s)")
         # one colourbar for both axes keeps their x extents equal; shrunk and anchored beside the strip
-        fig.colorbar(mesh, ax=[ax_va, ax_strip], label="probability", pad=0.01, shrink=0.36, anchor=(0.0, 0.0))
+        fig.colorbar(
+            mesh, ax=[ax_va, ax_strip], label="probability", pad=0.01, shrink=0.36, anchor=(0.0, 0.0)
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     finally:

@@ -120,7 +120,9 @@ class FrameProcessor:
                 )
             )
         f = p.frame
-        return FrameResult(source=f.source, frame=f.index, pts=f.pts, ts=f.ts, faces=faces, model=self.spec.model_id)
+        return FrameResult(
+            source=f.source, frame=f.index, pts=f.pts, ts=f.ts, faces=faces, model=self.spec.model_id
+        )
 
 
 def stamp_latency(results: Iterable[FrameResult], now: float | None = None) -> None:
@@ -197,11 +199,17 @@ def engine_options(engine_cfg) -> dict:
     if engine_cfg.backend == "onnxruntime" and engine_cfg.threads:
         opts["threads"] = engine_cfg.threads
     if engine_cfg.backend == "tensorrt":
-        opts.update(precision=engine_cfg.precision, cache_dir=engine_cfg.cache_dir, calibration_dir=engine_cfg.calibration_dir or None)
+        opts.update(
+            precision=engine_cfg.precision,
+            cache_dir=engine_cfg.cache_dir,
+            calibration_dir=engine_cfg.calibration_dir or None,
+        )
     return opts
 
 
-def iter_file_results(path: str, processor: FrameProcessor, *, name: str | None = None) -> Iterator[tuple[Frame, FrameResult]]:
+def iter_file_results(
+    path: str, processor: FrameProcessor, *, name: str | None = None
+) -> Iterator[tuple[Frame, FrameResult]]:
     """Every frame of a video file, in order, with its result."""
     from pipeline.config import source_name_from_url
     from pipeline.errors import SourceError

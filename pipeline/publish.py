@@ -75,12 +75,16 @@ return {added, skipped, last}
 
 # Error codes that go away by themselves (failover, restart, memory freed by consumers). A script's error
 # quotes the command's reply after a dash: "Error running script (...): @user_script:31: -OOM command ...".
-_TRANSIENT_REPLY = re.compile(r"(?:^|\s-)(OOM|LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOSCRIPT|NOREPLICAS)\b")
+_TRANSIENT_REPLY = re.compile(
+    r"(?:^|\s-)(OOM|LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOSCRIPT|NOREPLICAS)\b"
+)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying with backoff; False for faults of a key or of the request."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)):
+    if isinstance(
+        exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
+    ):
         return not isinstance(exc, redis.AuthenticationError)
     if isinstance(exc, redis.ResponseError):
         return _TRANSIENT_REPLY.search(str(exc)) is not None
@@ -158,7 +162,9 @@ class StreamWriter:
                 out[key] = RedisLostData(key, text.split(" ", 1)[1]) if text.startswith("LOST ") else reply
             else:
                 added, skipped, last = reply
-                out[key] = Written(int(added), int(skipped), last.decode() if isinstance(last, bytes) else str(last))
+                out[key] = Written(
+                    int(added), int(skipped), last.decode() if isinstance(last, bytes) else str(last)
+                )
         return out
 
 
@@ -243,7 +249,9 @@ class ResultPublisher:
         if ids is None:
             pipe = self.client.pipeline(transaction=False)
             for result in results:
-                pipe.xadd(frames_key(result.source), encode_frame(result), maxlen=self.maxlen, approximate=True)
+                pipe.xadd(
+                    frames_key(result.source), encode_frame(result), maxlen=self.maxlen, approximate=True
+                )
             return pipe.execute()
         batches: dict[str, list[Entry]] = {}
         position: list[tuple[str, int]] = []  # result -> (key, place among that key's entries)
@@ -251,14 +259,17 @@ class ResultPublisher:
             entries = batches.setdefault(frames_key(result.source), [])
             position.append((frames_key(result.source), len(entries)))
             entries.append((entry_id, encode_frame(result)))
-        outcome = self._writer.write(batches, self.maxlen)
-        for reply in outcome.values():
+        written: dict[str, Written] = {}
+        for key, reply in self._writer.write(batches, self.maxlen).items():
             if isinstance(reply, Exception):
                 raise reply
+            written[key] = reply
         # Within one key the script skips a prefix (ids at or below the last id) and adds the rest.
-        return [place >= outcome[key].skipped for key, place in position]
+        return [place >= written[key].skipped for key, place in position]
 
 
 def publish_event(client: redis.Redis, source: str, kind: str, detail: dict | None = None) -> None:
     """Append one source event with a Redis-chosen id (tools and tests; workers queue events durably)."""
-    client.xadd(events_key(source), encode_event(source, kind, detail), maxlen=EVENTS_MAXLEN, approximate=True)
+    client.xadd(
+        events_key(source), encode_event(source, kind, detail), maxlen=EVENTS_MAXLEN, approximate=True
+    )

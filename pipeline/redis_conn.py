@@ -159,7 +159,9 @@ def ensure_redis(url: str | None, data_dir: str | Path = "var/redis") -> tuple[s
         except RedisUnavailable:
             pass
     url = server.start()
-    log.info("no Redis URL configured: started an embedded redis-server at %s (data in %s)", url, server.data_dir)
+    log.info(
+        "no Redis URL configured: started an embedded redis-server at %s (data in %s)", url, server.data_dir
+    )
     return url, server
 
 

@@ -155,7 +155,9 @@ def render_pairs(pairs: Iterable[tuple[np.ndarray, FrameResult | None]], out: st
     with VideoWriter(out, info.width, info.height, info.rate or Fraction(25)) as writer:
         for index, (img, result) in enumerate(pairs):
             if img.shape[1] != info.width or img.shape[0] != info.height:
-                raise SourceError(f"frame {index} is {img.shape[1]}x{img.shape[0]}, not {info.width}x{info.height}")
+                raise SourceError(
+                    f"frame {index} is {img.shape[1]}x{img.shape[0]}, not {info.width}x{info.height}"
+                )
             writer.write(annotate(img, result, index))
             if result is None:
                 missing += 1
@@ -177,14 +179,18 @@ def render_live(video: str | Path, out: str | Path, processor, *, plots_dir=None
     return render_pairs(pairs, out, info, plots_dir)
 
 
-def render_from_stream(video: str | Path, out: str | Path, client, source: str, *, plots_dir=None) -> RenderStats:
+def render_from_stream(
+    video: str | Path, out: str | Path, client, source: str, *, plots_dir=None
+) -> RenderStats:
     """Render `video` with the results already published for `source` (matched by frame index)."""
     from pipeline.consume import read_all
 
     info = probe(video)
     by_frame = {e.result.frame: e.result for e in read_all(client, source)}
     if not by_frame:
-        raise AffectstreamError(f"results stream of source {source!r} is empty or missing; run the pipeline first")
+        raise AffectstreamError(
+            f"results stream of source {source!r} is empty or missing; run the pipeline first"
+        )
     pairs = ((frame.image, by_frame.get(frame.index)) for frame in read_video(video))
     stats = render_pairs(pairs, out, info, plots_dir)
     if stats.missing:

@@ -26,9 +26,17 @@ def parse_source_arg(text: str) -> dict:
 def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides: bool = False) -> None:
     """`-c` and `--redis`; `--detector` and `--set` only for verbs that use them."""
     p.add_argument("-c", "--config", help="pipeline YAML (over the packaged defaults)")
-    p.add_argument("--redis", metavar="URL", help="redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else embedded)")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else embedded)",
+    )
     if detector:
-        p.add_argument("--detector", metavar="PATH", help="SCRFD ONNX path or insightface pack name (default: $AFFECTSTREAM_DETECTOR)")
+        p.add_argument(
+            "--detector",
+            metavar="PATH",
+            help="SCRFD ONNX path or insightface pack name (default: $AFFECTSTREAM_DETECTOR)",
+        )
     if overrides:
         add_set_option(p, "a config key, e.g. engine.threads=2")
 
@@ -112,14 +120,21 @@ def cmd_health(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("run", help="run the pipeline: sources -> faces -> MTL-GCN -> Redis Streams")
     add_common(p, detector=True, overrides=True)
-    p.add_argument("--source", action="append", metavar="[NAME=]URL", help="file, rtsp://, http(s)://, /dev/videoN (repeatable)")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="[NAME=]URL",
+        help="file, rtsp://, http(s)://, /dev/videoN (repeatable)",
+    )
     p.add_argument("--workers", type=positive_int, help="worker processes (default: workers.count)")
     p.add_argument("--duration", type=float, help="stop (draining) after this many seconds")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled clip and print a summary")
     add_common(p, detector=True, overrides=True)
-    p.add_argument("--source", action="append", metavar="[NAME=]PATH_OR_URL", help="use this instead of the bundled clip")
+    p.add_argument(
+        "--source", action="append", metavar="[NAME=]PATH_OR_URL", help="use this instead of the bundled clip"
+    )
     p.add_argument("--duration", type=float, help="seconds to run a live source (default 10)")
     p.add_argument("--workdir", default="var/demo", help="where the clip is written")
     p.set_defaults(handler=cmd_demo)

@@ -63,7 +63,9 @@ def _child_main(target: Callable[..., int], args: tuple, parent: int) -> None:
     from pipeline.masking import mask_text
 
     setup_logging()
-    threading.Thread(target=_stop_when_orphaned, args=(stop, parent), name="parent-watch", daemon=True).start()
+    threading.Thread(
+        target=_stop_when_orphaned, args=(stop, parent), name="parent-watch", daemon=True
+    ).start()
     try:
         code = target(*args, stop=stop)
     except (AffectstreamError, EngineError) as exc:  # a missing model or detector: a restart cannot help
@@ -100,7 +102,9 @@ class ProcessGroup:
         poll: Called about every 0.2 s while the children run, and once at the end.
     """
 
-    def __init__(self, slots: Sequence[Slot], *, restart_backoff_s: float, poll: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, slots: Sequence[Slot], *, restart_backoff_s: float, poll: Callable[[], None] | None = None
+    ) -> None:
         self.slots = list(slots)
         self.restart_backoff_s = restart_backoff_s
         self.poll = poll or (lambda: None)
@@ -108,7 +112,9 @@ class ProcessGroup:
         self.stopping = False
 
     def _spawn(self, slot: Slot) -> None:
-        process = self.ctx.Process(target=_child_main, args=(slot.target, slot.args, os.getpid()), name=slot.name)
+        process = self.ctx.Process(
+            target=_child_main, args=(slot.target, slot.args, os.getpid()), name=slot.name
+        )
         process.start()
         slot.process = process
         log.info("worker %s started (pid %d)", slot.name, process.pid)
@@ -182,7 +188,9 @@ class Supervisor:
         run = run_id()
         self.specs = split_sources(list(cfg.sources), cfg.workers.count)
         self.slots = [Slot(f"{run}-w{i}", worker_main) for i in range(len(self.specs))]
-        self.group = ProcessGroup(self.slots, restart_backoff_s=cfg.workers.restart_backoff_s, poll=self._collect_failures)
+        self.group = ProcessGroup(
+            self.slots, restart_backoff_s=cfg.workers.restart_backoff_s, poll=self._collect_failures
+        )
         self.failures = self.group.ctx.Queue()  # (worker id, source, reason) of sources that failed for good
 
     def stop(self) -> None:
@@ -192,7 +200,11 @@ class Supervisor:
         """One new pass per file source, fixed for the whole run (restarted workers resume it)."""
         client = connect(self.redis_url)
         try:
-            return {spec.name: new_pass_base(client, frames_key(spec.name)) for spec in self.cfg.sources if not spec.live}
+            return {
+                spec.name: new_pass_base(client, frames_key(spec.name))
+                for spec in self.cfg.sources
+                if not spec.live
+            }
         finally:
             client.close()
 

@@ -114,4 +114,3 @@ def tail(
         for entry in follower:
             emit(entry)
     return printed
-

@@ -150,10 +150,12 @@ class IoUTracker:
             if track.missed:
                 continue  # not seen at the last detection: nothing to carry
             ahead = self._ahead(track)
-            out.append(Detection(
-                box=(track.det.box + track.box_velocity * ahead).astype(np.float32),
-                score=track.det.score,
-                landmarks=(track.det.landmarks + track.kps_velocity * ahead).astype(np.float32),
-                track=track.id,
-            ))
+            out.append(
+                Detection(
+                    box=(track.det.box + track.box_velocity * ahead).astype(np.float32),
+                    score=track.det.score,
+                    landmarks=(track.det.landmarks + track.kps_velocity * ahead).astype(np.float32),
+                    track=track.id,
+                )
+            )
         return out

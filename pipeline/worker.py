@@ -266,7 +266,9 @@ class Worker:
         from pipeline.process import processor_from_config
         from pipeline.sources import open_source
 
-        processor = processor_from_config(self.cfg, parallel=True)  # every model loaded before the first frame
+        processor = processor_from_config(
+            self.cfg, parallel=True
+        )  # every model loaded before the first frame
         detectors = processor.detectors  # one prepare thread each
         if self.metrics_port:
             self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
@@ -285,7 +287,9 @@ class Worker:
         self._preparing = len(detectors)
         # Each thread starts its round robin at another source, so they spread over the sources.
         prepare = [
-            threading.Thread(target=self._prepare_loop, args=(processor, det, lanes, self._idle[i], i), name=f"prepare-{i}")
+            threading.Thread(
+                target=self._prepare_loop, args=(processor, det, lanes, self._idle[i], i), name=f"prepare-{i}"
+            )
             for i, det in enumerate(detectors)
         ]
         threads = [
@@ -334,5 +338,7 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
     for url in [redis_url, *(spec.url for spec in specs)]:  # a spawned process starts with no known secret
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
-    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report)
+    worker = Worker(
+        cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report
+    )
     return worker.run()

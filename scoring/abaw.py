@@ -150,7 +150,9 @@ def _va_row(fields: list[str], path: Path, n: int, line: str) -> tuple[float, fl
         if not (math.isfinite(v) and math.isfinite(a)):
             raise ValueError("not a finite number")
     except ValueError as exc:
-        raise AnnotationFormatError(f"{path}:{n}: expected `valence,arousal`, found {line[:80]!r} ({exc})") from exc
+        raise AnnotationFormatError(
+            f"{path}:{n}: expected `valence,arousal`, found {line[:80]!r} ({exc})"
+        ) from exc
     return v, a
 
 

@@ -17,11 +17,15 @@ def parse_set(text: str) -> tuple[str, Any]:
     """`"a.b=1"` -> `("a.b", 1)`; an argparse `type`, so a malformed pair is a usage error (exit 2)."""
     key, sep, raw = text.partition("=")
     if not sep or not all(key.split(".")):
-        raise argparse.ArgumentTypeError(f"expects KEY=VALUE with a dotted key (e.g. engine.threads=2), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expects KEY=VALUE with a dotted key (e.g. engine.threads=2), got {text!r}"
+        )
     try:
         return key, yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({exc.__class__.__name__})") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not YAML ({exc.__class__.__name__})"
+        ) from None
 
 
 def nested(pairs: Iterable[tuple[str, Any]]) -> dict:

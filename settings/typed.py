@@ -146,7 +146,7 @@ def _read_as_yaml(tp: Any) -> Any:
     """`tp` with the house reading of YAML values in front of pydantic's own validation."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:
-        return Annotated[(_read_as_yaml(args[0]), *tp.__metadata__)]  # type: ignore[valid-type]
+        return Annotated[(_read_as_yaml(args[0]), *tp.__metadata__)]
     if origin in (typing.Union, types.UnionType):
         return typing.Union[tuple(_read_as_yaml(a) for a in args)]  # noqa: UP007 (built from a tuple)
     if origin is Literal:

@@ -14,15 +14,27 @@ from pipeline.align import align_face, similarity_transform, transform_points
 from tests.conftest import REPO, need_shared
 
 # insightface's ArcFace 112x112 template: a realistic face framing for the geometric checks.
-TEMPLATE = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041))
+TEMPLATE = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
 SHIPPED = REPO / "engines" / "models" / "mtlgcn_ferplus.onnx"
 
 
 def _spec(colour: str = "rgb", size: tuple[int, int] = (112, 112), template=TEMPLATE) -> EngineSpec:
     channels = 1 if colour == "gray" else 3
     return EngineSpec(
-        model_id="test", input_size=size, colour=colour, mean=(0.485, 0.456, 0.406)[:channels],
-        std=(0.229, 0.224, 0.225)[:channels], labels=("neutral", "happy"), has_va=True, template=template,
+        model_id="test",
+        input_size=size,
+        colour=colour,
+        mean=(0.485, 0.456, 0.406)[:channels],
+        std=(0.229, 0.224, 0.225)[:channels],
+        labels=("neutral", "happy"),
+        has_va=True,
+        template=template,
     )
 
 
@@ -81,7 +93,9 @@ def test_eyes_of_the_aligned_crop_are_at_the_template(faces):
             found = detector.detect(canvas)
             assert len(found) == 1
             eyes = (found[0].landmarks[:2] - 48) / 2
-            mapped = transform_points(similarity_transform(det.landmarks, np.asarray(TEMPLATE)), det.landmarks)
+            mapped = transform_points(
+                similarity_transform(det.landmarks, np.asarray(TEMPLATE)), det.landmarks
+            )
             errors.append(np.abs(eyes - mapped[:2]).max())
             # the least-squares fit moves the eyes only a few pixels off the template
             assert np.abs(mapped[:2] - np.asarray(TEMPLATE[:2])).max() < 8.0
@@ -153,5 +167,7 @@ def test_shipped_model_template_frames_real_faces(faces):
         for det in dets:
             crop = align_face(image, det.landmarks, spec)
             assert crop.shape[:2] == (height, width)
-            mapped = transform_points(similarity_transform(det.landmarks, np.asarray(spec.template)), det.landmarks)
+            mapped = transform_points(
+                similarity_transform(det.landmarks, np.asarray(spec.template)), det.landmarks
+            )
             assert np.abs(mapped[:2] - np.asarray(spec.template[:2])).max() < 0.1 * width

@@ -23,8 +23,16 @@ from scoring.errors import AnnotationFormatError
 from training.data.afew_va import read_afew_va
 from training.errors import DataError
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-HEADERS = [VA_HEADER, EXPR_HEADER, EXPR_HEADER_7, f"image_location,{VA_HEADER}", f"image_location,{EXPR_HEADER}"]
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+HEADERS = [
+    VA_HEADER,
+    EXPR_HEADER,
+    EXPR_HEADER_7,
+    f"image_location,{VA_HEADER}",
+    f"image_location,{EXPR_HEADER}",
+]
 numbers = st.one_of(
     st.integers(-12, 12).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -33,8 +41,12 @@ numbers = st.one_of(
 cells = st.one_of(numbers, st.text(max_size=8))
 rows = st.one_of(
     st.lists(cells, min_size=1, max_size=3).map(",".join),
-    st.builds(lambda v, f, rest: f"{v}/{f:05d}.jpg,{rest}", st.sampled_from(["a", "b", "x/y"]),
-              st.integers(0, 12), st.lists(numbers, min_size=1, max_size=2).map(",".join)),  # fmt: skip
+    st.builds(
+        lambda v, f, rest: f"{v}/{f:05d}.jpg,{rest}",
+        st.sampled_from(["a", "b", "x/y"]),
+        st.integers(0, 12),
+        st.lists(numbers, min_size=1, max_size=2).map(",".join),
+    ),  # fmt: skip
 )
 files = st.tuples(
     st.one_of(st.sampled_from(HEADERS), st.text(max_size=30)),
@@ -75,7 +87,9 @@ def test_abaw_parsers_return_or_name_file_and_line(tmp_path, text, raw, use_raw)
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-20, 20), st.floats(), st.text(max_size=5)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=5), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=20,
 )
 good_frame = st.fixed_dictionaries({
@@ -84,12 +98,18 @@ good_frame = st.fixed_dictionaries({
 })  # fmt: skip
 frame = st.one_of(
     good_frame,
-    good_frame.flatmap(lambda f: st.sampled_from(list(f)).map(lambda k: {x: v for x, v in f.items() if x != k})),
-    good_frame.flatmap(lambda f: st.tuples(st.sampled_from(list(f)), json_values).map(lambda kv: f | {kv[0]: kv[1]})),
+    good_frame.flatmap(
+        lambda f: st.sampled_from(list(f)).map(lambda k: {x: v for x, v in f.items() if x != k})
+    ),
+    good_frame.flatmap(
+        lambda f: st.tuples(st.sampled_from(list(f)), json_values).map(lambda kv: f | {kv[0]: kv[1]})
+    ),
     json_values,
 )
 documents = st.one_of(
-    st.fixed_dictionaries({"frames": st.dictionaries(st.text(max_size=5), frame, max_size=4)}).map(json.dumps),
+    st.fixed_dictionaries({"frames": st.dictionaries(st.text(max_size=5), frame, max_size=4)}).map(
+        json.dumps
+    ),
     json_values.map(json.dumps),
     st.text(max_size=40),
 )

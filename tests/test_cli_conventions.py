@@ -22,7 +22,9 @@ from tests.conftest import REPO, need_shared
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
 
-def cli(*args: str, block: str = "", env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, block: str = "", env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """`affectstream ARGS` in a fresh interpreter; `block` makes that module unimportable (a missing extra)."""
     prelude = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
     code = prelude + "from pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -77,7 +79,11 @@ def test_json_log_lines_are_masked_objects(capsys):
                                "cannot open %s", ("rtsp://alice:pa55word@cam/s",), None)  # fmt: skip
     line = json.loads(JsonFormatter().format(record))
     assert set(line) == {"time", "level", "logger", "process", "message"}
-    assert line["level"] == "warning" and "pa55word" not in line["message"] and "alice:***@cam" in line["message"]
+    assert (
+        line["level"] == "warning"
+        and "pa55word" not in line["message"]
+        and "alice:***@cam" in line["message"]
+    )
 
 
 def test_a_bad_log_level_in_the_environment_is_a_config_error(monkeypatch, capsys):
@@ -87,8 +93,16 @@ def test_a_bad_log_level_in_the_environment_is_a_config_error(monkeypatch, capsy
 
 
 def test_set_parser():
-    pairs = [parse_set("engine.threads=2"), parse_set("detector.input_size=[320, 320]"), parse_set("redis.url=")]
-    assert nested(pairs) == {"engine": {"threads": 2}, "detector": {"input_size": [320, 320]}, "redis": {"url": None}}
+    pairs = [
+        parse_set("engine.threads=2"),
+        parse_set("detector.input_size=[320, 320]"),
+        parse_set("redis.url="),
+    ]
+    assert nested(pairs) == {
+        "engine": {"threads": 2},
+        "detector": {"input_size": [320, 320]},
+        "redis": {"url": None},
+    }
     with pytest.raises(SystemExit) as exc:
         main(["run", "--set", "engine.threads"])
     assert exc.value.code == 2
@@ -173,9 +187,13 @@ def test_missing_extra_exits_3_with_the_install_line(argv, module, extra):
 def test_worker_processes_log_in_the_chosen_format(redis_url, tmp_path):
     video = need_shared("media", "videos", "single_face.mp4")
     env = {"AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx"))}
-    proc = cli("run", "--redis", redis_url, "--source", f"clip={video}", "--log-format", "json", env=env, timeout=240)
+    proc = cli(
+        "run", "--redis", redis_url, "--source", f"clip={video}", "--log-format", "json", env=env, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]  # every line is one object
+    lines = [
+        json.loads(line) for line in proc.stderr.splitlines() if line.strip()
+    ]  # every line is one object
     workers = {line["process"] for line in lines} - {"MainProcess"}
     assert workers, proc.stderr
 
@@ -185,15 +203,27 @@ def test_archive_submit_takes_detector_and_engine_from_the_config(tmp_path):
     from pipeline.config import load_config
 
     cfg = tmp_path / "archive.yaml"
-    cfg.write_text("detector: {model: det.onnx, input_size: [320, 320], detect_every: 2}\nengine: {model: m.onnx}\n")
+    cfg.write_text(
+        "detector: {model: det.onnx, input_size: [320, 320], detect_every: 2}\nengine: {model: m.onnx}\n"
+    )
     argv = ["archive", "submit", "-c", str(cfg), "-o", str(tmp_path / "out"), "v.mp4"]
     args = build_parser().parse_args(argv)
     params = job_params(args, load_config(args.config))
-    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == ("det.onnx", "m.onnx", 320, 2)
+    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == (
+        "det.onnx",
+        "m.onnx",
+        320,
+        2,
+    )
     args = build_parser().parse_args([*argv, "--det-size", "640", "--model", "other.onnx"])
     params = job_params(args, load_config(args.config))
     assert (params["model"], params["det_size"], params["detect_every"]) == ("other.onnx", 640, 2)
     # without -c the job keeps its own defaults (the worker's detector, the shipped model)
     args = build_parser().parse_args(["archive", "submit", "-o", "out", "v.mp4"])
     params = job_params(args, load_config(None))
-    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == ("", "default", 640, 1)
+    assert (params["detector"], params["model"], params["det_size"], params["detect_every"]) == (
+        "",
+        "default",
+        640,
+        1,
+    )

@@ -24,7 +24,9 @@ def test_defaults_are_typed_and_frozen():
 
 
 def test_user_yaml_merges_over_defaults(tmp_path):
-    cfg = load_config(write(tmp_path, "batch:\n  max_wait_ms: 25\nsources:\n  - {name: cam, url: rtsp://h/s}\n"))
+    cfg = load_config(
+        write(tmp_path, "batch:\n  max_wait_ms: 25\nsources:\n  - {name: cam, url: rtsp://h/s}\n")
+    )
     assert cfg.batch.max_wait_ms == 25.0 and cfg.batch.max_batch == 32 and cfg.batch.file_max_wait_ms == 100.0
     assert cfg.sources[0].name == "cam" and cfg.sources[0].url == "rtsp://h/s"
 
@@ -32,10 +34,19 @@ def test_user_yaml_merges_over_defaults(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("engine:\n  backend: tensorflow\n", r"engine.backend: 'tensorflow' is not allowed; allowed values: 'onnxruntime', 'tensorrt', 'torch'"),
-        ("engine:\n  max_batchh: 4\n", r"engine.max_batchh: unknown key; allowed keys: backend, model, max_batch"),
+        (
+            "engine:\n  backend: tensorflow\n",
+            r"engine.backend: 'tensorflow' is not allowed; allowed values: 'onnxruntime', 'tensorrt', 'torch'",
+        ),
+        (
+            "engine:\n  max_batchh: 4\n",
+            r"engine.max_batchh: unknown key; allowed keys: backend, model, max_batch",
+        ),
         ("batch:\n  max_batch: 0\n", r"batch.max_batch: 0 is out of range; allowed: from 1 to 4096"),
-        ("batch:\n  file_max_wait_ms: -5\n", r"batch.file_max_wait_ms: -5.0 is out of range; allowed: from 0 to 60000"),
+        (
+            "batch:\n  file_max_wait_ms: -5\n",
+            r"batch.file_max_wait_ms: -5.0 is out of range; allowed: from 0 to 60000",
+        ),
         ("detector:\n  input_size: [640]\n", r"detector.input_size"),
         ("workers:\n  count: two\n", r"workers.count: expected int"),
         ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"duplicate source name 'a'"),
@@ -50,7 +61,12 @@ def test_bad_values_name_path_and_allowed(tmp_path, text, match):
 
 def test_env_interpolation(tmp_path, monkeypatch):
     monkeypatch.setenv("CAM_PW", "pw")
-    cfg = load_config(write(tmp_path, "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\nredis:\n  url: ${NOPE:-redis://localhost:6379/0}\n"))
+    cfg = load_config(
+        write(
+            tmp_path,
+            "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\nredis:\n  url: ${NOPE:-redis://localhost:6379/0}\n",
+        )
+    )
     assert cfg.sources[0].url == "rtsp://u:pw@h/s"
     assert cfg.redis.url == "redis://localhost:6379/0"
     monkeypatch.delenv("CAM_PW")
@@ -77,7 +93,9 @@ def test_folder_source_expands_to_one_source_per_video(tmp_path):
 
 
 def test_overrides_append_sources_and_set_values():
-    cfg = load_config(overrides={"redis": {"url": "redis://h:1/0"}, "sources": [parse_source_arg("cam=rtsp://h/s?a=b")]})
+    cfg = load_config(
+        overrides={"redis": {"url": "redis://h:1/0"}, "sources": [parse_source_arg("cam=rtsp://h/s?a=b")]}
+    )
     assert cfg.redis.url == "redis://h:1/0"
     assert (cfg.sources[0].name, cfg.sources[0].url) == ("cam", "rtsp://h/s?a=b")
     assert parse_source_arg("rtsp://h/s?x=1") == {"url": "rtsp://h/s?x=1"}

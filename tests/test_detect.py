@@ -61,7 +61,9 @@ def test_matches_insightface_detect(scrfd, size, name):
     image = _image("media", "images", name) if name == "multi_face.jpg" else _insightface_image(name)
     det = FaceDetector(scrfd, input_size=size)
     ours = det.detect(image)
-    ref_boxes, ref_kps = det._model.detect(image, input_size=det.input_size_for(image.shape[1], image.shape[0]))
+    ref_boxes, ref_kps = det._model.detect(
+        image, input_size=det.input_size_for(image.shape[1], image.shape[0])
+    )
     assert len(ours) == len(ref_boxes) > 0
     height, width = image.shape[:2]
     ref_xyxy = np.clip(ref_boxes[:, :4], 0, [width, height, width, height])
@@ -135,8 +137,10 @@ def test_select_providers_default_and_options():
     assert with_options == [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers(),
-                    reason="onnxruntime-gpu with CUDA is not installed here (CPU-only onnxruntime)")
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers(),
+    reason="onnxruntime-gpu with CUDA is not installed here (CPU-only onnxruntime)",
+)
 def test_cuda_provider_matches_cpu(scrfd):
     image = _image("media", "images", "multi_face.jpg")
     gpu = FaceDetector(scrfd, input_size=(640, 640), providers=["CUDAExecutionProvider"])
@@ -198,7 +202,8 @@ def test_non_detector_onnx_is_rejected(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "identity",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100, 100])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 100, 100])],
     )

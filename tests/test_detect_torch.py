@@ -49,7 +49,9 @@ def _same(a, b, box_tol=BOX_TOL, score_tol=SCORE_TOL) -> None:
     assert len(a) == len(b)
     if a:
         np.testing.assert_allclose(np.stack([f.box for f in a]), np.stack([f.box for f in b]), atol=box_tol)
-        np.testing.assert_allclose(np.stack([f.landmarks for f in a]), np.stack([f.landmarks for f in b]), atol=box_tol)
+        np.testing.assert_allclose(
+            np.stack([f.landmarks for f in a]), np.stack([f.landmarks for f in b]), atol=box_tol
+        )
         np.testing.assert_allclose([f.score for f in a], [f.score for f in b], atol=score_tol)
 
 
@@ -76,7 +78,9 @@ def test_silent_cpu_fallback_is_an_error():
     from pipeline.detect import check_providers
 
     with pytest.raises(DetectorError, match=r"could not enable \['CUDAExecutionProvider'\] and would run on"):
-        check_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], what="detector x")
+        check_providers(
+            ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], what="detector x"
+        )
     check_providers([("CPUExecutionProvider", {})], ["CPUExecutionProvider"], what="detector x")
 
 

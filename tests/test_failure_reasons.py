@@ -20,7 +20,9 @@ def test_a_server_that_accepts_and_never_answers_is_a_timeout():
     server.listen(4)
     held = []
     threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
-    spec = SourceSpec(name="silent", url=f"rtsp://viewer:Q9-pw@127.0.0.1:{server.getsockname()[1]}/x", timeout_s=1.5)
+    spec = SourceSpec(
+        name="silent", url=f"rtsp://viewer:Q9-pw@127.0.0.1:{server.getsockname()[1]}/x", timeout_s=1.5
+    )
     try:
         with pytest.raises(Exception) as err:
             _av.open_container(spec)

@@ -21,7 +21,9 @@ class ListSource:
         self.name = name
         self._buffer = FrameBuffer(n + 1, keep_newest=False)
         for i in range(n):
-            self._buffer.put(Frame(name, i, i / 30.0, time.time(), np.zeros((1, 1, 3), np.uint8)), threading.Event())
+            self._buffer.put(
+                Frame(name, i, i / 30.0, time.time(), np.zeros((1, 1, 3), np.uint8)), threading.Event()
+            )
         self._buffer.close()
 
     def get(self, timeout: float):
@@ -33,7 +35,9 @@ class ListSource:
 
 
 def test_threads_share_sources_and_each_source_keeps_frame_order():
-    lanes = [SourceLane(ListSource(name, n), SourceContext(name)) for name, n in (("a", 300), ("b", 40), ("c", 5))]
+    lanes = [
+        SourceLane(ListSource(name, n), SourceContext(name)) for name, n in (("a", 300), ("b", 40), ("c", 5))
+    ]
     out: list[tuple[str, int, str]] = []
     rng = random.Random(0)
 

@@ -64,6 +64,10 @@ def test_ids_passes_and_clocks(redis_url):
     base = new_pass_base(client, "s")
     assert base > 100
     ids = PassIds(base)
-    assert ids(7, 0.0) == f"{base}-7" and ids.last_frame(parse_id(f"{base}-7")) == 7 and ids.last_frame((100, 4)) == -1
+    assert (
+        ids(7, 0.0) == f"{base}-7"
+        and ids.last_frame(parse_id(f"{base}-7")) == 7
+        and ids.last_frame((100, 4)) == -1
+    )
     clock = ClockIds(after=(2000, 3))
     assert [clock(0, t) for t in (1.0, 2.0, 2.0005, 3.0)] == ["2000-4", "2000-5", "2000-6", "3000-0"]

@@ -19,9 +19,15 @@ from tests.conftest import REPO, need_shared
 
 
 def run_cli(*args, redis_url, timeout=240, wait=True):
-    env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")),
+        "PYTHONUNBUFFERED": "1",
+    }
     cmd = [sys.executable, "-m", "pipeline", "run", "--redis", redis_url, *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=timeout)
@@ -29,7 +35,10 @@ def run_cli(*args, redis_url, timeout=240, wait=True):
 
 
 def entries(client, source):
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in client.xrange(frames_key(source))]
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _id, fields in client.xrange(frames_key(source))
+    ]
 
 
 def events(client, source):
@@ -82,7 +91,9 @@ def test_bad_sources_do_not_stop_a_healthy_one(redis_url, tmp_path):
     )  # fmt: skip
     client = connect(redis_url)
     try:
-        assert wait_for(lambda: len(entries(client, "good")) == 72, timeout=180), "healthy source did not finish"
+        assert wait_for(lambda: len(entries(client, "good")) == 72, timeout=180), (
+            "healthy source did not finish"
+        )
         assert wait_for(lambda: "reconnecting" in events(client, "dead"), timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -134,7 +145,9 @@ def test_crashed_worker_restarts_and_resumes_without_duplicates(redis_url):
     (["--source", "x=rtsp://h/s", "--redis", "http://nope"], "scheme must be one of"),
 ])  # fmt: skip
 def test_bad_command_line_fails_fast_with_message(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 

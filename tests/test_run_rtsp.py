@@ -45,7 +45,9 @@ def test_camera_restart_reconnects_without_restarting_affectstream(rtsp_server, 
         before = len(entries(client, "cam"))  # the old connection's last frames are published by now
         rtsp_server.start()
         assert wait_for(lambda: "recovered" in events(client, "cam"), timeout=60)
-        assert wait_for(lambda: len(entries(client, "cam")) > before + 10, timeout=60), "no results after recovery"
+        assert wait_for(lambda: len(entries(client, "cam")) > before + 10, timeout=60), (
+            "no results after recovery"
+        )
         # Faces seen over the new connection are new tracks, not continuations of the old ones.
         published = entries(client, "cam")
         tracks_before = {f["track"] for e in published[:before] for f in json.loads(e["faces"])}
@@ -88,7 +90,9 @@ def test_rtsp_password_never_in_logs_events_or_results(rtsp_server, redis_url):
     proc = run_cli("--source", f"secure={rtsp_server.secure_url}", redis_url=redis_url, wait=False)
     client = connect(redis_url)
     try:
-        assert wait_for(lambda: len(entries(client, "secure")) >= 5, timeout=90), "no results via the password URL"
+        assert wait_for(lambda: len(entries(client, "secure")) >= 5, timeout=90), (
+            "no results via the password URL"
+        )
         rtsp_server.kill()  # reconnect attempts log and publish the URL too
         assert wait_for(lambda: "reconnecting" in events(client, "secure"), timeout=30)
         rtsp_server.start()
@@ -103,7 +107,9 @@ def test_rtsp_password_never_in_logs_events_or_results(rtsp_server, redis_url):
     for key in client.scan_iter("*"):
         kind = client.type(key)
         if kind == b"stream":
-            dump += [json.dumps({k.decode(): v.decode() for k, v in f.items()}) for _i, f in client.xrange(key)]
+            dump += [
+                json.dumps({k.decode(): v.decode() for k, v in f.items()}) for _i, f in client.xrange(key)
+            ]
         elif kind == b"string":
             dump.append(client.get(key).decode())
         elif kind == b"hash":

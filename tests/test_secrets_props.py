@@ -18,7 +18,9 @@ from pipeline.masking import mask_text, mask_url, register_url
 # start with a marker that no host or path below can contain, so a hit can only be a leak.
 _SECRET_CHARS = st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"))
 secrets_ = st.builds(lambda body: "Q9" + body, st.text(_SECRET_CHARS, min_size=2, max_size=24))
-users = st.one_of(st.just(""), st.text(_SECRET_CHARS.filter(lambda c: c not in ":@"), min_size=1, max_size=12))
+users = st.one_of(
+    st.just(""), st.text(_SECRET_CHARS.filter(lambda c: c not in ":@"), min_size=1, max_size=12)
+)
 hosts = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5}){0,2}", fullmatch=True),
     st.from_regex(r"1[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True),
@@ -89,8 +91,12 @@ def test_known_leak_shapes_from_the_issue():
 
 # -- the config loader over generated YAML -------------------------------------------------------
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["auto", "fp16", "onnxruntime", "1e30", "${NOPE}", "${X:-3}", "-1"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["auto", "fp16", "onnxruntime", "1e30", "${NOPE}", "${X:-3}", "-1"]),
 )
 _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                           st.dictionaries(st.text(max_size=8), inner, max_size=3)),
@@ -122,7 +128,11 @@ def configs(draw):
     return doc
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(configs())
 def test_config_loader_raises_only_config_errors(tmp_path, doc):
     path = tmp_path / "c.yaml"

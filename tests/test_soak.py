@@ -78,7 +78,10 @@ def test_soak_rss_flat_and_results_flowing(redis_url, tmp_path, request):
             since_ms = int((time.time() - 60.0) * 1000)
             added = len(client.xrange(frames_key("soak"), min=f"{since_ms}-0"))
             samples.append((minute, _rss_mib(pid), added))
-            print(f"soak minute {minute}: worker RSS {samples[-1][1]:.1f} MiB, {samples[-1][2]} entries", flush=True)
+            print(
+                f"soak minute {minute}: worker RSS {samples[-1][1]:.1f} MiB, {samples[-1][2]} entries",
+                flush=True,
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -91,4 +94,6 @@ def test_soak_rss_flat_and_results_flowing(redis_url, tmp_path, request):
     assert all(n > 0 for _m, _rss, n in samples), table
     rss2, rss_last = samples[1][1], samples[-1][1]
     growth = (rss_last - rss2) / rss2
-    assert growth < MAX_GROWTH, f"RSS grew {100 * growth:.1f}% between minute 2 and minute {minutes}:\n{table}"
+    assert growth < MAX_GROWTH, (
+        f"RSS grew {100 * growth:.1f}% between minute 2 and minute {minutes}:\n{table}"
+    )

@@ -12,8 +12,9 @@ from tests.conftest import need_shared
 
 def _det(x: float, y: float, size: float = 50.0) -> Detection:
     box = np.array([x, y, x + size, y + size], np.float32)
-    landmarks = np.array([[x + 15, y + 20], [x + 35, y + 20], [x + 25, y + 30], [x + 18, y + 40], [x + 32, y + 40]],
-                         np.float32)
+    landmarks = np.array(
+        [[x + 15, y + 20], [x + 35, y + 20], [x + 25, y + 30], [x + 18, y + 40], [x + 32, y + 40]], np.float32
+    )
     return Detection(box=box, score=0.9, landmarks=landmarks)
 
 

@@ -75,11 +75,17 @@ def summary_rows(out: Path) -> list[dict]:
         if entry is None:
             continue
         arm, _, seed = run.name.rpartition("_s")
-        rows.append({
-            "arm": arm, "seed": int(seed), "epoch": entry["epoch"], "accuracy": entry["val_accuracy"],
-            "macro_f1": entry["val_macro_f1"], "va_mean_ccc": entry.get("val_abaw_va"),
-            "train_s": round(entry["elapsed"]) if "elapsed" in entry else None,
-        })
+        rows.append(
+            {
+                "arm": arm,
+                "seed": int(seed),
+                "epoch": entry["epoch"],
+                "accuracy": entry["val_accuracy"],
+                "macro_f1": entry["val_macro_f1"],
+                "va_mean_ccc": entry.get("val_abaw_va"),
+                "train_s": round(entry["elapsed"]) if "elapsed" in entry else None,
+            }
+        )
     return rows
 
 
@@ -94,14 +100,22 @@ def write_summary(out: Path, epochs: int) -> str:
     for r in rows:
         va = f"{r['va_mean_ccc']:.3f}" if r["va_mean_ccc"] is not None else "–"
         state = f"{r['epoch']}/{epochs}"
-        lines.append(f"| {r['arm']} | {r['seed']} | {state} | {100 * r['accuracy']:.2f}% | {r['macro_f1']:.3f} | {va} | {r['train_s']} |")
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {state} | {100 * r['accuracy']:.2f}% | {r['macro_f1']:.3f} | {va} | {r['train_s']} |"
+        )
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     return text
 
 
-def run_ablation(out: Path, overrides: dict, arms: list[str], second_seed: bool = True, progress: bool = False,
-                 seeds: list[int] | None = None) -> str:
+def run_ablation(
+    out: Path,
+    overrides: dict,
+    arms: list[str],
+    second_seed: bool = True,
+    progress: bool = False,
+    seeds: list[int] | None = None,
+) -> str:
     """All seed-0 arms, then the best two again with the second seed; returns the Markdown table.
 
     ``seeds`` instead runs exactly the given arms with exactly those seeds (to spread arms over processes).
@@ -127,12 +141,13 @@ def run_ablation(out: Path, overrides: dict, arms: list[str], second_seed: bool 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.cli import _overrides, _passive_omp
+    from settings.overrides import add_set_option, nested
+    from training.cli import _passive_omp
 
     _passive_omp()
     p = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--out", default="var/ablation", help="folder of the runs and the summary")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key (all arms)")
+    add_set_option(p, "a recipe key (all arms)")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     p.add_argument("--no-second-seed", action="store_true", help="skip the seed-1 reruns of the best two")
     p.add_argument("--seed", type=int, action="append", help="run the arms with exactly these seeds instead")
@@ -141,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     from training.errors import TrainingError
 
     try:
-        table = run_ablation(Path(args.out), _overrides(args.set), args.arms.split(","),
-                             second_seed=not args.no_second_seed, progress=args.progress, seeds=args.seed)
+        table = run_ablation(
+            Path(args.out),
+            nested(args.set),
+            args.arms.split(","),
+            second_seed=not args.no_second_seed,
+            progress=args.progress,
+            seeds=args.seed,
+        )
     except TrainingError as exc:
         print(f"error: {exc}")
         return 2

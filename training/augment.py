@@ -39,8 +39,9 @@ def random_erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Te
         return x
     n, _, h, w = x.shape
     for i in torch.nonzero(torch.rand(n, generator=gen) < prob).flatten().tolist():
-        eh, ew = int(torch.randint(h // 8, h // 4 + 1, (1,), generator=gen)), int(
-            torch.randint(w // 8, w // 4 + 1, (1,), generator=gen)
+        eh, ew = (
+            int(torch.randint(h // 8, h // 4 + 1, (1,), generator=gen)),
+            int(torch.randint(w // 8, w // 4 + 1, (1,), generator=gen)),
         )
         y0 = int(torch.randint(0, h - eh + 1, (1,), generator=gen))
         x0 = int(torch.randint(0, w - ew + 1, (1,), generator=gen))

@@ -27,7 +27,11 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
     out = {}
     for k in keys:
         last = states[-1][k]
-        out[k] = torch.stack([s[k].float() for s in states]).mean(0).to(last.dtype) if last.is_floating_point() else last
+        out[k] = (
+            torch.stack([s[k].float() for s in states]).mean(0).to(last.dtype)
+            if last.is_floating_point()
+            else last
+        )
     return out
 
 

@@ -12,8 +12,14 @@ from training.errors import CheckpointError
 
 
 def save_checkpoint(
-    path: Path, model: torch.nn.Module, recipe: Recipe, epoch: int, step: int, best: dict,
-    optimizer: torch.optim.Optimizer | None = None, elapsed: float = 0.0,
+    path: Path,
+    model: torch.nn.Module,
+    recipe: Recipe,
+    epoch: int,
+    step: int,
+    best: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+    elapsed: float = 0.0,
 ) -> None:
     """Write atomically (tmp + rename): a kill mid-write must not destroy the resume point."""
     payload = {

@@ -68,8 +68,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_onnx
 
     try:
-        spec = export_onnx(args.checkpoint, args.output, template=args.template, model_id=args.model_id,
-                           flip_average=args.flip_average)
+        spec = export_onnx(
+            args.checkpoint,
+            args.output,
+            template=args.template,
+            model_id=args.model_id,
+            flip_average=args.flip_average,
+        )
     except TrainingError as exc:
         return _fail(exc)
     print(f"wrote {args.output}: {spec.to_json()}")
@@ -94,14 +99,18 @@ def cmd_average(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``train``, ``evaluate``, ``export`` and ``average`` to an argparse subparsers object."""
     p = subparsers.add_parser("train", help="train a model from a recipe (resumable)")
-    p.add_argument("-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml")
+    p.add_argument(
+        "-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml"
+    )
     p.add_argument("-o", "--output", help="run folder (default runs/<recipe name>)")
     add_set_option(p, "a recipe key, e.g. optim.epochs=2")
     p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
-    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint; prints a table, optionally writes JSON")
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a checkpoint; prints a table, optionally writes JSON"
+    )
     p.add_argument("checkpoint", help="a .pt checkpoint from `train`, or an exported .onnx (needs -c)")
     p.add_argument("--split", help="dataset split (default: the recipe's validation split)")
     p.add_argument("-c", "--config", help="evaluate on this recipe's data instead of the checkpoint's")
@@ -109,16 +118,26 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="PATH", help="also write the full report (JSON) here")
     p.set_defaults(handler=cmd_evaluate)
 
-    p = subparsers.add_parser("export", help="export a checkpoint to ONNX with the engine spec in its metadata")
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint to ONNX with the engine spec in its metadata"
+    )
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.add_argument("--template", help="landmark template JSON (default: the recipe's export.template)")
     p.add_argument("--model-id", help="model id (default: the recipe's export.model_id)")
-    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each crop with its mirror image inside the graph (default: the recipe's export.flip_average)")
+    p.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each crop with its mirror image inside the graph (default: the recipe's export.flip_average)",
+    )
     p.set_defaults(handler=cmd_export)
 
-    p = subparsers.add_parser("average", help="average checkpoints' weights (SWA), re-estimate BatchNorm, evaluate")
-    p.add_argument("checkpoints", nargs="+", help="checkpoints of one run, e.g. runs/x/epoch_05*.pt (optim.keep_epochs)")
+    p = subparsers.add_parser(
+        "average", help="average checkpoints' weights (SWA), re-estimate BatchNorm, evaluate"
+    )
+    p.add_argument(
+        "checkpoints", nargs="+", help="checkpoints of one run, e.g. runs/x/epoch_05*.pt (optim.keep_epochs)"
+    )
     p.add_argument("-o", "--output", required=True, help="checkpoint to write")
     p.set_defaults(handler=cmd_average)

@@ -72,7 +72,9 @@ class OptimConfig:
     batch_size: int = 64
     epochs: int = 20
     warmup_epochs: float = 1.0
-    schedule: Literal["cosine", "constant", "step"] = "cosine"  # step: x step_gamma every step_epochs epochs (torch's StepLR)
+    schedule: Literal["cosine", "constant", "step"] = (
+        "cosine"  # step: x step_gamma every step_epochs epochs (torch's StepLR)
+    )
     step_epochs: int = 10
     step_gamma: float = 0.1
     # >0: stop when validation accuracy has not improved for this many epochs (the authors: 10).

@@ -53,19 +53,30 @@ def evaluate_onnx(model_path: str, config: str, split: str | None = None) -> dic
     if tuple(samples.label_set.labels) != spec.labels or samples.images.shape[1:3] != spec.input_size:
         from training.errors import ConfigError
 
-        raise ConfigError(f"{config} data ({recipe.data.label_set}, {recipe.data.input_size}px) does not match "
-                          f"{model_path} ({spec.labels}, {spec.input_size})")
+        raise ConfigError(
+            f"{config} data ({recipe.data.label_set}, {recipe.data.input_size}px) does not match "
+            f"{model_path} ({spec.labels}, {spec.input_size})"
+        )
     sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     x = normalize(torch.from_numpy(samples.images), spec.mean, spec.std).numpy()
     outs = [sess.run(None, {"input": x[i : i + 256]}) for i in range(0, len(x), 256)]
     probs = np.concatenate([o[0] for o in outs])
     has = samples.label >= 0
-    report = classification_report(samples.label[has], probs[has].argmax(1), get_label_set(recipe.data.label_set).labels)
+    report = classification_report(
+        samples.label[has], probs[has].argmax(1), get_label_set(recipe.data.label_set).labels
+    )
     if spec.has_va and samples.va_mask.any():
         va = np.concatenate([o[1] for o in outs])
         report["va"] = va_report(va[samples.va_mask], samples.va[samples.va_mask])
-    report.update({"checkpoint": str(model_path), "epoch": None, "split": split,
-                   "dataset": recipe.data.dataset, "labels": list(spec.labels)})
+    report.update(
+        {
+            "checkpoint": str(model_path),
+            "epoch": None,
+            "split": split,
+            "dataset": recipe.data.dataset,
+            "labels": list(spec.labels),
+        }
+    )
     return report
 
 
@@ -93,8 +104,15 @@ def evaluate_checkpoint(checkpoint: str, split: str | None = None, config: str |
     split = split or data_recipe.data.val_split
     samples = create_dataset(data_recipe.data, split)
     report = evaluate_samples(model, samples, recipe)
-    report.update({"checkpoint": str(checkpoint), "epoch": ck["epoch"], "split": split,
-                   "dataset": data_recipe.data.dataset, "labels": list(samples.label_set.labels)})
+    report.update(
+        {
+            "checkpoint": str(checkpoint),
+            "epoch": ck["epoch"],
+            "split": split,
+            "dataset": data_recipe.data.dataset,
+            "labels": list(samples.label_set.labels),
+        }
+    )
     return report
 
 
@@ -112,12 +130,16 @@ def format_report(report: dict) -> str:
     for name, row in zip(names, report["confusion"], strict=True):
         recall = report["recall"][name]
         rec = f"{recall:7.4f}" if recall is not None else "    n/a"
-        lines.append(f"{name:<10} {rec} {report['f1'][name]:7.4f}   " + " ".join(f"{v:>{width}}" for v in row))
+        lines.append(
+            f"{name:<10} {rec} {report['f1'][name]:7.4f}   " + " ".join(f"{v:>{width}}" for v in row)
+        )
     if "va" in report:
         va = report["va"]
         lines.append("")
         for dim in ("valence", "arousal"):
             m = va[dim]
-            lines.append(f"{dim:<8} CCC={m['ccc']:.4f} PCC={m['pcc']:.4f} RMSE={m['rmse']:.4f} SAGR={m['sagr']:.4f}")
+            lines.append(
+                f"{dim:<8} CCC={m['ccc']:.4f} PCC={m['pcc']:.4f} RMSE={m['rmse']:.4f} SAGR={m['sagr']:.4f}"
+            )
         lines.append(f"ABAW VA (mean CCC) = {va['abaw_va']:.4f}")
     return "\n".join(lines)

@@ -8,8 +8,12 @@ from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA, Engi
 
 
 def export_onnx(
-    checkpoint: str | Path, output: str | Path, template: str | Path | None = None,
-    model_id: str | None = None, opset: int = 17, flip_average: bool | None = None,
+    checkpoint: str | Path,
+    output: str | Path,
+    template: str | Path | None = None,
+    model_id: str | None = None,
+    opset: int = 17,
+    flip_average: bool | None = None,
 ) -> EngineSpec:
     """Export a checkpoint; returns the spec written into the file's metadata.
 
@@ -35,13 +39,17 @@ def export_onnx(
     # The TorchScript exporter (dynamo=False) gives a single self-contained file with plain
     # dynamic_axes, which TensorRT and ONNX Runtime both take as-is.
     torch.onnx.export(
-        wrapped, (dummy,), str(output), input_names=[INPUT_NAME], output_names=outputs,
+        wrapped,
+        (dummy,),
+        str(output),
+        input_names=[INPUT_NAME],
+        output_names=outputs,
         dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
-        opset_version=opset, dynamo=False,
+        opset_version=opset,
+        dynamo=False,
     )
     model = onnx.load(str(output))
     set_metadata(model, {METADATA_KEY: spec.to_json()})
     onnx.checker.check_model(model)
     onnx.save(model, str(output))
     return spec
-

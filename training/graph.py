@@ -77,7 +77,9 @@ def adjacency(expr_va: np.ndarray, rho_va: float, tau: float = 0.1, p: float = 0
 def propagation_matrix(adj: np.ndarray, orientation: str) -> np.ndarray:
     """The matrix the GCN multiplies node features by: ``adj`` ("formula") or its transpose ("authors")."""
     if orientation not in ORIENTATIONS:
-        raise ConfigError(f"graph.orientation: {orientation!r} is not allowed; allowed values: {ORIENTATIONS}")
+        raise ConfigError(
+            f"graph.orientation: {orientation!r} is not allowed; allowed values: {ORIENTATIONS}"
+        )
     return np.ascontiguousarray(adj.T if orientation == "authors" else adj)
 
 

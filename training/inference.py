@@ -33,8 +33,9 @@ def spec_for(recipe, template: str | Path | None = None, model_id: str | None = 
     )
 
 
-def load_inference_model(checkpoint_path: str | Path, template: str | Path | None = None,
-                         flip_average: bool | None = None):
+def load_inference_model(
+    checkpoint_path: str | Path, template: str | Path | None = None, flip_average: bool | None = None
+):
     """Rebuild the model of a checkpoint (``torch.load(weights_only=True)``) in eval mode.
 
     Returns:

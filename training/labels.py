@@ -91,7 +91,9 @@ def va_centroid_matrix(label_set: LabelSet, table: str = "affectnetc25") -> list
     """Centroids of one table in the label set's order; raises ConfigError for an unknown table or a class
     without a centroid (e.g. Other)."""
     if table not in VA_CENTROID_TABLES:
-        raise ConfigError(f"data.va_centroids: {table!r} is not allowed; allowed values: {sorted(VA_CENTROID_TABLES)}")
+        raise ConfigError(
+            f"data.va_centroids: {table!r} is not allowed; allowed values: {sorted(VA_CENTROID_TABLES)}"
+        )
     centroids = VA_CENTROID_TABLES[table]
     missing = [name for name in label_set.labels if name not in centroids]
     if missing:

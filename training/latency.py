@@ -34,8 +34,14 @@ def measure(model: str, batch: int, threads: int, seconds: float = 3.0) -> dict:
         times.append((time.perf_counter() - t0) * 1000)
     med = statistics.median(times)
     p90 = float(np.percentile(times, 90))
-    return {"batch": batch, "threads": threads, "runs": len(times), "ms_per_batch": round(med, 3),
-            "p90_ms_per_batch": round(p90, 3), "ms_per_face": round(med / batch, 3)}
+    return {
+        "batch": batch,
+        "threads": threads,
+        "runs": len(times),
+        "ms_per_batch": round(med, 3),
+        "p90_ms_per_batch": round(p90, 3),
+        "ms_per_face": round(med / batch, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

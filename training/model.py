@@ -71,8 +71,13 @@ class GraphHead(nn.Module):
 class AffectModel(nn.Module):
     """Backbone + head; ``forward`` returns (logits [N, C], va [N, 2] or None)."""
 
-    def __init__(self, cfg: ModelConfig, embeddings: np.ndarray | None = None, adj: np.ndarray | None = None,
-                 pretrained_file: str = ""):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        embeddings: np.ndarray | None = None,
+        adj: np.ndarray | None = None,
+        pretrained_file: str = "",
+    ):
         """``adj`` is the propagation matrix as the GCN uses it (training.graph.propagation_matrix);
         ``pretrained_file`` is a resolved weights path (build_model passes it when training starts)."""
         super().__init__()
@@ -86,22 +91,33 @@ class AffectModel(nn.Module):
             from pathlib import Path
 
             if not Path(pretrained_file).is_file():
-                raise ConfigError(f"model.pretrained_file: {pretrained_file} does not exist; put the backbone's "
-                                  "weights file there or set model.pretrained_file to ''")
+                raise ConfigError(
+                    f"model.pretrained_file: {pretrained_file} does not exist; put the backbone's "
+                    "weights file there or set model.pretrained_file to ''"
+                )
             pretrained = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}}
         self.backbone = timm.create_model(
-            cfg.backbone, in_chans=cfg.in_chans, num_classes=0,
-            global_pool=cfg.global_pool, drop_rate=cfg.drop_rate, **pretrained, **cfg.backbone_args,
+            cfg.backbone,
+            in_chans=cfg.in_chans,
+            num_classes=0,
+            global_pool=cfg.global_pool,
+            drop_rate=cfg.drop_rate,
+            **pretrained,
+            **cfg.backbone_args,
         )
         if not cfg.final_act:
             norm5 = getattr(getattr(self.backbone, "features", None), "norm5", None)
             if not isinstance(getattr(norm5, "act", None), nn.Module):
-                raise ConfigError(f"model.final_act: false needs a DenseNet (features.norm5 with an activation); "
-                                  f"{cfg.backbone!r} has none")
+                raise ConfigError(
+                    f"model.final_act: false needs a DenseNet (features.norm5 with an activation); "
+                    f"{cfg.backbone!r} has none"
+                )
             norm5.act = nn.Identity()
         if not cfg.stem_pool:
             if not isinstance(getattr(self.backbone, "maxpool", None), nn.MaxPool2d):
-                raise ConfigError(f"model.stem_pool: false needs a backbone with a stem max-pool; {cfg.backbone!r} has none")
+                raise ConfigError(
+                    f"model.stem_pool: false needs a backbone with a stem max-pool; {cfg.backbone!r} has none"
+                )
             self.backbone.maxpool = nn.Identity()
         feat_dim = self.backbone.num_features
         self.has_va = cfg.head != "linear"

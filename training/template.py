@@ -117,8 +117,12 @@ def main(argv: list[str] | None = None) -> None:
 
     shared = Path(expand("${AFFECTSTREAM_SHARED}"))
     p = argparse.ArgumentParser(prog="python -m training.template")
-    p.add_argument("-c", "--config", default=str(REPO / "configs/model/ferplus_mtlgcn.yaml"),
-                   help="recipe whose training crops define the framing")
+    p.add_argument(
+        "-c",
+        "--config",
+        default=str(REPO / "configs/model/ferplus_mtlgcn.yaml"),
+        help="recipe whose training crops define the framing",
+    )
     p.add_argument("--detector", type=Path, default=shared / "models/scrfd_500m.onnx")
     p.add_argument("--video", type=Path, default=shared / "media/videos/WolfgangLanger_Pexels.mp4")
     p.add_argument("-n", type=int, default=500, help="number of training crops to average over")

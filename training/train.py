@@ -33,8 +33,17 @@ def pick_device(name: str) -> torch.device:
 SCHEDULES = ("cosine", "constant", "step")
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, schedule: str, time_frac: float = 0.0,
-          epoch: int = 0, step_epochs: int = 10, step_gamma: float = 0.1) -> float:
+def lr_at(
+    step: int,
+    total: int,
+    warmup: int,
+    base: float,
+    schedule: str,
+    time_frac: float = 0.0,
+    epoch: int = 0,
+    step_epochs: int = 10,
+    step_gamma: float = 0.1,
+) -> float:
     """Linear warm-up, then cosine decay to 0, constant, or step decay by epoch (torch's StepLR).
 
     ``time_frac`` (elapsed / time budget) pulls the cosine forward when the run is slower than planned.
@@ -101,7 +110,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     fresh = not resuming and not recipe.init_checkpoint
     model = build_model(recipe, pretrained=fresh).to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, recipe)
-    counts = torch.from_numpy(np.bincount(train_set.label[train_set.label >= 0], minlength=train_set.label_set.num_classes))
+    counts = torch.from_numpy(
+        np.bincount(train_set.label[train_set.label >= 0], minlength=train_set.label_set.num_classes)
+    )
     weights = class_weights(counts).to(device) if recipe.loss.ce == "weighted" else None
 
     o = recipe.optim
@@ -141,7 +152,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             x = random_affine(x, recipe.augment, gen)
             x = random_erase(x, recipe.augment.erase, gen).contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, warmup, o.lr, o.schedule, time_frac, epoch, o.step_epochs, o.step_gamma)
+                g["lr"] = lr_at(
+                    step, total, warmup, o.lr, o.schedule, time_frac, epoch, o.step_epochs, o.step_gamma
+                )
             logits, va = model(x)
             loss = expression_loss(logits, b["dist"], b["label"], recipe.loss.ce, weights)
             if model.has_va:
@@ -157,9 +170,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         train_s = time.time() - t0
         elapsed += train_s  # evaluation counts against the budget too: it shares the same CPU
         entry = {
-            "epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1),
-            "seconds": train_s, "elapsed": elapsed, "lr": opt.param_groups[0]["lr"], "images_per_s": seen / max(train_s, 1e-9),
-            "val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"],
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": loss_sum / max(seen, 1),
+            "seconds": train_s,
+            "elapsed": elapsed,
+            "lr": opt.param_groups[0]["lr"],
+            "images_per_s": seen / max(train_s, 1e-9),
+            "val_accuracy": report["accuracy"],
+            "val_macro_f1": report["macro_f1"],
             "val_abaw_va": report.get("va", {}).get("abaw_va"),
         }
         print(json.dumps(entry), flush=True)

@@ -18,12 +18,19 @@ import math
 
 # AffectNet training images per class (manually annotated, 7 classes).
 AFFECTNET7_TRAIN_COUNTS = {
-    "Neutral": 74874, "Happy": 134415, "Sad": 25459, "Surprise": 14090, "Fear": 6378, "Disgust": 3803,
+    "Neutral": 74874,
+    "Happy": 134415,
+    "Sad": 25459,
+    "Surprise": 14090,
+    "Fear": 6378,
+    "Disgust": 3803,
     "Anger": 24882,
 }
 
 
-def rank_centroids(rho: dict[str, tuple[float, float]], counts: dict[str, int]) -> dict[str, tuple[float, float]]:
+def rank_centroids(
+    rho: dict[str, tuple[float, float]], counts: dict[str, int]
+) -> dict[str, tuple[float, float]]:
     """Mean valence/arousal percentile of each class, on [-1, 1], from rho and class counts."""
     total = sum(counts.values())
     out = {}

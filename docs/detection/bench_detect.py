@@ -47,10 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     with av.open(f"{SHARED}/media/videos/WolfgangLanger_Pexels.mp4") as container:
         frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
-    print(f"frame {frame.shape[1]}x{frame.shape[0]}, model {os.path.basename(args.model)}, "
-          f"median of {args.runs} x {args.calls} calls, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'input':>14} | {'FaceDetector fps':>16} | {'CPU ms/frame':>12} | "
-          f"{'insightface SCRFD.detect fps':>28} | {'CPU ms/frame':>12} | faces")
+    print(
+        f"frame {frame.shape[1]}x{frame.shape[0]}, model {os.path.basename(args.model)}, "
+        f"median of {args.runs} x {args.calls} calls, load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'input':>14} | {'FaceDetector fps':>16} | {'CPU ms/frame':>12} | "
+        f"{'insightface SCRFD.detect fps':>28} | {'CPU ms/frame':>12} | faces"
+    )
     for size in [(640, 640), (320, 320), "auto"]:
         det = FaceDetector(args.model, input_size=size)
         resolved = det.input_size_for(frame.shape[1], frame.shape[0])
@@ -59,10 +63,14 @@ def main() -> None:
         def insightface_detect(image, model=reference, input_size=resolved):
             return model.detect(image, input_size=input_size)
 
-        (ours, theirs), (ours_cpu, theirs_cpu) = _fps([det.detect, insightface_detect], frame, args.runs, args.calls)
+        (ours, theirs), (ours_cpu, theirs_cpu) = _fps(
+            [det.detect, insightface_detect], frame, args.runs, args.calls
+        )
         label = f"{resolved[0]}x{resolved[1]}" + (" (auto)" if size == "auto" else "")
-        print(f"{label:>14} | {ours:16.1f} | {ours_cpu:12.1f} | {theirs:28.1f} | {theirs_cpu:12.1f} | "
-              f"{len(det.detect(frame))}")
+        print(
+            f"{label:>14} | {ours:16.1f} | {ours_cpu:12.1f} | {theirs:28.1f} | {theirs_cpu:12.1f} | "
+            f"{len(det.detect(frame))}"
+        )
 
 
 if __name__ == "__main__":

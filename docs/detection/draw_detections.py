@@ -33,8 +33,15 @@ def main() -> None:
     for face in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         cv2.rectangle(image, (x1, y1), (x2, y2), (40, 220, 40), thickness)
-        cv2.putText(image, f"{face.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thickness, (40, 220, 40), thickness)
+        cv2.putText(
+            image,
+            f"{face.score:.2f}",
+            (x1, max(12, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            (40, 220, 40),
+            thickness,
+        )
         for (x, y), colour in zip(face.landmarks, COLOURS, strict=True):
             cv2.circle(image, (int(round(x)), int(round(y))), thickness + 1, colour, -1)
     cv2.imwrite(args.out, image)

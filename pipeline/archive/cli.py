@@ -84,7 +84,9 @@ def _square_size(size, what: str) -> int:
     from pipeline.errors import ConfigError
 
     if isinstance(size, str) or size[0] != size[1]:
-        raise ConfigError(f"{what}: {size!r} is not allowed for archive jobs; they take a square size such as 640")
+        raise ConfigError(
+            f"{what}: {size!r} is not allowed for archive jobs; they take a square size such as 640"
+        )
     return int(size[0])
 
 
@@ -209,10 +211,19 @@ def register(sub) -> None:
     p.add_argument(
         "--smooth", type=int, default=0, metavar="FRAMES", help="centred per-track smoothing window (0 = off)"
     )
-    p.add_argument("--fill", choices=FILLS, default=DEFAULT_FILL,
-                   help=f"prediction for frames without the subject's face (default {DEFAULT_FILL})")
-    p.add_argument("--fill-max-gap", type=int, default=DEFAULT_MAX_GAP, metavar="FRAMES",
-                   help="frames farther than this from a prediction get the video mean (default 0: no limit)")
+    p.add_argument(
+        "--fill",
+        choices=FILLS,
+        default=DEFAULT_FILL,
+        help=f"prediction for frames without the subject's face (default {DEFAULT_FILL})",
+    )
+    p.add_argument(
+        "--fill-max-gap",
+        type=int,
+        default=DEFAULT_MAX_GAP,
+        metavar="FRAMES",
+        help="frames farther than this from a prediction get the video mean (default 0: no limit)",
+    )
     p.add_argument(
         "--chunk", type=int, default=64, metavar="FRAMES", help="frames per durable commit (default 64)"
     )
@@ -220,7 +231,9 @@ def register(sub) -> None:
 
     p = asub.add_parser("work", help="process queued jobs with N worker processes")
     add_common(p, detector=True, overrides=True)
-    p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument(
+        "-j", "--jobs", type=positive_int, default=1, metavar="N", help="worker processes (default 1)"
+    )
     p.add_argument("--until-empty", action="store_true", help="exit 0 once no job is queued or running")
     p.add_argument("--threads", type=int, default=0, help="inference threads per process (default cores / N)")
     p.add_argument(
@@ -245,14 +258,22 @@ def register(sub) -> None:
     p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
     p.set_defaults(handler=cmd_retry)
 
-    p = asub.add_parser("submission", help="the ABAW submission files (one per task) from an archive output folder")
-    p.add_argument("--results", "--out", required=True, metavar="DIR", help="the `archive submit --output` folder")
+    p = asub.add_parser(
+        "submission", help="the ABAW submission files (one per task) from an archive output folder"
+    )
+    p.add_argument(
+        "--results", "--out", required=True, metavar="DIR", help="the `archive submit --output` folder"
+    )
     p.add_argument("-o", "--output", "--dest", required=True, metavar="DIR",
                    help="folder for VA.txt and EXPR.txt (outside --results)")  # fmt: skip
     p.set_defaults(handler=cmd_submission)
 
     p = sub.add_parser("evaluate-abaw", help="ABAW scores (CCC, macro-F1) of Aff-Wild2-format predictions")
-    p.add_argument("--pred", required=True, help="predictions folder: an `archive submit --out` folder, or submission files")
+    p.add_argument(
+        "--pred",
+        required=True,
+        help="predictions folder: an `archive submit --out` folder, or submission files",
+    )
     p.add_argument("--annotations", required=True, help="annotation folder (VA and/or EXPR .txt files)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON instead of the table")
     p.add_argument("-o", "--output", metavar="PATH", help="also write the full report (JSON) here")

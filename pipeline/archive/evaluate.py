@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,18 +49,18 @@ class EvaluationError(AffectstreamError, ValueError):
     """Predictions and annotations cannot be compared; the message names the folder or video."""
 
 
-def _add(found: dict[str, dict], kind: str, video: str, value, where: str) -> None:
+def _add(found: dict[str, Any], kind: str, video: str, value, where: str) -> None:
     if video in found[kind]:
         raise EvaluationError(f"two {kind} files for video {video!r}: {found[kind][video][1]} and {where}")
     found[kind][video] = (value, where)
 
 
-def collect(root: str | Path) -> dict[str, dict[str, tuple]]:
+def collect(root: str | Path) -> dict[str, Any]:
     """{"VA"|"EXPR": {video: (array, where)}, "frames": {video: (covered mask, where)}} under `root`."""
     root = Path(root)
     if not root.is_dir():
         raise EvaluationError(f"{root} is not a folder")
-    found: dict[str, dict] = {"VA": {}, "EXPR": {}, "frames": {}}
+    found: dict[str, Any] = {"VA": {}, "EXPR": {}, "frames": {}}
     for path in sorted(root.rglob("*.txt")):
         kind = kind_of(path)
         if kind == "VA":
@@ -145,7 +146,9 @@ def _pair(kind: str, video: str, pred: tuple, ann_len: int, submitted: bool, ann
                 f"({int(unpredicted.sum())} such frames); ABAW needs a prediction for every annotated frame"
             )
     if len(arr) != ann_len:
-        raise EvaluationError(f"{kind} {video}: {len(arr)} predicted frames ({where}) but {ann_len} annotated")
+        raise EvaluationError(
+            f"{kind} {video}: {len(arr)} predicted frames ({where}) but {ann_len} annotated"
+        )
     return arr
 
 
@@ -163,7 +166,7 @@ def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
     pred, ann = collect(pred_dir), collect(ann_dir)
     if not ann["VA"] and not ann["EXPR"]:
         raise EvaluationError(f"no VA or EXPR annotation files (by their header line) under {ann_dir}")
-    submitted = pred.get("submitted", set())
+    submitted: set[tuple[str, str]] = pred.get("submitted", set())
     report: dict = {}
     for kind in ("VA", "EXPR"):
         if not ann[kind]:
@@ -174,8 +177,8 @@ def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
             if video not in pred[kind]:
                 missing.append(video)
                 continue
-            p = pred[kind][video] if kind == "VA" else (pred[kind][video][0][0], pred[kind][video][1])
-            p = _pair(kind, video, p, len(a), (kind, video) in submitted, a)
+            given = pred[kind][video] if kind == "VA" else (pred[kind][video][0][0], pred[kind][video][1])
+            p = _pair(kind, video, given, len(a), (kind, video) in submitted, a)
             cov = pred["frames"].get(video, (None,))[0]
             if cov is not None and len(cov) != len(a):
                 raise EvaluationError(f"{video}: {len(cov)} frame decisions but {len(a)} annotated frames")

@@ -89,7 +89,9 @@ def fill_series(x: np.ndarray, policy: str, max_gap: int, neutral: np.ndarray) -
     return Filled(x, how)
 
 
-def fill_predictions(va: np.ndarray, probs: np.ndarray, policy: str, max_gap: int) -> tuple[Filled, np.ndarray]:
+def fill_predictions(
+    va: np.ndarray, probs: np.ndarray, policy: str, max_gap: int
+) -> tuple[Filled, np.ndarray]:
     """Filled VA [frames, 2] and EXPR classes [frames] from the subject's VA and ABAW class probabilities.
 
     Args:

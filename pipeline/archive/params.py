@@ -47,7 +47,9 @@ class JobParams:
     @model_validator(mode="after")
     def _whole_detect_cycles(self) -> JobParams:
         if self.chunk % self.detect_every:
-            raise ValueError(f"chunk {self.chunk} must be a positive multiple of detect_every {self.detect_every}")
+            raise ValueError(
+                f"chunk {self.chunk} must be a positive multiple of detect_every {self.detect_every}"
+            )
         return self
 
     @classmethod

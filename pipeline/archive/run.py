@@ -238,7 +238,9 @@ def run_job(
     source = processor.new_source(job.source)
     n, t0, computed = start, time.monotonic(), 0
     decode = DecodeStats()
-    for _, frames in groupby(iter_frames(job.path, job.source, start, decode), key=lambda f: f.index // params.chunk):
+    for _, frames in groupby(
+        iter_frames(job.path, job.source, start, decode), key=lambda f: f.index // params.chunk
+    ):
         if stop is not None and stop.is_set():
             raise JobReleased(job.id)
         source.reset()  # a chunk's results depend only on its own frames

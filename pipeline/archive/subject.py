@@ -120,7 +120,9 @@ def subject_tracks(frames: Sequence[Sequence[dict]], ranked: list[int]) -> dict[
         ok = [(d, j) for d, j in joins if d is not None and d <= JOIN_WIDTHS]
         if ok:
             d, j = min(ok)
-            chosen[t] = f"rank {rank} of {len(ranked)}, joined: no shared frame, {d:.2f} face widths from frame {j}"
+            chosen[t] = (
+                f"rank {rank} of {len(ranked)}, joined: no shared frame, {d:.2f} face widths from frame {j}"
+            )
             used.update(seen[t])
     return chosen
 

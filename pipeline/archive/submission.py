@@ -36,7 +36,9 @@ def write_submission(out: str | Path, dest: str | Path) -> dict[str, Path]:
         if videos:
             written[kind] = write_atomic(dest / f"{kind}.txt", submission_text(kind, videos))
     if not written:
-        raise ConfigError(f"{out}: no VA/*.txt or EXPR/*.txt prediction files (an `archive submit --out` folder)")
+        raise ConfigError(
+            f"{out}: no VA/*.txt or EXPR/*.txt prediction files (an `archive submit --out` folder)"
+        )
     for path in sorted((out / "frames").glob("*.csv")):
         write_atomic(dest / "frames" / path.name, path.read_text(encoding="utf-8"))
     return written

@@ -172,5 +172,7 @@ def work(opts: WorkerOptions, processes: int = 1) -> int:
     slots = [Slot(f"archive-{i}", work_loop, (opts,)) for i in range(processes)]
     if ProcessGroup(slots, restart_backoff_s=opts.restart_backoff_s).run():
         return 0
-    log.error("archive workers %s exited with errors", [s.name for s in slots if s.process and s.process.exitcode])
+    log.error(
+        "archive workers %s exited with errors", [s.name for s in slots if s.process and s.process.exitcode]
+    )
     return 1

@@ -15,7 +15,9 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -41,7 +43,9 @@ class TokenGuard:
         self.app, self.token = app, token
 
     def _ok(self, value: str | None) -> bool:
-        return bool(value) and secrets.compare_digest(value.encode(), self.token.encode())
+        return (
+            value is not None and value != "" and secrets.compare_digest(value.encode(), self.token.encode())
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/healthz":
@@ -55,7 +59,7 @@ class TokenGuard:
             return await response(scope, receive, send)
         if self._ok(query):
             # Remember the token so the page's own requests (JS, CSS, SSE) need not repeat it.
-            async def send_with_cookie(message: dict) -> None:
+            async def send_with_cookie(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                     message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
@@ -142,7 +146,9 @@ def check_bind(host: str, token: str | None) -> None:
     except ValueError:
         loopback = False
     if not loopback and not token:
-        raise ConfigError(f"dashboard host {host!r} is reachable from other machines: set --token to allow it")
+        raise ConfigError(
+            f"dashboard host {host!r} is reachable from other machines: set --token to allow it"
+        )
 
 
 def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None) -> None:
@@ -155,6 +161,8 @@ def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: s
     check_bind(host, token)
     app = create_app(DashboardState(connect(redis_url)), token=token)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    log.info("dashboard of %s on http://%s:%d/%s", mask_url(redis_url), shown, port, "?token=***" if token else "")
+    log.info(
+        "dashboard of %s on http://%s:%d/%s", mask_url(redis_url), shown, port, "?token=***" if token else ""
+    )
     # SSE responses never end by themselves: bound the graceful shutdown so Ctrl-C exits promptly
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

@@ -156,7 +156,11 @@ class DashboardState:
             detail = s.event if s.event not in ("started", "recovered", status) else ""
             if s.event_detail:
                 detail = f"{detail}: {s.event_detail}" if detail else s.event_detail
-            if status == "live" and (quiet is None or quiet > self.stale_s) and now - s.event_ts > self.stale_s:
+            if (
+                status == "live"
+                and (quiet is None or quiet > self.stale_s)
+                and now - s.event_ts > self.stale_s
+            ):
                 return "down", f"no results for {self.stale_s:.0f} s"
             return status, detail
         if quiet is not None and quiet <= self.stale_s:
@@ -194,7 +198,10 @@ class DashboardState:
             "now": now,
             "sources": sources,
             "va": va,
-            "shares": {"window_s": self.window_s, "total": total,
-                       "counts": dict(shares.most_common())},  # fmt: skip
+            "shares": {
+                "window_s": self.window_s,
+                "total": total,
+                "counts": dict(shares.most_common()),
+            },  # fmt: skip
             "errors": self.errors,
         }

@@ -48,7 +48,9 @@ class PacketDecoder:
         stats: Counters to update (a new `DecodeStats` if None).
     """
 
-    def __init__(self, stream: Any, name: str, max_bad_packets: int, stats: DecodeStats | None = None) -> None:
+    def __init__(
+        self, stream: Any, name: str, max_bad_packets: int, stats: DecodeStats | None = None
+    ) -> None:
         self.name = name
         self.stats = stats if stats is not None else DecodeStats()
         self.to_bgr = BgrConverter()

@@ -95,7 +95,9 @@ def probe(path: str | Path) -> VideoInfo:
             return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(rate) if rate else None,
                              int(s.frames or 0), duration, s.codec_context.name)  # fmt: skip
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path} is not a readable video: {mask_text(str(exc) or type(exc).__name__)}") from exc
+        raise SourceError(
+            f"{path} is not a readable video: {mask_text(str(exc) or type(exc).__name__)}"
+        ) from exc
 
 
 def check_complete(stream: Any, packets: int) -> None:
@@ -178,5 +180,7 @@ def read_video(
 
     Strict by default (`max_bad_packets=0`): callers of this function match frames by index.
     """
-    with VideoFile(SourceSpec(name, str(path), kind="file"), max_bad_packets=max_bad_packets, stats=stats) as video:
+    with VideoFile(
+        SourceSpec(name, str(path), kind="file"), max_bad_packets=max_bad_packets, stats=stats
+    ) as video:
         yield from video.frames(start)

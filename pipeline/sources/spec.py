@@ -133,7 +133,9 @@ class SourceSpec:
     def _cap_above_first(cls, cap: float, info: ValidationInfo) -> float:
         first = info.data.get("backoff_first_s", 0.0)
         if cap < first:
-            raise ValueError(f"{cap!r} is below backoff_first_s {first!r}; the cap must be >= the first delay")
+            raise ValueError(
+                f"{cap!r} is below backoff_first_s {first!r}; the cap must be >= the first delay"
+            )
         return cap
 
     @field_validator("realtime")

@@ -78,7 +78,9 @@ def build(folder: Path) -> dict[str, Path]:
     ann = folder / "annotations"
     for video in ("occluded", "two_people"):
         write_atomic(ann / "VA_Estimation_Challenge" / "Validation_Set" / f"{video}.txt", va_text(va))
-        write_atomic(ann / "EXPR_Classification_Challenge" / "Validation_Set" / f"{video}.txt", expr_text(expr))
+        write_atomic(
+            ann / "EXPR_Classification_Challenge" / "Validation_Set" / f"{video}.txt", expr_text(expr)
+        )
     return {
         "occluded": _write(folder / "occluded.mp4", man),
         "two_people": _write(folder / "two_people.mp4", both),

@@ -105,7 +105,15 @@ def test_fill_policies_on_gaps_inside_and_at_the_edges():
     x = np.array([[nan], [1.0], [nan], [nan], [nan], [5.0], [nan]])
     f = fill_series(x, "interpolate", 0, np.zeros(1))
     assert f.values[:, 0].tolist() == [1, 1, 2, 3, 4, 5, 5]
-    assert f.how == ["nearest 1", "", "interpolated 1..5", "interpolated 1..5", "interpolated 1..5", "", "nearest 5"]
+    assert f.how == [
+        "nearest 1",
+        "",
+        "interpolated 1..5",
+        "interpolated 1..5",
+        "interpolated 1..5",
+        "",
+        "nearest 5",
+    ]
     assert fill_series(x, "nearest", 0, np.zeros(1)).values[:, 0].tolist() == [1, 1, 1, 1, 5, 5, 5]
     assert fill_series(x, "mean", 0, np.zeros(1)).values[:, 0].tolist() == [3, 1, 3, 3, 3, 5, 3]
     assert fill_series(x, "neutral", 0, np.zeros(1)).values[:, 0].tolist() == [0, 1, 0, 0, 0, 5, 0]

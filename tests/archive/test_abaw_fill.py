@@ -48,7 +48,10 @@ def archived(tmp_path_factory, redis_server, model_path, detector):
         job = jobs.claim(client, "w", idle_ms=60_000, block_ms=10)
         summary = run_job(client, job, cache, consumer="w")
         info = probe(job.path)
-        frames[summary["video"]] = (read_frames(client, job.source, summary["frames"]), (info["width"], info["height"]))
+        frames[summary["video"]] = (
+            read_frames(client, job.source, summary["frames"]),
+            (info["width"], info["height"]),
+        )
     return fx, root, frames
 
 

@@ -117,6 +117,8 @@ def test_submission_scores_like_per_video_files_and_needs_every_annotated_frame(
     write_submission(FIX / "pred", tmp_path / "sub")
     assert evaluate(tmp_path / "sub", FIX / "annotations") == evaluate(FIX / "pred", FIX / "annotations")
     va = tmp_path / "sub" / "VA.txt"
-    va.write_text("\n".join(line for line in va.read_text().splitlines() if not line.startswith("vidA/00006")))
+    va.write_text(
+        "\n".join(line for line in va.read_text().splitlines() if not line.startswith("vidA/00006"))
+    )
     with pytest.raises(EvaluationError, match=r"VA vidA: no row for annotated frame vidA/00006.jpg"):
         evaluate(tmp_path / "sub", FIX / "annotations")

@@ -147,7 +147,9 @@ def test_dashboard_command_serves_and_stops_on_sigint(redis_url):
         names: list = []
         while time.monotonic() < deadline and "cam-flaky" not in names:
             try:
-                names = [s["name"] for s in json.loads(get(f"http://127.0.0.1:{port}/api/state")[2])["sources"]]
+                names = [
+                    s["name"] for s in json.loads(get(f"http://127.0.0.1:{port}/api/state")[2])["sources"]
+                ]
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.2)
@@ -168,5 +170,10 @@ def test_tokenless_mode_answers_only_loopback_host_names(redis_url):
         port = base.rsplit(":", 1)[1]
         for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
             assert get(base + "/api/state", {"Host": host})[0] == 200, host
-        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", f"localhost.:{port}"):
+        for host in (
+            f"evil.example:{port}",
+            "evil.example",
+            f"127.0.0.1.evil.example:{port}",
+            f"localhost.:{port}",
+        ):
             assert get(base + "/api/state", {"Host": host})[0] == 421, host

@@ -41,9 +41,13 @@ return {source: text(card, ".face-source"), track: card.dataset.track, expr: tex
 
 @pytest.fixture
 def chromium():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+    )
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        missing("Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        missing(
+            "Debian chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="chromium-profile-")

@@ -119,11 +119,23 @@ def test_key_covers_recipe_cuda_major_and_calibration_crops(tiny, tmp_path):
     int8 plans of other crops must all miss the cache."""
     from engines.cache import BUILD_RECIPE, write_sidecar
 
-    base = make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="a" * 64)
+    base = make_key(
+        tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="a" * 64
+    )
     assert base.recipe == BUILD_RECIPE and base.cuda_major == "12"
     others = [
-        make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="13"), precision="int8", calibration_sha256="a" * 64),
-        make_key(tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="b" * 64),
+        make_key(
+            tiny.onnx,
+            dataclasses.replace(A100, cuda_major="13"),
+            precision="int8",
+            calibration_sha256="a" * 64,
+        ),
+        make_key(
+            tiny.onnx,
+            dataclasses.replace(A100, cuda_major="12"),
+            precision="int8",
+            calibration_sha256="b" * 64,
+        ),
         dataclasses.replace(base, recipe=BUILD_RECIPE - 1),
     ]
     assert len({base.digest(), *(k.digest() for k in others)}) == 4

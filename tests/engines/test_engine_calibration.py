@@ -30,7 +30,9 @@ def test_crops_are_normalised_like_the_runtime(crops_dir, tiny):
     batch = load_crops(crops_dir, tiny.spec)
     assert batch.shape == (20, 1, 32, 32) and batch.dtype == np.float32 and batch.flags.c_contiguous
     first = sorted(crops_dir.glob("*.png"))[0]
-    grey = cv2.cvtColor(cv2.resize(cv2.imread(str(first)), (32, 32), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(
+        cv2.resize(cv2.imread(str(first)), (32, 32), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+    )
     np.testing.assert_array_equal(batch[0], to_input([grey], tiny.spec)[0])
     assert batch.std() > 0.1  # real faces, not a constant
 

@@ -17,7 +17,10 @@ import pytest
 from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"REDIS_PASSWORD": "not-a-real-password", "AFFECTSTREAM_SOURCE_URL": "rtsp://viewer:pw@192.0.2.10/stream1"}
+ENV = {
+    "REDIS_PASSWORD": "not-a-real-password",
+    "AFFECTSTREAM_SOURCE_URL": "rtsp://viewer:pw@192.0.2.10/stream1",
+}
 
 
 def compose_command() -> list[str] | None:

@@ -80,7 +80,9 @@ def test_torch_cuda_fp32_matches_onnxruntime(tiny, faces, graphs):
     previous = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
-        engine = TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cuda", fp16=False, cuda_graphs=graphs, max_batch=8)
+        engine = TorchEngine(
+            copy.deepcopy(tiny.module), tiny.spec, device="cuda", fp16=False, cuda_graphs=graphs, max_batch=8
+        )
         p_t, v_t = engine.infer(faces)
         engine.close()
     finally:
@@ -96,7 +98,9 @@ def test_torch_cuda_fp16_matches_onnxruntime(tiny, faces, graphs):
     from engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
-    with TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cuda", cuda_graphs=graphs, max_batch=8) as engine:
+    with TorchEngine(
+        copy.deepcopy(tiny.module), tiny.spec, device="cuda", cuda_graphs=graphs, max_batch=8
+    ) as engine:
         assert engine.fp16
         p_t, v_t = engine.infer(faces)
     assert _max_diff(p_ort, p_t) <= FP16_TOL
@@ -110,7 +114,9 @@ def _shipped_crops(n: int) -> np.ndarray:
     from engines.spec import EngineSpec
     from tests.conftest import need_shared
 
-    return load_crops(need_shared("data", "ferplus", "FER2013Valid"), EngineSpec.from_onnx(default_model_path()), limit=n)
+    return load_crops(
+        need_shared("data", "ferplus", "FER2013Valid"), EngineSpec.from_onnx(default_model_path()), limit=n
+    )
 
 
 def _shipped_ort(crops):
@@ -138,7 +144,9 @@ def test_torch_runs_the_shipped_onnx_like_onnxruntime():
 def test_torch_cuda_shipped_model_matches_onnxruntime_cpu(fp16, graphs):
     crops = _shipped_crops(400)
     p_ort, v_ort = _shipped_ort(crops)
-    with create_engine("torch", "default", device="cuda", fp16=fp16, cuda_graphs=graphs, max_batch=64) as engine:
+    with create_engine(
+        "torch", "default", device="cuda", fp16=fp16, cuda_graphs=graphs, max_batch=64
+    ) as engine:
         if graphs:  # captured when the engine was made, not lazily in the engine thread
             assert sorted(engine._graphs) == [1, 2, 4, 8, 16, 32, 64]
         p_t, v_t = engine.infer(crops)

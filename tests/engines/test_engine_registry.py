@@ -28,7 +28,9 @@ def test_import_engines_pulls_no_heavy_library():
         "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'timm') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -74,7 +76,9 @@ def test_shipped_models_have_specs():
         assert model.spec is not None, f"{model.path}: {model.error}"
 
 
-@pytest.mark.skipif(not (engines.MODELS_DIR / engines.DEFAULT_MODEL).is_file(), reason="the default model is not shipped yet")
+@pytest.mark.skipif(
+    not (engines.MODELS_DIR / engines.DEFAULT_MODEL).is_file(), reason="the default model is not shipped yet"
+)
 def test_default_model_runs():
     import numpy as np
 

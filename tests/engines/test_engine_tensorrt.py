@@ -11,7 +11,9 @@ import logging
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'affectstream[gpu]' on a GPU machine)")
+pytest.importorskip(
+    "tensorrt", reason="TensorRT is not installed (pip install 'affectstream[gpu]' on a GPU machine)"
+)
 pytest.importorskip("pycuda.driver", reason="pycuda is not installed (pip install 'affectstream[gpu]')")
 
 from engines import create_engine  # noqa: E402
@@ -77,10 +79,14 @@ def test_int8_calibrates_from_crops_and_reuses_cache(tiny, tmp_path, device):
         shutil.copy(png, crops / png.name)  # real face crops
     from engines.trt_build import capabilities
 
-    _, first, _ = build_cached_plan(tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=4, calibration_dir=crops)
+    _, first, _ = build_cached_plan(
+        tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=4, calibration_dir=crops
+    )
     assert first.calibration_sha256  # the crops are part of the key
     if capabilities().precision_flags:  # TensorRT 10.x: entropy calibrator and its table
         assert list((tmp_path / "c").glob("calib-*.cache"))
     # Another profile of the same crops: a new plan, the same calibration.
-    _, key, built = build_cached_plan(tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=8, calibration_dir=crops)
+    _, key, built = build_cached_plan(
+        tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=8, calibration_dir=crops
+    )
     assert built and key.max_batch == 8 and key.calibration_sha256 == first.calibration_sha256

@@ -32,9 +32,15 @@ def test_quantized_shipped_model_agrees_with_float_on_ferplus_valid(tmp_path):
     assert spec == EngineSpec.from_onnx(out)
     assert spec.model_id == float_spec.model_id + "-int8"
     assert vars(spec) | {"model_id": None} == vars(float_spec) | {"model_id": None}
-    props = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    props = (
+        ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    )
     made = json.loads(props[QUANT_METADATA_KEY])
-    assert (made["source_model_id"], made["method"], made["calibration_crops"]) == (float_spec.model_id, "percentile", 64)
+    assert (made["source_model_id"], made["method"], made["calibration_crops"]) == (
+        float_spec.model_id,
+        "percentile",
+        64,
+    )
     assert out.stat().st_size < source.stat().st_size / 3  # int8 weights
     crops = load_crops(ferplus / "FER2013Valid", spec, limit=400)
     agreement = (_probs(out, crops).argmax(1) == _probs(source, crops).argmax(1)).mean()
@@ -57,9 +63,26 @@ def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
     crops = tmp_path / "crops"
     crops.mkdir()
     rng = np.random.default_rng(0)
-    np.save(crops / "batch.npy", rng.standard_normal((16, tiny.spec.channels, *tiny.spec.input_size)).astype(np.float32))
+    np.save(
+        crops / "batch.npy",
+        rng.standard_normal((16, tiny.spec.channels, *tiny.spec.input_size)).astype(np.float32),
+    )
     out = tmp_path / "tiny_int8.onnx"
-    assert main(["engine", "quantize", str(tiny.onnx), str(out), "--calibration", str(crops), "--method", "minmax"]) == 0
+    assert (
+        main(
+            [
+                "engine",
+                "quantize",
+                str(tiny.onnx),
+                str(out),
+                "--calibration",
+                str(crops),
+                "--method",
+                "minmax",
+            ]
+        )
+        == 0
+    )
     with create_engine("onnxruntime", out) as engine:
         assert engine.spec.model_id == "tiny-mtlgcn-int8"
         probs, va = engine.infer(np.load(crops / "batch.npy"))
@@ -69,7 +92,9 @@ def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
 
 def test_default_is_int8_on_cpu_onnxruntime_and_float_for_tensorrt():
     assert default_model_for("onnxruntime", device="cpu") == default_model_path(int8=True)
-    assert default_model_for("onnxruntime", providers=["CPUExecutionProvider"]) == default_model_path(int8=True)
+    assert default_model_for("onnxruntime", providers=["CPUExecutionProvider"]) == default_model_path(
+        int8=True
+    )
     assert default_model_for("tensorrt") == default_model_path()  # TensorRT applies its own precision
     with create_engine("onnxruntime", "default", device="cpu") as engine:
         assert engine.spec.model_id.endswith("-int8")

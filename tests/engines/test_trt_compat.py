@@ -305,7 +305,9 @@ def test_engine_build_with_tensorrt_installed_but_no_gpu_exits_3_in_one_line(tmp
     result = _cli_build(tmp_path, init)
     assert result.returncode == 3, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot build a TensorRT engine on this machine"), lines
+    assert len(lines) == 1 and lines[0].startswith("error: cannot build a TensorRT engine on this machine"), (
+        lines
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "engines").exists()
 
 

@@ -144,7 +144,9 @@ def _audit(source: str, frames: list[int], expected: int, events: list[str]) -> 
                  frames == sorted(frames), events)  # fmt: skip
 
 
-def audit_file(client: redis.Redis, source: str, expected: int, pass_index: int = -1, archive: bool = False) -> Audit:
+def audit_file(
+    client: redis.Redis, source: str, expected: int, pass_index: int = -1, archive: bool = False
+) -> Audit:
     """One pass of a file: exactly frames 0..expected-1, in order?"""
     passes = passes_of(client, source, archive)
     return _audit(source, passes[pass_index] if passes else [], expected, event_kinds(client, source))

@@ -1,6 +1,6 @@
 """Markdown table of fault-trial rows (the JSON lines that $AFFECTSTREAM_FAULT_REPORT collects).
 
-    python -m tests.faults.table var/faults.jsonl
+python -m tests.faults.table var/faults.jsonl
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         for audit in row.get("files", []):
             kind = "file" if row.get("kind") != "archive job" else "archive job"
-            groups[(row["fault"], kind)].append({"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)})
+            groups[(row["fault"], kind)].append(
+                {"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)}
+            )
         if row.get("prefix"):  # the pass of a run that was killed: a gap-free prefix
             groups[(row["fault"], "file (killed run's pass)")].append(
                 {"audit": row["prefix"], "recover_s": None, "trial": id(row)}
             )
         for audit in row.get("cameras", []):
-            groups[(row["fault"], "camera")].append({"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)})
+            groups[(row["fault"], "camera")].append(
+                {"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)}
+            )
     lines = ["| fault | source kind | trials | streams | frames expected | published | duplicates | gaps | out of order "
              "| lost events | recover s (median) |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (fault, kind), items in groups.items():

@@ -76,7 +76,9 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
             proc.kill()
             proc.wait()
             # its worker notices, drains what it took and exits; then a new run appends a full new pass
-            assert wait_for(lambda: not any(alive(p) for p in pids), timeout=60), "orphaned worker kept running"
+            assert wait_for(lambda: not any(alive(p) for p in pids), timeout=60), (
+                "orphaned worker kept running"
+            )
             proc = start_run(server.url, {"clip": video}, tmp_path)
         else:
             server.kill()
@@ -126,7 +128,9 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
         assert wait_for(lambda: client.keys("affect:{*}:frames"), timeout=120, proc=first)
         source = client.keys("affect:{*}:frames")[0].decode().split("{", 1)[1].split("}", 1)[0]
         target = rng.randint(1, int(FRAMES * 0.9))
-        assert wait_for(lambda: client.xlen(frames_key(source)) >= target, timeout=180, every=0.02, proc=first)
+        assert wait_for(
+            lambda: client.xlen(frames_key(source)) >= target, timeout=180, every=0.02, proc=first
+        )
         first.kill()
         first.wait()
         second = subprocess.run(work, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
@@ -164,6 +168,8 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
     finally:
         if parent.poll() is None:
             parent.kill()
-        for pid in children:  # only this test's processes: the session's Redis and RTSP servers are children too
+        for (
+            pid
+        ) in children:  # only this test's processes: the session's Redis and RTSP servers are children too
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -37,7 +37,9 @@ def _inject(fault: str, server) -> None:
         client = server.client()
         used = int(client.info("memory")["used_memory"])
         client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", used + 64 * 1024)  # a few more entries fit, then every write is refused
+        client.config_set(
+            "maxmemory", used + 64 * 1024
+        )  # a few more entries fit, then every write is refused
         time.sleep(8)
         client.config_set("maxmemory", 0)  # consumers trimmed their streams: memory is back
     else:
@@ -45,16 +47,25 @@ def _inject(fault: str, server) -> None:
 
 
 @pytest.mark.parametrize("fault", ["sigstop", "kill-aof", "kill-no-aof", "oom"])
-def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault, tmp_path, rtsp_server, redis_process):
+def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(
+    fault, tmp_path, rtsp_server, redis_process
+):
     video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
     copy = tmp_path / "second.mp4"
     shutil.copy(video, copy)
     server = redis_process(aof=fault != "kill-no-aof")
     client = server.client()
-    sources = {"file-a": str(video), "file-b": str(copy), "cam-open": rtsp_server.url, "cam-secure": rtsp_server.secure_url}
+    sources = {
+        "file-a": str(video),
+        "file-b": str(copy),
+        "cam-open": rtsp_server.url,
+        "cam-secure": rtsp_server.secure_url,
+    }
     proc = start_run(server.url, sources, tmp_path)
     try:
-        assert wait_for(lambda: client.xlen(frames_key("file-a")) >= 60, timeout=120, proc=proc), "no progress before the fault"
+        assert wait_for(lambda: client.xlen(frames_key("file-a")) >= 60, timeout=120, proc=proc), (
+            "no progress before the fault"
+        )
         t_fault = time.monotonic()
         _inject(fault, server)
         t_back = time.monotonic()
@@ -62,7 +73,12 @@ def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault
         before = client.xlen(frames_key("file-a")) if client.exists(frames_key("file-a")) else 0
         wait_for(lambda: client.xlen(frames_key("file-a")) > before, timeout=120, every=0.05)
         recover_s = time.monotonic() - t_back
-        done = lambda: all(b"eof" in [f[b"kind"] for _i, f in client.xrange(events_key(s))] for s in ("file-a", "file-b"))  # noqa: E731
+
+        def done() -> bool:
+            return all(
+                b"eof" in [f[b"kind"] for _i, f in client.xrange(events_key(s))] for s in ("file-a", "file-b")
+            )
+
         assert wait_for(done, timeout=300, proc=proc), "files did not finish"
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -79,7 +95,9 @@ def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(fault
     for a in cams:
         assert a.duplicates == 0 and a.in_order and a.published > 0, a
     assert PASSWORD not in server_log
-    dump = b"".join(k + repr(client.xrange(k)).encode() for k in client.keys("*") if client.type(k) == b"stream")
+    dump = b"".join(
+        k + repr(client.xrange(k)).encode() for k in client.keys("*") if client.type(k) == b"stream"
+    )
     assert PASSWORD.encode() not in dump and PASSWORD.encode() not in b"".join(client.keys("*"))
 
 
@@ -90,11 +108,24 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_pro
     server = redis_process()
     client = server.client()
     client.set(frames_key("broken"), "not a stream")
-    sources = {"good": str(video), "broken": str(video), "cam-open": rtsp_server.url, "cam-secure": rtsp_server.secure_url}
+    sources = {
+        "good": str(video),
+        "broken": str(video),
+        "cam-open": rtsp_server.url,
+        "cam-secure": rtsp_server.secure_url,
+    }
     proc = start_run(server.url, sources, tmp_path)
     try:
-        assert wait_for(lambda: b"eof" in [f[b"kind"] for _i, f in client.xrange(events_key("good"))], timeout=180, proc=proc)
-        assert wait_for(lambda: b"error" in [f[b"kind"] for _i, f in client.xrange(events_key("broken"))], timeout=60, proc=proc)
+        assert wait_for(
+            lambda: b"eof" in [f[b"kind"] for _i, f in client.xrange(events_key("good"))],
+            timeout=180,
+            proc=proc,
+        )
+        assert wait_for(
+            lambda: b"error" in [f[b"kind"] for _i, f in client.xrange(events_key("broken"))],
+            timeout=60,
+            proc=proc,
+        )
         time.sleep(2)  # the camera keeps publishing next to the broken source
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -107,6 +138,8 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_pro
         assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
     assert PASSWORD not in log
     assert client.get(frames_key("broken")) == b"not a stream"
-    reasons = [f[b"reason"].decode() for _i, f in client.xrange(events_key("broken")) if f[b"kind"] == b"error"]
+    reasons = [
+        f[b"reason"].decode() for _i, f in client.xrange(events_key("broken")) if f[b"kind"] == b"error"
+    ]
     assert reasons and frames_key("broken") in reasons[0] and "WRONGTYPE" in reasons[0], reasons
     assert code == 1 and "1 sources failed: broken:" in log, log[-3000:]

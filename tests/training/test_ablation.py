@@ -18,8 +18,18 @@ def _fake_train(calls: list, accuracy: dict):
         arm = out_dir.name.rpartition("_s")[0]
         with (out_dir / "log.jsonl").open("a") as fh:
             for epoch in range(1, recipe.optim.epochs + 1):
-                fh.write(json.dumps({"epoch": epoch, "elapsed": 1.0 * epoch, "val_accuracy": accuracy[arm],
-                                     "val_macro_f1": 0.5, "val_abaw_va": None}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "epoch": epoch,
+                            "elapsed": 1.0 * epoch,
+                            "val_accuracy": accuracy[arm],
+                            "val_macro_f1": 0.5,
+                            "val_abaw_va": None,
+                        }
+                    )
+                    + "\n"
+                )
         return {}
 
     return train
@@ -34,9 +44,12 @@ def test_protocol_and_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(training.train, "train", _fake_train(calls, acc))
     table = run_ablation(tmp_path, {"optim.epochs": 2}, list(acc))
     assert calls == [
-        ("linear", "formula", 0, "single_task_s0"), ("multitask", "formula", 0, "multi_task_s0"),
-        ("mtlgcn", "formula", 0, "mtlgcn_formula_s0"), ("mtlgcn", "authors", 0, "mtlgcn_authors_s0"),
-        ("mtlgcn", "authors", 1, "mtlgcn_authors_s1"), ("multitask", "formula", 1, "multi_task_s1"),
+        ("linear", "formula", 0, "single_task_s0"),
+        ("multitask", "formula", 0, "multi_task_s0"),
+        ("mtlgcn", "formula", 0, "mtlgcn_formula_s0"),
+        ("mtlgcn", "authors", 0, "mtlgcn_authors_s0"),
+        ("mtlgcn", "authors", 1, "mtlgcn_authors_s1"),
+        ("multitask", "formula", 1, "multi_task_s1"),
     ]
     assert "| mtlgcn_authors | 1 | 2/2 | 80.00% | 0.500 | – | 2 |" in table
     calls.clear()
@@ -58,7 +71,10 @@ def test_one_real_arm_on_ferplus(tmp_path):
     shared_path("data", "ferplus")
     from training.ablation import main
 
-    over = {**tiny_overrides(**{"data.limit": 64, "optim.max_steps": 0, "optim.batch_size": 16}), "optim.epochs": 1}
+    over = {
+        **tiny_overrides(**{"data.limit": 64, "optim.max_steps": 0, "optim.batch_size": 16}),
+        "optim.epochs": 1,
+    }
     args = ["-o", str(tmp_path), "--arms", "mtlgcn_authors", "--seed", "0"]
     for key, value in over.items():
         args += ["--set", f"{key}={value}"]

@@ -36,7 +36,9 @@ def release(tmp: Path, va_dir: str | None, expr_dir: str | None, header: str = E
 
 
 @pytest.mark.parametrize("va_dir", ["VA_Set", "VA_Estimation_Challenge"])
-@pytest.mark.parametrize("expr_dir", ["EXPR_Set", "EXPR_Recognition_Challenge", "EXPR_Classification_Challenge"])
+@pytest.mark.parametrize(
+    "expr_dir", ["EXPR_Set", "EXPR_Recognition_Challenge", "EXPR_Classification_Challenge"]
+)
 @pytest.mark.parametrize("split", ["train", "valid"])
 def test_every_layout_loads_both_tasks(tmp_path, va_dir, expr_dir, split):
     root = release(tmp_path, va_dir, expr_dir)
@@ -49,7 +51,9 @@ def test_every_layout_loads_both_tasks(tmp_path, va_dir, expr_dir, split):
 
 
 def test_layout_without_annotations_folder(tmp_path):
-    root = release(tmp_path, "VA_Estimation_Challenge", "EXPR_Classification_Challenge", parent="6th_ABAW_Annotations")
+    root = release(
+        tmp_path, "VA_Estimation_Challenge", "EXPR_Classification_Challenge", parent="6th_ABAW_Annotations"
+    )
     assert load_affwild2(root, "valid", 32, "rgb").label.tolist() == [0, 4, 7]
 
 

@@ -56,7 +56,9 @@ def test_keep_epochs_then_average_from_the_cli(tmp_path, monkeypatch, capsys):
     kept = sorted(p.name for p in tmp_path.glob("epoch_*.pt"))
     assert kept == ["epoch_002.pt", "epoch_003.pt"]
 
-    args = type("Args", (), {"checkpoints": [str(tmp_path / k) for k in kept], "output": str(tmp_path / "avg.pt")})
+    args = type(
+        "Args", (), {"checkpoints": [str(tmp_path / k) for k in kept], "output": str(tmp_path / "avg.pt")}
+    )
     assert cmd_average(args) == 0
     assert "accuracy=" in capsys.readouterr().out
     avg = load_checkpoint(tmp_path / "avg.pt")

@@ -38,7 +38,9 @@ def test_errors_name_the_key(tmp_path):
 
 def test_numbers_written_as_strings_are_read_as_numbers():
     # YAML 1.1 reads 1e-3 (no dot) as a string; `--set optim.lr=1e-3` arrives the same way.
-    r = recipe_from_dict({"optim": {"lr": "1e-3", "epochs": "3"}, "model": {"backbone_args": {"channels": [8, 8, 8, 8]}}})
+    r = recipe_from_dict(
+        {"optim": {"lr": "1e-3", "epochs": "3"}, "model": {"backbone_args": {"channels": [8, 8, 8, 8]}}}
+    )
     assert (r.optim.lr, r.optim.epochs) == (1e-3, 3)
     assert r.model.backbone_args == {"channels": [8, 8, 8, 8]}
     with pytest.raises(ConfigError, match=r"optim\.epochs: expected int, got 2\.5"):

@@ -70,8 +70,15 @@ def test_affwild2_fixture():
 
     s = load_affwild2(FIXTURES / "affwild2", "train", 48, "rgb")
     # video 10-60: frame 3 has VA -5 but EXPR 4; frame 4 has EXPR -1 but VA; frame 5 has no image
-    assert s.ids == ["10-60-1280x720/00001", "10-60-1280x720/00002", "10-60-1280x720/00003",
-                     "10-60-1280x720/00004", "video2/00001", "video2/00002", "video2/00003"]
+    assert s.ids == [
+        "10-60-1280x720/00001",
+        "10-60-1280x720/00002",
+        "10-60-1280x720/00003",
+        "10-60-1280x720/00004",
+        "video2/00001",
+        "video2/00002",
+        "video2/00003",
+    ]
     assert s.label.tolist() == [0, 4, 4, -1, -1, -1, -1]
     assert s.va_mask.tolist() == [True, True, False, True, True, True, True]
     np.testing.assert_allclose(s.va[3], [0.3, -0.1])

@@ -18,7 +18,9 @@ def _checkpoint(tmp_path, head: str, **overrides):
     from training.checkpoint import save_checkpoint
     from training.config import load_recipe
 
-    recipe = load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}, **overrides))
+    recipe = load_recipe(
+        REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}, **overrides)
+    )
     torch.manual_seed(0)
     model = build_model(recipe)
     path = tmp_path / "model.pt"

@@ -20,7 +20,9 @@ def _paper_graph():
     from training.graph import adjacency, load_rho
     from training.labels import get_label_set
 
-    expr_va, rho_va = load_rho(REPO / "configs/graph/affectnet_paper_rho.json", get_label_set("affectnet7").labels)
+    expr_va, rho_va = load_rho(
+        REPO / "configs/graph/affectnet_paper_rho.json", get_label_set("affectnet7").labels
+    )
     return adjacency(expr_va, rho_va)
 
 
@@ -45,7 +47,9 @@ def test_orientation_reaches_the_model_buffer():
 
     over = tiny_overrides(**{"data.root": str(FIXTURES / "affectnet")})
     for orientation, expect in (("formula", _paper_graph()), ("authors", _paper_graph().T)):
-        recipe = load_recipe(REPO / "configs/model/affectnet7_paper.yaml", {**over, "graph.orientation": orientation})
+        recipe = load_recipe(
+            REPO / "configs/model/affectnet7_paper.yaml", {**over, "graph.orientation": orientation}
+        )
         np.testing.assert_array_equal(build_model(recipe).head.adj.numpy(), expect)
 
 
@@ -64,7 +68,9 @@ def test_pretrained_file_is_loaded_only_when_asked(tmp_path):
     assert torch.equal(loaded[name], source.state_dict()[name])
     assert not torch.equal(fresh[name], source.state_dict()[name])
     # timm folded the RGB stem into one grey channel (sum of the three)
-    torch.testing.assert_close(loaded["conv1.0.weight"], source.state_dict()["conv1.0.weight"].sum(1, keepdim=True))
+    torch.testing.assert_close(
+        loaded["conv1.0.weight"], source.state_dict()["conv1.0.weight"].sum(1, keepdim=True)
+    )
     with pytest.raises(ConfigError, match="pretrained_file"):
         AffectModel(cfg, pretrained_file=str(tmp_path / "missing.pth"))
 
@@ -94,10 +100,21 @@ def test_final_act_false_keeps_negative_pooled_values():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
     small = {"growth_rate": 8, "block_config": (1, 1, 1, 1)}
-    with_act = AffectModel(ModelConfig(head="multitask", backbone="densenet121", in_chans=3, global_pool="max",
-                                       backbone_args=small)).eval()
-    without = AffectModel(ModelConfig(head="multitask", backbone="densenet121", in_chans=3, global_pool="max",
-                                      backbone_args=small, final_act=False)).eval()
+    with_act = AffectModel(
+        ModelConfig(
+            head="multitask", backbone="densenet121", in_chans=3, global_pool="max", backbone_args=small
+        )
+    ).eval()
+    without = AffectModel(
+        ModelConfig(
+            head="multitask",
+            backbone="densenet121",
+            in_chans=3,
+            global_pool="max",
+            backbone_args=small,
+            final_act=False,
+        )
+    ).eval()
     without.load_state_dict(with_act.state_dict())
     a, b = with_act.forward_features(x), without.forward_features(x)
     assert (a >= 0).all() and (b < 0).any()
@@ -109,8 +126,9 @@ def test_final_act_false_keeps_negative_pooled_values():
 def test_step_schedule_is_steplr():
     from training.train import lr_at
 
-    assert [lr_at(0, 100, 0, 1e-3, "step", epoch=e, step_epochs=10, step_gamma=0.1) for e in (0, 9, 10, 25)] == \
-        pytest.approx([1e-3, 1e-3, 1e-4, 1e-5])
+    assert [
+        lr_at(0, 100, 0, 1e-3, "step", epoch=e, step_epochs=10, step_gamma=0.1) for e in (0, 9, 10, 25)
+    ] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5])
     with pytest.raises(ConfigError, match="optim.schedule"):
         lr_at(0, 100, 0, 1.0, "linear")
 
@@ -126,8 +144,12 @@ def test_early_stopping_after_patience(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "evaluate_samples", fake_eval)
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
-    over = tiny_overrides(**{"data.input_size": 32, "optim.max_steps": 0, "optim.epochs": 5, "optim.early_stop": 2})
-    best = train_mod.train(load_recipe(REPO / "configs/model/affectnet7_paper.yaml", over), tmp_path, progress=False)
+    over = tiny_overrides(
+        **{"data.input_size": 32, "optim.max_steps": 0, "optim.epochs": 5, "optim.early_stop": 2}
+    )
+    best = train_mod.train(
+        load_recipe(REPO / "configs/model/affectnet7_paper.yaml", over), tmp_path, progress=False
+    )
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3] and best["epoch"] == 1
 
@@ -203,8 +225,13 @@ def test_paper_recipes_have_the_authors_settings(monkeypatch):
     w = load_recipe(REPO / "configs/model/affwild2_mtlgcn.yaml")
     for r in (a, w):
         assert r.graph.orientation == "authors" and not r.model.final_act and r.model.pretrained_file
-        assert (r.optim.schedule, r.optim.step_epochs, r.optim.step_gamma, r.optim.epochs, r.optim.early_stop) == \
-            ("step", 10, 0.1, 10, 10)
+        assert (
+            r.optim.schedule,
+            r.optim.step_epochs,
+            r.optim.step_gamma,
+            r.optim.epochs,
+            r.optim.early_stop,
+        ) == ("step", 10, 0.1, 10, 10)
         assert r.optim.batch_size == 35 and r.optim.decay_norms
     assert a.data.eye_level and a.loss.ce == "weighted"
     assert w.loss.ce == "unweighted"
@@ -217,7 +244,9 @@ def test_decay_norms_puts_every_parameter_in_the_decayed_group():
 
     over = tiny_overrides(**{"data.root": str(FIXTURES / "affectnet")})
     for decay_norms, spared in ((False, True), (True, False)):
-        recipe = load_recipe(REPO / "configs/model/affectnet7_paper.yaml", {**over, "optim.decay_norms": decay_norms})
+        recipe = load_recipe(
+            REPO / "configs/model/affectnet7_paper.yaml", {**over, "optim.decay_norms": decay_norms}
+        )
         groups = make_optimizer(build_model(recipe), recipe).param_groups
         assert groups[0]["weight_decay"] == 0.001 and bool(groups[1]["params"]) == spared
 
@@ -233,7 +262,9 @@ def test_torchvision_densenet_file_gives_the_authors_pooled_features(tmp_path):
     path = tmp_path / "tv_densenet121.pth"
     torch.save(theirs.state_dict(), path)
     cfg = ModelConfig(head="mtlgcn", backbone="densenet121", in_chans=3, global_pool="max", final_act=False)
-    ours = AffectModel(cfg, np.zeros((9, 4), np.float32), np.eye(9, dtype=np.float32), pretrained_file=str(path)).eval()
+    ours = AffectModel(
+        cfg, np.zeros((9, 4), np.float32), np.eye(9, dtype=np.float32), pretrained_file=str(path)
+    ).eval()
     x = torch.randn(2, 3, 112, 112)
     with torch.no_grad():
         expected = torch.nn.functional.adaptive_max_pool2d(theirs.features(x), 1).flatten(1)

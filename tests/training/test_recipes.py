@@ -13,7 +13,13 @@ def _smoke(recipe_name: str, tmp_path, **extra):
     from training.config import load_recipe
     from training.train import train
 
-    overrides = {"optim.batch_size": 2, "optim.max_steps": 2, "optim.epochs": 1, "threads": 1, "device": "cpu"}
+    overrides = {
+        "optim.batch_size": 2,
+        "optim.max_steps": 2,
+        "optim.epochs": 1,
+        "threads": 1,
+        "device": "cpu",
+    }
     overrides.update(extra)
     recipe = load_recipe(REPO / "configs/model" / f"{recipe_name}.yaml", overrides)
     best = train(recipe, tmp_path / "run", progress=False)
@@ -40,8 +46,11 @@ def test_affectnet_paper_recipe_on_fixture(tmp_path, monkeypatch):
 
 def test_affwild2_recipe_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("AFFWILD2_ROOT", str(FIXTURES / "affwild2"))
-    r = _smoke("affwild2_mtlgcn", tmp_path,
-               **{"data.frame_step": 1, "model.pretrained_file": _densenet_weights(tmp_path)})
+    r = _smoke(
+        "affwild2_mtlgcn",
+        tmp_path,
+        **{"data.frame_step": 1, "model.pretrained_file": _densenet_weights(tmp_path)},
+    )
     assert r.loss.ce == "unweighted" and not r.model.final_act  # batch 35: test_fidelity (smoke uses 2)
 
 

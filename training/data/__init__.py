@@ -12,8 +12,14 @@ def _ferplus(cfg, split: str) -> Samples:
     from training.config import resolve_path
     from training.data.ferplus import load_ferplus
 
-    return load_ferplus(resolve_path(cfg.root), split, cfg.input_size, cfg.colour, weak_va=cfg.weak_va,
-                        va_centroids=cfg.va_centroids)
+    return load_ferplus(
+        resolve_path(cfg.root),
+        split,
+        cfg.input_size,
+        cfg.colour,
+        weak_va=cfg.weak_va,
+        va_centroids=cfg.va_centroids,
+    )
 
 
 def _affectnet(cfg, split: str) -> Samples:

@@ -58,7 +58,9 @@ def read_afew_va(path: str | Path) -> dict[str, tuple[float, float, np.ndarray]]
     return {key: _frame(path, key, frames[key]) for key in sorted(frames)}
 
 
-def load_afew_va(root: str | Path, split: str, size: int, colour: str, label_set: str = "affectnet7") -> Samples:
+def load_afew_va(
+    root: str | Path, split: str, size: int, colour: str, label_set: str = "affectnet7"
+) -> Samples:
     """Load every clip under root (AFEW-VA has no official split; `split` is recorded only)."""
     root = Path(root)
     clips = sorted(p for p in root.iterdir() if p.is_dir() and (p / f"{p.name}.json").exists())
@@ -74,7 +76,11 @@ def load_afew_va(root: str | Path, split: str, size: int, colour: str, label_set
     labels = get_label_set(label_set)
     n = len(ids)
     return Samples(
-        images=np.stack(images), label=np.full(n, -1, np.int64),
-        dist=np.zeros((n, labels.num_classes), np.float32), va=np.asarray(va, np.float32),
-        va_mask=np.ones(n, bool), label_set=labels, ids=ids,
+        images=np.stack(images),
+        label=np.full(n, -1, np.int64),
+        dist=np.zeros((n, labels.num_classes), np.float32),
+        va=np.asarray(va, np.float32),
+        va_mask=np.ones(n, bool),
+        label_set=labels,
+        ids=ids,
     )

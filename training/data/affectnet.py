@@ -32,13 +32,17 @@ def read_rows(csv_path: Path, num_classes: int) -> list[dict]:
                 if not 0 <= expr < num_classes:
                     continue
                 pts = [float(v) for v in row["facial_landmarks"].split(";") if v.strip()]
-                rows.append({
-                    "path": row["subDirectory_filePath"],
-                    "box": tuple(float(row[k]) for k in ("face_x", "face_y", "face_width", "face_height")),
-                    "landmarks": np.asarray(pts, np.float32).reshape(-1, 2),
-                    "expression": expr,
-                    "va": (float(row["valence"]), float(row["arousal"])),
-                })
+                rows.append(
+                    {
+                        "path": row["subDirectory_filePath"],
+                        "box": tuple(
+                            float(row[k]) for k in ("face_x", "face_y", "face_width", "face_height")
+                        ),
+                        "landmarks": np.asarray(pts, np.float32).reshape(-1, 2),
+                        "expression": expr,
+                        "va": (float(row["valence"]), float(row["arousal"])),
+                    }
+                )
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"cannot parse AffectNet annotations {csv_path}: {exc}") from exc
     return rows
@@ -51,8 +55,14 @@ def image_dir(root: Path) -> Path:
     return root
 
 
-def load_affectnet(root: str | Path, split: str, size: int, colour: str, label_set: str = "affectnet7",
-                   eye_level: bool = False) -> Samples:
+def load_affectnet(
+    root: str | Path,
+    split: str,
+    size: int,
+    colour: str,
+    label_set: str = "affectnet7",
+    eye_level: bool = False,
+) -> Samples:
     """Load an AffectNet split: face-box crops at `size`, one-hot targets, VA where not -2."""
     if split not in SPLITS:
         raise DataError(f"unknown AffectNet split {split!r}; choose one of {sorted(SPLITS)}")
@@ -75,7 +85,11 @@ def load_affectnet(root: str | Path, split: str, size: int, colour: str, label_s
     va = np.array([r["va"] for r in rows], np.float32).reshape(-1, 2)
     va_mask = np.all(va > -1.5, axis=1)  # -2 marks a missing rating; real ratings lie in [-1, 1]
     return Samples(
-        images=images, label=label, dist=np.eye(labels.num_classes, dtype=np.float32)[label],
-        va=np.where(va_mask[:, None], va, 0.0).astype(np.float32), va_mask=va_mask,
-        label_set=labels, ids=[r["path"] for r in rows],
+        images=images,
+        label=label,
+        dist=np.eye(labels.num_classes, dtype=np.float32)[label],
+        va=np.where(va_mask[:, None], va, 0.0).astype(np.float32),
+        va_mask=va_mask,
+        label_set=labels,
+        ids=[r["path"] for r in rows],
     )

@@ -86,7 +86,9 @@ def load_affwild2(
     files = {task: split_files(dirs[task]) for task in TASKS}
     for task in tasks:
         if not files[task]:
-            raise DataError(f"Aff-Wild2 {split}: no {task} annotation files; looked for {looked_for(root, task, split)}")
+            raise DataError(
+                f"Aff-Wild2 {split}: no {task} annotation files; looked for {looked_for(root, task, split)}"
+            )
     videos = sorted(set(files["VA"]) | set(files["EXPR"]))
     paths, label, va, ids = [], [], [], []
     for video in videos:
@@ -115,6 +117,11 @@ def load_affwild2(
     dist = np.zeros((len(label_arr), labels.num_classes), np.float32)
     dist[label_arr >= 0, label_arr[label_arr >= 0]] = 1.0
     return Samples(
-        images=load_images(paths, size, colour), label=label_arr, dist=dist,
-        va=np.nan_to_num(va_arr).astype(np.float32), va_mask=va_mask, label_set=labels, ids=ids,
+        images=load_images(paths, size, colour),
+        label=label_arr,
+        dist=dist,
+        va=np.nan_to_num(va_arr).astype(np.float32),
+        va_mask=va_mask,
+        label_set=labels,
+        ids=ids,
     )

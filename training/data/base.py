@@ -40,8 +40,13 @@ class Samples:
 
     def subset(self, idx: np.ndarray) -> Samples:
         return Samples(
-            self.images[idx], self.label[idx], self.dist[idx], self.va[idx], self.va_mask[idx],
-            self.label_set, [self.ids[i] for i in idx],
+            self.images[idx],
+            self.label[idx],
+            self.dist[idx],
+            self.va[idx],
+            self.va_mask[idx],
+            self.label_set,
+            [self.ids[i] for i in idx],
         )
 
 

@@ -9,8 +9,14 @@ RIGHT_EYE = slice(42, 48)
 PIVOTS = ("centre", "eyes")
 
 
-def crop_box(img: np.ndarray, box: tuple[float, float, float, float], size: int,
-             landmarks: np.ndarray | None = None, eye_level: bool = False, pivot: str = "centre") -> np.ndarray:
+def crop_box(
+    img: np.ndarray,
+    box: tuple[float, float, float, float],
+    size: int,
+    landmarks: np.ndarray | None = None,
+    eye_level: bool = False,
+    pivot: str = "centre",
+) -> np.ndarray:
     """Crop (x, y, w, h) to size x size, optionally eye-levelled; downscaling is antialiased.
 
     Args:

@@ -43,8 +43,14 @@ def vote_targets(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return keep, majority, dist.astype(np.float32)
 
 
-def load_ferplus(root: str | Path, split: str, size: int, colour: str, weak_va: bool = True,
-                 va_centroids: str = "affectnetc25") -> Samples:
+def load_ferplus(
+    root: str | Path,
+    split: str,
+    size: int,
+    colour: str,
+    weak_va: bool = True,
+    va_centroids: str = "affectnetc25",
+) -> Samples:
     """Load one FER+ split into RAM.
 
     Args:
