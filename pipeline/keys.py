@@ -59,3 +59,26 @@ def job_key(job_id: str) -> str:
 
 # Archive jobs (pipeline/archive): every job id ever submitted, for `archive status` without SCAN.
 JOBS_INDEX = "affect:jobs:index"
+
+
+# Camera fleet (pipeline/fleet, docs/fleet.md). The desired cameras: a hash name -> JSON
+# {"url", "options", "added"}; `affectstream cameras add|rm|import` write it, members read it.
+FLEET_CAMERAS = "affect:fleet:cameras"
+# Members announce themselves here (JSON, expires: a member that stops beating disappears).
+MEMBER_PATTERN = "affect:fleet:member:*"
+
+
+def member_key(member: str) -> str:
+    """JSON {member, host, pid, capacity, cameras: {name: {claimed, fps, ...}}, ts}, with a TTL."""
+    return f"affect:fleet:member:{member}"
+
+
+def lease_key(source: str) -> str:
+    """A camera's lease: the holder's token (`<worker id>/<random>`), with a TTL (redis-py `Lock`).
+    Same hash tag as the camera's streams, so the publish script can check it in the same slot."""
+    return f"{_SOURCE_PREFIX}{source}}}:lease"
+
+
+def holder_of(token: bytes | str | None) -> str:
+    """The worker id in a lease token (`vm-12-w0/4f..` -> `vm-12-w0`); "" when none."""
+    return text(token).split("/", 1)[0]
