@@ -8,15 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from pipeline.fleet.capacity import cpu_model
 
 
 def _mem_total_gib() -> float:
@@ -70,7 +62,7 @@ def describe() -> dict:
     """A JSON-friendly description of this machine and the software versions that matter."""
     load = os.getloadavg()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": _mem_total_gib(),
         "os": f"{platform.system()} {platform.release()}",
