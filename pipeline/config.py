@@ -249,6 +249,21 @@ def source_name_from_url(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "source"
 
 
+def read_config_file(path: str | Path) -> dict:
+    """A config file's YAML as written: no defaults, no `${ENV}` expanded (`cameras import` keeps
+    references unresolved, so passwords stay out of Redis)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Load defaults, merge the YAML file and `overrides` over them, interpolate, validate.
 
@@ -257,17 +272,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         overrides: Nested mapping applied last (what command-line flags set); `sources` here are
             appended to the file's sources.
     """
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
+    data = read_config_file(path) if path is not None else {}
     overrides = dict(overrides or {})
     extra_sources = overrides.pop("sources", [])
     data = _interpolate(_merge(data, overrides), "")
