@@ -170,10 +170,14 @@ def split_sources(specs: list, count: int) -> list[list]:
     return [specs[i::count] for i in range(count)]
 
 
+def host_id() -> str:
+    """This host's name, key-safe: the first part of the ids of the runs started here (`health` filters on it)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
+
+
 def run_id() -> str:
     """Unique per run and host, key-safe: `<host>-<pid>`."""
-    host = re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}"
+    return f"{host_id()}-{os.getpid()}"
 
 
 class Supervisor:
