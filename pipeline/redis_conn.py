@@ -21,6 +21,7 @@ from redis.connection import parse_url
 
 from pipeline.errors import ConfigError, RedisUnavailable
 from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
+from settings.env import REDIS_URL as REDIS_URL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,20 @@ def ensure_redis(url: str | None, data_dir: str | Path = "var/redis") -> tuple[s
         "no Redis URL configured: started an embedded redis-server at %s (data in %s)", url, server.data_dir
     )
     return url, server
+
+
+def connect_existing(url: str | None, data_dir: str | Path = "var/redis") -> redis.Redis:
+    """A client for `url`, else for an embedded server already running under `data_dir`; never starts
+    one: `health`, `cameras` and `fleet status` read or edit what the workers share, and a server of
+    their own would hold nothing."""
+    if url:
+        return connect(url)
+    server = EmbeddedRedis(data_dir)
+    if not server.socket.exists():
+        raise RedisUnavailable(
+            f"no Redis URL (--redis or ${REDIS_URL_ENV}) and no embedded server running under {server.data_dir}"
+        )
+    return connect(server.url)
 
 
 @contextlib.contextmanager

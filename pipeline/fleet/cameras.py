@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.keys import FLEET_CAMERAS, text
-from pipeline.masking import mask_url
+from pipeline.masking import mask_url, url_secrets
 from pipeline.sources.spec import SourceSpec, SourceSpecError
 from settings.interpolate import UnsetVariable, expand
 
@@ -24,6 +24,8 @@ from settings.interpolate import UnsetVariable, expand
 _NOT_OPTIONS = ("name", "url", "live")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # it goes into key names: no braces, colons or spaces
 _ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}")
+_BARE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Camera:
 
     @property
     def safe_url(self) -> str:
+        """The URL to show: passwords masked; one whose secrets are all bare `${ENV}` references is
+        shown as written (they hold no secret, but a `${ENV:-default}` may: then it is masked)."""
+        secrets = url_secrets(self.url)
+        if secrets and all(_BARE_REF.fullmatch(s) for s in secrets) and not _DEFAULTED.search(self.url):
+            return self.url
         return mask_url(self.url)
 
     def resolve(self) -> SourceSpec:
