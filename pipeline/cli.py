@@ -28,6 +28,7 @@ DESCRIPTION = (
 # Areas that add their own subcommands through `register(subparsers)`.
 _AREAS = (
     "pipeline.run_cli",
+    "pipeline.fleet_cli",
     "pipeline.sources.cli",
     "pipeline.consumer_cli",
     "pipeline.archive.cli",
@@ -65,8 +66,9 @@ def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
 def _verbs(parser: argparse.ArgumentParser):
     """The parsers under `parser` that have no subcommands of their own (`run`, `archive submit`, ...)."""
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
+    if not subs or not subs[0].required:  # a verb that also runs alone (`bench`, `bench capacity`)
         yield parser
+    if not subs:
         return
     for child in dict.fromkeys(subs[0].choices.values()):  # aliases map to the same parser
         yield from _verbs(child)

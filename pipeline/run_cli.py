@@ -50,6 +50,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         over.setdefault("detector", {})["model"] = args.detector
     if getattr(args, "workers", None):
         over.setdefault("workers", {})["count"] = args.workers
+    if getattr(args, "fleet", False):
+        over.setdefault("fleet", {})["enabled"] = True
+    if getattr(args, "member", None):
+        over.setdefault("fleet", {})["member"] = args.member
     if getattr(args, "source", None):
         over["sources"] = [parse_source_arg(s) for s in args.source]
     return over
@@ -103,14 +107,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.health import worker_health
-    from pipeline.redis_conn import EmbeddedRedis, connect
+    from pipeline.health import fleet_health, worker_health
+    from pipeline.redis_conn import connect_existing
+    from pipeline.supervisor import host_id
 
     cfg = load_config(args.config, overrides_from_args(args))
-    # Never starts the embedded server: a health check asks the one the workers use.
-    client = connect(cfg.redis.url or EmbeddedRedis(cfg.redis.data_dir).url)
+    stale_after = args.stale_after or cfg.workers.stale_after_s
+    client = connect_existing(cfg.redis.url, cfg.redis.data_dir)
     try:
-        healthy, lines = worker_health(client, args.stale_after or cfg.workers.stale_after_s)
+        healthy, lines = worker_health(client, stale_after, host=None if args.all else host_id())
+        if args.all:
+            fleet_ok, fleet_lines = fleet_health(client, stale_after)
+            healthy, lines = healthy and fleet_ok, lines + fleet_lines
     finally:
         client.close()
     print("\n".join(lines), file=sys.stdout if healthy else sys.stderr)
@@ -127,6 +135,8 @@ def register(sub) -> None:
         help="file, rtsp://, http(s)://, /dev/videoN (repeatable)",
     )
     p.add_argument("--workers", type=positive_int, help="worker processes (default: workers.count)")
+    p.add_argument("--fleet", action="store_true", help="join the camera fleet: claim cameras listed in Redis")
+    p.add_argument("--member", metavar="ID", help="fleet member id (default: fleet.member, else {host}-{pid})")
     p.add_argument("--duration", type=float, help="stop (draining) after this many seconds")
     p.set_defaults(handler=cmd_run)
 
@@ -139,7 +149,11 @@ def register(sub) -> None:
     p.add_argument("--workdir", default="var/demo", help="where the clip is written")
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("health", help="exit non-zero when a worker heartbeat is stale or missing")
+    p = sub.add_parser(
+        "health", help="exit 1 when this host's workers (or, --all, the fleet's) are stale or missing"
+    )
     add_common(p)
     p.add_argument("--stale-after", type=float, help="seconds (default: workers.stale_after_s)")
+    p.add_argument("--all", action="store_true",
+                   help="every worker of every host, and the fleet: stale members, unowned cameras")  # fmt: skip
     p.set_defaults(handler=cmd_health)

@@ -1,0 +1,161 @@
+"""`fleet status` and `health` over hand-written member records, leases and heartbeats (the contract of
+docs/fleet.md), on a real Redis: owners from lease tokens, unowned and removed cameras, host filtering."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from pipeline.cli import main
+from pipeline.fleet.cameras import add_camera, check_camera
+from pipeline.fleet.status import fleet_status, format_status
+from pipeline.health import fleet_health, worker_health
+from pipeline.keys import FLEET_CAMERAS, heartbeat_key, lease_key, member_key
+from pipeline.supervisor import host_id
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def member(
+    client, name: str, cameras: dict, *, capacity: int = 3, age_s: float = 0.5, host: str = "vm-a"
+) -> None:
+    now = time.time()
+    record = {"member": name, "worker": f"{name}-w0", "host": host, "pid": 100, "capacity": capacity,
+              "cameras": cameras, "ts": now - age_s}  # fmt: skip
+    client.set(member_key(name), json.dumps(record), ex=30)
+
+
+def lease(client, camera: str, worker: str, ttl_ms: int = 6000) -> None:
+    client.set(lease_key(camera), f"{worker}/5f2c0e", px=ttl_ms)
+
+
+def beat(client, worker: str, *, age_s: float = 0.5, **extra) -> None:
+    data = {"ts": time.time() - age_s, "pid": 1, "published": 10, "sources": [], **extra}
+    client.set(heartbeat_key(worker), json.dumps(data), ex=60)
+
+
+@pytest.fixture
+def fleet(client):
+    """Two members; `lobby` and `door` held by vm-a-1, `yard` desired and unowned, `old` removed from the
+    desired cameras but still held by vm-b-2 (until its next round), one unreadable member record."""
+    now = time.time()
+    for name in ("lobby", "door", "yard"):
+        add_camera(client, check_camera(name, f"rtsp://viewer:s3cret-pw@{name}.cam/s"))
+    stats = {"claimed": now - 30, "fps": 29.7, "decoded": 900, "dropped": 4, "last_frame_ts": now - 0.2}
+    member(client, "vm-a-1", {"lobby": stats, "door": {**stats, "claimed": now - 5}}, capacity=3)
+    member(client, "vm-b-2", {"old": stats}, capacity=2, age_s=1.5, host="vm-b")
+    lease(client, "lobby", "vm-a-1-w0")
+    lease(client, "door", "vm-a-1-w0")
+    lease(client, "old", "vm-b-2-w0")
+    client.set(member_key("garbled"), "{", ex=30)
+    return now
+
+
+def test_status_reads_members_and_cameras(client, fleet):
+    status = fleet_status(client, now=fleet)
+    members = {m["member"]: m for m in status["members"]}
+    assert set(members) == {"vm-a-1", "vm-b-2"}
+    assert members["vm-a-1"]["cameras"] == ["door", "lobby"] and members["vm-a-1"]["capacity"] == 3
+    assert members["vm-b-2"]["host"] == "vm-b" and 1.4 < members["vm-b-2"]["beat_age_s"] < 1.6
+
+    cameras = {c["name"]: c for c in status["cameras"]}
+    assert list(cameras) == ["door", "lobby", "old", "yard"]
+    lobby = cameras["lobby"]
+    assert lobby["owner"] == "vm-a-1" and lobby["worker"] == "vm-a-1-w0"
+    assert 29.9 < lobby["lease_age_s"] < 30.1 and 0 < lobby["lease_ttl_s"] <= 6
+    assert (lobby["fps"], lobby["decoded"], lobby["dropped"]) == (29.7, 900, 4)
+    assert lobby["url"] == "rtsp://viewer:***@lobby.cam/s"
+    assert 4.9 < cameras["door"]["lease_age_s"] < 5.1
+    assert cameras["yard"]["owner"] == "" and cameras["yard"]["lease_age_s"] is None
+    assert cameras["old"]["desired"] is False and cameras["old"]["owner"] == "vm-b-2"
+    assert status["unreadable"] == [member_key("garbled")]
+    assert "s3cret" not in json.dumps(status)
+
+
+def test_the_lease_decides_the_owner_not_the_record(client, fleet):
+    """A member whose record still lists a camera another member has taken over is not its owner."""
+    lease(client, "lobby", "vm-b-2-w0")
+    lobby = next(c for c in fleet_status(client)["cameras"] if c["name"] == "lobby")
+    assert lobby["owner"] == "vm-b-2" and lobby["fps"] is None  # vm-b-2 has not reported it yet
+    client.delete(member_key("vm-b-2"))  # an owner without a record: named by its worker id
+    lobby = next(c for c in fleet_status(client)["cameras"] if c["name"] == "lobby")
+    assert lobby["owner"] == "vm-b-2-w0"
+
+
+def test_status_table_and_json_from_the_command(client, fleet, redis_url, capsys):
+    assert main(["fleet", "status", "--redis", redis_url]) == 0
+    out = capsys.readouterr().out
+    assert "members: 2, capacity 5, holding 3 camera(s)" in out
+    assert "cameras: 4, 3 owned, 1 unowned" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert rows["yard"].split()[1] == "(unowned)"
+    assert "(removed, stopping)" in rows["old"] and "29.7" in rows["lobby"]
+    assert "unreadable (skipped): affect:fleet:member:garbled" in out
+    assert "s3cret" not in out
+
+    assert main(["fleet", "status", "--json", "--redis", redis_url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {m["member"] for m in data["members"]} == {"vm-a-1", "vm-b-2"}
+    assert len(data["cameras"]) == 4
+
+
+def test_an_empty_fleet(client, redis_url, capsys):
+    assert (
+        format_status(fleet_status(client))
+        == "members: 0, capacity 0, holding 0 camera(s)\n\ncameras: 0, 0 owned, 0 unowned"
+    )
+    assert fleet_health(client, 15) == (True, ["fleet: 0 member(s), 0 of 0 camera(s) held"])
+    client.hset(FLEET_CAMERAS, "bad", "[]")
+    assert main(["fleet", "status", "--json", "--redis", redis_url]) == 0
+    assert json.loads(capsys.readouterr().out)["unreadable"] == [f"{FLEET_CAMERAS} bad"]
+
+
+def test_health_checks_this_hosts_workers_by_default(client, redis_url, capsys):
+    here = host_id()
+    beat(client, f"{here}-100-w0")
+    beat(client, "elsewhere-7-w0", age_s=120)  # another host's stale worker: not this host's problem
+    healthy, lines = worker_health(client, 15, host=here)
+    assert healthy and len(lines) == 1
+    assert main(["health", "--redis", redis_url]) == 0
+    out = capsys.readouterr().out
+    assert f"{here}-100-w0: ok" in out and "elsewhere" not in out
+
+    assert main(["health", "--all", "--redis", redis_url]) == 1
+    err = capsys.readouterr().err
+    assert "elsewhere-7-w0: STALE" in err and f"{here}-100-w0: ok" in err
+
+    beat(client, f"{here}-100-w0", age_s=60)
+    assert main(["health", "--redis", redis_url]) == 1
+
+
+def test_health_uses_the_host_a_worker_names(client):
+    """A member started with `--member lobby-box` has worker id `lobby-box-w0`: its beat names its host."""
+    beat(client, "lobby-box-w0", host="vm-a")
+    beat(client, "vm-a-9-w0", host="vm-b")  # the beat's host wins over the id's prefix
+    healthy, lines = worker_health(client, 15, host="vm-a")
+    assert healthy and len(lines) == 1 and lines[0].startswith("lobby-box-w0: ok")
+    assert worker_health(client, 15, host="vm-c") == (False, ["no worker heartbeat found on host vm-c"])
+
+
+def test_health_all_judges_the_fleet(client, fleet, redis_url, capsys):
+    beat(client, "vm-a-1-w0")
+    beat(client, "vm-b-2-w0")
+    healthy, lines = fleet_health(client, 15)
+    assert not healthy
+    assert lines[0] == "fleet: 2 member(s), 2 of 3 camera(s) held"
+    assert "camera yard: UNOWNED" in lines and f"unreadable: {member_key('garbled')}" in lines
+    client.delete(member_key("garbled"))
+    lease(client, "yard", "vm-b-2-w0")
+    assert fleet_health(client, 15)[0]
+    healthy, lines = fleet_health(client, 1.0)  # vm-b-2 last beat 1.5 s ago
+    assert not healthy and len(lines) == 2 and lines[1].startswith("member vm-b-2: STALE (last beat 1.5")
+    assert main(["health", "--all", "--redis", redis_url]) == 0
+    assert "fleet: 2 member(s), 3 of 3 camera(s) held" in capsys.readouterr().out
