@@ -126,7 +126,70 @@ def test_deployment_config_is_a_valid_pipeline_config(monkeypatch):
     monkeypatch.setenv("AFFECTSTREAM_REDIS_URL", f"redis://:{ENV['REDIS_PASSWORD']}@redis:6379/0")
     monkeypatch.setenv("AFFECTSTREAM_SOURCE_URL", ENV["AFFECTSTREAM_SOURCE_URL"])
     cfg = load_config(REPO / "docker" / "config" / "pipeline.yaml")
+    cameras = load_config(REPO / "docker" / "config" / "cameras.yaml")  # the fleet's list, not each member's
     assert cfg.engine.backend == "tensorrt" and cfg.engine.cache_dir == "/engines"
-    assert cfg.metrics.port == 9108 and cfg.sources[0].name == "camera-1"
+    assert cfg.metrics.port == 9108 and cameras.sources[0].name == "camera-1"
+    assert cfg.fleet.enabled and not cfg.sources  # every replica is a member; cameras come from Redis
     monkeypatch.setenv("AFFECTSTREAM_ENGINE", "onnxruntime")
     assert load_config(REPO / "docker" / "config" / "pipeline.yaml").engine.backend == "onnxruntime"
+
+
+def test_members_scale_without_clashing(compose):
+    """`--scale worker=N` (here `deploy.replicas` from AFFECTSTREAM_MEMBERS, which compose validates the
+    same way): N fleet members, none with a fixed name, hostname or host port (ids come from the host)."""
+    result = run(
+        compose, "--profile", "cpu", "config", "--format", "json", env={**ENV, "AFFECTSTREAM_MEMBERS": "3"}
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert services["worker"]["deploy"]["replicas"] == 3
+    for name in ("worker", "worker-cpu"):
+        member = services[name]
+        assert member["command"] == ["affectstream", "run", "-c", "/config/pipeline.yaml"]  # fleet.enabled
+        assert not {"container_name", "hostname", "ports"} & member.keys(), name
+    # the GPU reservation survives the replicas key beside it
+    assert services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+def test_scaled_members_must_not_share_a_container_name(compose, tmp_path):
+    """What compose-go refuses, so the test above would catch a fixed name on the member service."""
+    override = tmp_path / "named.yml"
+    override.write_text("services:\n  worker:\n    container_name: affectstream-worker\n")
+    result = subprocess.run([*compose, "-f", str(REPO / "docker-compose.yml"), "-f", str(override), "config", "--quiet"],
+                            cwd=REPO, env={**os.environ, **ENV, "AFFECTSTREAM_MEMBERS": "3"},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0 and "container name must be unique" in result.stderr
+
+
+def test_camera_passwords_reach_every_member_not_redis(compose, tmp_path):
+    """A URL stored as `rtsp://viewer:${CAM_PW}@...` is expanded by each member from its environment:
+    the optional camera env file reaches both member services."""
+    secrets = tmp_path / "cameras.env"
+    secrets.write_text("CAM_PW=not-a-real-camera-password\n")
+    env = {**ENV, "AFFECTSTREAM_CAMERA_ENV": str(secrets)}
+    result = run(compose, "--profile", "cpu", "config", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in ("worker", "worker-cpu"):
+        assert services[name]["environment"]["CAM_PW"] == "not-a-real-camera-password", name
+    assert "CAM_PW" not in services["redis"].get("environment", {})
+    assert run(compose, "config", "--quiet").returncode == 0  # the file is optional
+
+
+def test_compose_cameras_are_stored_as_references():
+    """`cameras import -c docker/config/cameras.yaml` reads the file as written: the URL stays
+    `${AFFECTSTREAM_SOURCE_URL}`, which members expand."""
+    from pipeline.config import read_config_file
+
+    (camera,) = read_config_file(REPO / "docker" / "config" / "cameras.yaml")["sources"]
+    assert camera == {"name": "camera-1", "url": "${AFFECTSTREAM_SOURCE_URL}"}
+    assert "sources" not in read_config_file(REPO / "docker" / "config" / "pipeline.yaml")
+
+
+def test_prometheus_finds_every_member():
+    import yaml
+
+    (job,) = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())["scrape_configs"]
+    assert job["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": 9108, "refresh_interval": "30s"}
+    ]
