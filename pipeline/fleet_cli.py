@@ -1,4 +1,4 @@
-"""Subcommands `cameras add|rm|ls|import` and `fleet status`: the fleet's desired cameras and what it is doing.
+"""Subcommands `cameras add|rm|ls|import` and `fleet status`: the fleet's cameras and what it does.
 
 None of them starts the embedded Redis: they edit or read what the members share, so they talk to the
 Redis given by `--redis`, `$AFFECTSTREAM_REDIS_URL` or the config, else to an embedded server that is

@@ -16,7 +16,8 @@ from pipeline.keys import HEARTBEAT_PATTERN, worker_of
 
 
 def _on_host(worker: str, beat: dict, host: str) -> bool:
-    # A worker names its host in its beat; ids are `{host}-{pid}-w<i>` unless `--member` chose another.
+    # Workers name their host (`keys.host_id`) in their beat, since `--member` may choose an id without
+    # it; a beat of an older worker has no host, and its id is `{host}-{pid}-w<i>`.
     return beat["host"] == host if "host" in beat else worker.startswith(f"{host}-")
 
 
@@ -28,7 +29,7 @@ def worker_health(
     Args:
         client: Redis client.
         stale_after_s: A heartbeat older than this is stale.
-        host: Judge only the workers of this host (`supervisor.host_id()`); None: every worker.
+        host: Judge only the workers of this host (`keys.host_id()`); None: every worker.
     """
     lines, healthy, now = [], True, time.time()
     keys = sorted(client.scan_iter(match=HEARTBEAT_PATTERN, count=1000))

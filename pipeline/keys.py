@@ -1,5 +1,8 @@
 """Every Redis key and stream name, in one place (schema v1, see DESIGN.md)."""
 
+import re
+import socket
+
 SCHEMA_VERSION = 1
 
 JOBS_STREAM = "affect:jobs"
@@ -46,6 +49,12 @@ def heartbeat_key(worker: str) -> str:
 
 
 HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
+
+
+def host_id() -> str:
+    """This host's name, key-safe: the first part of run, member and worker ids (`{host}-{pid}-w0`), and
+    the `host` of a heartbeat, by which `affectstream health` finds this host's workers."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
 
 
 def worker_of(key: bytes | str) -> str:

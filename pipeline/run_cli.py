@@ -108,8 +108,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.health import fleet_health, worker_health
+    from pipeline.keys import host_id
     from pipeline.redis_conn import connect_existing
-    from pipeline.supervisor import host_id
 
     cfg = load_config(args.config, overrides_from_args(args))
     stale_after = args.stale_after or cfg.workers.stale_after_s
@@ -135,8 +135,12 @@ def register(sub) -> None:
         help="file, rtsp://, http(s)://, /dev/videoN (repeatable)",
     )
     p.add_argument("--workers", type=positive_int, help="worker processes (default: workers.count)")
-    p.add_argument("--fleet", action="store_true", help="join the camera fleet: claim cameras listed in Redis")
-    p.add_argument("--member", metavar="ID", help="fleet member id (default: fleet.member, else {host}-{pid})")
+    p.add_argument(
+        "--fleet", action="store_true", help="join the camera fleet: claim cameras listed in Redis"
+    )
+    p.add_argument(
+        "--member", metavar="ID", help="fleet member id (default: fleet.member, else {host}-{pid})"
+    )
     p.add_argument("--duration", type=float, help="stop (draining) after this many seconds")
     p.set_defaults(handler=cmd_run)
 

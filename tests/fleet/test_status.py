@@ -13,8 +13,7 @@ from pipeline.cli import main
 from pipeline.fleet.cameras import add_camera, check_camera
 from pipeline.fleet.status import fleet_status, format_status
 from pipeline.health import fleet_health, worker_health
-from pipeline.keys import FLEET_CAMERAS, heartbeat_key, lease_key, member_key
-from pipeline.supervisor import host_id
+from pipeline.keys import FLEET_CAMERAS, heartbeat_key, host_id, lease_key, member_key
 
 
 @pytest.fixture
