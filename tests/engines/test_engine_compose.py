@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,14 +177,36 @@ def test_camera_passwords_reach_every_member_not_redis(compose, tmp_path):
     assert run(compose, "config", "--quiet").returncode == 0  # the file is optional
 
 
-def test_compose_cameras_are_stored_as_references():
-    """`cameras import -c docker/config/cameras.yaml` reads the file as written: the URL stays
-    `${AFFECTSTREAM_SOURCE_URL}`, which members expand."""
+def test_compose_cameras_are_stored_as_references(redis_url, monkeypatch):
+    """`cameras import -c docker/config/cameras.yaml` stores the URL as written (`${AFFECTSTREAM_SOURCE_URL}`,
+    not the password); each member expands it from the environment compose gives it."""
     from pipeline.config import read_config_file
+    from pipeline.fleet.cameras import list_cameras
+    from pipeline.redis_conn import connect
 
-    (camera,) = read_config_file(REPO / "docker" / "config" / "cameras.yaml")["sources"]
-    assert camera == {"name": "camera-1", "url": "${AFFECTSTREAM_SOURCE_URL}"}
     assert "sources" not in read_config_file(REPO / "docker" / "config" / "pipeline.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "AFFECTSTREAM_SOURCE_URL"}  # not needed to import
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "cameras",
+        "import",
+        "-c",
+        "docker/config/cameras.yaml",
+        "--redis",
+        redis_url,
+    ]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    client = connect(redis_url)
+    try:
+        (camera,) = list_cameras(client).values()
+    finally:
+        client.close()
+    assert (camera.name, camera.url) == ("camera-1", "${AFFECTSTREAM_SOURCE_URL}")
+    monkeypatch.setenv("AFFECTSTREAM_SOURCE_URL", ENV["AFFECTSTREAM_SOURCE_URL"])
+    assert camera.resolve().url == ENV["AFFECTSTREAM_SOURCE_URL"]  # what a member reads
 
 
 def test_prometheus_finds_every_member():
