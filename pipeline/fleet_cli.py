@@ -105,8 +105,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     import time
 
-    from pipeline.fleet.status import camera_rows, read_members, unreadable_cameras
-    from pipeline.tables import format_table
+    from pipeline.fleet.status import camera_rows, format_camera_list, read_members, unreadable_cameras
 
     client = _client(args)
     try:
@@ -118,15 +117,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     keep = ("name", "url", "options", "owner", "worker", "lease_age_s")
     if args.json:
         print(json.dumps({"cameras": [{k: r[k] for k in keep} for r in rows], "unreadable": bad}, indent=1))
-    elif rows:
-        print(format_table(
-            ("camera", "owner", "lease age", "options", "url"),
-            [(r["name"], r["owner"] or "(unowned)",
-              "-" if r["lease_age_s"] is None else f"{r['lease_age_s']:.0f} s",
-              " ".join(f"{k}={v}" for k, v in sorted(r["options"].items())) or "-", r["url"]) for r in rows],
-        ))  # fmt: skip
     else:
-        print("no cameras (`affectstream cameras add NAME URL`)")
+        print(format_camera_list(rows))
     if bad and not args.json:
         print(f"unreadable entries (skipped by members): {', '.join(bad)}", file=sys.stderr)
     return 0

@@ -167,6 +167,26 @@ def format_cameras(rows: list[dict[str, Any]]) -> str:
     return f"{head}\n{table}"
 
 
+def format_camera_list(rows: list[dict[str, Any]]) -> str:
+    """`cameras ls`: what is desired, with who holds it."""
+    if not rows:
+        return "no cameras (`affectstream cameras add NAME URL`)"
+    return format_table(
+        ("camera", "owner", "lease age", "options", "url"),
+        [
+            (
+                r["name"],
+                r["owner"] or "(unowned)",
+                _seconds(r["lease_age_s"]),
+                " ".join(f"{k}={v}" for k, v in sorted(r["options"].items())) or "-",
+                r["url"],
+            )
+            for r in rows
+        ],  # fmt: skip
+        align="<<><<",
+    )
+
+
 def format_status(status: dict[str, Any]) -> str:
     parts = [format_members(status["members"]), format_cameras(status["cameras"])]
     if status["unreadable"]:
