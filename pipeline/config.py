@@ -19,6 +19,7 @@ from pydantic import AfterValidator, ValidationInfo, field_validator, model_vali
 
 from pipeline.detect import DEFAULT_PACK
 from pipeline.errors import ConfigError
+from pipeline.keys import KEY_SAFE_NAME, KEY_SAFE_RULE
 from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 from pipeline.redis_conn import check_redis_url
 from pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec
@@ -58,20 +59,36 @@ class RedisConfig:
         return url
 
 
+# Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640).
+InputSize = Annotated[tuple[int, int], Range(32, 1920), AfterValidator(_strides)] | Literal["auto"]
+
+
+@typed(ConfigError)
+class LiveDetectConfig:
+    """How live sources (cameras; files with `live: true`) are detected, apart from files: a camera's
+    capacity is frames per second the member keeps up with, an archive's exact results are what its
+    users compare (docs/bench.md, "Capacity": these defaults measured the most cameras per member with
+    face-frame coverage >= 99% of detecting every frame at 640x640)."""
+
+    input_size: InputSize = "auto"
+    """Detector input of live sources; "auto": from the frame size (640x360 -> 640x384)."""
+    detect_every: Annotated[int, Range(1, 1000)] = 1
+    """Live sources run the detector on every Nth frame; the IoU tracker carries boxes in between."""
+
+
 @typed(ConfigError)
 class DetectorConfig:
     model: str = _from_env(env.DETECTOR, DEFAULT_PACK)
     """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else buffalo_sc)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""
-    input_size: Annotated[tuple[int, int], Range(32, 1920), AfterValidator(_strides)] | Literal["auto"] = (
-        640,
-        640,
-    )
-    """Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640)."""
+    input_size: InputSize = (640, 640)
+    """Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640);
+    live sources use `live.input_size`."""
     threshold: Annotated[float, Range(0.0, 1.0)] = 0.5
     detect_every: Annotated[int, Range(1, 1000)] = 1
-    """>1: the IoU tracker carries boxes between detections."""
+    """>1: the IoU tracker carries boxes between detections; live sources use `live.detect_every`."""
+    live: LiveDetectConfig = dataclasses.field(default_factory=LiveDetectConfig)
     providers: tuple[str, ...] = ()
     """ONNX Runtime providers; empty = CPU (CUDA when onnxruntime-gpu)."""
 
@@ -132,6 +149,40 @@ class MetricsConfig:
 
 
 @typed(ConfigError)
+class FleetConfig:
+    """A camera fleet (docs/fleet.md): members share the cameras listed in Redis, one lease per camera."""
+
+    enabled: bool = False
+    """Join the fleet (`affectstream run --fleet`)."""
+    member: str = ""
+    """This member's id (`--member`); empty: `{host}-{pid}` of the run process."""
+    max_sources: Annotated[int, Range(1, 10_000)] | Literal["auto"] = "auto"
+    """Cameras this member claims at most; "auto": what `affectstream bench capacity` measured here."""
+    lease_ttl_s: Annotated[float, Range(0.5, 3600)] = 5.0
+    """A dead member's cameras are taken over within this plus a claim round; renewed every third of it."""
+    claim_every_s: Annotated[float, Range(0.05, 60)] = 0.5
+    """How often a member looks at the camera list (`cameras add`/`rm` take effect within this)."""
+    rebalance_every_s: Annotated[float, Range(0.1, 3600)] = 5.0
+    """A member over its fair share releases at most one camera per this many seconds."""
+
+    @field_validator("member")
+    @classmethod
+    def _key_safe(cls, member: str) -> str:
+        if member and not KEY_SAFE_NAME.match(member):
+            raise ValueError(f"{member!r}: {KEY_SAFE_RULE} (it goes into key names)")
+        return member
+
+    @field_validator("claim_every_s")
+    @classmethod
+    def _inside_ttl(cls, every: float, info: ValidationInfo) -> float:
+        ttl = info.data.get("lease_ttl_s", 0.0)
+        if every >= ttl / 3:
+            raise ValueError(f"{every} must be below a third of fleet.lease_ttl_s ({ttl}): leases are renewed "
+                             "in the claim round, three times per TTL")  # fmt: skip
+        return every
+
+
+@typed(ConfigError)
 class Config:
     redis: RedisConfig = dataclasses.field(default_factory=RedisConfig)
     detector: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
@@ -140,6 +191,7 @@ class Config:
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)
     workers: WorkersConfig = dataclasses.field(default_factory=WorkersConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    fleet: FleetConfig = dataclasses.field(default_factory=FleetConfig)
     sources: tuple[SourceSpec, ...] = ()
     """Files, folders or globs of videos, rtsp://, http(s):// URLs or /dev/video* devices."""
 
@@ -148,6 +200,9 @@ class Config:
         if self.metrics.port and self.metrics.port + self.workers.count - 1 > 65535:
             raise ValueError(f"metrics.port: {self.metrics.port} + one port per worker ({self.workers.count}) "
                              "goes past 65535")  # fmt: skip
+        if self.fleet.enabled and self.workers.count != 1:
+            raise ValueError(f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
+                             "member runs one worker; start more members")  # fmt: skip
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

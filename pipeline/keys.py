@@ -5,6 +5,10 @@ import socket
 
 SCHEMA_VERSION = 1
 
+# Names that go into key names (camera names, fleet member ids): no braces, colons or spaces.
+KEY_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KEY_SAFE_RULE = "use 1-64 letters, digits, '_', '.' or '-'"
+
 JOBS_STREAM = "affect:jobs"
 JOBS_GROUP = "workers"
 

@@ -26,7 +26,8 @@ from pipeline.types import Detection, Frame, FrameResult
 
 
 class SourceContext:
-    """Everything that depends on one source's earlier frames: detect cadence, tracker, smoother.
+    """Everything that depends on one source's earlier frames (tracker, smoother) and how it is detected
+    (cadence, detector input).
 
     Call `detect_due` once per frame in frame order, and `track` and `smooth` in frame order too.
 
@@ -34,13 +35,23 @@ class SourceContext:
         name: The source's name.
         detect_every: Run the detector on every Nth frame; the tracker carries the boxes in between.
         smooth_window: Per-track causal smoothing over this many observations (1 = off).
+        detector_input: The detector input of this source's frames, a size or "auto"; None: the
+            detector's own (live cameras and files differ, `FrameProcessor.new_source`).
     """
 
-    def __init__(self, name: str, *, detect_every: int = 1, smooth_window: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        detect_every: int = 1,
+        smooth_window: int = 1,
+        detector_input: tuple[int, int] | str | None = None,
+    ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.name = name
         self.detect_every = detect_every
+        self.detector_input = detector_input
         self.tracker = IoUTracker()
         self.smoother = CausalSmoother(smooth_window)
         self.connection = 0  # the source connection of the last frame tracked
@@ -89,14 +100,18 @@ class SourceLane:
         source: A started source (`get(timeout)`, `finished`, `name`).
         context: The source's state; its `detect_due` is asked once per taken frame, in frame order.
         skip_until: Frames with an index up to this one are dropped (already published before a restart).
+        on_take: Called with the lane's name for each frame taken, before `take` returns it and before
+            `close` can return: a worker that closes the lane has counted every frame taken from it.
     """
 
-    def __init__(self, source, context: SourceContext, skip_until: int = -1) -> None:
+    def __init__(self, source, context: SourceContext, skip_until: int = -1,
+                 on_take: Callable[[str], None] = lambda _name: None) -> None:  # fmt: skip
         self.source = source
         self.name = source.name
         self.context = context
         self.skip_until = skip_until
         self.finished = False
+        self._on_take = on_take
         self._take = threading.Lock()
         self._turn = threading.Condition()
         self._next = 0  # sequence number of the next frame taken
@@ -108,7 +123,7 @@ class SourceLane:
         if not self._take.acquire(blocking=False):
             return None
         try:
-            while True:
+            while not self.finished:
                 frame = self.source.get(timeout=timeout)
                 if frame is None:
                     if self.source.finished:
@@ -117,10 +132,18 @@ class SourceLane:
                 if frame.index > self.skip_until:
                     break
                 timeout = 0.0  # a skipped frame is not a wait: look at the next one at once
+            else:
+                return None  # closed
             seq, self._next = self._next, self._next + 1
+            self._on_take(self.name)
             return Taken(self, frame, seq, self.context.detect_due())
         finally:
             self._take.release()
+
+    def close(self) -> None:
+        """Take no more frames (a camera removed while the worker runs); returns once no `take` is under way."""
+        with self._take:
+            self.finished = True
 
     @contextmanager
     def in_order(self, seq: int, aborted: Callable[[], bool]) -> Iterator[None]:

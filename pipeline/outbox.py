@@ -10,6 +10,11 @@
   sources' entries of the same round trip are not sent again.
 - Events are queued per source and published in order with the frames; an `eof` waits until the
   source's last frame is published, so a consumer that sees `eof` has every frame before it.
+- Sources come and go while the worker runs (a fleet member's cameras, `add_source`/`remove_source`). A
+  leased camera's entries carry its fence (lease key, token), fixed when they are accepted and kept
+  across retries; a `Fenced` reply means the lease is lost: its entries are dropped (counted in
+  `abandoned_frames`, never written), the source is forgotten and `on_fenced` tells the worker. Nothing
+  about it is transient or a failure of the source.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pipeline.keys import events_key, frames_key, source_of
 from pipeline.masking import mask_text
 from pipeline.publish import (
     EVENTS_MAXLEN,
+    Fenced,
     RedisLostData,
     StreamWriter,
     Written,
@@ -65,11 +71,13 @@ class Outbox:
         on_source_failed: Called with (source, reason) when a source fails permanently.
         drained: `drained(source)` is True when every frame taken from the source has been published or
             dropped; held events (`eof`) wait for it.
+        on_fenced: Called with (source, holder) when a write of a leased source was fenced.
     """
 
     def __init__(self, client: redis.Redis, worker: str, sources: Iterable, passes: dict[str, int], *, maxlen: int,
                  stopping: Callable[[], bool], drain_s: float, on_source_failed: Callable[[str, str], None],
-                 drained: Callable[[str], bool]) -> None:  # fmt: skip
+                 drained: Callable[[str], bool], on_fenced: Callable[[str, str], None] = lambda *_: None,
+                 ) -> None:  # fmt: skip
         self.client = client
         self.worker = worker
         self.maxlen = maxlen
@@ -77,33 +85,68 @@ class Outbox:
         self.lost_events = 0
         self.dropped_frames = 0  # frames of failed sources, never published
         self.lost_frames = 0  # frames still unpublished when a stopping worker gave up on Redis
+        self.abandoned_frames = 0  # frames of cameras whose lease was lost, never published
         self._writer = StreamWriter(client)
         self._stopping, self._drain_s = stopping, drain_s
-        self._on_source_failed, self._drained = on_source_failed, drained
+        self._on_source_failed, self._drained, self._on_fenced = on_source_failed, drained, on_fenced
         self._lock = threading.Lock()
         self._events: dict[str, deque] = {}
         self._frame_ids: dict[str, Callable[[int, float], str]] = {}
         self._event_ids: dict[str, ClockIds] = {}
         self._expect: dict[str, str] = {}  # file frames key -> last id acknowledged for this pass
         self.resume_after: dict[str, int] = {}  # file source -> last frame its pass already has
+        self._fences: dict[str, tuple[str, str]] = {}  # leased source -> (lease key, token)
+        self._since: dict[str, float] = {}  # added source -> when; frames captured before are not its own
+        self._fenced: set[str] = set()  # sources of the current round trip whose lease turned out lost
+        self._passes = passes
         for spec in sources:
-            self._events[spec.name] = deque()
-            self._event_ids[spec.name] = ClockIds(last_id(client, events_key(spec.name)))
-            last = last_id(client, frames_key(spec.name))
+            self.add_source(spec)
+        self._retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries=-1,
+                            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient))  # fmt: skip
+
+    # -- sources --------------------------------------------------------------------------------
+    def add_source(self, spec, fence: tuple[str, str] | None = None) -> None:
+        """Publish `spec`'s frames and events from now on; with `fence` (lease key, token) only while
+        that lease holds the token. Ids continue above what its streams already have."""
+        events_after = last_id(self.client, events_key(spec.name))
+        last = last_id(self.client, frames_key(spec.name))
+        with self._lock:
+            self._events.setdefault(spec.name, deque())
+            self._event_ids[spec.name] = ClockIds(events_after)
+            if fence is not None:
+                self._fences[spec.name] = fence
             if spec.live:
                 self._frame_ids[spec.name] = ClockIds(last)
-                continue
-            ids = PassIds(passes.get(spec.name) or pass_base_after(last))
+                self._since[spec.name] = time.time()
+                return
+            ids = PassIds(self._passes.get(spec.name) or pass_base_after(last))
             self._frame_ids[spec.name] = ids
             self.resume_after[spec.name] = ids.last_frame(last)
             if self.resume_after[spec.name] >= 0:
                 self._expect[frames_key(spec.name)] = format_id(last)
-        self._retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries=-1,
-                            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient))  # fmt: skip
+
+    def remove_source(self, source: str, then: tuple[str, dict] | None = None) -> None:
+        """Forget `source`: its frames still to come are dropped (`abandoned_frames`), its queued events
+        too; `then` (kind, detail) is one last event, written without a fence (`lost`: the lease is gone)."""
+        with self._lock:
+            self._frame_ids.pop(source, None)
+            self._fences.pop(source, None)
+            if source in self._events:
+                self._events[source].clear()
+        if then is not None:
+            self._queue_event(source, *then)
+
+    def owns(self, source: str) -> bool:
+        return source in self._frame_ids
 
     # -- events ---------------------------------------------------------------------------------
     def add_event(self, source: str, kind: str, detail: dict | None = None) -> None:
-        """Queue an event (any thread); its id and time are fixed now."""
+        """Queue an event (any thread); its id and time are fixed now. Events of a source this worker
+        no longer has (its reader's last words after a lost lease) are dropped."""
+        if self.owns(source):
+            self._queue_event(source, kind, detail)
+
+    def _queue_event(self, source: str, kind: str, detail: dict | None) -> None:
         ts = time.time()
         entry = (
             self._event_ids[source](0, ts),
@@ -129,11 +172,13 @@ class Outbox:
     def _events_done(self, key: str, count: int) -> None:
         with self._lock:
             queue = self._events[source_of(key)]
-            for _ in range(count):
+            for _ in range(min(count, len(queue))):  # (a removed source's queue may be cleared already)
                 queue.popleft()
 
-    def pending_events(self) -> int:
+    def pending_events(self, source: str | None = None) -> int:
         with self._lock:
+            if source is not None:
+                return len(self._events.get(source, ()))
             return sum(len(q) for q in self._events.values())
 
     # -- frames ---------------------------------------------------------------------------------
@@ -152,13 +197,17 @@ class Outbox:
             if r.source in self.failed:
                 self.dropped_frames += 1
                 continue
+            ids = self._frame_ids.get(r.source)
+            if ids is None or r.ts < self._since.get(r.source, 0.0):  # lost, or taken before a re-claim
+                self.abandoned_frames += 1
+                continue
             if r.entry_id is None:  # chosen once: every retry sends the same id
-                r.entry_id = self._frame_ids[r.source](r.frame, r.ts)
+                r.entry_id = ids(r.frame, r.ts)
             frames.setdefault(frames_key(r.source), []).append((r.entry_id, encode_frame(r, self.worker)))
             kept.append(r)
         events = self._ready_events()
         self._send(frames, events)
-        return [r for r in kept if r.source not in self.failed]
+        return [r for r in kept if r.source not in self.failed and r.source not in self._fenced]
 
     def flush_events(self) -> None:
         """Publish every queued event (at shutdown: held ones too, whatever the drain state)."""
@@ -170,10 +219,14 @@ class Outbox:
     def _send(self, frames: dict[str, list], events: dict[str, list]) -> None:
         todo = {**frames, **events}
         stopping_since = None
+        self._fenced = set()
+        with self._lock:  # fixed for every retry: a lost lease must fence the retries too
+            fences = {k: self._fences[source_of(k)] for k in todo if source_of(k) in self._fences}
 
         def attempt() -> None:
             caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
-            outcome = self._writer.write(todo, caps, {k: v for k, v in self._expect.items() if k in todo})
+            expect = {k: v for k, v in self._expect.items() if k in todo}
+            outcome = self._writer.write(todo, caps, expect, fences)
             transient = None
             for key, reply in outcome.items():
                 if isinstance(reply, Written) or not is_transient(reply):
@@ -211,6 +264,17 @@ class Outbox:
             return
         if isinstance(reply, RedisLostData):
             raise reply
+        if isinstance(reply, Fenced):
+            if is_events:
+                self._events_done(key, len(entries))
+            else:
+                self.abandoned_frames += len(entries)
+            if source not in self._fenced:
+                self._fenced.add(source)
+                log.warning("source %s: %s", source, reply)
+                self.remove_source(source)
+                self._on_fenced(source, reply.holder)
+            return
         reason = f"Redis refused writes to {key}: {mask_text(str(reply))}"
         if is_events:
             # The source's frames may still be fine, but nothing will ever say so: fail it.

@@ -6,6 +6,11 @@ above the stream's last id and skips the others. A retry after a timeout (the se
 first attempt), after a partial failure or after a restart therefore never writes an entry twice, and the
 skip is the normal "already published" case, not an error.
 
+Fencing (docs/fleet.md): a fleet camera's writes carry its lease key and the writer's token; the script
+compares them with `GET` before any `XADD`, in the same round trip, and answers `FENCED <holder>` when the
+lease is no longer the writer's (it expired while the member was paused or cut off, and another may hold
+it now): the write adds nothing, and a member that lost a camera never publishes another frame of it.
+
 Errors are classified (`is_transient`): connection loss, timeouts, OOM under `noeviction`, LOADING,
 READONLY and the like are retried by the caller with redis-py's `Retry`; anything else (WRONGTYPE, ACL
 refusals, a bad argument) is a fault of one stream's key, returned for that key alone so the caller fails
@@ -22,20 +27,28 @@ from dataclasses import dataclass
 
 import redis
 
-from pipeline.keys import SCHEMA_VERSION, events_key, frames_key
+from pipeline.keys import SCHEMA_VERSION, events_key, frames_key, holder_of
 from pipeline.masking import mask_text
 from pipeline.sources import EVENT_KINDS
 from pipeline.types import FrameResult
 
 EVENTS_MAXLEN = 10_000
 
-# KEYS[1] the stream; ARGV: maxlen, expected last id ("" = no expectation), then per entry: id, field count
-# (2 x pairs), field, value, ... Returns {added, skipped, last id before the call}; an error reply
-# "LOST <last id>" when the stream's last id is below the expected one (Redis lost acknowledged entries).
+# KEYS[1] the stream, KEYS[2] (optional) its lease; ARGV: maxlen, expected last id ("" = no expectation),
+# the lease token ("" without a lease), then per entry: id, field count (2 x pairs), field, value, ...
+# Returns {added, skipped, last id before the call}; an error reply "FENCED <holder token>" when the lease
+# is not the token's (nothing added), "LOST <last id>" when the stream's last id is below the expected one
+# (Redis lost acknowledged entries).
 _ADD_SCRIPT = """
 local key = KEYS[1]
 local maxlen = ARGV[1]
 local expect = ARGV[2]
+if #KEYS > 1 then
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= ARGV[3] then
+    return redis.error_reply('FENCED ' .. (holder or ''))
+  end
+end
 local last = '0-0'
 if redis.call('EXISTS', key) == 1 then
   local info = redis.call('XINFO', 'STREAM', key)
@@ -57,7 +70,7 @@ if expect ~= '' then
     return redis.error_reply('LOST ' .. last)
   end
 end
-local added, skipped, i = 0, 0, 3
+local added, skipped, i = 0, 0, 4
 while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 1])
   local ms, seq = parse(id)
@@ -101,6 +114,15 @@ class RedisLostData(redis.RedisError):
         self.last = last
 
 
+class Fenced(redis.RedisError):
+    """A write of a leased stream whose lease the writer no longer holds; nothing was added."""
+
+    def __init__(self, key: str, holder: str) -> None:
+        super().__init__(f"{key}: lease lost (now held by {holder or 'nobody'}); nothing written")
+        self.key = key
+        self.holder = holder
+
+
 @dataclass(frozen=True)
 class Written:
     """The outcome of one stream's entries in one call."""
@@ -125,7 +147,8 @@ class StreamWriter:
         self._script = client.register_script(_ADD_SCRIPT)
 
     def write(self, batches: Mapping[str, Sequence[Entry]], maxlen: Mapping[str, int] | int,
-              expect: Mapping[str, str] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
+              expect: Mapping[str, str] | None = None,
+              fences: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
         """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
 
         Args:
@@ -133,6 +156,8 @@ class StreamWriter:
             maxlen: The approximate cap (`MAXLEN ~`), one for all keys or per key.
             expect: Stream key -> the last id this writer saw acknowledged there; a stream whose last id
                 is below it answers `RedisLostData`.
+            fences: Stream key -> (lease key, token): the key is written only while the lease holds the
+                token, else it answers `Fenced` (lease keys share their stream's hash tag).
 
         Returns:
             Key -> `Written`, or the exception of that key's script (per key: one key's fault leaves the
@@ -148,24 +173,34 @@ class StreamWriter:
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             cap = maxlen if isinstance(maxlen, int) else maxlen[key]
-            args: list = [cap, (expect or {}).get(key, "")]
+            lease, token = (fences or {}).get(key, ("", ""))
+            args: list = [cap, (expect or {}).get(key, ""), token]
             for entry_id, fields in batches[key]:
                 args += [entry_id, 2 * len(fields)]
                 for name, value in fields.items():
                     args += [name, value]
-            self._script(keys=[key], args=args, client=pipe)
+            self._script(keys=[key, lease] if lease else [key], args=args, client=pipe)
         replies = pipe.execute(raise_on_error=False)
         out: dict[str, Written | Exception] = {}
         for key, reply in zip(keys, replies, strict=True):
             if isinstance(reply, Exception):
-                text = str(reply)
-                out[key] = RedisLostData(key, text.split(" ", 1)[1]) if text.startswith("LOST ") else reply
+                out[key] = _classify(key, reply)
             else:
                 added, skipped, last = reply
                 out[key] = Written(
                     int(added), int(skipped), last.decode() if isinstance(last, bytes) else str(last)
                 )
         return out
+
+
+def _classify(key: str, reply: Exception) -> Exception:
+    """The script's own error replies as their exceptions; anything else as redis-py raised it."""
+    code, _, rest = str(reply).partition(" ")
+    if code == "LOST":
+        return RedisLostData(key, rest)
+    if code == "FENCED":
+        return Fenced(key, holder_of(rest))
+    return reply
 
 
 def _r(x: float, nd: int = 4) -> float:

@@ -14,18 +14,18 @@ One rule for both:
 file gets one pass of this run (`entry_ids.PassIds`): a restarted worker resumes its files' passes
 after their last published frame, and its cameras reconnect. Exit status: 0 once every file was
 published in full, 1 when a source failed for good (named in the log) or a worker could not be kept
-running.
+running. A fleet member (`run --fleet`, docs/fleet.md) is one worker, `{member}-w0`, that claims its
+cameras from Redis besides any static sources, and runs until stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
 import queue
-import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +34,7 @@ from multiprocessing.process import BaseProcess
 
 from pipeline.entry_ids import new_pass_base
 from pipeline.errors import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED, AffectstreamError
-from pipeline.keys import frames_key, heartbeat_key
+from pipeline.keys import frames_key, heartbeat_key, host_id
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,6 @@ def split_sources(specs: list, count: int) -> list[list]:
     return [specs[i::count] for i in range(count)]
 
 
-def host_id() -> str:
-    """This host's name, key-safe: the first part of the ids of the runs started here (`health` filters on it)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
-
-
 def run_id() -> str:
     """Unique per run and host, key-safe: `<host>-<pid>`."""
     return f"{host_id()}-{os.getpid()}"
@@ -186,10 +181,15 @@ class Supervisor:
     def __init__(self, cfg, redis_url: str) -> None:
         from pipeline.worker import worker_main
 
+        run = run_id()
+        if cfg.fleet.enabled:  # one worker (the config refuses more); its id names the member
+            cfg = dataclasses.replace(
+                cfg, fleet=dataclasses.replace(cfg.fleet, member=cfg.fleet.member or run)
+            )
+            run = cfg.fleet.member
         self.cfg = cfg
         self.redis_url = redis_url
         self.failed_sources: dict[str, str] = {}
-        run = run_id()
         self.specs = split_sources(list(cfg.sources), cfg.workers.count)
         self.slots = [Slot(f"{run}-w{i}", worker_main) for i in range(len(self.specs))]
         self.group = ProcessGroup(
@@ -213,7 +213,7 @@ class Supervisor:
             client.close()
 
     def run(self) -> int:
-        if not self.slots or not self.cfg.sources:
+        if not self.cfg.sources and not self.cfg.fleet.enabled:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
         passes = self._passes()
@@ -221,7 +221,7 @@ class Supervisor:
             port = self.cfg.metrics.port + i if self.cfg.metrics.port else 0
             mine = {spec.name: passes[spec.name] for spec in specs if spec.name in passes}
             slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, port, self.failures)
-            log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs))
+            log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs) or "fleet cameras only")
         ok = self.group.run()
         self._clear_heartbeats()
         if self.failed_sources:

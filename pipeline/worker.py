@@ -7,6 +7,10 @@ frame already taken from a source is still inferred and published before the pro
 Per-source state (tracker, detect cadence, smoother) lives in each source's `SourceContext`, owned by
 its lane; the stages (`FrameProcessor`) are built once and shared by all sources.
 
+Sources can be added and removed while it runs (`add_source`, `remove_source`): a fleet member's claim
+loop (`pipeline.fleet.member`, a thread of this process) does so as it claims, releases and loses camera
+leases; a fleet worker runs until stopped, with no source at all if there is none to claim.
+
 Exit status (`pipeline.supervisor`): 0 when every frame taken was published and no source failed;
 `EXIT_SOURCES_FAILED` when sources failed for good (a file that cannot be read, a stream key Redis
 refuses: restarting would not help), reported to the supervisor by name; `EXIT_CANNOT_RUN` when a model
@@ -22,13 +26,14 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 
 from pipeline.batcher import STOP, MicroBatcher
 from pipeline.errors import EXIT_SOURCES_FAILED
-from pipeline.keys import heartbeat_key
+from pipeline.keys import heartbeat_key, host_id
 from pipeline.metrics import WorkerMetrics
 from pipeline.outbox import Outbox
-from pipeline.process import stamp_latency
+from pipeline.process import FrameProcessor, stamp_latency
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ class Worker:
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
+        self.redis_url = redis_url
         self.redis = connect(redis_url)
         self.passes = dict(passes or {})
         self.metrics = WorkerMetrics()
@@ -63,8 +69,12 @@ class Worker:
         self.outbox: Outbox  # made by `run`, before any source starts
         self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
         self._report = report
-        self._inflight = {spec.name: 0 for spec in self.specs}  # frames taken, not yet published or dropped
-        self._lanes: dict = {}
+        self._inflight: Counter[str] = Counter()  # frames taken, not yet published or dropped
+        self._lanes: dict = {}  # source name -> SourceLane; replaced, never mutated (threads iterate it)
+        self._processor: FrameProcessor  # made by `run`: what `add_source` builds a lane's state with
+        self._fleet = cfg.fleet.enabled  # runs until stopped, sources come and go
+        self._fenced: queue.SimpleQueue = queue.SimpleQueue()  # sources whose lease turned out lost
+        self._sources_lock = threading.Lock()  # one add or remove at a time
         self._files = {spec.name for spec in self.specs if not spec.live}
         self._stop = stop or threading.Event()
         self._idle: list[threading.Event] = []  # per prepare thread: set while it waits for frames
@@ -73,9 +83,10 @@ class Worker:
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
-        self._sources: list = []
         self._counted: dict[str, tuple[int, int]] = {}  # source -> (decoded, dropped) already in metrics
         self.published = 0
+        self.published_by_source: Counter[str] = Counter()
+        self.last_frame_ts: dict[str, float] = {}  # source -> capture time of its last published frame
         self.failed: BaseException | None = None
 
     def stop(self) -> None:
@@ -99,6 +110,22 @@ class Worker:
             lane.source.stop(timeout=0)
         self._failed_for_good(source, reason)
 
+    def _on_fenced(self, source: str, holder: str) -> None:
+        """A write of `source` was fenced (its lease is lost): stop reading it now; the claim loop
+        (`fenced()`) does the rest."""
+        lane = self._lanes.get(source)
+        if lane is not None:
+            lane.finished = True
+            lane.source.stop(timeout=0)
+        self._fenced.put((source, holder))
+
+    def fenced(self) -> list[tuple[str, str]]:
+        """(source, holder) of every fenced write since the last call."""
+        out = []
+        while not self._fenced.empty():
+            out.append(self._fenced.get())
+        return out
+
     def _failed_for_good(self, source: str, reason: str) -> None:
         if self._report is not None:
             self._report(source, reason)
@@ -113,14 +140,83 @@ class Worker:
             for r in results:
                 self._inflight[r.source] -= 1
 
+    def _count_taken(self, source: str) -> None:
+        with self._lock:
+            self.taken += 1
+            self._inflight[source] += 1
+
+    # -- sources coming and going -----------------------------------------------------------------
+    @property
+    def source_names(self) -> list[str]:
+        return list(self._lanes)
+
+    def source_stats(self) -> dict:
+        """Source name -> its reader's `SourceStats`."""
+        return {name: lane.source.stats for name, lane in self._lanes.items()}
+
+    def add_source(
+        self, spec, fence: tuple[str, str] | None = None, first: tuple[str, dict] | None = None
+    ) -> None:
+        """Start reading `spec` (any thread, while `run` runs); its entries are written only while the
+        lease `fence` (lease key, token) holds the token; `first` (kind, detail) is its first event."""
+        with self._sources_lock:
+            if spec.name in self._lanes:
+                raise ValueError(f"source {spec.name!r} is already running in {self.worker_id}")
+            self.outbox.add_source(spec, fence)
+            if first is not None:
+                self.outbox.add_event(spec.name, *first)
+            self._start_lane(spec)
+
+    def _start_lane(self, spec) -> None:
+        from pipeline.lanes import SourceLane
+        from pipeline.sources import open_source
+
+        context = self._processor.new_source(
+            spec.name, smooth_window=self.cfg.smoothing.window, live=spec.live
+        )
+        lane = SourceLane(open_source(spec, self._on_event), context, self.outbox.resume_after.get(spec.name, -1),
+                          on_take=self._count_taken)  # fmt: skip
+        self._lanes = {**self._lanes, spec.name: lane}
+        lane.source.start()
+
+    def remove_source(self, name: str, *, drain: bool, then: tuple[str, dict] | None = None,
+                      timeout_s: float = 5.0) -> int:  # fmt: skip
+        """Stop `name` (any thread, while `run` runs) and forget it.
+
+        `drain` (the camera is released): every frame already taken is published, then the event `then`,
+        all still under its fence, before this returns. Else (the lease is lost): its frames in flight are
+        dropped, never published, and `then` is written without a fence. Returns the frames left
+        unpublished (those in flight when not draining, or when draining took longer than `timeout_s`).
+        """
+        with self._sources_lock:
+            lane = self._lanes.get(name)
+            if lane is None:
+                return 0
+            lane.close()  # every frame taken from it is counted in _inflight from here on
+            lane.source.stop(timeout=0)
+            deadline = time.monotonic() + timeout_s
+            if drain:
+                while self._inflight[name] > 0 and time.monotonic() < deadline and not self.failed:
+                    time.sleep(0.01)
+                if then is not None:
+                    self.outbox.add_event(name, *then)
+                    then = None
+                while self.outbox.pending_events(name) and time.monotonic() < deadline and not self.failed:
+                    time.sleep(0.01)
+            self._sync_source_metrics()
+            self._lanes = {k: v for k, v in self._lanes.items() if k != name}
+            left = max(0, self._inflight[name])
+            self.outbox.remove_source(name, then)
+            return left
+
     # -- stages ---------------------------------------------------------------------------------
 
-    def _take(self, lanes: list, cursor: int, idle: threading.Event):
+    def _take(self, cursor: int, idle: threading.Event):
         """The next frame of any source, round robin from `cursor`; None when none is ready yet.
 
         Returns (taken, next cursor).
         """
-        active = [lane for lane in lanes if not lane.finished]
+        active = [lane for lane in self._lanes.values() if not lane.finished]
         for k in range(len(active)):
             i = (cursor + k) % len(active)
             if taken := active[i].take(0.0):
@@ -129,24 +225,29 @@ class Worker:
         # One source left: block on it briefly (lowest latency for a single camera); else poll.
         if len(active) == 1 and (taken := active[0].take(0.05)):
             return taken, cursor
-        time.sleep(0.002)
+        time.sleep(0.002 if active else 0.05)  # a fleet member with no camera: no busy loop
         return None, cursor
 
-    def _prepare_loop(self, processor, detector, lanes: list, idle: threading.Event, cursor: int) -> None:
+    def _ended(self) -> bool:
+        """Whether the prepare stage is done: stopped, or (outside a fleet) every source finished."""
+        return self._stop.is_set() or (
+            not self._fleet and all(lane.finished for lane in self._lanes.values())
+        )
+
+    def _prepare_loop(self, processor, detector, idle: threading.Event, cursor: int) -> None:
         from pipeline.lanes import LaneAborted
 
         try:
-            while not self._stop.is_set() and not all(lane.finished for lane in lanes):
-                taken, cursor = self._take(lanes, cursor, idle)
+            while not self._ended():
+                taken, cursor = self._take(cursor, idle)
                 if taken is None:
                     continue
                 idle.clear()
-                with self._lock:
-                    self.taken += 1
-                    self._inflight[taken.lane.name] += 1
                 t = time.perf_counter()
                 lane, frame = taken.lane, taken.frame
-                detections = detector.detect(frame.image) if taken.detect else None
+                detections = (
+                    detector.detect(frame.image, lane.context.detector_input) if taken.detect else None
+                )
                 with lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
                     # in frame order per source: the tracker needs it, and the engine keeps it
                     self._prepared.put(processor.prepare(frame, lane.context, detections))
@@ -168,7 +269,7 @@ class Worker:
     def _engine_loop(self, processor) -> None:
         # Archives wait longer for fuller batches: nobody watches their latency, and at ~1 face per
         # frame a 10 ms wait gives engine calls of 1-2 faces (bench/: x1.04 frames/s with 100 ms).
-        live = any(spec.live for spec in self.specs)
+        live = self._fleet or any(spec.live for spec in self.specs)
         wait_ms = self.cfg.batch.max_wait_ms if live else self.cfg.batch.file_max_wait_ms
         batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=wait_ms,
                                producer_idle=lambda: all(e.is_set() for e in self._idle))  # fmt: skip
@@ -179,7 +280,8 @@ class Worker:
                 self.metrics.stage_seconds.labels("engine").observe(time.perf_counter() - t)
                 self.metrics.batch_size.observe(sum(len(p.faces) for p in batch))
                 for r in results:  # in frame order per source, as the smoother needs
-                    self._results.put(self._lanes[r.source].context.smooth(r))
+                    lane = self._lanes.get(r.source)  # None: removed meanwhile (the outbox drops it)
+                    self._results.put(lane.context.smooth(r) if lane is not None else r)
         except BaseException as exc:
             self.failed = exc
             log.exception("engine stage failed")
@@ -231,6 +333,8 @@ class Worker:
             self.metrics.frames_published.labels(r.source).inc()
             self.metrics.faces.labels(r.source).inc(len(r.faces))
             self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
+            self.published_by_source[r.source] += 1
+            self.last_frame_ts[r.source] = r.ts
         self.published += len(published)
 
     def _heartbeat_loop(self) -> None:
@@ -241,7 +345,7 @@ class Worker:
 
     def _sync_source_metrics(self) -> None:
         """Copy the sources' own counters (decoded, dropped under the live policy) into Prometheus."""
-        for src in self._sources:
+        for src in [lane.source for lane in self._lanes.values()]:
             stats = src.stats
             decoded, dropped = self._counted.get(src.name, (0, 0))
             self.metrics.frames_decoded.labels(src.name).inc(stats.decoded - decoded)
@@ -253,8 +357,8 @@ class Worker:
             # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
             # the keys of past runs (ids are unique per run) do not pile up.
             self.redis.set(key, json.dumps({
-                "ts": time.time(), "pid": os.getpid(), "published": self.published,
-                "sources": [s.name for s in self.specs],
+                "ts": time.time(), "pid": os.getpid(), "host": host_id(), "published": self.published,
+                "sources": self.source_names,
             }), ex=max(60, int(self.cfg.workers.stale_after_s * 10)))  # fmt: skip
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
@@ -262,11 +366,9 @@ class Worker:
     # -- main -----------------------------------------------------------------------------------
     def run(self) -> int:
         """Run to completion; 0 when every frame taken was published, 1 when a stage failed."""
-        from pipeline.lanes import SourceLane
         from pipeline.process import processor_from_config
-        from pipeline.sources import open_source
 
-        processor = processor_from_config(
+        processor = self._processor = processor_from_config(
             self.cfg, parallel=True
         )  # every model loaded before the first frame
         detectors = processor.detectors  # one prepare thread each
@@ -275,20 +377,20 @@ class Worker:
         self._beat(heartbeat_key(self.worker_id))
         self.outbox = Outbox(self.redis, self.worker_id, self.specs, self.passes, maxlen=self.cfg.redis.maxlen,
                              stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
-                             drained=self._drained)  # fmt: skip
-        sources = self._sources = [open_source(spec, self._on_event) for spec in self.specs]
-        lanes = [SourceLane(src, processor.new_source(spec.name, smooth_window=self.cfg.smoothing.window),
-                            self.outbox.resume_after.get(spec.name, -1))
-                 for src, spec in zip(sources, self.specs, strict=True)]  # fmt: skip
-        self._lanes = {lane.name: lane for lane in lanes}
-        for src in sources:
-            src.start()
+                             drained=self._drained, on_fenced=self._on_fenced)  # fmt: skip
+        for spec in self.specs:
+            self._start_lane(spec)
+        member = None
+        if self._fleet:
+            from pipeline.fleet.member import Member
+
+            member = Member(self, self.cfg.fleet, self.redis_url)
         self._idle = [threading.Event() for _ in detectors]
         self._preparing = len(detectors)
         # Each thread starts its round robin at another source, so they spread over the sources.
         prepare = [
             threading.Thread(
-                target=self._prepare_loop, args=(processor, det, lanes, self._idle[i], i), name=f"prepare-{i}"
+                target=self._prepare_loop, args=(processor, det, self._idle[i], i), name=f"prepare-{i}"
             )
             for i, det in enumerate(detectors)
         ]
@@ -301,19 +403,28 @@ class Worker:
         for t in threads:
             t.start()
         beat.start()
+        if member is not None:
+            member.start()
         for t in prepare:  # prepare ends at EOF of every source, on stop(), or on failure
             _join(t)
-        for src in sources:
-            src.stop()
+        if member is not None:
+            member.stop_claiming()  # it keeps renewing its leases while the last frames drain
+        for lane in self._lanes.values():
+            lane.source.stop()
         self._sync_source_metrics()
         for t in threads[len(prepare) :]:
             _join(t)
+        if member is not None:
+            member.close()  # `released` for each camera, then the leases deleted: the takers start now
         processor.engine.close()  # device buffers freed now, in their CUDA context, not by destructors at exit
         self._stop.set()
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
         log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
         box = self.outbox
+        if box.abandoned_frames:
+            log.warning("worker %s: %d frames of cameras whose lease was lost were not published",
+                        self.worker_id, box.abandoned_frames)  # fmt: skip
         if box.lost_events or box.lost_frames or box.dropped_frames:
             log.error("worker %s: %d frames and %d events could not be published; %d frames of failed sources "
                       "dropped", self.worker_id, box.lost_frames, box.lost_events, box.dropped_frames)  # fmt: skip

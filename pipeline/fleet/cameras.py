@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.keys import FLEET_CAMERAS, text
+from pipeline.keys import FLEET_CAMERAS, KEY_SAFE_NAME, KEY_SAFE_RULE, text
 from pipeline.masking import mask_url, url_secrets
 from pipeline.sources.spec import SourceSpec, SourceSpecError
 from settings.interpolate import UnsetVariable, expand
 
 # `name` and `url` are the camera itself; `live` is always true for a fleet camera.
 _NOT_OPTIONS = ("name", "url", "live")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # it goes into key names: no braces, colons or spaces
 _ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}")
 _BARE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-")
@@ -72,8 +71,8 @@ def check_camera(name: str, url: str, options: dict[str, Any] | None = None) -> 
     Raises:
         ConfigError: Bad name, URL or option.
     """
-    if not _NAME.match(name):
-        raise ConfigError(f"camera name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
+    if not KEY_SAFE_NAME.match(name):
+        raise ConfigError(f"camera name {name!r}: {KEY_SAFE_RULE}")
     options = dict(options or {})
     for key in _NOT_OPTIONS:
         if key in options:

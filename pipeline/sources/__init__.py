@@ -8,13 +8,21 @@ A `Source` reads on its own thread (`run`); finite sources can also be read sync
 from pipeline.sources._av import BgrConverter
 from pipeline.sources._decode import DecodeStats
 from pipeline.sources.files import TruncatedVideo, VideoFile, VideoInfo, probe, read_video
-from pipeline.sources.reader import EVENT_KINDS, STATES, EventCallback, Source, SourceStats, open_source
+from pipeline.sources.reader import EVENT_KINDS as READER_EVENT_KINDS
+from pipeline.sources.reader import STATES, EventCallback, Source, SourceStats, open_source
 from pipeline.sources.spec import KINDS, SourceSpec, SourceSpecError, kind_from_url
+
+# Every kind a source's events stream carries: its reader's, and a fleet camera's changes of owner
+# (`claimed`, `released`, `lost`, each with the member and worker: pipeline.fleet.member).
+FLEET_EVENT_KINDS = ("claimed", "released", "lost")
+EVENT_KINDS = (*READER_EVENT_KINDS, *FLEET_EVENT_KINDS)
 
 __all__ = [
     "BgrConverter",
     "DecodeStats",
     "EVENT_KINDS",
+    "FLEET_EVENT_KINDS",
+    "READER_EVENT_KINDS",
     "KINDS",
     "STATES",
     "EventCallback",

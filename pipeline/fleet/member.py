@@ -1,0 +1,267 @@
+"""A fleet member's claim loop: a thread of the worker process that owns the member's camera leases.
+
+Every `fleet.claim_every_s` (docs/fleet.md, "Balance"):
+
+1. cameras whose writes were fenced, or whose lease could not be renewed, are lost: stopped at once,
+   their frames in flight dropped, `lost` written;
+2. leases are renewed every third of their TTL; a member cut off from Redis stops its cameras once
+   their leases may have expired (it cannot know whether another member took them) and keeps trying;
+3. cameras no longer desired (`cameras rm`) or changed (`cameras add` of the same name) are released:
+   their frames already taken are published, then `released`, then the lease is deleted;
+4. free cameras are claimed, in random order (members starting together spread), up to the target:
+   this member's capacity, or its fair share of the cameras when other members are alive;
+5. a member above its fair share while another is below releases one camera, at most one per
+   `fleet.rebalance_every_s`, and does not take it back for as long.
+
+The member record (`keys.member_key`) is rewritten every round with a TTL of three lease TTLs; the
+leases live in this process, so a member that dies loses them with it, after at most one TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import Counter
+
+import redis
+
+from pipeline.errors import ConfigError
+from pipeline.fleet.cameras import Camera, list_cameras
+from pipeline.fleet.leases import Lease
+from pipeline.keys import MEMBER_PATTERN, host_id, member_key, text
+from pipeline.masking import mask_text
+from pipeline.redis_conn import connect
+
+log = logging.getLogger(__name__)
+
+
+class Member:
+    """The claim loop of `worker` (a running `pipeline.worker.Worker`) under `cfg` (a `FleetConfig`).
+
+    `start()` runs it; `stop_claiming()` when the worker stops taking frames (leases are still renewed
+    while it drains); `close()` once every frame is published: `released` for each camera, then the
+    leases are deleted, so the other members take them at once.
+    """
+
+    def __init__(self, worker, cfg, redis_url: str) -> None:
+        from pipeline.fleet.capacity import member_capacity
+
+        self.worker = worker
+        self.cfg = cfg
+        self.member = cfg.member or worker.worker_id.rsplit("-w", 1)[0]
+        self.capacity = member_capacity(cfg.max_sources)
+        # Short timeouts: a cut-off member must notice within its TTL, not after redis-py's defaults.
+        self.client = connect(redis_url, timeout_s=max(0.2, min(2.0, cfg.lease_ttl_s / 5)))
+        self.leases: dict[str, Lease] = {}
+        self.cameras: dict[str, Camera] = {}  # as claimed (a changed one is released and claimed again)
+        self._claimed: dict[str, float] = {}  # camera -> wall time claimed
+        self._renewed: dict[str, float] = {}  # camera -> monotonic time its last renewal was sent
+        self._hold_off: dict[str, float] = {}  # camera -> monotonic time until which not to reclaim it
+        self._last_release = 0.0
+        self._unusable: set[str] = set()  # cameras already warned about (bad URL or option here)
+        self._published: Counter[str] = Counter()  # camera -> frames published at the last beat
+        self._beat_at = time.monotonic()
+        self._claiming = True
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fleet-member", daemon=True)
+        self._unreachable = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        log.info("fleet member %s (worker %s): capacity %d cameras", self.member, self.worker.worker_id,
+                 self.capacity)  # fmt: skip
+        self._thread.start()
+
+    def stop_claiming(self) -> None:
+        self._claiming = False
+
+    def close(self) -> None:
+        """After the worker published its last frame: `released` for each camera, leases deleted."""
+        self._claiming = False
+        self._closed.set()
+        self._thread.join(10)
+        for name in self.leases:
+            self.worker.outbox.add_event(name, "released", self._detail("stopping"))
+        try:
+            self.worker.outbox.flush_events()
+        except Exception as exc:  # the leases go anyway: the others must not wait for their TTL
+            log.warning("fleet: could not publish `released` events: %s", mask_text(str(exc)))
+        for name in list(self.leases):
+            self._drop_lease(name)
+        try:
+            self.client.delete(member_key(self.member))
+        except redis.RedisError:
+            pass
+        self.client.close()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.cfg.claim_every_s):
+            try:
+                self.round()
+                if self._unreachable:
+                    log.warning("fleet: Redis reachable again")
+                    self._unreachable = False
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not self._unreachable:
+                    log.warning("fleet: Redis unreachable (%s); retrying", mask_text(str(exc)))
+                    self._unreachable = True
+                self._stop_expired()
+            except Exception:  # the loop must outlive any one bad round
+                log.exception("fleet: claim round failed")
+
+    # -- one round --------------------------------------------------------------------------------
+    def round(self) -> None:
+        """One claim round (the module docstring); the loop calls it every `claim_every_s`."""
+        for name, holder in self.worker.fenced():
+            self._lose(name, f"a write was fenced; the lease is held by {holder or 'nobody'}")
+        self._renew()
+        self._stop_expired()
+        if not self._claiming:
+            return
+        desired = list_cameras(self.client)
+        for name in list(self.leases):
+            camera = desired.get(name)
+            if camera is None:
+                self._release(name, "removed")
+            elif (camera.url, camera.options) != (self.cameras[name].url, self.cameras[name].options):
+                self._release(name, "changed")
+        others = self._other_members()
+        fair = self._fair_share(len(desired), others)
+        self._claim(desired, min(self.capacity, fair))
+        self._rebalance(fair, others, len(desired))
+        self._beat()
+
+    def _renew(self) -> None:
+        now = time.monotonic()
+        for name, lease in list(self.leases.items()):
+            if now - self._renewed[name] < lease.ttl_s / 3:
+                continue
+            if lease.renew():
+                self._renewed[name] = now
+            else:
+                self._lose(name, "the lease expired before it was renewed")
+
+    def _stop_expired(self) -> None:
+        """Cameras whose lease may have expired by now (renewals did not get through) stop."""
+        now = time.monotonic()
+        for name in [n for n, sent in self._renewed.items() if now - sent >= self.cfg.lease_ttl_s]:
+            self._lose(name, "Redis unreachable for a whole lease TTL")
+
+    def _other_members(self) -> list[dict]:
+        """The member records of the other live members."""
+        keys = [k for k in self.client.scan_iter(match=MEMBER_PATTERN, count=1000)
+                if text(k) != member_key(self.member)]  # fmt: skip
+        out = []
+        for raw in self.client.mget(keys) if keys else []:
+            try:
+                out.append(json.loads(text(raw)))
+            except (ValueError, TypeError):
+                continue  # expired between SCAN and MGET, or not ours
+        return out
+
+    def _fair_share(self, cameras: int, others: list[dict]) -> int:
+        """Cameras x this member's capacity / the capacity of all live members, rounded up."""
+        total = self.capacity + sum(int(m.get("capacity") or 0) for m in others)
+        return math.ceil(cameras * self.capacity / total) if total else 0
+
+    def _claim(self, desired: dict[str, Camera], target: int) -> None:
+        now = time.monotonic()
+        free = [c for name, c in desired.items()
+                if name not in self.leases and self._hold_off.get(name, 0.0) <= now]  # fmt: skip
+        random.shuffle(free)
+        for camera in free:
+            if len(self.leases) >= target:
+                return
+            try:
+                spec = camera.resolve()
+            except ConfigError as exc:
+                if camera.name not in self._unusable:
+                    self._unusable.add(camera.name)
+                    log.warning("fleet: skipping %s", exc)
+                continue
+            self._unusable.discard(camera.name)
+            lease = Lease(self.client, camera.name, self.worker.worker_id, self.cfg.lease_ttl_s)
+            sent = time.monotonic()
+            if not lease.acquire():
+                continue  # another member holds it
+            try:
+                self.worker.add_source(spec, fence=lease.fence, first=("claimed", self._detail()))
+            except Exception:
+                lease.release()
+                raise
+            self.leases[camera.name], self.cameras[camera.name] = lease, camera
+            self._renewed[camera.name], self._claimed[camera.name] = sent, time.time()
+            log.info("fleet: claimed %s (%d held)", camera.name, len(self.leases))
+
+    def _rebalance(self, fair: int, others: list[dict], cameras: int) -> None:
+        """Give one camera up when holding more than the fair share while another member holds less."""
+        now = time.monotonic()
+        if len(self.leases) <= fair or now - self._last_release < self.cfg.rebalance_every_s:
+            return
+        total = self.capacity + sum(int(m.get("capacity") or 0) for m in others)
+        for m in others:
+            share = math.ceil(cameras * int(m.get("capacity") or 0) / total) if total else 0
+            if len(m.get("cameras") or {}) < share:
+                self._last_release = now
+                self._release(max(self._claimed, key=self._claimed.__getitem__), "rebalance")
+                return
+
+    # -- giving cameras up ------------------------------------------------------------------------
+    def _release(self, name: str, why: str) -> None:
+        """Drain `name`, publish `released` under its lease, then delete the lease."""
+        left = self.worker.remove_source(name, drain=True, then=("released", self._detail(why)))
+        self._drop_lease(name)
+        self._hold_off[name] = time.monotonic() + self.cfg.rebalance_every_s
+        log.info("fleet: released %s (%s)%s", name, why, f"; {left} frames not drained" if left else "")
+
+    def _lose(self, name: str, why: str) -> None:
+        """The lease of `name` is gone: stop it now, drop its frames in flight, write `lost` unfenced."""
+        if name not in self.leases:
+            return
+        dropped = self.worker.remove_source(name, drain=False, then=("lost", self._detail(why)))
+        self._forget(name)
+        log.warning("fleet: lost %s (%s); %d frames in flight dropped", name, why, dropped)
+
+    def _drop_lease(self, name: str) -> None:
+        lease = self._forget(name)
+        try:
+            lease.release()
+        except redis.RedisError as exc:  # it expires by itself within its TTL
+            log.warning("fleet: could not delete the lease of %s: %s", name, mask_text(str(exc)))
+
+    def _forget(self, name: str) -> Lease:
+        self.cameras.pop(name, None)
+        self._claimed.pop(name, None)
+        self._renewed.pop(name, None)
+        return self.leases.pop(name)
+
+    def _detail(self, reason: str = "") -> dict:
+        detail = {"member": self.member, "worker": self.worker.worker_id}
+        return {**detail, "reason": reason} if reason else detail
+
+    # -- member record ----------------------------------------------------------------------------
+    def _beat(self) -> None:
+        now, stats = time.monotonic(), self.worker.source_stats()
+        dt = max(1e-3, now - self._beat_at)
+        cameras = {}
+        for name in self.leases:
+            published = self.worker.published_by_source[name]
+            source = stats.get(name)
+            cameras[name] = {
+                "claimed": self._claimed[name],
+                "fps": round((published - self._published.get(name, published)) / dt, 2),
+                "decoded": source.decoded if source else 0,
+                "dropped": source.dropped if source else 0,
+                "last_frame_ts": self.worker.last_frame_ts.get(name),
+            }
+            self._published[name] = published
+        self._published = Counter({name: self._published[name] for name in self.leases})
+        self._beat_at = now
+        record = {"member": self.member, "worker": self.worker.worker_id, "host": host_id(),
+                  "pid": os.getpid(), "capacity": self.capacity, "cameras": cameras, "ts": time.time()}  # fmt: skip
+        self.client.set(member_key(self.member), json.dumps(record), px=int(3000 * self.cfg.lease_ttl_s))
