@@ -48,7 +48,8 @@ def source_of_stream(key: bytes | str, suffix: str = FRAMES_SUFFIX) -> str | Non
 
 
 def heartbeat_key(worker: str) -> str:
-    """JSON {ts, pid, sources, published}, no TTL: `affectstream health` judges staleness by ts."""
+    """JSON {ts, pid, host, sources, published}; it expires long after it is stale, and `affectstream
+    health` judges staleness by ts (and this host's workers by host)."""
     return f"affect:worker:{worker}:heartbeat"
 
 
