@@ -176,3 +176,18 @@ def test_a_bad_import_exits_2_and_stores_nothing(redis_url, capsys, tmp_path, so
 def test_import_needs_a_config(redis_url, capsys):
     assert main(["cameras", "import", "--redis", redis_url]) == 2
     assert "-c CONFIG" in capsys.readouterr().err
+
+
+def test_without_a_url_the_running_embedded_server_is_used(tmp_path, monkeypatch, capsys):
+    """What `run` without a Redis URL started on this machine is the fleet's Redis: the commands find it."""
+    from pipeline.redis_conn import EmbeddedRedis
+
+    monkeypatch.delenv("AFFECTSTREAM_REDIS_URL", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"redis: {{data_dir: {tmp_path / 'redis'}}}\nsources: ['rtsp://v:${{UNSET_PW}}@cam/s']\n"
+    )
+    with EmbeddedRedis(tmp_path / "redis", aof=False):
+        assert main(["cameras", "add", "cam", "rtsp://cam/s", "-c", str(config)]) == 0
+        assert main(["cameras", "ls", "--json", "-c", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["cameras"][0]["name"] == "cam"
