@@ -1,0 +1,140 @@
+"""Fleet members on a real Redis: leases, the fence in the publish script, the outbox's handling of a lost
+lease, the config rules; and members as separate `affectstream run --fleet` processes against the real
+RTSP server: two split four cameras, `cameras rm` and `cameras add` take effect within 2 s."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
+from pipeline.fleet.leases import Lease, lease_holder
+from pipeline.keys import events_key, frames_key, lease_key
+from pipeline.outbox import Outbox
+from pipeline.publish import Fenced, StreamWriter, Written, is_transient
+from pipeline.redis_conn import connect
+from pipeline.sources import SourceSpec
+from pipeline.types import FrameResult
+from tests.fleet.harness import Fleet, events, publishers_since, wait_for
+
+
+def _entries(ids):
+    return [(i, {"frame": i.split("-")[1]}) for i in ids]
+
+
+def test_lease_acquire_renew_release(redis_url):
+    client = connect(redis_url)
+    mine = Lease(client, "cam", "m1-w0", ttl_s=0.5)
+    other = Lease(client, "cam", "m2-w0", ttl_s=0.5)
+    assert mine.acquire() and not other.acquire()
+    assert lease_holder(client, "cam") == "m1-w0" and mine.token.startswith("m1-w0/")
+    assert mine.renew()
+    time.sleep(0.7)  # expired: another member takes it, and the first one's renewal says so
+    assert other.acquire()
+    assert not mine.renew()
+    mine.release()  # a lost lease is left to its new holder
+    assert lease_holder(client, "cam") == "m2-w0"
+    other.release()
+    assert not client.exists(lease_key("cam"))
+
+
+def test_a_writer_with_a_stale_token_is_fenced_and_writes_nothing(redis_url):
+    client = connect(redis_url)
+    writer = StreamWriter(client)
+    old = Lease(client, "cam", "m1-w0", ttl_s=0.3)
+    assert old.acquire()
+    key = frames_key("cam")
+    assert writer.write({key: _entries(["5-0"])}, 100, fences={key: old.fence}) == {key: Written(1, 0, "0-0")}
+    time.sleep(0.4)
+    new = Lease(client, "cam", "m2-w0", ttl_s=5)
+    assert new.acquire()
+    out = writer.write(
+        {key: _entries(["6-0", "6-1"]), "other": _entries(["1-0"])}, 100, fences={key: old.fence}
+    )
+    assert isinstance(out[key], Fenced) and out[key].holder == "m2-w0"
+    assert not is_transient(out[key])
+    assert [e[0] for e in client.xrange(key)] == [b"5-0"]  # nothing added by the fenced writer
+    assert out["other"] == Written(1, 0, "0-0")  # other streams of the round trip are not affected
+    assert writer.write({key: _entries(["6-0"])}, 100, fences={key: new.fence}) == {key: Written(1, 0, "5-0")}
+    client.delete(lease_key("cam"))  # no lease at all is no lease of ours either
+    assert isinstance(writer.write({key: _entries(["7-0"])}, 100, fences={key: new.fence})[key], Fenced)
+
+
+def test_the_outbox_drops_a_fenced_sources_frames_and_tells_the_worker(redis_url):
+    client = connect(redis_url)
+    fenced: list[tuple[str, str]] = []
+    box = Outbox(client, "m1-w0", [], {}, maxlen=100, stopping=lambda: False, drain_s=1.0,
+                 on_source_failed=lambda *a: pytest.fail(f"not a source failure: {a}"),
+                 drained=lambda _s: True, on_fenced=lambda *a: fenced.append(a))  # fmt: skip
+    lease = Lease(client, "cam", "m1-w0", ttl_s=5)
+    assert lease.acquire()
+    box.add_source(SourceSpec(name="cam", url="rtsp://127.0.0.1:1/x", live=True), lease.fence)
+    box.add_event("cam", "claimed", {"member": "m1"})
+    now = time.time()
+    assert len(box.publish([FrameResult("cam", 0, 0.0, now)])) == 1
+    client.set(lease_key("cam"), "m2-w0/abc")  # taken over while this member was paused
+    assert (
+        box.publish([FrameResult("cam", 1, 0.04, now + 0.04), FrameResult("cam", 2, 0.08, now + 0.08)]) == []
+    )
+    assert fenced == [("cam", "m2-w0")] and box.abandoned_frames == 2 and not box.failed
+    assert box.publish([FrameResult("cam", 3, 0.12, now + 0.12)]) == []  # forgotten: dropped, never sent
+    assert box.abandoned_frames == 3 and client.xlen(frames_key("cam")) == 1
+    box.remove_source("cam", then=("lost", {"member": "m1"}))  # what the claim loop does next
+    box.flush_events()
+    assert [f[b"kind"] for _id, f in client.xrange(events_key("cam"))] == [b"claimed", b"lost"]
+
+
+def test_fleet_config_rules():
+    with pytest.raises(ConfigError, match="a fleet member runs one worker; start more members"):
+        load_config(None, {"fleet": {"enabled": True}, "workers": {"count": 2}})
+    with pytest.raises(ConfigError, match="fleet.member"):
+        load_config(None, {"fleet": {"member": "a:b"}})
+    with pytest.raises(ConfigError, match="fleet.claim_every_s"):
+        load_config(None, {"fleet": {"lease_ttl_s": 3, "claim_every_s": 1}})
+    cfg = load_config(None, {"fleet": {"enabled": True, "max_sources": "4"}})
+    assert cfg.fleet.max_sources == 4 and not cfg.sources  # no static source needed
+    assert load_config(None, {}).fleet.max_sources == "auto"
+
+
+@pytest.mark.rtsp
+def test_two_members_split_cameras_and_follow_adds_and_removals(redis_url, rtsp_server, tmp_path):
+    fleet = Fleet(redis_url, rtsp_server.url, tmp_path, ttl_s=3.0, max_sources=2)
+    try:
+        fleet.add_cameras("cam0", "cam1", "cam2", "cam3")
+        fleet.start("m1", "m2")
+        fleet.wait_settled({"m1": 2, "m2": 2})
+        owner = {c: w for w, cams in fleet.held().items() for c in cams}
+
+        removed_at = time.time()
+        remove_camera(fleet.client, "cam0")
+        stopped = wait_for(lambda: lease_holder(fleet.client, "cam0") == "", timeout=10)
+        assert stopped is not None and stopped - removed_at < 2.0, fleet.logs()
+        released = events(fleet.client, "cam0", ("released",))
+        assert released and released[-1]["worker"] == owner["cam0"]
+        time.sleep(0.5)
+        assert not publishers_since(fleet.client, "cam0", stopped), "frames captured after the release"
+
+        added_at = time.time()
+        add_camera(fleet.client, check_camera("cam4", rtsp_server.url))
+        fleet.cameras.append("cam4")
+        claimed = wait_for(lambda: lease_holder(fleet.client, "cam4") != "", timeout=10)
+        assert claimed is not None and claimed - added_at < 2.0, fleet.logs()
+        assert lease_holder(fleet.client, "cam4") == owner["cam0"]  # the member with room took it
+        assert wait_for(lambda: publishers_since(fleet.client, "cam4", added_at), timeout=30), fleet.logs()
+        assert fleet.overlap_frames() == 0
+
+        stopping = time.time()
+        for member in fleet.members.values():
+            member.terminate()
+        for member in fleet.members.values():
+            assert member.reap(30) == 0, fleet.logs()
+        assert time.time() - stopping < 10
+        assert not [c for c in fleet.cameras if fleet.client.exists(lease_key(c))]  # SIGTERM released them
+    except redis.RedisError:
+        raise AssertionError(fleet.logs()) from None
+    finally:
+        fleet.close()
