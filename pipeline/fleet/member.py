@@ -29,6 +29,8 @@ import time
 from collections import Counter
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pipeline.errors import ConfigError
 from pipeline.fleet.cameras import Camera, list_cameras
@@ -38,6 +40,11 @@ from pipeline.masking import mask_text
 from pipeline.redis_conn import connect
 
 log = logging.getLogger(__name__)
+
+
+def fair_share(cameras: int, capacity: int, total_capacity: int) -> int:
+    """A member's fair share: cameras x its capacity / the capacity of all live members, rounded up."""
+    return math.ceil(cameras * capacity / total_capacity) if total_capacity else 0
 
 
 class Member:
@@ -55,8 +62,10 @@ class Member:
         self.cfg = cfg
         self.member = cfg.member or worker.worker_id.rsplit("-w", 1)[0]
         self.capacity = member_capacity(cfg.max_sources)
-        # Short timeouts: a cut-off member must notice within its TTL, not after redis-py's defaults.
+        # Short timeouts and no retries inside a call (the loop is the retry): a cut-off member must
+        # notice within its TTL, not after redis-py's ten retries of each command.
         self.client = connect(redis_url, timeout_s=max(0.2, min(2.0, cfg.lease_ttl_s / 5)))
+        self.client.set_retry(Retry(NoBackoff(), 0))
         self.leases: dict[str, Lease] = {}
         self.cameras: dict[str, Camera] = {}  # as claimed (a changed one is released and claimed again)
         self._claimed: dict[str, float] = {}  # camera -> wall time claimed
@@ -130,10 +139,14 @@ class Member:
                 self._release(name, "removed")
             elif (camera.url, camera.options) != (self.cameras[name].url, self.cameras[name].options):
                 self._release(name, "changed")
+            else:
+                continue
+            self._renew()  # a release waits for its frames; the other leases must not wait as long
         others = self._other_members()
-        fair = self._fair_share(len(desired), others)
+        total = self.capacity + sum(int(m.get("capacity") or 0) for m in others)
+        fair = fair_share(len(desired), self.capacity, total)
         self._claim(desired, min(self.capacity, fair))
-        self._rebalance(fair, others, len(desired))
+        self._rebalance(fair, others, len(desired), total)
         self._beat()
 
     def _renew(self) -> None:
@@ -153,21 +166,20 @@ class Member:
             self._lose(name, "Redis unreachable for a whole lease TTL")
 
     def _other_members(self) -> list[dict]:
-        """The member records of the other live members."""
+        """The member records of the other live members: beaten within a lease TTL. A record outlives its
+        member by up to three TTLs (for `fleet status`); counting a dead member's capacity that long would
+        keep the fair share of the living below what they must take over, past TTL + 2 s."""
         keys = [k for k in self.client.scan_iter(match=MEMBER_PATTERN, count=1000)
                 if text(k) != member_key(self.member)]  # fmt: skip
-        out = []
+        out, now = [], time.time()
         for raw in self.client.mget(keys) if keys else []:
             try:
-                out.append(json.loads(text(raw)))
+                record = json.loads(text(raw))
             except (ValueError, TypeError):
                 continue  # expired between SCAN and MGET, or not ours
+            if now - float(record.get("ts") or 0) <= self.cfg.lease_ttl_s:
+                out.append(record)
         return out
-
-    def _fair_share(self, cameras: int, others: list[dict]) -> int:
-        """Cameras x this member's capacity / the capacity of all live members, rounded up."""
-        total = self.capacity + sum(int(m.get("capacity") or 0) for m in others)
-        return math.ceil(cameras * self.capacity / total) if total else 0
 
     def _claim(self, desired: dict[str, Camera], target: int) -> None:
         now = time.monotonic()
@@ -198,15 +210,14 @@ class Member:
             self._renewed[camera.name], self._claimed[camera.name] = sent, time.time()
             log.info("fleet: claimed %s (%d held)", camera.name, len(self.leases))
 
-    def _rebalance(self, fair: int, others: list[dict], cameras: int) -> None:
+    def _rebalance(self, fair: int, others: list[dict], cameras: int, total: int) -> None:
         """Give one camera up when holding more than the fair share while another member holds less."""
         now = time.monotonic()
         if len(self.leases) <= fair or now - self._last_release < self.cfg.rebalance_every_s:
             return
-        total = self.capacity + sum(int(m.get("capacity") or 0) for m in others)
-        for m in others:
-            share = math.ceil(cameras * int(m.get("capacity") or 0) / total) if total else 0
-            if len(m.get("cameras") or {}) < share:
+        for m in others:  # one with room below its share: a member at its capacity could not take it
+            capacity = int(m.get("capacity") or 0)
+            if len(m.get("cameras") or {}) < min(capacity, fair_share(cameras, capacity, total)):
                 self._last_release = now
                 self._release(max(self._claimed, key=self._claimed.__getitem__), "rebalance")
                 return
@@ -214,7 +225,10 @@ class Member:
     # -- giving cameras up ------------------------------------------------------------------------
     def _release(self, name: str, why: str) -> None:
         """Drain `name`, publish `released` under its lease, then delete the lease."""
-        left = self.worker.remove_source(name, drain=True, then=("released", self._detail(why)))
+        # At most a third of a TTL: the other leases are renewed in the same loop.
+        left = self.worker.remove_source(
+            name, drain=True, then=("released", self._detail(why)), timeout_s=self.cfg.lease_ttl_s / 3
+        )
         self._drop_lease(name)
         self._hold_off[name] = time.monotonic() + self.cfg.rebalance_every_s
         log.info("fleet: released %s (%s)%s", name, why, f"; {left} frames not drained" if left else "")

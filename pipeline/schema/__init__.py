@@ -1,4 +1,4 @@
-"""The JSON Schema of results stream entries, and a validator for decoded entries."""
+"""The JSON Schemas of results and events stream entries, and validators for decoded entries."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from importlib import resources
 
 
 @cache
+def _schema(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath(name).read_text())
+
+
 def frame_entry_schema() -> dict:
-    return json.loads(resources.files(__package__).joinpath("frame_entry.schema.json").read_text())
+    return _schema("frame_entry.schema.json")
+
+
+def event_entry_schema() -> dict:
+    return _schema("event_entry.schema.json")
 
 
 def validate_entry(fields: dict[str, str]) -> None:
@@ -22,3 +30,10 @@ def validate_entry(fields: dict[str, str]) -> None:
     jsonschema.validate(faces, {"$ref": "#/$defs/faces", "$defs": schema["$defs"]})
     if len(faces) != int(fields["n"]):
         raise jsonschema.ValidationError(f"n={fields['n']} but faces has {len(faces)} items")
+
+
+def validate_event(fields: dict[str, str]) -> None:
+    """Raise jsonschema.ValidationError when an events entry (str -> str) breaks schema v1."""
+    import jsonschema
+
+    jsonschema.validate(fields, event_entry_schema())

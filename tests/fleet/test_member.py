@@ -17,7 +17,8 @@ from pipeline.keys import events_key, frames_key, lease_key
 from pipeline.outbox import Outbox
 from pipeline.publish import Fenced, StreamWriter, Written, is_transient
 from pipeline.redis_conn import connect
-from pipeline.sources import SourceSpec
+from pipeline.schema import event_entry_schema, validate_event
+from pipeline.sources import EVENT_KINDS, SourceSpec
 from pipeline.types import FrameResult
 from tests.fleet.harness import Fleet, events, publishers_since, wait_for
 
@@ -85,7 +86,14 @@ def test_the_outbox_drops_a_fenced_sources_frames_and_tells_the_worker(redis_url
     assert box.abandoned_frames == 3 and client.xlen(frames_key("cam")) == 1
     box.remove_source("cam", then=("lost", {"member": "m1"}))  # what the claim loop does next
     box.flush_events()
-    assert [f[b"kind"] for _id, f in client.xrange(events_key("cam"))] == [b"claimed", b"lost"]
+    written = [{k.decode(): v.decode() for k, v in f.items()} for _id, f in client.xrange(events_key("cam"))]
+    assert [e["kind"] for e in written] == ["claimed", "lost"]
+    for entry in written:
+        validate_event(entry)
+
+
+def test_the_event_schema_names_every_kind():
+    assert event_entry_schema()["properties"]["kind"]["enum"] == list(EVENT_KINDS)
 
 
 def test_fleet_config_rules():
@@ -126,6 +134,8 @@ def test_two_members_split_cameras_and_follow_adds_and_removals(redis_url, rtsp_
         assert lease_holder(fleet.client, "cam4") == owner["cam0"]  # the member with room took it
         assert wait_for(lambda: publishers_since(fleet.client, "cam4", added_at), timeout=30), fleet.logs()
         assert fleet.overlap_frames() == 0
+        for _id, fields in fleet.client.xrange(events_key("cam0")):
+            validate_event({k.decode(): v.decode() for k, v in fields.items()})
 
         stopping = time.time()
         for member in fleet.members.values():
