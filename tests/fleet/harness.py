@@ -1,5 +1,5 @@
 """What the fleet trials share: members as real process trees (`affectstream run --fleet`), and the analysis
-of what they left in Redis: who published each camera when (`spans`), frames published by two members in
+of what they left in Redis: who held each camera when (`tenures`), frames published by two members in
 overlapping time (`overlap_frames`), moves (`claimed` events) and takeover times.
 
 Every trial appends one row to $AFFECTSTREAM_FLEET_REPORT (JSON lines) when it is set;
@@ -8,6 +8,7 @@ Every trial appends one row to $AFFECTSTREAM_FLEET_REPORT (JSON lines) when it i
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import signal
@@ -173,13 +174,14 @@ class Fleet:
 
 
 @dataclass
-class Span:
-    """A maximal run of consecutive entries of one camera's results stream published by one worker."""
+class Tenure:
+    """One holding of a camera by one worker: its frames from one `claimed` event to the next, as
+    positions in the results stream (the order Redis appended them: publication order)."""
 
     worker: str
-    first_ts: float
-    last_ts: float
-    frames: int
+    first: int
+    last: int
+    frames: int = 0
 
 
 def entries(client: redis.Redis, camera: str) -> list[tuple[float, str]]:
@@ -187,26 +189,29 @@ def entries(client: redis.Redis, camera: str) -> list[tuple[float, str]]:
     return [(float(f[b"ts"]), text(f.get(b"worker"))) for _eid, f in client.xrange(frames_key(camera))]
 
 
-def spans(client: redis.Redis, camera: str) -> list[Span]:
-    out: list[Span] = []
-    for ts, worker in entries(client, camera):
-        if out and out[-1].worker == worker:
-            out[-1].last_ts = ts
-            out[-1].frames += 1
-        else:
-            out.append(Span(worker, ts, ts, 1))
-    return out
+def tenures(client: redis.Redis, camera: str) -> list[Tenure]:
+    """A frame belongs to its worker's latest `claimed` before its capture (both times from that
+    member's own clock); a worker with no `claimed` event has one tenure."""
+    claims: dict[str, list[float]] = defaultdict(list)
+    for event in events(client, camera, ("claimed",)):
+        claims[event["worker"]].append(event["ts"])
+    out: dict[tuple[str, int], Tenure] = {}
+    for position, (ts, worker) in enumerate(entries(client, camera)):
+        key = (worker, bisect.bisect(claims[worker], ts))
+        tenure = out.setdefault(key, Tenure(worker, position, position))
+        tenure.last, tenure.frames = position, tenure.frames + 1
+    return list(out.values())
 
 
 def overlap_frames(client: redis.Redis, camera: str) -> int:
-    """Frames of `camera` published by one worker inside the time span of another's: 0 is the fleet's
-    safety property. A frame's `ts` is its capture time on the member that published it; one host's
-    clock serves all members here, so a taker's first capture follows the previous holder's last one."""
-    runs = spans(client, camera)
+    """Frames of `camera` appended while another worker's tenure was under way (between its first and
+    last frame in stream order): 0 is the fleet's safety property. Stream order is publication order,
+    so both two members publishing at once and a late write of a member that lost the camera count."""
+    held = tenures(client, camera)
     return sum(
         1
-        for ts, worker in entries(client, camera)
-        if any(s.worker != worker and s.first_ts <= ts <= s.last_ts for s in runs)
+        for position, (_ts, worker) in enumerate(entries(client, camera))
+        if any(t.worker != worker and t.first < position < t.last for t in held)
     )
 
 
@@ -288,26 +293,37 @@ def report(row: dict) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
+# What each trial times, from the event to (times_s) the first frame published after it.
+TIMED = {
+    "SIGKILL a member": "kill -> another member's first frame",
+    "SIGSTOP past the TTL, then SIGCONT": "stop -> another member's first frame",
+    "a member leaves (SIGTERM)": "SIGTERM -> another member's first frame",
+    "a member joins (1 -> 2, 4 cameras)": "`released` -> the joiner's first frame",
+    "cameras add": "`cameras add` -> first frame",
+    "cameras rm": "`cameras rm` -> `released` (last frame)",
+}
+
+
 def _stats(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.median(values):.2f} / {max(values):.2f}"
+    return f"{statistics.median(values):.2f} / {max(values):.2f}" if values else "-"
 
 
 def table(rows: list[dict]) -> str:
-    """One line per trial kind: trials, TTL, the measured times (median / max) and the safety counts."""
+    """One line per trial kind: trials, TTL, the times (median / max), moves and the safety counts."""
     groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["trial"], row["ttl_s"])].append(row)
-    lines = ["| trial | trials | lease TTL s | cameras moved | time s (median / max) | moves per join/leave "
-             "| frames after fencing | overlapping frames |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| trial | trials | lease TTL s | timed | n | until claimed s (median / max) | until first frame s "
+             "(median / max) | moves | frames after fencing | overlapping frames |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (trial, ttl), items in groups.items():
         times = [t for r in items for t in r.get("times_s", [])]
-        moves = [r["moves"] for r in items if "moves" in r]
+        claimed = [t for r in items for t in r.get("claimed_s", [])]
+        moves = [str(r["moves"]) for r in items if "moves" in r]
         fenced = [r["frames_after_fencing"] for r in items if "frames_after_fencing" in r]
         lines.append(
-            f"| {trial} | {len(items)} | {ttl:g} | {sum(len(r.get('times_s', [])) for r in items)} "
-            f"| {_stats(times)} | {', '.join(map(str, moves)) or '-'} | {sum(fenced) if fenced else '-'} "
+            f"| {trial} | {len(items)} | {ttl:g} | {TIMED.get(trial, '')} | {len(times)} | {_stats(claimed)} "
+            f"| {_stats(times)} | {', '.join(moves) or '-'} | {sum(fenced) if fenced else '-'} "
             f"| {sum(r['overlap_frames'] for r in items)} |"
         )
     return "\n".join(lines)
