@@ -1,4 +1,5 @@
-"""`python -m bench` / `affectstream bench`: run the benchmark and write bench/results/latest.{json,md}."""
+"""`python -m bench` / `affectstream bench`: run the benchmark and write bench/results/latest.{json,md};
+`bench capacity`: the camera-capacity search (bench/capacity.py), written for `fleet.max_sources: auto`."""
 
 from __future__ import annotations
 
@@ -72,11 +73,92 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add `bench` to the `affectstream` command."""
-    p = subparsers.add_parser("bench", help="benchmark stages, end to end, naive baseline and live latency")
+def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
+    from pipeline.fleet.capacity import DEFAULT_FILE
+
+    p.add_argument("--quick", action="store_true", help="1-2 cameras, 4 s runs, one run each (a smoke test)")
+    p.add_argument("--runs", type=positive_int, help="runs per camera count, medians judged (default 2)")
+    p.add_argument("--seconds", type=float, help="length of each run (default 15)")
+    p.add_argument("--max-cameras", type=positive_int, help="stop the search here (default 16)")
+    p.add_argument("--input-size", type=det_size, help="detector.live.input_size (default: the config's)")
+    p.add_argument(
+        "--detect-every", type=positive_int, help="detector.live.detect_every (default: the config's)"
+    )
+    p.add_argument("--baseline", action="store_true",
+                   help="the live defaults before issue 13: 640x640, detect every frame")  # fmt: skip
+    p.add_argument("--coverage", action="store_true",
+                   help="also measure face-frame coverage against detecting every frame at 640x640")  # fmt: skip
+    p.add_argument(
+        "--detector",
+        help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)",
+    )
+    p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU)")
+    p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
+    p.add_argument("--write", type=Path, metavar="PATH",
+                   help=f"where fleet.max_sources: auto reads it (default $AFFECTSTREAM_CAPACITY_FILE, else {DEFAULT_FILE})")  # fmt: skip
+    p.add_argument("--no-write", action="store_true", help="print only; leave the capacity file as it is")
+    p.add_argument("-o", "--output", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    p.add_argument(
+        "--workdir", default="var/bench", help="built clips and the embedded Redis (default var/bench)"
+    )
+
+
+def capacity_settings_from_args(args: argparse.Namespace):
+    from bench.capacity import BASELINE, CapacitySettings
+
+    live = dict(BASELINE) if args.baseline else {}
+    if args.input_size is not None:
+        live["input_size"] = args.input_size if isinstance(args.input_size, str) else list(args.input_size)
+    if args.detect_every is not None:
+        live["detect_every"] = args.detect_every
+    values: dict = {"live": live or None, "coverage": args.coverage}
+    if args.quick:
+        values.update(seconds=4.0, runs=1, max_cameras=2)
+    for name in ("runs", "seconds", "max_cameras"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return CapacitySettings(**values)
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    import logging
+
+    from bench.capacity import run_capacity
+    from bench.inputs import InputError
+    from bench.report import capacity_markdown, write_capacity_results
+    from pipeline.fleet.capacity import capacity_file, write_capacity
+
+    logging.getLogger("bench").setLevel(logging.INFO)
+    try:
+        res = run_capacity(capacity_settings_from_args(args), detector=args.detector, model=args.model,
+                           redis_url=args.redis or "", workdir=args.workdir)  # fmt: skip
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    js = write_capacity_results(res, args.output)
+    print(capacity_markdown(res))
+    print(f"wrote {js}")
+    if not args.no_write:
+        path = args.write or capacity_file()
+        write_capacity(path, res["capacity"], {k: res[k] for k in ("live", "targets", "rows", "settings")})
+        print(f"wrote {path}: fleet.max_sources: auto is {res['capacity']} camera(s) on this machine")
+    return 0
+
+
+def _add_parts(p: argparse.ArgumentParser) -> None:
+    """`bench` runs the main benchmark; `bench capacity` the camera-capacity search."""
     add_arguments(p)
     p.set_defaults(handler=cmd_bench)
+    parts = p.add_subparsers(dest="part", metavar="{capacity}")
+    c = parts.add_parser("capacity", help="how many 640x360 30 fps cameras one member holds (docs/bench.md)")
+    add_capacity_arguments(c)
+    c.set_defaults(handler=cmd_capacity)
+
+
+def register(subparsers) -> None:
+    """Add `bench` (and `bench capacity`) to the `affectstream` command."""
+    p = subparsers.add_parser("bench", help="benchmark stages, end to end, naive baseline and live latency")
+    _add_parts(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.logs import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    _add_parts(parser)
     args = parser.parse_args(argv)
     setup_logging(logging.INFO)
     try:
-        return cmd_bench(args)
+        return args.handler(args)
     except Exception as exc:  # ModelFileError, RedisUnavailable, ...: one line, not a traceback
         from engines.errors import EngineError
         from pipeline.errors import AffectstreamError

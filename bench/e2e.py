@@ -78,8 +78,9 @@ def run_supervised(
     Args:
         overrides: Config overrides (`load_config(None, overrides)`), including `sources`.
         redis_url: A running Redis.
-        duration_s: Stop (SIGTERM to ourselves, which the supervisor forwards to its workers) after this
-            long; None waits for finite sources to end.
+        duration_s: Stop (SIGTERM to ourselves, which the supervisor forwards to its workers) this long
+            after the first frame is published (model loading, slow on a busy machine, is not counted);
+            None waits for finite sources to end.
         timeout_s: A run that neither ends nor was given a duration is stopped after this long.
     """
     from pipeline.config import load_config
@@ -94,8 +95,10 @@ def run_supervised(
     os.environ[env.LOG_LEVEL] = "warning"  # the worker processes read it (`setup_logging`)
     supervisor = Supervisor(cfg, redis_url)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    timer = threading.Timer(duration_s or timeout_s, os.kill, args=(os.getpid(), signal.SIGTERM))
-    timer.daemon = True
+    done = threading.Event()
+    watched = [frames_key(n) for n in names] if duration_s else []
+    timer = threading.Thread(target=_stop_after, args=(client, watched, duration_s or timeout_s, timeout_s, done),
+                             daemon=True)  # fmt: skip
     start = time.monotonic()
     try:
         with PeakSampler(
@@ -105,7 +108,7 @@ def run_supervised(
             code = supervisor.run()
             sampler.sample()
     finally:
-        timer.cancel()
+        done.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     wall = time.monotonic() - start
@@ -117,6 +120,18 @@ def run_supervised(
         first = min(e[0].ts for e in entries.values() if e)
         result.cpu_s = sampler.cpu_between(first, first + result.span_s())
     return result
+
+
+def _stop_after(client, keys: list[str], seconds: float, timeout_s: float, done: threading.Event) -> None:
+    """SIGTERM this process `seconds` after one of `keys` got its first entry (at once: no `keys`), or
+    after `timeout_s` at most; nothing once `done` is set."""
+    deadline = time.monotonic() + timeout_s
+    while keys and not done.is_set() and time.monotonic() < deadline:
+        if any(client.xlen(k) for k in keys):
+            break
+        done.wait(0.1)
+    if not done.wait(max(0.0, min(seconds, deadline - time.monotonic()))):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def base_overrides(detector: Path, model: Path, det_size, detect_every: int = 1) -> dict:
@@ -159,11 +174,16 @@ def archive_metrics(result: RunResult) -> dict:
     }
 
 
-def live_run(
-    clip: Path, streams: int, seconds: float, detector: Path, model: Path, det_size, redis_url: str
-) -> RunResult:
-    """`streams` concurrent realtime replays of `clip` in one worker for `seconds`."""
+def live_run(clip: Path, streams: int, seconds: float, detector: Path, model: Path, det_size, redis_url: str,
+             *, live: dict | None = None) -> RunResult:  # fmt: skip
+    """`streams` concurrent realtime replays of `clip` in one worker for `seconds`.
+
+    `live`: the `detector.live` settings (`input_size`, `detect_every`) the cameras run at; None: the
+    config's defaults (`det_size` is the file sources' input, which live sources do not use).
+    """
     over = base_overrides(detector, model, det_size)
+    if live:
+        over["detector"]["live"] = live
     over["sources"] = [
         {"name": f"live{streams}-{i}", "url": str(clip), "live": True, "realtime": True}
         for i in range(streams)

@@ -146,3 +146,45 @@ def write(res: dict, out_dir: Path) -> tuple[Path, Path]:
     js.write_text(json.dumps(res, indent=2, sort_keys=False) + "\n")
     md.write_text(markdown(res))
     return js, md
+
+
+def _live_label(live: dict) -> str:
+    size = live["input_size"]
+    return f"{size if isinstance(size, str) else 'x'.join(map(str, size))}_de{live['detect_every']}"
+
+
+def capacity_markdown(res: dict) -> str:
+    """A human summary of a capacity search (`bench.capacity.run_capacity`)."""
+    m, live, t, st = res["machine"], res["live"], res["targets"], res["settings"]
+    lines = [
+        f"# Camera capacity of one member: **{res['capacity']}** x 640x360 30 fps",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; measured {m['utc']}; load average {m['loadavg_at_start']} "
+        f"at start, {m.get('loadavg_at_end')} at end.",
+        f"Other busy processes at start: {'; '.join(m['busy_processes_at_start']) or 'none'}.",
+        f"Cameras: {st['clip']} replayed live; detector.live input_size {live['input_size']}, "
+        f"detect_every {live['detect_every']}; {st['runs']} run(s) of {st['seconds']} s per count, medians judged.",
+        f"Targets: dropped <= {100 * t['max_drop_rate']:.0f}%, p99 <= {t['max_p99_ms']:.0f} ms.",
+        "",
+        "| cameras | met | dropped (median) | p99 ms (median) | published fps | p99 per run ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        lines.append(f"| {r['cameras']} | {'yes' if r['ok'] else 'no'} | {100 * r['drop_rate']:.1f}% | {r['p99_ms']} | "
+                     f"{r['published_fps']} | {', '.join(_fmt(x['p99_ms']) for x in r['runs'])} |")  # fmt: skip
+    if "coverage" in res:
+        c = res["coverage"]
+        lines += ["", f"Coverage against detecting every frame at 640x640 (archive workload, {c['base_face_frames']} "
+                      f"face-frames, {c['base_faces']} faces): face-frames {100 * c['face_frames']:.2f}%, "
+                      f"faces at IoU >= 0.5 {100 * c['faces_iou50']:.2f}%."]  # fmt: skip
+    lines += ["", f"Search time: {res['duration_s']} s.", ""]
+    return "\n".join(lines)
+
+
+def write_capacity_results(res: dict, out_dir: Path) -> Path:
+    """`capacity_<input>_de<N>.{json,md}`: one file per live setting, so before and after sit side by side."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / f"capacity_{_live_label(res['live'])}.json"
+    js.write_text(json.dumps(res, indent=2) + "\n")
+    js.with_suffix(".md").write_text(capacity_markdown(res))
+    return js

@@ -64,7 +64,7 @@ QUICK = dict(
 )
 
 
-def _model_path(model: str | None) -> Path:
+def model_path(model: str | None) -> Path:
     from engines import default_model_for
 
     # What the pipeline runs for `engine.model: default` on this CPU-only benchmark.
@@ -80,7 +80,7 @@ def run_benchmark(s: Settings) -> dict:
     workdir = Path(s.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     detector = Path(s.detector) if s.detector else inputs.detector_path()
-    model = _model_path(s.model)
+    model = model_path(s.model)
     videos = inputs.shared_videos()
     if s.max_videos:
         # Quick: the short 640x360 clips first (one face, no face), not the long one.

@@ -321,7 +321,7 @@ class FaceDetector:
             )
         self._static = (int(static[0]), int(static[1])) if static is not None else None
         self._boxes: dict[tuple[int, int], _Letterbox] = {}
-        self._by_frame: dict[tuple[int, int], _Letterbox] = {}
+        self._by_frame: dict[tuple, _Letterbox] = {}  # (frame w, h, requested input) -> its letterbox
         self._lock = threading.Lock()
         if (size := self._static or self._fixed) is not None:
             self._letterbox(size)  # build the session now, not on the first frame
@@ -356,9 +356,17 @@ class FaceDetector:
         """The configured input (width, height), or "auto"."""
         return self._static or self._fixed or "auto"
 
-    def input_size_for(self, width: int, height: int) -> tuple[int, int]:
-        """The detector input (width, height) used for frames of this size."""
-        return self._static or self._fixed or auto_input_size(width, height)
+    def input_size_for(
+        self, width: int, height: int, requested: tuple[int, int] | str | None = None
+    ) -> tuple[int, int]:
+        """The detector input (width, height) used for frames of this size.
+
+        `requested` (a size or "auto") replaces the configured input for this call, so one detector
+        serves sources detected at different sizes (live cameras beside files); a model with a fixed
+        input ignores it.
+        """
+        wanted = self._fixed if requested is None else _check_input_size(requested)
+        return self._static or wanted or auto_input_size(width, height)
 
     def _letterbox(self, size: tuple[int, int]) -> _Letterbox:
         box = self._boxes.get(size)
@@ -373,11 +381,15 @@ class FaceDetector:
             self._boxes[size] = box
         return box
 
-    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+    def detect(
+        self, image_bgr: np.ndarray, input_size: tuple[int, int] | str | None = None
+    ) -> list[Detection]:
         """Faces in one frame, highest score first.
 
         Args:
             image_bgr: H x W x 3 uint8 frame in BGR order.
+            input_size: This call's detector input, a size or "auto" (see `input_size_for`); None: the
+                configured one.
 
         Returns:
             One `Detection` per face: box (x1, y1, x2, y2, clipped to the frame), score and the five
@@ -399,9 +411,10 @@ class FaceDetector:
             raise ValueError(f"detect() needs an H x W x 3 uint8 BGR image, got {got}")
         rows, cols = image_bgr.shape[:2]
         with self._lock:
-            box = self._by_frame.get((cols, rows))
+            key = (cols, rows, input_size)
+            box = self._by_frame.get(key)
             if box is None:
-                box = self._by_frame[(cols, rows)] = self._letterbox(self.input_size_for(cols, rows))
+                box = self._by_frame[key] = self._letterbox(self.input_size_for(cols, rows, input_size))
             scale = box.fill(image_bgr)
             outputs = box.session.run(self._model.output_names, {self._model.input_name: box.blob})
             return self._decode(outputs, box, scale, rows, cols)

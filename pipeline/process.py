@@ -36,19 +36,33 @@ class FrameProcessor:
         detectors: `pipeline.detect.FaceDetector`s, one per thread that detects; `detector` is the first.
         engine: An engine from `engines.create_engine`.
         detect_every: The detect cadence of the sources it serves (`new_source`).
+        live: (detect_every, detector input) of live sources; None: as files.
     """
 
-    def __init__(self, detectors: Sequence, engine, *, detect_every: int = 1) -> None:
+    def __init__(
+        self,
+        detectors: Sequence,
+        engine,
+        *,
+        detect_every: int = 1,
+        live: tuple[int, tuple[int, int] | str] | None = None,
+    ) -> None:
         if not detectors:
             raise ValueError("a processor needs at least one detector")
         self.detectors = list(detectors)
         self.detector = self.detectors[0]
         self.engine = engine
         self.detect_every = detect_every
+        self.live = live
         self.spec = engine.spec
 
-    def new_source(self, name: str, *, smooth_window: int = 1) -> SourceContext:
-        """The state of one more source served by this processor."""
+    def new_source(self, name: str, *, smooth_window: int = 1, live: bool = False) -> SourceContext:
+        """The state of one more source served by this processor; a `live` one is detected as
+        `detector.live` says (a camera's capacity is frames per second, a file's results are compared
+        exactly)."""
+        if live and self.live is not None:
+            every, size = self.live
+            return SourceContext(name, detect_every=every, smooth_window=smooth_window, detector_input=size)
         return SourceContext(name, detect_every=self.detect_every, smooth_window=smooth_window)
 
     def prepare(self, frame: Frame, source: SourceContext, detections: list[Detection] | None) -> Prepared:
@@ -67,7 +81,8 @@ class FrameProcessor:
 
     def prepare_next(self, frame: Frame, source: SourceContext) -> Prepared:
         """detect (when due) -> track -> align, for callers that take one source's frames in order."""
-        detections = self.detector.detect(frame.image) if source.detect_due() else None
+        due = source.detect_due()
+        detections = self.detector.detect(frame.image, source.detector_input) if due else None
         return self.prepare(frame, source, detections)
 
     def infer(self, batch: Sequence[Prepared]) -> list[FrameResult]:
@@ -163,10 +178,12 @@ def build_processor(
     engine_options: dict | None = None,
     detector_backend: str = "onnxruntime",
     parallel: bool = False,
+    live: tuple[int, tuple[int, int] | str] | None = None,
 ) -> FrameProcessor:
     """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack.
 
     `parallel`: one detector per core on a CPU (`load_detectors`), for the worker's prepare threads.
+    `live`: (detect_every, detector input) of live sources (`FrameProcessor`).
     """
     from engines import create_engine
     from pipeline.detect import configured_detector
@@ -174,7 +191,7 @@ def build_processor(
     detectors = load_detectors(configured_detector(detector), parallel=parallel, input_size=det_size, threshold=threshold,
                                providers=list(providers) or None, backend=detector_backend)  # fmt: skip
     eng = create_engine(engine, model or "default", **(engine_options or {}))
-    return FrameProcessor(detectors, eng, detect_every=detect_every)
+    return FrameProcessor(detectors, eng, detect_every=detect_every, live=live)
 
 
 def processor_from_config(cfg, *, parallel: bool = False) -> FrameProcessor:
@@ -190,6 +207,7 @@ def processor_from_config(cfg, *, parallel: bool = False) -> FrameProcessor:
         engine_options=engine_options(cfg.engine),
         detector_backend=cfg.detector.backend,
         parallel=parallel,
+        live=(cfg.detector.live.detect_every, cfg.detector.live.input_size),
     )
 
 

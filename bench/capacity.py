@@ -1,0 +1,130 @@
+"""`affectstream bench capacity`: how many 640x360 30 fps cameras one member (one worker) holds.
+
+N concurrent realtime replays of the live clip (`bench.inputs.live_clip`, looping like a reconnecting
+camera) run in one worker for `seconds`, for N = 1, 2, 3, ... until the first N that misses a target:
+more than 1% of the decoded frames dropped, or p99 latency (decode to XADD) above 100 ms. The capacity
+is the last N that met both. Each N runs `runs` times and is judged on the medians, so one noisy run on
+a shared machine neither makes nor breaks a count.
+
+The cameras run at the config's `detector.live` settings unless `live` says otherwise; `coverage`
+measures what those settings cost in faces: the archive workload (every shared video and the many-face
+clip, every frame published) detected at them against detecting every frame at 640x640, as the main
+benchmark measures `detect_every 3` (`bench.e2e.coverage`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import e2e, inputs, machine
+from bench.stats import median
+
+log = logging.getLogger("bench")
+
+# The live defaults before issue 13: what `--baseline` measures.
+BASELINE = {"input_size": [640, 640], "detect_every": 1}
+
+
+@dataclass(frozen=True)
+class Targets:
+    max_drop_rate: float = 0.01
+    max_p99_ms: float = 100.0
+
+    def met(self, drop_rate: float, p99_ms: float) -> bool:
+        return drop_rate <= self.max_drop_rate and p99_ms <= self.max_p99_ms
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """One capacity search.
+
+    Attributes:
+        live: `detector.live` settings of the cameras; None: the config's defaults.
+        seconds: Length of each run (the first second is warm-up for latency; drops count throughout).
+        runs: Runs per camera count (medians judged).
+        max_cameras: Stop searching here even if every count met the targets.
+        coverage: Also measure face-frame coverage of `live` against detecting every frame.
+    """
+
+    live: dict | None = None
+    seconds: float = 15.0
+    runs: int = 2
+    max_cameras: int = 16
+    coverage: bool = False
+    targets: Targets = Targets()
+
+
+def resolved_live(live: dict | None) -> dict:
+    """The `detector.live` settings a run uses: `live` over the config's defaults."""
+    from pipeline.config import load_config
+
+    cfg = load_config(None, {"detector": {"live": live or {}}})
+    size = cfg.detector.live.input_size
+    return {
+        "input_size": size if isinstance(size, str) else list(size),
+        "detect_every": cfg.detector.live.detect_every,
+    }
+
+
+def search(s: CapacitySettings, live: dict, clip: Path, detector: Path, model: Path, url: str) -> dict:
+    """Run 1, 2, ... cameras at `live` until a count misses a target; the rows and the capacity."""
+    rows: list[dict] = []
+    capacity = 0
+    for n in range(1, s.max_cameras + 1):
+        runs = []
+        for r in range(s.runs):
+            log.info("capacity: %d camera(s), run %d/%d, %.0f s", n, r + 1, s.runs, s.seconds)
+            result = e2e.live_run(clip, n, s.seconds, detector, model, (640, 640), url, live=live)
+            runs.append(e2e.live_metrics(result))
+        drop, p99 = median([m["drop_rate"] for m in runs]), median([m["p99_ms"] for m in runs])
+        ok = s.targets.met(drop, p99)
+        rows.append({"cameras": n, "ok": ok, "drop_rate": round(drop, 4), "p99_ms": round(p99, 1),
+                     "published_fps": round(median([m["published_fps"] for m in runs]), 1), "runs": runs})  # fmt: skip
+        if not ok:
+            break
+        capacity = n
+    return {"capacity": capacity, "rows": rows}
+
+
+def coverage(live: dict, detector: Path, model: Path, url: str, workdir: Path) -> dict:
+    """Face-frame coverage of detecting at `live` against every frame at 640x640 (archive workload)."""
+    videos = [*inputs.shared_videos(), inputs.many_face_clip(workdir, 180)]
+    base = e2e.archive_run(videos, "cov-base", detector, model, BASELINE["input_size"], url)
+    other = e2e.archive_run(
+        videos, "cov-live", detector, model, live["input_size"], url, detect_every=live["detect_every"]
+    )
+    return e2e.coverage(base, other)
+
+
+def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str | None = None,
+                 redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
+    """The capacity search (and coverage) as one JSON-friendly result; `bench.report.capacity_markdown`
+    prints it, `pipeline.fleet.capacity.write_capacity` stores it for `fleet.max_sources: auto`."""
+    from bench.run import model_path
+    from pipeline.redis_conn import redis_session
+
+    started = time.monotonic()
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    det = Path(detector) if detector else inputs.detector_path()
+    mdl = model_path(model)
+    clip = inputs.live_clip(work)
+    live = resolved_live(s.live)
+    out: dict = {"machine": machine.describe(), "live": live, "targets": vars(s.targets)}
+    with (
+        tempfile.TemporaryDirectory(prefix="redis-", dir=work) as redis_dir,
+        redis_session(redis_url, redis_dir) as (url, _client),
+    ):
+        out.update(search(s, live, clip, det, mdl, url))
+        if s.coverage:
+            log.info("capacity: coverage of %s against every frame at 640x640", live)
+            out["coverage"] = coverage(live, det, mdl, url, work)
+    out["settings"] = {"seconds": s.seconds, "runs": s.runs, "max_cameras": s.max_cameras,
+                       "clip": clip.name, "detector_file": str(det), "model_file": str(mdl)}  # fmt: skip
+    out["duration_s"] = round(time.monotonic() - started, 1)
+    out["machine"] = machine.finish(out["machine"])
+    return out
