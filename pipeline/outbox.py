@@ -111,6 +111,7 @@ class Outbox:
         events_after = last_id(self.client, events_key(spec.name))
         last = last_id(self.client, frames_key(spec.name))
         with self._lock:
+            self.failed.pop(spec.name, None)  # claimed again: its streams are tried afresh
             self._events.setdefault(spec.name, deque())
             self._event_ids[spec.name] = ClockIds(events_after)
             if fence is not None:

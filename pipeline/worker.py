@@ -163,9 +163,13 @@ class Worker:
             if spec.name in self._lanes:
                 raise ValueError(f"source {spec.name!r} is already running in {self.worker_id}")
             self.outbox.add_source(spec, fence)
-            if first is not None:
-                self.outbox.add_event(spec.name, *first)
-            self._start_lane(spec)
+            try:
+                if first is not None:
+                    self.outbox.add_event(spec.name, *first)
+                self._start_lane(spec)
+            except BaseException:
+                self.outbox.remove_source(spec.name)
+                raise
 
     def _start_lane(self, spec) -> None:
         from pipeline.lanes import SourceLane

@@ -93,7 +93,8 @@ class Member:
         """After the worker published its last frame: `released` for each camera, leases deleted."""
         self._claiming = False
         self._closed.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
         for name in self.leases:
             self.worker.outbox.add_event(name, "released", self._detail("stopping"))
         try:

@@ -5,6 +5,7 @@ RTSP server: two split four cameras, `cameras rm` and `cameras add` take effect 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from pipeline.config import load_config
 from pipeline.errors import ConfigError
 from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
 from pipeline.fleet.leases import Lease, lease_holder
+from pipeline.fleet.member import Member
 from pipeline.keys import events_key, frames_key, lease_key
 from pipeline.outbox import Outbox
 from pipeline.publish import Fenced, StreamWriter, Written, is_transient
@@ -20,6 +22,7 @@ from pipeline.redis_conn import connect
 from pipeline.schema import event_entry_schema, validate_event
 from pipeline.sources import EVENT_KINDS, SourceSpec
 from pipeline.types import FrameResult
+from tests.faults.harness import RedisProcess
 from tests.fleet.harness import Fleet, events, publishers_since, wait_for
 
 
@@ -94,6 +97,95 @@ def test_the_outbox_drops_a_fenced_sources_frames_and_tells_the_worker(redis_url
 
 def test_the_event_schema_names_every_kind():
     assert event_entry_schema()["properties"]["kind"]["enum"] == list(EVENT_KINDS)
+
+
+class FakeWorker:
+    """What the claim loop uses of a `Worker`, recording what it is asked to do (no models, no cameras)."""
+
+    worker_id = "m1-w0"
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[str, str]] = {}  # camera -> fence
+        self.calls: list[tuple] = []
+        self.published_by_source: Counter[str] = Counter()
+        self.last_frame_ts: dict[str, float] = {}
+        self.outbox = self  # `add_event` and `flush_events` of the outbox, recorded too
+
+    def add_source(self, spec, fence=None, first=None) -> None:
+        self.running[spec.name] = fence
+        self.calls.append(("add", spec.name, first[0]))
+
+    def remove_source(self, name, *, drain, then=None, timeout_s=5.0) -> int:
+        del self.running[name]
+        self.calls.append(("remove", name, drain, then[0]))
+        return 0
+
+    def add_event(self, name, kind, detail=None) -> None:
+        self.calls.append(("event", name, kind))
+
+    def flush_events(self) -> None:
+        pass
+
+    def fenced(self) -> list:
+        return []
+
+    def source_stats(self) -> dict:
+        return {}
+
+
+def _member(url: str, **fleet) -> tuple[Member, FakeWorker]:
+    worker = FakeWorker()
+    cfg = load_config(None, {"fleet": {"enabled": True, "member": "m1", **fleet}}).fleet
+    return Member(worker, cfg, url), worker
+
+
+def _add(client, *names: str) -> None:
+    for name in names:
+        add_camera(client, check_camera(name, "rtsp://127.0.0.1:1/x"))
+
+
+def test_claim_loop_claims_up_to_capacity_follows_removals_and_notices_a_lost_lease(redis_url):
+    client = connect(redis_url)
+    _add(client, "a", "b", "c")
+    member, worker = _member(redis_url, max_sources=2, lease_ttl_s=3, claim_every_s=0.1)
+    member.round()
+    assert len(worker.running) == 2 and all(c[2] == "claimed" for c in worker.calls)
+    for name, fence in worker.running.items():
+        assert fence == (lease_key(name), client.get(lease_key(name)).decode())
+    first, second = sorted(worker.running)
+    remove_camera(client, first)
+    member.round()  # released (drained), and the third camera claimed in its place
+    assert ("remove", first, True, "released") in worker.calls and not client.exists(lease_key(first))
+    assert set(worker.running) == {"a", "b", "c"} - {first}
+    client.set(lease_key(second), "m2-w0/x", px=3000)  # expired and taken while this member was paused
+    member._renewed[second] -= 3.0  # its renewal is due
+    member.round()
+    assert ("remove", second, False, "lost") in worker.calls and second not in worker.running
+    assert lease_holder(client, second) == "m2-w0"
+    member.close()  # `released` for what it still holds, then the leases are deleted
+    assert not [n for n in "abc" if lease_holder(client, n) == "m1-w0"]
+    assert not client.exists("affect:fleet:member:m1")
+
+
+def test_a_member_cut_off_from_redis_stops_its_cameras_once_the_leases_may_have_expired(tmp_path):
+    server = RedisProcess(tmp_path / "redis").start()
+    try:
+        client = server.client()
+        _add(client, "a", "b")
+        member, worker = _member(server.url, max_sources=2, lease_ttl_s=1.5, claim_every_s=0.1)
+        member.start()
+        assert wait_for(lambda: len(worker.running) == 2, timeout=10)
+        server.pause()
+        paused = time.time()
+        stopped = wait_for(lambda: not worker.running, timeout=10)
+        assert stopped is not None and stopped - paused < 1.5 + 1.0
+        assert sorted(c[1] for c in worker.calls if c[0] == "remove") == ["a", "b"]
+        assert all(c[2:] == (False, "lost") for c in worker.calls if c[0] == "remove")
+        server.resume()  # it keeps trying, and claims them again once Redis answers
+        assert wait_for(lambda: len(worker.running) == 2, timeout=10)
+        member.close()
+    finally:
+        server.stop()
 
 
 def test_fleet_config_rules():
