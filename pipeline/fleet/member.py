@@ -84,6 +84,10 @@ class Member:
     def start(self) -> None:
         log.info("fleet member %s (worker %s): capacity %d cameras", self.member, self.worker.worker_id,
                  self.capacity)  # fmt: skip
+        try:  # announced before the first claim: members starting together see each other's capacity
+            self._beat()
+        except redis.RedisError:
+            pass
         self._thread.start()
 
     def stop_claiming(self) -> None:
@@ -184,8 +188,9 @@ class Member:
 
     def _claim(self, desired: dict[str, Camera], target: int) -> None:
         now = time.monotonic()
+        static = set(self.worker.source_names) - set(self.leases)  # the config's own sources, never leased
         free = [c for name, c in desired.items()
-                if name not in self.leases and self._hold_off.get(name, 0.0) <= now]  # fmt: skip
+                if name not in self.leases and name not in static and self._hold_off.get(name, 0.0) <= now]  # fmt: skip
         random.shuffle(free)
         for camera in free:
             if len(self.leases) >= target:

@@ -132,6 +132,10 @@ class FakeWorker:
     def source_stats(self) -> dict:
         return {}
 
+    @property
+    def source_names(self) -> list[str]:
+        return list(self.running)
+
 
 def _member(url: str, **fleet) -> tuple[Member, FakeWorker]:
     worker = FakeWorker()
