@@ -90,28 +90,55 @@ def search(s: CapacitySettings, live: dict, clip: Path, detector: Path, model: P
     return {"capacity": capacity, "rows": rows}
 
 
-def coverage(live: dict, detector: Path, model: Path, url: str, workdir: Path) -> dict:
-    """Face-frame coverage of detecting at `live` against every frame at 640x640 (archive workload)."""
+def coverage(lives: list[dict], detector: Path, model: Path, url: str, workdir: Path) -> list[dict]:
+    """Face-frame coverage of detecting at each of `lives` against every frame at 640x640 (the archive
+    workload), with each variant's archive frames/s (a quick, load-sensitive hint of its cost)."""
     videos = [*inputs.shared_videos(), inputs.many_face_clip(workdir, 180)]
     base = e2e.archive_run(videos, "cov-base", detector, model, BASELINE["input_size"], url)
-    other = e2e.archive_run(
-        videos, "cov-live", detector, model, live["input_size"], url, detect_every=live["detect_every"]
-    )
-    return e2e.coverage(base, other)
+    out = []
+    for live in lives:
+        log.info("coverage of %s against every frame at 640x640", live)
+        other = e2e.archive_run(
+            videos, "cov-live", detector, model, live["input_size"], url, detect_every=live["detect_every"]
+        )
+        fps = e2e.archive_metrics(other)["fps"]
+        out.append({**live, **e2e.coverage(base, other), "archive_fps": round(fps, 1)})
+    return out
+
+
+def _session(detector: str | None, model: str | None, workdir: str) -> tuple[Path, Path, Path]:
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    return work, Path(detector) if detector else inputs.detector_path(), inputs.model_path(model)
+
+
+def run_coverage_sweep(everies: list[int], input_size=None, *, detector: str | None = None,
+                       model: str | None = None, redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
+    """Coverage of each detect cadence at the live input size: how far `detector.live.detect_every`
+    may go before coverage falls under 99% (`bench capacity --coverage-sweep`)."""
+    from pipeline.redis_conn import redis_session
+
+    work, det, mdl = _session(detector, model, workdir)
+    size = resolved_live({"input_size": input_size} if input_size else None)["input_size"]
+    out: dict = {"machine": machine.describe()}
+    with (
+        tempfile.TemporaryDirectory(prefix="redis-", dir=work) as redis_dir,
+        redis_session(redis_url, redis_dir) as (url, _client),
+    ):
+        lives = [{"input_size": size, "detect_every": n} for n in everies]
+        out["coverage"] = coverage(lives, det, mdl, url, work)
+    out["machine"] = machine.finish(out["machine"])
+    return out
 
 
 def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str | None = None,
                  redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
     """The capacity search (and coverage) as one JSON-friendly result; `bench.report.capacity_markdown`
     prints it, `pipeline.fleet.capacity.write_capacity` stores it for `fleet.max_sources: auto`."""
-    from bench.run import model_path
     from pipeline.redis_conn import redis_session
 
     started = time.monotonic()
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    det = Path(detector) if detector else inputs.detector_path()
-    mdl = model_path(model)
+    work, det, mdl = _session(detector, model, workdir)
     clip = inputs.live_clip(work)
     live = resolved_live(s.live)
     out: dict = {"machine": machine.describe(), "live": live, "targets": vars(s.targets)}
@@ -121,8 +148,7 @@ def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str
     ):
         out.update(search(s, live, clip, det, mdl, url))
         if s.coverage:
-            log.info("capacity: coverage of %s against every frame at 640x640", live)
-            out["coverage"] = coverage(live, det, mdl, url, work)
+            out["coverage"] = coverage([live], det, mdl, url, work)[0]
     out["settings"] = {"seconds": s.seconds, "runs": s.runs, "max_cameras": s.max_cameras,
                        "clip": clip.name, "detector_file": str(det), "model_file": str(mdl)}  # fmt: skip
     out["duration_s"] = round(time.monotonic() - started, 1)

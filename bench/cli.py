@@ -88,6 +88,8 @@ def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
                    help="the live defaults before issue 13: 640x640, detect every frame")  # fmt: skip
     p.add_argument("--coverage", action="store_true",
                    help="also measure face-frame coverage against detecting every frame at 640x640")  # fmt: skip
+    p.add_argument("--coverage-sweep", type=lambda t: [positive_int(x) for x in t.split(",")], metavar="N,N,...",
+                   help="no search: coverage of each detect_every at the live input size (choosing defaults)")  # fmt: skip
     p.add_argument(
         "--detector",
         help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)",
@@ -129,6 +131,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from pipeline.fleet.capacity import capacity_file, write_capacity
 
     logging.getLogger("bench").setLevel(logging.INFO)
+    if args.coverage_sweep:
+        return _coverage_sweep(args)
     try:
         res = run_capacity(capacity_settings_from_args(args), detector=args.detector, model=args.model,
                            redis_url=args.redis or "", workdir=args.workdir)  # fmt: skip
@@ -142,6 +146,22 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         path = args.write or capacity_file()
         write_capacity(path, res["capacity"], {k: res[k] for k in ("live", "targets", "rows", "settings")})
         print(f"wrote {path}: fleet.max_sources: auto is {res['capacity']} camera(s) on this machine")
+    return 0
+
+
+def _coverage_sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.capacity import run_coverage_sweep
+    from bench.report import coverage_markdown
+
+    res = run_coverage_sweep(args.coverage_sweep, args.input_size, detector=args.detector, model=args.model,
+                             redis_url=args.redis or "", workdir=args.workdir)  # fmt: skip
+    args.output.mkdir(parents=True, exist_ok=True)
+    js = args.output / "capacity_coverage.json"
+    js.write_text(json.dumps(res, indent=2) + "\n")
+    print(coverage_markdown(res))
+    print(f"wrote {js}")
     return 0
 
 

@@ -56,6 +56,13 @@ def detector_path() -> Path:
     return need(Path(env_path) if env_path else shared_dir() / "models" / "scrfd_500m.onnx")
 
 
+def model_path(model: str | None) -> Path:
+    """The MTL-GCN ONNX: `model`, else what the pipeline runs for `engine.model: default` on this CPU."""
+    from engines import default_model_for
+
+    return Path(model) if model else default_model_for("onnxruntime", device="cpu")
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     path: Path

@@ -56,7 +56,8 @@ def _archive_tables(res: dict) -> list[str]:
 
 
 def _live_table(res: dict) -> list[str]:
-    lines = [f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker)", "",
+    d = res.get("live_detect", {})
+    lines = [f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker; detector.live {d})", "",
              "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for n, lv in res["live"].items():
@@ -179,6 +180,17 @@ def capacity_markdown(res: dict) -> str:
                       f"faces at IoU >= 0.5 {100 * c['faces_iou50']:.2f}%."]  # fmt: skip
     lines += ["", f"Search time: {res['duration_s']} s.", ""]
     return "\n".join(lines)
+
+
+def coverage_markdown(res: dict) -> str:
+    """The coverage sweep (`bench capacity --coverage-sweep`) as a table."""
+    m = res["machine"]
+    lines = [f"Coverage against detecting every frame at 640x640; measured {m['utc']}, load {m['loadavg_at_start']}.",
+             "", "| input | detect_every | face-frames | faces IoU>=0.5 | archive frames/s |", "|---|---|---|---|---|"]  # fmt: skip
+    for c in res["coverage"]:
+        lines.append(f"| {c['input_size']} | {c['detect_every']} | {100 * c['face_frames']:.2f}% | "
+                     f"{100 * c['faces_iou50']:.2f}% | {c['archive_fps']} |")  # fmt: skip
+    return "\n".join(lines + [""])
 
 
 def write_capacity_results(res: dict, out_dir: Path) -> Path:

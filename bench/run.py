@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import e2e, inputs, machine, stages
+from bench.capacity import resolved_live
 from bench.naive import NaiveLoop
 from bench.stats import median, peak_rss_mib, summary
 
@@ -64,13 +65,6 @@ QUICK = dict(
 )
 
 
-def model_path(model: str | None) -> Path:
-    from engines import default_model_for
-
-    # What the pipeline runs for `engine.model: default` on this CPU-only benchmark.
-    return Path(model) if model else default_model_for("onnxruntime", device="cpu")
-
-
 def run_benchmark(s: Settings) -> dict:
     """Run everything `s` asks for and return the results (described in docs/bench.md)."""
     from engines.spec import EngineSpec
@@ -80,7 +74,7 @@ def run_benchmark(s: Settings) -> dict:
     workdir = Path(s.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     detector = Path(s.detector) if s.detector else inputs.detector_path()
-    model = model_path(s.model)
+    model = inputs.model_path(s.model)
     videos = inputs.shared_videos()
     if s.max_videos:
         # Quick: the short 640x360 clips first (one face, no face), not the long one.
@@ -243,7 +237,8 @@ def _live(s: Settings, workdir: Path, detector: Path, model: Path, url: str) -> 
         live[str(n)] = e2e.live_metrics(
             e2e.live_run(clip, n, s.live_seconds, detector, model, s.det_size, url)
         )
-    out = {"live": live, "live_clip": clip.name}
+    # Cameras run at the config's `detector.live` settings, not at `det_size` (bench/capacity.py).
+    out = {"live": live, "live_clip": clip.name, "live_detect": resolved_live(None)}
     if "1" in live:
         out["live_p99_ms"] = live["1"]["p99_ms"]
     return out
