@@ -21,7 +21,11 @@ def open_options(spec: SourceSpec) -> dict[str, str]:
     us = str(int(spec.timeout_s * 1_000_000))
     if spec.kind == "rtsp":
         # Audio tracks would only cost a SETUP round trip and bandwidth: faces live in the picture.
-        return {"rtsp_transport": spec.rtsp_transport, "timeout": us, "allowed_media_types": "video"}
+        # Probing: the codec parameters come with the SDP (or the first keyframe) and the frame rate is only
+        # reported, so half a second of stream instead of FFmpeg's default (~1.2 s measured): a camera
+        # taken over by another fleet member, or reconnected, delivers its first frame that much sooner.
+        return {"rtsp_transport": spec.rtsp_transport, "timeout": us, "allowed_media_types": "video",
+                "analyzeduration": "500000"}  # fmt: skip
     if spec.kind == "http":
         return {"timeout": us, "rw_timeout": us}
     return {}

@@ -62,12 +62,18 @@ def _balanced_pair(fleet: Fleet, cameras: int = 4) -> None:
 
 
 def _takeover_row(trial: str, fleet: Fleet, taken: dict[str, float], at: float, **extra) -> dict:
-    """times_s: until another member's first frame; claimed_s: until its `claimed` (the rest is opening
-    the camera and the first frame's way through the pipeline)."""
-    claims = [min((e["ts"] for e in events(fleet.client, c, ("claimed",)) if e["ts"] > at), default=None)
-              for c in taken]  # fmt: skip
+    """times_s: until another member's first frame; claimed_s: until its `claimed`; opened_s: until the
+    camera's stream was open there (`started`); the rest is the first frame's way through the pipeline."""
+
+    def after(kind: str) -> list[float]:
+        first = [
+            min((e["ts"] for e in events(fleet.client, c, (kind,)) if e["ts"] > at), default=None)
+            for c in taken
+        ]
+        return sorted(round(t - at, 2) for t in first if t)
+
     row = {"trial": trial, "ttl_s": fleet.ttl_s, "times_s": sorted(round(t - at, 2) for t in taken.values()),
-           "claimed_s": sorted(round(t - at, 2) for t in claims if t), "overlap_frames": fleet.overlap_frames(),
+           "claimed_s": after("claimed"), "opened_s": after("started"), "overlap_frames": fleet.overlap_frames(),
            **extra}  # fmt: skip
     report(row)
     return row
@@ -119,16 +125,20 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
     rejoined = wait_for(lambda: any(victim.worker in publishers_since(fleet.client, c, resumed_at)
                                     for c in fleet.cameras), timeout=30)  # fmt: skip
     fenced = sum(_fenced_frames(fleet, c, victim.worker, stopped_at) for c in lost)
-    # which check stopped it first: a fenced write (the publish script) or a failed renewal (claim loop)
+    # which check stopped it first: a failed renewal (claim loop, `reason`) or a fenced write (the
+    # publish script refused the frames it had in flight; the outbox logs each such write)
     reasons = [
         e["reason"] for c in lost for e in events(fleet.client, c, ("lost",)) if e["worker"] == victim.worker
     ]
+    refused = victim.log().count("lease lost (now held by")
     row = _takeover_row("SIGSTOP past the TTL, then SIGCONT", fleet, taken, stopped_at, cameras=len(lost),
-                        frames_after_fencing=fenced, lost_reasons=reasons,
+                        frames_after_fencing=fenced, lost_reasons=reasons, fenced_writes=refused,
                         rejoined_s=round(rejoined - resumed_at, 2) if rejoined else None)  # fmt: skip
     assert fenced == 0, row
     assert row["overlap_frames"] == 0, row
-    assert noticed is not None, f"no `lost` event from {victim.worker}\n{fleet.logs()}"
+    kinds = {c: [(e["kind"], e["worker"]) for e in events(fleet.client, c, ("claimed", "released", "lost"))]
+             for c in lost}  # fmt: skip
+    assert noticed is not None, f"no `lost` event from {victim.worker}: {kinds}\n{fleet.logs()}"
     assert rejoined is not None, f"{victim.worker} did not publish again\n{fleet.logs()}"
     assert other.proc is not None and other.proc.poll() is None
 
