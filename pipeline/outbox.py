@@ -273,8 +273,9 @@ class Outbox:
             if source not in self._fenced:
                 self._fenced.add(source)
                 log.warning("source %s: %s", source, reply)
-                self.remove_source(source)
-                self._on_fenced(source, reply.holder)
+                if self.owns(source):  # else the claim loop dropped it already: keep the `lost` it queued
+                    self.remove_source(source)
+                    self._on_fenced(source, reply.holder)
             return
         reason = f"Redis refused writes to {key}: {mask_text(str(reply))}"
         if is_events:
