@@ -209,6 +209,7 @@ class Worker:
                     time.sleep(0.01)
             self._sync_source_metrics()
             self._lanes = {k: v for k, v in self._lanes.items() if k != name}
+            self._counted.pop(name, None)  # claimed again, it is a new reader counting from 0
             left = max(0, self._inflight[name])
             self.outbox.remove_source(name, then)
             return left
