@@ -23,8 +23,10 @@ from pipeline.errors import SchemaVersionError
 log = logging.getLogger(__name__)
 
 # The status each event kind (`pipeline.sources.EVENT_KINDS`) leaves its source in; anything else: down.
+# A fleet camera's `claimed` is live (no results soon after: stale, hence down); its former owner's `lost`
+# may come after the new owner's events, so it changes nothing (docs/fleet.md).
 EVENT_STATUS = {"started": "live", "recovered": "live", "reconnecting": "reconnecting",
-                "eof": "down", "error": "down"}  # fmt: skip
+                "eof": "down", "error": "down", "claimed": "live"}  # fmt: skip
 
 
 @dataclass
@@ -133,6 +135,8 @@ class DashboardState:
         return len(rows)
 
     def _event(self, source: str, fields: dict) -> None:
+        if fields.get("kind") == "lost":
+            return
         state = self._source(source)
         state.event = fields.get("kind", "")
         state.event_ts = float(fields.get("ts", 0) or 0)
