@@ -83,7 +83,9 @@ class Worker:
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
-        self._counted: dict[str, tuple[int, int]] = {}  # source -> (decoded, dropped) already in metrics
+        # source name -> (its reader, decoded, dropped) already in metrics; a camera claimed again has a new
+        # reader counting from 0 (the heartbeat thread syncs without the sources lock: compare readers)
+        self._counted: dict[str, tuple[object, int, int]] = {}
         self.published = 0
         self.published_by_source: Counter[str] = Counter()
         self.last_frame_ts: dict[str, float] = {}  # source -> capture time of its last published frame
@@ -209,7 +211,6 @@ class Worker:
                     time.sleep(0.01)
             self._sync_source_metrics()
             self._lanes = {k: v for k, v in self._lanes.items() if k != name}
-            self._counted.pop(name, None)  # claimed again, it is a new reader counting from 0
             left = max(0, self._inflight[name])
             self.outbox.remove_source(name, then)
             return left
@@ -352,10 +353,11 @@ class Worker:
         """Copy the sources' own counters (decoded, dropped under the live policy) into Prometheus."""
         for src in [lane.source for lane in self._lanes.values()]:
             stats = src.stats
-            decoded, dropped = self._counted.get(src.name, (0, 0))
+            counted = self._counted.get(src.name)
+            decoded, dropped = counted[1:] if counted and counted[0] is src else (0, 0)
             self.metrics.frames_decoded.labels(src.name).inc(stats.decoded - decoded)
             self.metrics.frames_dropped.labels(src.name).inc(stats.dropped - dropped)
-            self._counted[src.name] = (stats.decoded, stats.dropped)
+            self._counted[src.name] = (src, stats.decoded, stats.dropped)
 
     def _beat(self, key: str) -> None:
         try:
