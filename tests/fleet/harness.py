@@ -77,14 +77,16 @@ class Member:
         return self._tree
 
     def signal_all(self, sig: int) -> float:
-        """Send `sig` to the whole tree at once (children first); returns the wall time it was sent."""
+        """Send `sig` to the whole tree (children first); returns the wall time just before the first
+        signal: a continued worker may act before the last one is sent."""
         procs = self.tree()
+        at = time.time()
         for proc in reversed(procs):
             try:
                 proc.send_signal(sig)
             except psutil.NoSuchProcess:
                 pass
-        return time.time()
+        return at
 
     def kill(self) -> float:
         """SIGKILL the supervisor and its worker (a machine gone); returns the wall time of the kill."""
@@ -95,8 +97,9 @@ class Member:
     def terminate(self) -> float:
         """SIGTERM to the supervisor, as `docker stop` does: it drains, releases its leases and exits."""
         assert self.proc is not None
+        at = time.time()
         self.proc.terminate()
-        return time.time()
+        return at
 
     def reap(self, timeout: float = 30.0) -> int | None:
         assert self.proc is not None

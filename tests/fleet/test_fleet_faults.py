@@ -136,8 +136,8 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
                         rejoined_s=round(rejoined - resumed_at, 2) if rejoined else None)  # fmt: skip
     assert fenced == 0, row
     assert row["overlap_frames"] == 0, row
-    kinds = {c: [(e["kind"], e["worker"]) for e in events(fleet.client, c, ("claimed", "released", "lost"))]
-             for c in lost}  # fmt: skip
+    kinds = {c: [(e["kind"], e["worker"], round(e["ts"] - resumed_at, 2))
+                 for e in events(fleet.client, c, ("claimed", "released", "lost"))] for c in lost}  # fmt: skip
     assert noticed is not None, f"no `lost` event from {victim.worker}: {kinds}\n{fleet.logs()}"
     assert rejoined is not None, f"{victim.worker} did not publish again\n{fleet.logs()}"
     assert other.proc is not None and other.proc.poll() is None
