@@ -115,7 +115,8 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
     taken = first_frames_by_others(fleet.client, lost, victim.worker, stopped_at, timeout=TTL_S + 30)
     assert set(taken) == set(lost), f"not taken over: {set(lost) - set(taken)}\n{fleet.logs()}"
     time.sleep(1.0)  # the taker publishes for a while; the stopped member still holds its frames in flight
-    resumed_at = victim.signal_all(signal.SIGCONT)
+    resumed_at = time.time()  # before the signal: the worker may write `lost` before signal_all returns
+    victim.signal_all(signal.SIGCONT)
 
     def lost_written() -> bool:
         return all(any(e["worker"] == victim.worker and e["ts"] > resumed_at
