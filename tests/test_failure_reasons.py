@@ -18,8 +18,16 @@ def test_a_server_that_accepts_and_never_answers_is_a_timeout():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(4)
-    held = []
-    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    held: list[socket.socket] = []
+
+    def hold() -> None:  # accept the connection and never answer
+        try:
+            held.append(server.accept()[0])
+        except OSError:
+            pass  # closed before anyone connected
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
     spec = SourceSpec(
         name="silent", url=f"rtsp://viewer:Q9-pw@127.0.0.1:{server.getsockname()[1]}/x", timeout_s=1.5
     )
@@ -29,6 +37,9 @@ def test_a_server_that_accepts_and_never_answers_is_a_timeout():
         reason = _av.describe_error(err.value, spec, opening=True)
     finally:
         server.close()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
     assert "timed out" in reason and "Invalid data" not in reason and "Q9-pw" not in reason, reason
 
 
@@ -53,16 +64,19 @@ def test_tls_verification_failure_keeps_its_reason(tmp_path):
     def serve():
         try:
             conn, _ = server.accept()
-            context.wrap_socket(conn, server_side=True)
+            with conn, context.wrap_socket(conn, server_side=True):
+                pass
         except (OSError, ssl.SSLError):
             pass
 
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     try:
         with pytest.raises(RedisUnavailable) as err:
             connect(f"rediss://:Q9-tls-pw@127.0.0.1:{server.getsockname()[1]}/0", timeout_s=3)
     finally:
         server.close()
+        thread.join(timeout=5)
     message = str(err.value)
     assert "certificate verify failed" in message.lower(), message
     assert "Q9-tls-pw" not in message and message.count("\n") == 0, message

@@ -33,7 +33,7 @@ def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess
 
 def start_cli(*args: str, log: Path) -> subprocess.Popen:
     """Start `python -m pipeline ARGS` in the background, its output going to `log`."""
-    fh = open(log, "w")  # noqa: SIM115 - the child owns it; closed when the test's tmp dir goes
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
-    )
+    with open(log, "w") as fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *args], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
+        )

@@ -71,8 +71,7 @@ def run_pipeline(redis_url: str, video: Path, processor, stop: threading.Event, 
     client = connect(redis_url)
     publisher = ResultPublisher(client, maxlen=10_000)
     publish_event(client, "wolfgang", "started", {"url": video.name})
-    while not stop.is_set():
-        processor.reset("wolfgang")
+    while not stop.is_set():  # each pass is a new source context (`iter_file_results`)
         for _, result in iter_file_results(str(video), processor, name="wolfgang"):
             publisher.publish([result])
             published.extend((f.track, f.valence, f.arousal) for f in result.faces)

@@ -64,10 +64,10 @@ def start_run(redis_url: str, sources: dict[str, str], tmp_path: Path, extra: st
     detector = need_shared("models", "scrfd_500m.onnx")
     cfg.write_text("\n".join(lines) + f"\ndetector:\n  model: '{detector}'\n"
                    "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra)  # fmt: skip
-    log = open(tmp_path / "run.log", "a")  # noqa: SIM115 - the child owns it
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "-c", str(cfg), "--redis", redis_url],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    with open(tmp_path / "run.log", "a") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "-c", str(cfg), "--redis", redis_url],
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
 
 def worker_pids(client: redis.Redis) -> list[int]:

@@ -94,6 +94,7 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     final = audit_file(client, "clip", FRAMES)
     first = audit_prefix(client, "clip", 0) if target == "supervisor" else None
     report({"fault": f"sigkill-{target}", "kind": "run (file)", "seed": seed, "killed_at_frame": at,
@@ -121,22 +122,25 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
                     "--detector", detector, "--det-size", "320", "--chunk", "16", str(video)],
                    cwd=REPO, env=env, check=True, capture_output=True)  # fmt: skip
     work = [*base, "work", "--redis", server.url, "--until-empty", "--idle-timeout", "2"]
-    log = open(tmp_path / "archive.log", "w")  # noqa: SIM115
-    first = subprocess.Popen(work, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     source = None
-    try:
-        assert wait_for(lambda: client.keys("affect:{*}:frames"), timeout=120, proc=first)
-        source = client.keys("affect:{*}:frames")[0].decode().split("{", 1)[1].split("}", 1)[0]
-        target = rng.randint(1, int(FRAMES * 0.9))
-        assert wait_for(
-            lambda: client.xlen(frames_key(source)) >= target, timeout=180, every=0.02, proc=first
-        )
-        first.kill()
-        first.wait()
-        second = subprocess.run(work, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
-    finally:
-        if first.poll() is None:
+    with open(tmp_path / "archive.log", "w") as log:
+        first = subprocess.Popen(work, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: client.keys("affect:{*}:frames"), timeout=120, proc=first)
+            source = client.keys("affect:{*}:frames")[0].decode().split("{", 1)[1].split("}", 1)[0]
+            target = rng.randint(1, int(FRAMES * 0.9))
+            assert wait_for(
+                lambda: client.xlen(frames_key(source)) >= target, timeout=180, every=0.02, proc=first
+            )
             first.kill()
+            first.wait()
+            second = subprocess.run(
+                work, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300
+            )
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
     audit = audit_file(client, source, FRAMES, archive=True)
     report({"fault": "sigkill-archive-worker", "kind": "archive job", "seed": seed, "killed_at_frame": target,
             "files": [audit]})  # fmt: skip
@@ -151,9 +155,9 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
 
     server = redis_process()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log = open(tmp_path / "archive.log", "w")  # noqa: SIM115
-    parent = subprocess.Popen([sys.executable, "-m", "pipeline", "archive", "work", "--redis", server.url, "-j", "2"],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    with open(tmp_path / "archive.log", "w") as log:  # the child keeps its own copy of the descriptor
+        parent = subprocess.Popen([sys.executable, "-m", "pipeline", "archive", "work", "--redis", server.url,
+                                   "-j", "2"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     children: list[int] = []
 
     def workers() -> list[int]:  # not multiprocessing's resource tracker
@@ -168,8 +172,8 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
     finally:
         if parent.poll() is None:
             parent.kill()
-        for (
-            pid
-        ) in children:  # only this test's processes: the session's Redis and RTSP servers are children too
+            parent.wait()
+        # only this test's processes: the session's Redis and RTSP servers are children too
+        for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
