@@ -37,8 +37,10 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy pipeline engines
 
+# The benchmark, then the camera capacity of this machine (written to var/capacity.json for fleet members).
 bench: $(VENV)/.runtime
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench capacity
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -15,6 +15,7 @@ benchmark measures `detect_every 3` (`bench.e2e.coverage`).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -83,11 +84,19 @@ def search(s: CapacitySettings, live: dict, clip: Path, detector: Path, model: P
         drop, p99 = median([m["drop_rate"] for m in runs]), median([m["p99_ms"] for m in runs])
         ok = s.targets.met(drop, p99)
         rows.append({"cameras": n, "ok": ok, "drop_rate": round(drop, 4), "p99_ms": round(p99, 1),
-                     "published_fps": round(median([m["published_fps"] for m in runs]), 1), "runs": runs})  # fmt: skip
+                     "published_fps": round(median([m["published_fps"] for m in runs]), 1),
+                     "cpu_ms_per_frame": round(median([m["cpu_ms_per_frame"] for m in runs]), 2), "runs": runs})  # fmt: skip
         if not ok:
             break
         capacity = n
-    return {"capacity": capacity, "rows": rows}
+    return {"capacity": capacity, "rows": rows, "cpu_bound_cameras": cpu_bound(rows[-1]["cpu_ms_per_frame"])}
+
+
+def cpu_bound(cpu_ms_per_frame: float, fps: float = 30.0) -> float:
+    """Cameras this machine's cores could hold at this worker CPU per frame with nothing else running:
+    the capacity a loaded machine cannot show, read from what a camera costs (no search counts it)."""
+    cores = os.cpu_count() or 1
+    return round(cores * 1000.0 / (fps * cpu_ms_per_frame), 1) if cpu_ms_per_frame else 0.0
 
 
 def coverage(lives: list[dict], detector: Path, model: Path, url: str, workdir: Path) -> list[dict]:

@@ -42,10 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _quick(args: argparse.Namespace) -> bool:
+    return args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+
+
 def settings_from_args(args: argparse.Namespace):
     from bench.run import QUICK, Settings
 
-    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    quick = _quick(args)
     values = dict(QUICK) if quick else {}
     for name, key in (("runs", "runs"), ("det_size", "det_size"), ("model", "model"), ("detector", "detector"),
                       ("live_seconds", "live_seconds"), ("live_streams", "live_streams")):  # fmt: skip
@@ -76,7 +80,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
     from pipeline.fleet.capacity import DEFAULT_FILE
 
-    p.add_argument("--quick", action="store_true", help="1-2 cameras, 4 s runs, one run each (a smoke test)")
+    p.add_argument("--quick", action="store_true",
+                   help="1-2 cameras, 4 s runs, one run each: a smoke test (also: BENCH_QUICK=1)")  # fmt: skip
     p.add_argument("--runs", type=positive_int, help="runs per camera count, medians judged (default 2)")
     p.add_argument("--seconds", type=float, help="length of each run (default 15)")
     p.add_argument("--max-cameras", type=positive_int, help="stop the search here (default 16)")
@@ -114,7 +119,7 @@ def capacity_settings_from_args(args: argparse.Namespace):
     if args.detect_every is not None:
         live["detect_every"] = args.detect_every
     values: dict = {"live": live or None, "coverage": args.coverage}
-    if args.quick:
+    if _quick(args):
         values.update(seconds=4.0, runs=1, max_cameras=2)
     for name in ("runs", "seconds", "max_cameras"):
         if getattr(args, name) is not None:
@@ -144,7 +149,11 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     print(f"wrote {js}")
     if not args.no_write:
         path = args.write or capacity_file()
-        write_capacity(path, res["capacity"], {k: res[k] for k in ("live", "targets", "rows", "settings")})
+        write_capacity(
+            path,
+            res["capacity"],
+            {k: res[k] for k in ("live", "targets", "rows", "settings", "cpu_bound_cameras")},
+        )
         print(f"wrote {path}: fleet.max_sources: auto is {res['capacity']} camera(s) on this machine")
     return 0
 

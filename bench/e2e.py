@@ -223,6 +223,10 @@ def live_metrics(result: RunResult, warmup_s: float = 1.0, windows: int = 4) -> 
         "dropped": decoded - published,
         "drop_rate": round((decoded - published) / decoded, 4) if decoded else 0.0,
         "published_fps": round(len(steady) / span, 1) if span else 0.0,
+        # The worker's CPU per published frame: what a camera costs, hardly depending on the machine's load.
+        "cpu_ms_per_frame": round(1000.0 * result.cpu_s / published, 2)
+        if result.cpu_s and published
+        else 0.0,
         "peak_rss_mib": round(result.peak_rss_mib, 1),
     }
 

@@ -167,12 +167,14 @@ def capacity_markdown(res: dict) -> str:
         f"detect_every {live['detect_every']}; {st['runs']} run(s) of {st['seconds']} s per count, medians judged.",
         f"Targets: dropped <= {100 * t['max_drop_rate']:.0f}%, p99 <= {t['max_p99_ms']:.0f} ms.",
         "",
-        "| cameras | met | dropped (median) | p99 ms (median) | published fps | p99 per run ms |",
-        "|---|---|---|---|---|---|",
+        "| cameras | met | dropped (median) | p99 ms (median) | published fps | worker CPU ms per frame | p99 per run ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         lines.append(f"| {r['cameras']} | {'yes' if r['ok'] else 'no'} | {100 * r['drop_rate']:.1f}% | {r['p99_ms']} | "
-                     f"{r['published_fps']} | {', '.join(_fmt(x['p99_ms']) for x in r['runs'])} |")  # fmt: skip
+                     f"{r['published_fps']} | {r['cpu_ms_per_frame']} | {', '.join(_fmt(x['p99_ms']) for x in r['runs'])} |")  # fmt: skip
+    lines += ["", f"CPU bound: {m['cores']} cores / ({res['rows'][-1]['cpu_ms_per_frame']} CPU ms per frame x 30 fps) = "
+                  f"**{res['cpu_bound_cameras']}** cameras with nothing else running (the last row's cost)."]  # fmt: skip
     if "coverage" in res:
         c = res["coverage"]
         lines += ["", f"Coverage against detecting every frame at 640x640 (archive workload, {c['base_face_frames']} "
