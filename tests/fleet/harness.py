@@ -304,6 +304,7 @@ TIMED = {
     "a member joins (1 -> 2, 4 cameras)": "`released` -> the joiner's first frame",
     "cameras add": "`cameras add` -> first frame",
     "cameras rm": "`cameras rm` -> `released` (last frame)",
+    "lease taken by another token": "lease overwritten -> `lost`",
 }
 
 

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
-from pipeline.keys import events_key, frames_key
+from pipeline.keys import events_key, frames_key, lease_key
 from tests.fleet.harness import (
     Fleet,
     entries,
@@ -142,6 +142,29 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
     assert noticed is not None, f"no `lost` event from {victim.worker}: {kinds}\n{fleet.logs()}"
     assert rejoined is not None, f"{victim.worker} did not publish again\n{fleet.logs()}"
     assert other.proc is not None and other.proc.poll() is None
+
+
+def test_lease_taken_away_fences_the_next_write(fleet):
+    """The fence itself, deterministically: another token put into a publishing member's lease (what a
+    taker's claim does after an expiry the member missed) stops its very next write, before its claim
+    loop's next renewal would notice."""
+    fleet.add_cameras("cam0")
+    (member,) = fleet.start("m1")
+    fleet.wait_settled({"m1": 1})
+    pipe = fleet.client.pipeline(transaction=True)  # atomic: no write of the member falls in between
+    pipe.set(lease_key("cam0"), "intruder-w0/" + "0" * 32, px=60_000).xlen(frames_key("cam0"))
+    taken_at = time.time()
+    _ok, before = pipe.execute()
+    lost = wait_for(lambda: events(fleet.client, "cam0", ("lost",)), timeout=TTL_S)
+    time.sleep(1.0)
+    after = sum(1 for _ts, w in entries(fleet.client, "cam0")[before:] if w == member.worker)
+    reasons = [e["reason"] for e in events(fleet.client, "cam0", ("lost",))]
+    row = {"trial": "lease taken by another token", "ttl_s": fleet.ttl_s, "frames_after_fencing": after,
+           "times_s": [round(lost - taken_at, 2)] if lost else [], "lost_reasons": reasons,
+           "fenced_writes": member.log().count("lease lost (now held by"), "overlap_frames": 0}  # fmt: skip
+    report(row)
+    assert after == 0, row
+    assert lost is not None and any("fenced" in r and "intruder-w0" in r for r in reasons), row
 
 
 def test_member_joins_takes_only_what_is_needed(fleet):
