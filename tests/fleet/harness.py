@@ -317,7 +317,7 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["trial"], row["ttl_s"])].append(row)
-    lines = ["| trial | trials | lease TTL s | timed | n | until claimed s (median / max) | until first frame s "
+    lines = ["| trial | trials | lease TTL s | timed | n | until claimed s (median / max) | time s "
              "(median / max) | moves | frames after fencing | overlapping frames |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (trial, ttl), items in groups.items():
