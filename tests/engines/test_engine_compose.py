@@ -214,5 +214,5 @@ def test_prometheus_finds_every_member():
 
     (job,) = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())["scrape_configs"]
     assert job["dns_sd_configs"] == [
-        {"names": ["worker"], "type": "A", "port": 9108, "refresh_interval": "30s"}
+        {"names": ["worker", "worker-cpu"], "type": "A", "port": 9108, "refresh_interval": "30s"}
     ]
