@@ -98,6 +98,7 @@ class Outbox:
         self._fences: dict[str, tuple[str, str]] = {}  # leased source -> (lease key, token)
         self._since: dict[str, float] = {}  # added source -> when; frames captured before are not its own
         self._fenced: set[str] = set()  # sources of the current round trip whose lease turned out lost
+        self._sent_fences: dict[str, tuple[str, str]] = {}  # key -> the fence of the current round trip
         self._passes = passes
         for spec in sources:
             self.add_source(spec)
@@ -170,10 +171,13 @@ class Outbox:
                     out[events_key(source)] = ready
         return out
 
-    def _events_done(self, key: str, count: int) -> None:
+    def _events_done(self, key: str, entries: list) -> None:
+        """Unqueue the events of `entries` (the head of the source's queue when they were sent). By id, not
+        by count: the queue may have been cleared meanwhile and hold a newer event (`lost`) that must stay."""
+        sent = {entry_id for entry_id, _fields in entries}
         with self._lock:
             queue = self._events[source_of(key)]
-            for _ in range(min(count, len(queue))):  # (a removed source's queue may be cleared already)
+            while queue and queue[0][1][0] in sent:
                 queue.popleft()
 
     def pending_events(self, source: str | None = None) -> int:
@@ -223,6 +227,7 @@ class Outbox:
         self._fenced = set()
         with self._lock:  # fixed for every retry: a lost lease must fence the retries too
             fences = {k: self._fences[source_of(k)] for k in todo if source_of(k) in self._fences}
+        self._sent_fences = fences
 
         def attempt() -> None:
             caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
@@ -259,7 +264,7 @@ class Outbox:
         source = source_of(key)
         if isinstance(reply, Written):
             if is_events:
-                self._events_done(key, len(entries))
+                self._events_done(key, entries)
             elif source in self.resume_after:  # files: Redis must keep what it acknowledged
                 self._expect[key] = max(self._expect.get(key, "0-0"), entries[-1][0], key=parse_id)
             return
@@ -267,13 +272,15 @@ class Outbox:
             raise reply
         if isinstance(reply, Fenced):
             if is_events:
-                self._events_done(key, len(entries))
+                self._events_done(key, entries)
             else:
                 self.abandoned_frames += len(entries)
             if source not in self._fenced:
                 self._fenced.add(source)
                 log.warning("source %s: %s", source, reply)
-                if self.owns(source):  # else the claim loop dropped it already: keep the `lost` it queued
+                # Only while the source still holds the lease this write was fenced with: else the claim loop
+                # dropped it already (keep the `lost` it queued) or claimed it again (a new, valid lease).
+                if self._fences.get(source) == self._sent_fences.get(key):
                     self.remove_source(source)
                     self._on_fenced(source, reply.holder)
             return
@@ -281,7 +288,7 @@ class Outbox:
         if is_events:
             # The source's frames may still be fine, but nothing will ever say so: fail it.
             self.lost_events += len(entries)
-            self._events_done(key, len(entries))
+            self._events_done(key, entries)
         self._fail_source(source, reason)
 
     def _fail_source(self, source: str, reason: str) -> None:
