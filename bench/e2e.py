@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.stats import PeakSampler, percentile
-from settings import env
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +84,7 @@ def run_supervised(
     """
     from pipeline.config import load_config
     from pipeline.keys import events_key, frames_key
+    from pipeline.logs import logging_env
     from pipeline.redis_conn import connect
     from pipeline.supervisor import Supervisor
 
@@ -92,7 +92,6 @@ def run_supervised(
     client = connect(redis_url)
     names = [s.name for s in cfg.sources]
     client.delete(*[frames_key(n) for n in names], *[events_key(n) for n in names])
-    os.environ[env.LOG_LEVEL] = "warning"  # the worker processes read it (`setup_logging`)
     supervisor = Supervisor(cfg, redis_url)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     done = threading.Event()
@@ -105,7 +104,8 @@ def run_supervised(
             lambda: [s.process.pid for s in supervisor.slots if s.process is not None]
         ) as sampler:
             timer.start()
-            code = supervisor.run()
+            with logging_env("warning"):  # the worker processes read it (`setup_logging`)
+                code = supervisor.run()
             sampler.sample()
     finally:
         done.set()

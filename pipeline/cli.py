@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from engines.errors import EngineError
@@ -16,7 +15,7 @@ from pipeline.errors import (
     AffectstreamError,
     extra_for,
 )
-from pipeline.logs import FORMATS, LEVELS, setup_logging
+from pipeline.logs import FORMATS, LEVELS, logging_env, setup_logging
 from pipeline.masking import mask_text
 from scoring.errors import ScoringError
 from settings import env
@@ -92,20 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _export_logging(args: argparse.Namespace) -> None:
-    """Put the logging choice in the environment, where this process and its workers read it."""
-    for value, name in ((args.log_level, env.LOG_LEVEL), (args.log_format, env.LOG_FORMAT)):
-        if value:
-            os.environ[name] = value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; the exit status is one of `pipeline.errors.EXIT_STATUSES` (README "Exit status")."""
     args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
-        _export_logging(args)
-        setup_logging()
-        code = int(args.handler(args) or 0)
+        # The logging choice goes into the environment, where this process and its workers read it.
+        with logging_env(args.log_level, args.log_format):
+            setup_logging()
+            code = int(args.handler(args) or 0)
     except (AffectstreamError, EngineError, ScoringError) as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_text
@@ -61,3 +63,22 @@ def setup_logging(level: int | str | None = None, fmt: str | None = None) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+@contextmanager
+def logging_env(level: str | None = None, fmt: str | None = None) -> Iterator[None]:
+    """Within the block, worker processes started here log at `level` in `fmt` (None: left as it is);
+    the environment is restored afterwards, so a command run in-process (tests, tools) does not change
+    how later processes log."""
+    saved = {name: os.environ.get(name) for name in (env.LOG_LEVEL, env.LOG_FORMAT)}
+    for value, name in ((level, env.LOG_LEVEL), (fmt, env.LOG_FORMAT)):
+        if value:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

@@ -34,7 +34,7 @@ def cli(
 
 @pytest.fixture(autouse=True)
 def _restore_logging_env(monkeypatch):
-    """main() exports the logging choice into os.environ; keep it inside the test."""
+    """Start each test with no logging choice in os.environ."""
     for name in (LEVEL_ENV, FORMAT_ENV):
         monkeypatch.delenv(name, raising=False)
     yield
@@ -62,16 +62,33 @@ def test_version_and_a_help_without_developer_notes(capsys):
     ["-v", "--log-format", "json", "config", "schema"],
     ["config", "schema", "-v", "--log-format", "json"],
 ])  # fmt: skip
-def test_logging_options_before_or_after_the_verb_reach_the_environment(argv, capsys):
+def test_logging_options_before_or_after_the_verb_reach_the_environment(argv, capsys, monkeypatch):
+    seen = _environment_while_running(monkeypatch)
     assert main(argv) == 0
-    assert os.environ[LEVEL_ENV] == "debug" and os.environ[FORMAT_ENV] == "json"
+    assert seen == [{LEVEL_ENV: "debug", FORMAT_ENV: "json"}]  # what the verb's worker processes inherit
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
     assert logging.getLogger().level == logging.DEBUG
+    assert LEVEL_ENV not in os.environ and FORMAT_ENV not in os.environ  # restored: no leak to later commands
 
 
-def test_an_option_before_the_verb_is_not_reset_by_the_verb(capsys):
+def test_an_option_before_the_verb_is_not_reset_by_the_verb(capsys, monkeypatch):
+    seen = _environment_while_running(monkeypatch)
     assert main(["--log-format", "json", "config", "schema"]) == 0
-    assert os.environ[FORMAT_ENV] == "json" and LEVEL_ENV not in os.environ
+    assert seen == [{LEVEL_ENV: None, FORMAT_ENV: "json"}]
+
+
+def _environment_while_running(monkeypatch) -> list[dict]:
+    """The logging variables as `main` sets up logging (the verb and its workers run with them)."""
+    import pipeline.cli
+
+    seen: list[dict] = []
+
+    def spy(*args, **kwargs):
+        seen.append({name: os.environ.get(name) for name in (LEVEL_ENV, FORMAT_ENV)})
+        setup_logging(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.cli, "setup_logging", spy)
+    return seen
 
 
 def test_json_log_lines_are_masked_objects(capsys):
