@@ -89,7 +89,9 @@ def search(s: CapacitySettings, live: dict, clip: Path, detector: Path, model: P
         if not ok:
             break
         capacity = n
-    return {"capacity": capacity, "rows": rows, "cpu_bound_cameras": cpu_bound(rows[-1]["cpu_ms_per_frame"])}
+    # `complete`: a count missed the targets; else `max_cameras` cut the search and the capacity is a floor.
+    return {"capacity": capacity, "complete": capacity < len(rows), "rows": rows,
+            "cpu_bound_cameras": cpu_bound(rows[-1]["cpu_ms_per_frame"])}  # fmt: skip
 
 
 def cpu_bound(cpu_ms_per_frame: float, fps: float = 30.0) -> float:

@@ -147,7 +147,11 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     js = write_capacity_results(res, args.output)
     print(capacity_markdown(res))
     print(f"wrote {js}")
-    if not args.no_write:
+    if _quick(args) and args.write is None:
+        print(
+            "quick: not written to the capacity file (it stops at 2 cameras); pass --write PATH to store it"
+        )
+    elif not args.no_write:
         path = args.write or capacity_file()
         write_capacity(
             path,

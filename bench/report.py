@@ -158,7 +158,7 @@ def capacity_markdown(res: dict) -> str:
     """A human summary of a capacity search (`bench.capacity.run_capacity`)."""
     m, live, t, st = res["machine"], res["live"], res["targets"], res["settings"]
     lines = [
-        f"# Camera capacity of one member: **{res['capacity']}** x 640x360 30 fps",
+        f"# Camera capacity of one member: **{res['capacity']}**{'' if res['complete'] else ' or more'} x 640x360 30 fps",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores; measured {m['utc']}; load average {m['loadavg_at_start']} "
         f"at start, {m.get('loadavg_at_end')} at end.",

@@ -37,6 +37,9 @@ class SourceContext:
         smooth_window: Per-track causal smoothing over this many observations (1 = off).
         detector_input: The detector input of this source's frames, a size or "auto"; None: the
             detector's own (live cameras and files differ, `FrameProcessor.new_source`).
+        detect_phase: Which frames of each `detect_every` are detected after the first one (which always
+            is, as the first after a reset): cameras started together at one frame rate would otherwise all
+            need the detector on the same frames, and a burst of detections is what drops a camera's frames.
     """
 
     def __init__(
@@ -46,11 +49,13 @@ class SourceContext:
         detect_every: int = 1,
         smooth_window: int = 1,
         detector_input: tuple[int, int] | str | None = None,
+        detect_phase: int = 0,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.name = name
         self.detect_every = detect_every
+        self.detect_phase = detect_phase % detect_every
         self.detector_input = detector_input
         self.tracker = IoUTracker()
         self.smoother = CausalSmoother(smooth_window)
@@ -60,7 +65,7 @@ class SourceContext:
     def detect_due(self) -> bool:
         """Whether the next frame is a detection frame; counts that frame."""
         n, self._seen = self._seen, self._seen + 1
-        return n % self.detect_every == 0
+        return n == 0 or (n - self.detect_phase) % self.detect_every == 0
 
     def reset(self) -> None:
         """Forget the tracks (a reconnect, an archive chunk); the next frame is detected. Track ids keep

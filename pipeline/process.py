@@ -54,6 +54,7 @@ class FrameProcessor:
         self.engine = engine
         self.detect_every = detect_every
         self.live = live
+        self._live_sources = 0  # live sources created so far: each gets the next detect phase
         self.spec = engine.spec
 
     def new_source(self, name: str, *, smooth_window: int = 1, live: bool = False) -> SourceContext:
@@ -62,7 +63,13 @@ class FrameProcessor:
         exactly)."""
         if live and self.live is not None:
             every, size = self.live
-            return SourceContext(name, detect_every=every, smooth_window=smooth_window, detector_input=size)
+            # Golden-ratio steps spread the cameras' detection frames evenly over the cadence for any count.
+            phase, self._live_sources = (
+                int(self._live_sources * 0.618034 * every) % every,
+                self._live_sources + 1,
+            )
+            return SourceContext(name, detect_every=every, smooth_window=smooth_window, detector_input=size,
+                                 detect_phase=phase)  # fmt: skip
         return SourceContext(name, detect_every=self.detect_every, smooth_window=smooth_window)
 
     def prepare(self, frame: Frame, source: SourceContext, detections: list[Detection] | None) -> Prepared:

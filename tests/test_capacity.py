@@ -122,5 +122,20 @@ def test_a_short_real_search_of_one_or_two_cameras(redis_url, tmp_path, model_pa
         assert r["runs"][0]["published"] > 0
     # The capacity is the last count that met the targets, and the search stops at the first miss.
     assert res["capacity"] == sum(r["ok"] for r in rows) and all(r["ok"] for r in rows[:-1])
+    assert res["complete"] == (not rows[-1]["ok"])  # else max_cameras cut it: the capacity is a floor
     write_capacity(capacity_file, res["capacity"], {"rows": rows})
     assert member_capacity("auto") == max(1, res["capacity"])
+
+
+def test_cameras_detect_on_spread_frames_and_the_first_frame_always():
+    from pipeline.lanes import SourceContext
+    from pipeline.process import FrameProcessor
+
+    ctx = SourceContext("a", detect_every=4, detect_phase=1)
+    assert [i for i in range(10) if ctx.detect_due()] == [0, 1, 5, 9]
+    ctx.reset()  # a reconnect: the tracks are gone, the next frame is detected
+    assert [ctx.detect_due() for _ in range(3)] == [True, True, False]
+    processor = FrameProcessor([object()], SimpleNamespace(spec=None), live=(12, "auto"))
+    phases = [processor.new_source(f"cam{i}", live=True).detect_phase for i in range(4)]
+    assert phases[0] == 0 and len(set(phases)) == 4
+    assert processor.new_source("file").detect_phase == 0  # files keep the detection frames of their results
