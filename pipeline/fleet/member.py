@@ -35,7 +35,8 @@ from redis.retry import Retry
 from pipeline.errors import ConfigError
 from pipeline.fleet.cameras import Camera, list_cameras
 from pipeline.fleet.leases import Lease
-from pipeline.keys import MEMBER_PATTERN, host_id, member_key, text
+from pipeline.fleet.status import read_members
+from pipeline.keys import host_id, member_key
 from pipeline.masking import mask_text
 from pipeline.redis_conn import connect
 
@@ -174,17 +175,10 @@ class Member:
         """The member records of the other live members: beaten within a lease TTL. A record outlives its
         member by up to three TTLs (for `fleet status`); counting a dead member's capacity that long would
         keep the fair share of the living below what they must take over, past TTL + 2 s."""
-        keys = [k for k in self.client.scan_iter(match=MEMBER_PATTERN, count=1000)
-                if text(k) != member_key(self.member)]  # fmt: skip
-        out, now = [], time.time()
-        for raw in self.client.mget(keys) if keys else []:
-            try:
-                record = json.loads(text(raw))
-            except (ValueError, TypeError):
-                continue  # expired between SCAN and MGET, or not ours
-            if now - float(record.get("ts") or 0) <= self.cfg.lease_ttl_s:
-                out.append(record)
-        return out
+        members, _unreadable = read_members(self.client)
+        now = time.time()
+        return [m for m in members
+                if m.get("member") != self.member and now - float(m.get("ts") or 0) <= self.cfg.lease_ttl_s]  # fmt: skip
 
     def _claim(self, desired: dict[str, Camera], target: int) -> None:
         now = time.monotonic()
