@@ -146,7 +146,23 @@ class WorkersConfig:
 class MetricsConfig:
     host: str = "127.0.0.1"
     port: Annotated[int, Range(0, 65535)] = 0
-    """Prometheus endpoint of the first worker (the others take the next ports); 0 = off."""
+    """Prometheus endpoint of this run (the supervisor serves its workers' metrics, each labelled
+    `worker`, on this one port); 0 = off."""
+
+
+@typed(ConfigError)
+class SnapshotsConfig:
+    """Pictures of what each source sees, for the dashboard. Off by default: they show people's faces.
+    When on, a worker writes a source's snapshot only while a dashboard asks for it."""
+
+    enabled: bool = False
+    """Write a small JPEG of the latest frame, faces boxed and labelled, to `affect:{source}:snapshot`."""
+    every_s: Annotated[float, Range(0.5, 3600)] = 5.0
+    """At most one snapshot per source this often; each expires after 3 x every_s."""
+    width: Annotated[int, Range(64, 1920)] = 320
+    """Width in pixels (the height keeps the aspect ratio)."""
+    max_bytes: Annotated[int, Range(4096, 1_048_576)] = 65536
+    """Size cap: the JPEG quality is lowered until it fits; a picture that cannot fit is not written."""
 
 
 @typed(ConfigError)
@@ -192,15 +208,13 @@ class Config:
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)
     workers: WorkersConfig = dataclasses.field(default_factory=WorkersConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    snapshots: SnapshotsConfig = dataclasses.field(default_factory=SnapshotsConfig)
     fleet: FleetConfig = dataclasses.field(default_factory=FleetConfig)
     sources: tuple[SourceSpec, ...] = ()
     """Files, folders or globs of videos, rtsp://, http(s):// URLs or /dev/video* devices."""
 
     @model_validator(mode="after")
     def _rules_between_sections(self) -> Config:
-        if self.metrics.port and self.metrics.port + self.workers.count - 1 > 65535:
-            raise ValueError(f"metrics.port: {self.metrics.port} + one port per worker ({self.workers.count}) "
-                             "goes past 65535")  # fmt: skip
         if self.fleet.enabled and self.workers.count != 1:
             raise ValueError(f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
                              "member runs one worker; start more members")  # fmt: skip

@@ -47,8 +47,18 @@ def source_of_stream(key: bytes | str, suffix: str = FRAMES_SUFFIX) -> str | Non
     return None
 
 
+def snapshot_key(source: str) -> str:
+    """A JPEG of the source's latest frame with its faces drawn (opt-in: `snapshots.enabled`); it expires."""
+    return f"{_SOURCE_PREFIX}{source}}}:snapshot"
+
+
+def snapshot_request_key(source: str) -> str:
+    """Set (with a short expiry) by a dashboard showing the source: workers write snapshots only meanwhile."""
+    return f"{_SOURCE_PREFIX}{source}}}:snapshot:request"
+
+
 def heartbeat_key(worker: str) -> str:
-    """JSON {ts, pid, host, sources, published}; it expires long after it is stale, and `affectstream
+    """JSON {ts, pid, host, member, sources, published, stats, queues} (docs/consumer/README.md); it expires long after it is stale, and `affectstream
     health` judges staleness by ts (and this host's workers by host)."""
     return f"affect:worker:{worker}:heartbeat"
 

@@ -89,7 +89,8 @@ class Slot:
     target: Callable[..., int]
     args: tuple = ()
     process: BaseProcess | None = None
-    restarts: list[float] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)  # times of the restarts in the last minute
+    restarted: int = 0  # restarts in all
     done: bool = False
 
 
@@ -138,6 +139,7 @@ class ProcessGroup:
             log.error("worker %s crashed %d times in a minute; giving up", slot.name, len(slot.restarts))
             return False
         log.warning("worker %s exited with %s; restarting it (resume)", slot.name, code)
+        slot.restarted += 1
         time.sleep(self.restart_backoff_s)
         if not self.stopping:
             self._spawn(slot)
@@ -196,6 +198,13 @@ class Supervisor:
             self.slots, restart_backoff_s=cfg.workers.restart_backoff_s, poll=self._collect_failures
         )
         self.failures = self.group.ctx.Queue()  # (worker id, source, reason) of sources that failed for good
+        self.metrics = None  # the run's one metrics endpoint (`metrics.port`), over its workers' pages
+        self.ports = None  # (worker id, metrics port) from each worker once it serves
+        if cfg.metrics.port:
+            from pipeline.metrics import RunMetricsServer
+
+            self.metrics = RunMetricsServer()
+            self.ports = self.group.ctx.Queue()
 
     def stop(self) -> None:
         self.group.stop()
@@ -217,11 +226,13 @@ class Supervisor:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
         passes = self._passes()
-        for i, (slot, specs) in enumerate(zip(self.slots, self.specs, strict=True)):
-            port = self.cfg.metrics.port + i if self.cfg.metrics.port else 0
+        for slot, specs in zip(self.slots, self.specs, strict=True):
             mine = {spec.name: passes[spec.name] for spec in specs if spec.name in passes}
-            slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, port, self.failures)
+            slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, self.ports, self.failures)
             log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs) or "fleet cameras only")
+        if self.metrics is not None:
+            port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port, self._worker_view)
+            log.info("metrics of this run on http://%s:%d/metrics", self.cfg.metrics.host, port)
         ok = self.group.run()
         self._clear_heartbeats()
         if self.failed_sources:
@@ -229,7 +240,16 @@ class Supervisor:
                       "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed_sources.items())))  # fmt: skip
         return 0 if ok and not self.failed_sources else 1
 
+    def _worker_view(self) -> dict[str, tuple[bool, int]]:
+        """{worker id: (process alive, restarts)} for the metrics endpoint (its own thread)."""
+        return {s.name: (s.process is not None and s.process.is_alive(), s.restarted) for s in self.slots}
+
     def _collect_failures(self) -> None:
+        while self.ports is not None and self.metrics is not None:
+            try:
+                self.metrics.worker_port(*self.ports.get_nowait())
+            except queue.Empty:
+                break
         while True:
             try:
                 _worker, source, reason = self.failures.get_nowait()

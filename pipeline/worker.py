@@ -31,10 +31,11 @@ from collections import Counter
 from pipeline.batcher import STOP, MicroBatcher
 from pipeline.errors import EXIT_SOURCES_FAILED
 from pipeline.keys import heartbeat_key, host_id
-from pipeline.metrics import WorkerMetrics
+from pipeline.metrics import WorkerMetrics, WorkerReading
 from pipeline.outbox import Outbox
 from pipeline.process import FrameProcessor, stamp_latency
 from pipeline.redis_conn import connect
+from pipeline.snapshots import SnapshotWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,24 @@ class Worker:
         redis_url: Where to publish.
         passes: File source name -> pass base of this run (`entry_ids.PassIds`): a restarted worker
             resumes its run's pass; files not named here start a new pass.
-        metrics_port: Prometheus port of this worker; 0 = none.
+        metrics: Serve this worker's metrics on an ephemeral loopback port and call this with the port
+            (the supervisor's endpoint merges them); None = no metrics endpoint.
         stop: Set to stop (the signal handlers set it); a new event when None.
         report: Called with (source, reason) for each source that failed for good.
     """
 
     def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
-                 metrics_port: int = 0, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
+                 metrics=None, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
         self.redis_url = redis_url
         self.redis = connect(redis_url)
         self.passes = dict(passes or {})
-        self.metrics = WorkerMetrics()
-        self.metrics_port = metrics_port
+        self.metrics = WorkerMetrics(read=self.reading)
+        self._on_metrics_port = metrics
+        self._build: dict[str, str] = {}  # version, model, backend: set by `run` once the engine is loaded
+        self._snapshots: SnapshotWriter | None = None  # when `snapshots.enabled`
         self.outbox: Outbox  # made by `run`, before any source starts
         self.source_errors: dict[str, str] = {}  # file sources whose reader failed (name -> reason)
         self._report = report
@@ -83,11 +87,14 @@ class Worker:
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
-        # source name -> (its reader, decoded, dropped) already in metrics; a camera claimed again has a new
-        # reader counting from 0 (the heartbeat thread syncs without the sources lock: compare readers)
-        self._counted: dict[str, tuple[object, int, int]] = {}
+        # Counters of sources removed while running (decoded, dropped, reconnects): a camera claimed again
+        # gets a new reader that counts from 0, and its totals in this worker must not go back.
+        self._retired: dict[str, tuple[int, int, int]] = {}
+        self._counts_lock = threading.Lock()  # published / faces / expressions, read by scrapes
         self.published = 0
         self.published_by_source: Counter[str] = Counter()
+        self.faces_by_source: Counter[str] = Counter()
+        self.expressions: Counter[tuple[str, str]] = Counter()  # (source, top expression) -> faces
         self.last_frame_ts: dict[str, float] = {}  # source -> capture time of its last published frame
         self.failed: BaseException | None = None
 
@@ -97,8 +104,6 @@ class Worker:
     # -- events and failures ----------------------------------------------------------------------
     def _on_event(self, source: str, kind: str, detail: dict) -> None:
         """Reader threads' events: queued in the outbox, published in order with the frames."""
-        if kind == "reconnecting":
-            self.metrics.reconnects.labels(source).inc()
         if kind == "error" and source in self._files:
             self.source_errors[source] = str(detail.get("reason", "error"))
             self._failed_for_good(source, self.source_errors[source])
@@ -209,8 +214,13 @@ class Worker:
                     then = None
                 while self.outbox.pending_events(name) and time.monotonic() < deadline and not self.failed:
                     time.sleep(0.01)
-            self._sync_source_metrics()
-            self._lanes = {k: v for k, v in self._lanes.items() if k != name}
+            stats = lane.source.stats
+            with (
+                self._counts_lock
+            ):  # with the lanes, so that no reading counts the source twice or not at all
+                d, x, r = self._retired.get(name, (0, 0, 0))
+                self._retired[name] = (d + stats.decoded, x + stats.dropped, r + stats.reconnects)
+                self._lanes = {k: v for k, v in self._lanes.items() if k != name}
             left = max(0, self._inflight[name])
             self.outbox.remove_source(name, then)
             return left
@@ -257,7 +267,7 @@ class Worker:
                 with lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
                     # in frame order per source: the tracker needs it, and the engine keeps it
                     self._prepared.put(processor.prepare(frame, lane.context, detections))
-                self.metrics.stage_seconds.labels("prepare").observe(time.perf_counter() - t)
+                self.metrics.stage_seconds.labels(stage="prepare").observe(time.perf_counter() - t)
         except LaneAborted:
             pass  # another prepare thread failed first and reported it
         except BaseException as exc:
@@ -283,11 +293,14 @@ class Worker:
             while batch := batcher.next_batch():
                 t = time.perf_counter()
                 results = processor.infer(batch)
-                self.metrics.stage_seconds.labels("engine").observe(time.perf_counter() - t)
-                self.metrics.batch_size.observe(sum(len(p.faces) for p in batch))
-                for r in results:  # in frame order per source, as the smoother needs
+                self.metrics.stage_seconds.labels(stage="engine").observe(time.perf_counter() - t)
+                self.metrics.engine_call(sum(len(p.faces) for p in batch))
+                for prepared, r in zip(batch, results, strict=True):  # in frame order per source (smoother)
                     lane = self._lanes.get(r.source)  # None: removed meanwhile (the outbox drops it)
-                    self._results.put(lane.context.smooth(r) if lane is not None else r)
+                    r = lane.context.smooth(r) if lane is not None else r
+                    if self._snapshots is not None:
+                        self._snapshots.offer(prepared.frame.image, r)
+                    self._results.put(r)
         except BaseException as exc:
             self.failed = exc
             log.exception("engine stage failed")
@@ -334,38 +347,85 @@ class Worker:
         finally:
             self._settled(batch)
         if batch:
-            self.metrics.stage_seconds.labels("publish").observe(time.perf_counter() - t)
+            self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - t)
+        with self._counts_lock:
+            for r in published:
+                self.published_by_source[r.source] += 1
+                self.faces_by_source[r.source] += len(r.faces)
+                for face in r.faces:
+                    self.expressions[r.source, face.expr] += 1
+                self.last_frame_ts[r.source] = r.ts
+            self.published += len(published)
         for r in published:
-            self.metrics.frames_published.labels(r.source).inc()
-            self.metrics.faces.labels(r.source).inc(len(r.faces))
-            self.metrics.e2e_seconds.labels(r.source).observe(r.latency_ms / 1000.0)
-            self.published_by_source[r.source] += 1
-            self.last_frame_ts[r.source] = r.ts
-        self.published += len(published)
+            self.metrics.latency_seconds.labels(source=r.source).observe(r.latency_ms / 1000.0)
 
     def _heartbeat_loop(self) -> None:
         key = heartbeat_key(self.worker_id)
         while not self._stop.wait(self.cfg.workers.heartbeat_s):
-            self._sync_source_metrics()
             self._beat(key)
 
-    def _sync_source_metrics(self) -> None:
-        """Copy the sources' own counters (decoded, dropped under the live policy) into Prometheus."""
-        for src in [lane.source for lane in self._lanes.values()]:
-            stats = src.stats
-            counted = self._counted.get(src.name)
-            decoded, dropped = counted[1:] if counted and counted[0] is src else (0, 0)
-            self.metrics.frames_decoded.labels(src.name).inc(stats.decoded - decoded)
-            self.metrics.frames_dropped.labels(src.name).inc(stats.dropped - dropped)
-            self._counted[src.name] = (src, stats.decoded, stats.dropped)
+    def reading(self) -> WorkerReading:
+        """This worker's counters and gauges now (metrics scrapes and heartbeats).
+
+        Published counts are read before the sources' decoded counts, and a source counts a frame as
+        decoded before it can be taken: so decoded >= published holds in every reading.
+        """
+        r = WorkerReading()
+        with self._counts_lock:
+            lanes = self._lanes  # replaced, never mutated
+            r.published = dict(self.published_by_source)
+            r.faces = dict(self.faces_by_source)
+            r.expressions = dict(self.expressions)
+            retired = dict(self._retired)
+        live = {name: lane.source.stats for name, lane in lanes.items()}
+        for name in retired.keys() | live.keys():
+            d, x, n = retired.get(name, (0, 0, 0))
+            stats = live.get(name)
+            if stats is None:
+                r.sources[name] = (d, x, n, "down")
+            else:
+                r.sources[name] = (d + stats.decoded, x + stats.dropped, n + stats.reconnects, stats.state)
+        r.queues = {
+            "prepared": (self._prepared.qsize(), self._prepared.maxsize),
+            "results": (self._results.qsize(), self._results.maxsize),
+        }
+        outbox = getattr(self, "outbox", None)
+        if outbox is not None:
+            r.queues["outbox_events"] = (outbox.pending_events(), 0)
+        r.batch_fill = self.metrics.batch_fill(self.cfg.batch.max_batch)
+        r.build = self._build
+        return r
+
+    def _say_stopped(self) -> None:
+        """`stopped` for each configured source that did not end by itself (a stop, SIGTERM), written
+        after its last frame; a fleet camera says `released` instead (its member does)."""
+        static = {spec.name for spec in self.specs}
+        stopped = [(name, lane) for name, lane in self._lanes.items()
+                   if name in static and lane.source.state not in ("eof", "error")]  # fmt: skip
+        for name, lane in stopped:
+            self.outbox.add_event(name, "stopped", {"frames": lane.source.stats.decoded})
+        if stopped and not self.failed:
+            try:
+                self.outbox.flush_events()
+            except Exception as exc:  # its frames are all out; only the word "stopped" is missing
+                log.warning("could not publish `stopped` events: %s", exc)
 
     def _beat(self, key: str) -> None:
+        r = self.reading()
+        lanes = self._lanes
+        stats = {
+            name: {"decoded": d, "dropped": x, "reconnects": n, "state": state,
+                   "published": r.published.get(name, 0), "faces": r.faces.get(name, 0),
+                   "live": bool(lanes[name].source.spec.live) if name in lanes else None}
+            for name, (d, x, n, state) in r.sources.items()
+        }  # fmt: skip
         try:
             # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
             # the keys of past runs (ids are unique per run) do not pile up.
             self.redis.set(key, json.dumps({
                 "ts": time.time(), "pid": os.getpid(), "host": host_id(), "published": self.published,
-                "sources": self.source_names,
+                "member": (self.cfg.fleet.member or None) if self._fleet else None,
+                "sources": list(lanes), "stats": stats, "queues": {k: list(v) for k, v in r.queues.items()},
             }), ex=max(60, int(self.cfg.workers.stale_after_s * 10)))  # fmt: skip
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
@@ -379,8 +439,13 @@ class Worker:
             self.cfg, parallel=True
         )  # every model loaded before the first frame
         detectors = processor.detectors  # one prepare thread each
-        if self.metrics_port:
-            self.metrics.serve(self.cfg.metrics.host, self.metrics_port)
+        self._build = {"version": _version(), "model": processor.engine.spec.model_id,
+                       "backend": type(processor.engine).__name__}  # fmt: skip
+        if self._on_metrics_port is not None:
+            self._on_metrics_port(self.metrics.serve("127.0.0.1", 0))
+        if self.cfg.snapshots.enabled:
+            self._snapshots = SnapshotWriter(connect(self.redis_url), self.cfg.snapshots)
+            self._snapshots.start()
         self._beat(heartbeat_key(self.worker_id))
         self.outbox = Outbox(self.redis, self.worker_id, self.specs, self.passes, maxlen=self.cfg.redis.maxlen,
                              stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
@@ -418,9 +483,11 @@ class Worker:
             member.stop_claiming()  # it keeps renewing its leases while the last frames drain
         for lane in self._lanes.values():
             lane.source.stop()
-        self._sync_source_metrics()
         for t in threads[len(prepare) :]:
             _join(t)
+        self._say_stopped()
+        if self._snapshots is not None:
+            self._snapshots.close()
         if member is not None:
             member.close()  # `released` for each camera, then the leases deleted: the takers start now
         processor.engine.close()  # device buffers freed now, in their CUDA context, not by destructors at exit
@@ -440,6 +507,15 @@ class Worker:
         return EXIT_SOURCES_FAILED if (self.source_errors or box.failed) else 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("affectstream")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _join(thread: threading.Thread) -> None:
     """Join in slices: a signal delivered to another thread only runs its Python handler when the
     main thread executes bytecode, which a join without timeout never does."""
@@ -447,16 +523,18 @@ def _join(thread: threading.Thread) -> None:
         thread.join(0.2)
 
 
-def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], metrics_port: int, failures=None,
+def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], ports=None, failures=None,
                 *, stop: threading.Event) -> int:  # fmt: skip
-    """A worker process's target (`pipeline.supervisor`); `failures` is a queue that receives
-    (worker id, source, reason) for each source that failed for good."""
+    """A worker process's target (`pipeline.supervisor`); `ports` is a queue that receives (worker id,
+    metrics port) once it serves its metrics (None: no metrics); `failures` one that receives (worker id,
+    source, reason) for each source that failed for good."""
     from pipeline.masking import register_url
 
     for url in [redis_url, *(spec.url for spec in specs)]:  # a spawned process starts with no known secret
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
+    metrics = None if ports is None else (lambda port: ports.put((worker_id, port)))
     worker = Worker(
-        cfg, specs, worker_id, redis_url, passes=passes, metrics_port=metrics_port, stop=stop, report=report
+        cfg, specs, worker_id, redis_url, passes=passes, metrics=metrics, stop=stop, report=report
     )
     return worker.run()

@@ -12,10 +12,13 @@ from pipeline.sources.reader import EVENT_KINDS as READER_EVENT_KINDS
 from pipeline.sources.reader import STATES, EventCallback, Source, SourceStats, open_source
 from pipeline.sources.spec import KINDS, SourceSpec, SourceSpecError, kind_from_url
 
-# Every kind a source's events stream carries: its reader's, and a fleet camera's changes of owner
-# (`claimed`, `released`, `lost`, each with the member and worker: pipeline.fleet.member).
+# Every kind a source's events stream carries: its reader's; `stopped`, written by a worker that stops
+# reading a configured source on purpose (SIGTERM), so that no one mistakes it for a live or failed one;
+# and a fleet camera's changes of owner (`claimed`, `released`, `lost`, each with the member and worker:
+# pipeline.fleet.member).
+WORKER_EVENT_KINDS = ("stopped",)
 FLEET_EVENT_KINDS = ("claimed", "released", "lost")
-EVENT_KINDS = (*READER_EVENT_KINDS, *FLEET_EVENT_KINDS)
+EVENT_KINDS = (*READER_EVENT_KINDS, *WORKER_EVENT_KINDS, *FLEET_EVENT_KINDS)
 
 __all__ = [
     "BgrConverter",
@@ -23,6 +26,7 @@ __all__ = [
     "EVENT_KINDS",
     "FLEET_EVENT_KINDS",
     "READER_EVENT_KINDS",
+    "WORKER_EVENT_KINDS",
     "KINDS",
     "STATES",
     "EventCallback",

@@ -275,10 +275,11 @@ class Source:
 
     def _put(self, frame: Frame) -> None:
         """Hand `frame` to the consumer (waiting for space under the file policy); `_Stopped` on stop."""
-        if not self._buffer.put(frame, self._stop):
-            raise _Stopped
+        # Counted before it can be taken: a metrics scrape must never see a frame published but not decoded.
         with self._lock:
             self._decoded += 1
+        if not self._buffer.put(frame, self._stop):
+            raise _Stopped
 
     def _count_container(self, delta: int) -> None:
         with self._lock:
