@@ -160,8 +160,8 @@ class SnapshotsConfig:
     every_s: Annotated[float, Range(0.5, 3600)] = 5.0
     """At most one snapshot per source this often; each expires after 3 x every_s."""
     width: Annotated[int, Range(64, 1920)] = 320
-    """Width in pixels (the height keeps the aspect ratio)."""
-    max_bytes: Annotated[int, Range(4096, 1_048_576)] = 65536
+    """Width in pixels (the height keeps the aspect ratio; smaller frames are not enlarged)."""
+    max_bytes: Annotated[int, Range(16_384, 1_048_576)] = 65536
     """Size cap: the JPEG quality is lowered until it fits; a picture that cannot fit is not written."""
 
 

@@ -29,13 +29,14 @@ QUALITIES = (80, 65, 50, 35, 20)
 
 
 def encode_snapshot(image: np.ndarray, result: FrameResult, width: int, max_bytes: int) -> bytes | None:
-    """`image` (BGR) scaled to `width` with `result`'s faces drawn, as a JPEG of at most `max_bytes`;
+    """`image` (BGR) scaled down to `width` with `result`'s faces drawn, as a JPEG of at most `max_bytes`;
     None when even the lowest quality is too big."""
     import cv2
 
     from pipeline.render import draw_face
 
-    scale = width / image.shape[1]
+    scale = min(width, image.shape[1]) / image.shape[1]  # never enlarged
+    width = round(image.shape[1] * scale)
     small = cv2.resize(image, (width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     for face in result.faces:  # drawn after scaling, so that labels stay readable
         draw_face(small, dataclasses.replace(
