@@ -106,6 +106,14 @@ def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server,
         assert last["affectstream_queue_capacity"] and "affectstream_stage_duration_seconds_bucket" in last
         published_over_time = [sum(s["affectstream_frames_published_total"].values()) for s in scrapes]
         assert published_over_time[-1] > published_over_time[0], "counters move between scrapes"
+        margins = [
+            sum(s["affectstream_frames_decoded_total"].values()) - p
+            for s, p in zip(scrapes, published_over_time, strict=True)
+        ]
+        print(
+            f"{len(scrapes)} scrapes, published {published_over_time[0]:.0f} -> {published_over_time[-1]:.0f}, "
+            f"decoded - published min {min(margins):.0f} median {sorted(margins)[len(margins) // 2]:.0f}"
+        )
 
         # the heartbeat carries the same per-source counters for the dashboard
         beats = [json.loads(client.get(k)) for k in client.scan_iter(match=HEARTBEAT_PATTERN)]
