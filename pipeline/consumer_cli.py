@@ -12,6 +12,28 @@ from settings import env
 REDIS_HELP = "redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
 
 
+def positive_float(text: str) -> float:
+    """Seconds above 0 (`--stale-after 0` is refused, not silently the default)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; a number of seconds above 0")
+    return value
+
+
+def percent(text: str) -> float:
+    """A percentage, 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; 0 - 100 (percent)")
+    return value
+
+
 def _redis(url: str | None):
     """(url, client) for `url`, the environment's URL, or the embedded server under var/redis."""
     from pipeline.redis_conn import redis_session
@@ -63,7 +85,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(env.DASHBOARD_TOKEN) or None
     check_bind(args.host, token)  # before starting anything
     with _redis(args.redis) as (url, _client):
-        serve(url, host=args.host, port=args.port, token=token)
+        serve(url, host=args.host, port=args.port, token=token, stale_s=args.stale_after,
+              forget_after_s=args.forget_after, drop_warning=args.drop_warning / 100)  # fmt: skip
     return 0
 
 
@@ -107,4 +130,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     p.add_argument("--token", help="require this token (?token=..., or $AFFECTSTREAM_DASHBOARD_TOKEN)")
+    p.add_argument("--stale-after", type=positive_float, default=10.0, metavar="S",
+                   help="a source with no news for S seconds is shown stale, greyed (default 10)")  # fmt: skip
+    p.add_argument("--forget-after", type=positive_float, default=3600.0, metavar="S",
+                   help="a source with no news for S seconds is no longer shown (default 3600)")  # fmt: skip
+    p.add_argument("--drop-warning", type=percent, default=5.0, metavar="PCT",
+                   help="flag a source that dropped more than PCT%% of its frames in the last minute (default 5)")  # fmt: skip
     p.set_defaults(handler=cmd_dashboard)

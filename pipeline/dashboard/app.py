@@ -1,7 +1,8 @@
 """The dashboard web app: Starlette, one server-sent-events stream of snapshots, static page and JS.
 
 Routes: `/` (page), `/static/*` (JS, CSS: shipped in the package, no CDN), `/api/state` (one
-snapshot as JSON), `/events` (SSE: a snapshot every `interval_s`), `/healthz`. With a token every
+snapshot as JSON), `/events` (SSE: a snapshot every `interval_s`), `/api/snapshot/{source}` (the
+source's latest picture, when workers write them: `snapshots.enabled`), `/healthz`. With a token every
 route but `/healthz` needs it: `?token=T` (the page then keeps it in a cookie),
 `Authorization: Bearer T`, or that cookie.
 """
@@ -19,14 +20,16 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline import keys
 from pipeline.dashboard.state import DashboardState
 from pipeline.errors import ConfigError
 
@@ -34,6 +37,13 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "affectstream_token"
+# How long one page request keeps a source's snapshots coming (`keys.snapshot_request_key`); the page
+# asks every few seconds while it shows the source, so workers stop soon after the last page closes.
+SNAPSHOT_REQUEST_S = 15
+NO_SNAPSHOT = (
+    "no snapshot of {source} yet: snapshots are off by default (they show faces); a run writes them "
+    "with `snapshots: {{enabled: true}}` in its config, every few seconds while a page asks"
+)
 
 
 class TokenGuard:
@@ -100,6 +110,25 @@ def create_app(state: DashboardState, *, token: str | None = None, interval_s: f
     async def api_state(_request: Request) -> JSONResponse:
         return JSONResponse(state.snapshot())
 
+    def snapshot(request: Request) -> Response:  # sync: Starlette runs it in its thread pool (Redis I/O)
+        source = request.path_params["source"]
+        if not keys.KEY_SAFE_NAME.fullmatch(source):
+            return PlainTextResponse(f"not a source name: {keys.KEY_SAFE_RULE}", status_code=400)
+        client = state.client
+        headers = {"cache-control": "no-store"}
+        try:
+            client.set(keys.snapshot_request_key(source), "1", ex=SNAPSHOT_REQUEST_S)
+            jpeg = client.get(keys.snapshot_key(source))
+        except redis.RedisError as exc:
+            return PlainTextResponse(
+                f"cannot read Redis: {type(exc).__name__}", status_code=503, headers=headers
+            )
+        if not jpeg:
+            return PlainTextResponse(NO_SNAPSHOT.format(source=source), status_code=404, headers=headers)
+        return Response(
+            jpeg, media_type="image/jpeg", headers={**headers, "x-content-type-options": "nosniff"}
+        )
+
     async def healthz(_request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
@@ -131,6 +160,7 @@ def create_app(state: DashboardState, *, token: str | None = None, interval_s: f
     routes = [
         Route("/", index),
         Route("/api/state", api_state),
+        Route("/api/snapshot/{source}", snapshot),
         Route("/events", events),
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -151,15 +181,17 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None) -> None:
-    """Run the dashboard until interrupted."""
+def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None,
+          **settings: Any) -> None:  # fmt: skip
+    """Run the dashboard until interrupted; `settings` go to `DashboardState` (stale_s, forget_after_s,
+    drop_warning)."""
     import uvicorn
 
     from pipeline.masking import mask_url
     from pipeline.redis_conn import connect
 
     check_bind(host, token)
-    app = create_app(DashboardState(connect(redis_url)), token=token)
+    app = create_app(DashboardState(connect(redis_url), **settings), token=token)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     log.info(
         "dashboard of %s on http://%s:%d/%s", mask_url(redis_url), shown, port, "?token=***" if token else ""
