@@ -13,7 +13,9 @@ Mount points:
 
 The file (mp4 or mov, like everything in shared/media/videos) is demuxed, and its video track decoded and
 re-encoded with x264 (zerolatency, a keyframe every `--gop` frames) so a client that (re)connects
-mid-stream gets a picture within a fraction of a second. Each client gets its own pipeline
+mid-stream gets a picture within a fraction of a second. One slice per frame (`sliced-threads=false`):
+with zerolatency's default of one slice per encoder thread, FFmpeg's RTP depacketiser (PyAV 18.1, these
+packets) lost each frame's first slice, and the top half of every picture decoded green. Each client gets its own pipeline
 starting at the beginning of the file; `--loop` replays the file forever instead of ending the stream
 (timestamps start again from 0 at each loop, as after a camera reboot).
 Once the server listens it prints `READY <port>` on stdout (the fixture waits for that line).
@@ -40,7 +42,7 @@ def _launch(media: str, gop: int, fps: int | None) -> str:
     rate = f"videorate ! video/x-raw,framerate={fps}/1 ! " if fps else ""
     return (
         f'( filesrc location="{media}" ! qtdemux name=demux demux.video_0 ! queue ! decodebin name=dec ! videoconvert ! {rate}'
-        f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate=1500 ! "
+        f"x264enc tune=zerolatency sliced-threads=false speed-preset=ultrafast key-int-max={gop} bitrate=1500 ! "
         "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
 

@@ -353,11 +353,24 @@ class DashboardState:
             "errors": self.errors,
         }
 
+    def _processed_fps(self, s: SourceState, now: float) -> float | None:
+        """Results per second whose capture time lies in the rate window ending 1 s ago (results still in
+        flight are not counted as missing). A source that began publishing inside the window is measured
+        over the time it has published, so a camera that just started is not shown at a fraction of its
+        rate beside its input frames/s; None until it has published for a second."""
+        end = now - 1
+        start = end - self.rate_window_s
+        if s.recent and s.recent[0][0] > start:
+            start = s.recent[0][0]
+        if end - start < 1.0:
+            return None
+        return sum(1 for t, _ in s.recent if start <= t <= end) / (end - start)
+
     def _describe(self, s: SourceState, now: float) -> dict:
         beat, stats = self._owner(s.name)
         status, detail, last_seen = self._status(s, beat, stats, now)
         recent = [ms for t, ms in s.recent if t >= now - self.window_s]
-        processed = sum(1 for t, _ in s.recent if now - self.rate_window_s - 1 < t <= now - 1)
+        fps = self._processed_fps(s, now) if status in ACTIVE else None
         last = s.last
         faces = []
         if last is not None and status in ACTIVE and now - last.result.ts <= self.stale_s:
@@ -374,7 +387,7 @@ class DashboardState:
             "last_age_s": round(now - last_seen, 1) if last_seen else None,
             "worker": beat.worker if beat else (s.event_worker or None),
             "member": beat.member if beat else None,
-            "fps": round(processed / self.rate_window_s, 2) if status in ACTIVE else None,
+            "fps": None if fps is None else round(fps, 2),
             "latency_p50_ms": None if p50 is None else round(p50, 1),
             "latency_p95_ms": None if p95 is None else round(p95, 1),
             **self._rates(s.name, beat, now),
