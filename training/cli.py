@@ -1,4 +1,4 @@
-"""Subcommands ``train``, ``evaluate`` and ``export`` for the ``affectstream`` CLI.
+"""Subcommands ``train``, ``evaluate``, ``export``, ``average`` and ``teacher`` for the ``affectstream`` CLI.
 
 Importing this module must stay cheap: torch is imported inside the handlers only.
 """
@@ -96,8 +96,46 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teacher(args: argparse.Namespace) -> int:
+    _passive_omp()
+    import numpy as np
+
+    from scoring.metrics import accuracy
+    from training.checkpoint import load_checkpoint, recipe_of
+    from training.config import load_recipe
+    from training.distill import member_probs, write_teacher
+    from training.errors import TrainingError
+
+    try:
+        recipe = load_recipe(args.config) if args.config else recipe_of(load_checkpoint(args.checkpoints[0]))
+        split = args.split or recipe.data.train_split
+        members, samples = member_probs(args.checkpoints, recipe.data, split)
+        ensemble = np.mean(members, axis=0)
+        write_teacher(args.output, ensemble, samples, source=f"{recipe.data.dataset} {split!r}")
+        scores = {split: (members, ensemble, samples)}
+        if recipe.data.val_split != split:
+            val_members, val_samples = member_probs(args.checkpoints, recipe.data, recipe.data.val_split)
+            scores[recipe.data.val_split] = (val_members, np.mean(val_members, axis=0), val_samples)
+    except TrainingError as exc:
+        return _fail(exc)
+
+    def acc(probs, s) -> str:
+        has = s.label >= 0
+        return f"{accuracy(s.label[has], probs[has].argmax(1)):.4f}"
+
+    for i, path in enumerate(args.checkpoints):
+        accs = "  ".join(f"{name} accuracy={acc(m[i], s)}" for name, (m, _, s) in scores.items())
+        print(f"member {path}: {accs}")
+    accs = "  ".join(f"{name} accuracy={acc(e, s)}" for name, (_, e, s) in scores.items())
+    print(f"ensemble of {len(args.checkpoints)} (mirror-averaged): {accs}")
+    print(
+        f"wrote {args.output}: {recipe.data.dataset} {split} ({len(samples)} samples x {ensemble.shape[1]})"
+    )
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add ``train``, ``evaluate``, ``export`` and ``average`` to an argparse subparsers object."""
+    """Add ``train``, ``evaluate``, ``export``, ``average`` and ``teacher`` to an argparse subparsers object."""
     p = subparsers.add_parser("train", help="train a model from a recipe (resumable)")
     p.add_argument(
         "-c", "--config", required=True, help="recipe YAML, e.g. configs/model/ferplus_mtlgcn.yaml"
@@ -141,3 +179,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="checkpoint to write")
     p.set_defaults(handler=cmd_average)
+
+    p = subparsers.add_parser(
+        "teacher",
+        help="ensemble checkpoints' mirror-averaged predictions into a self-distillation teacher (.npz)",
+    )
+    p.add_argument(
+        "checkpoints", nargs="+", help="checkpoints of runs with different seeds, e.g. runs/s*/best.pt"
+    )
+    p.add_argument("-o", "--output", required=True, help="teacher file to write (.npz), for data.teacher")
+    p.add_argument("--split", help="dataset split (default: the recipe's training split)")
+    p.add_argument("-c", "--config", help="take the data from this recipe instead of the first checkpoint's")
+    p.set_defaults(handler=cmd_teacher)

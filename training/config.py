@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import model_validator
 
 from settings import env
 from settings.interpolate import UnsetVariable
 from settings.interpolate import expand as expand_env
-from settings.typed import typed, validate
+from settings.typed import Range, typed, validate
 from training.errors import ConfigError
 from training.model import ModelConfig
 
@@ -39,6 +41,9 @@ class DataConfig:
     eye_level: bool = False  # AffectNet: rotate crops so the eyes are level (from the 68 landmarks)
     frame_step: int = 1  # Aff-Wild2: keep every n-th annotated frame
     limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)
+    # Self-distillation teacher: an .npz from `python -m training teacher` for the training split (its rows
+    # are the training samples in order); used when loss.distill_weight > 0. Empty = none.
+    teacher: str = ""
 
 
 @typed(ConfigError)
@@ -57,6 +62,8 @@ class LossConfig:
     # soft: CE against vote distributions; weighted: CE with w_c ~ 1/count_c; unweighted: plain CE on the label
     ce: Literal["soft", "weighted", "unweighted"] = "soft"
     va_weight: float = 1.0
+    # >0: the soft target is (1 - w) * votes + w * data.teacher's probabilities (needs ce: soft).
+    distill_weight: Annotated[float, Range(0.0, 1.0)] = 0.0
 
 
 @typed(ConfigError)
@@ -119,6 +126,17 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _distillation_needs_a_teacher_and_soft_targets(self) -> Recipe:
+        w = self.loss.distill_weight
+        if w > 0 and not self.data.teacher:
+            raise ValueError(f"loss.distill_weight: {w} needs data.teacher (an .npz from `python -m training "
+                             "teacher`); set data.teacher or loss.distill_weight: 0")  # fmt: skip
+        if w > 0 and self.loss.ce != "soft":
+            raise ValueError(f"loss.distill_weight: {w} needs loss.ce: soft (the teacher's probabilities are "
+                             f"soft targets); loss.ce is {self.loss.ce!r}")  # fmt: skip
+        return self
 
 
 def expand(value: str) -> str:

@@ -2,6 +2,7 @@
 
 ``train(recipe, out_dir)`` writes ``recipe.yaml`` (the resolved recipe), ``last.pt`` (every epoch, for
 resume), ``best.pt`` (best validation accuracy) and ``log.jsonl`` (one line of metrics per epoch).
+With ``loss.distill_weight`` > 0 the soft targets mix in ``data.teacher`` (``training.distill``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import Recipe, recipe_to_dict
 from training.data import create_dataset
 from training.data.base import Samples
+from training.distill import distill_targets
 from training.evaluate import evaluate_samples
 from training.losses import class_weights, expression_loss, va_loss
 
@@ -105,6 +107,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     resuming = resume and last.exists()
 
     train_set = create_dataset(recipe.data, recipe.data.train_split)
+    # loss.distill_weight > 0: dist becomes (1 - w) * votes + w * data.teacher (reloaded on resume too).
+    train_set = distill_targets(train_set, recipe)
     val_set = create_dataset(recipe.data, recipe.data.val_split)
     # The backbone's pretrained weights only seed a new run; a resumed or warm-started one has its own.
     fresh = not resuming and not recipe.init_checkpoint
