@@ -19,7 +19,7 @@ from pydantic import AfterValidator, ValidationInfo, field_validator, model_vali
 
 from pipeline.detect import DEFAULT_PACK
 from pipeline.errors import ConfigError
-from pipeline.keys import KEY_SAFE_NAME, KEY_SAFE_RULE
+from pipeline.keys import check_name, frames_key, safe_name
 from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
 from pipeline.redis_conn import check_redis_url
 from pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec
@@ -185,9 +185,7 @@ class FleetConfig:
     @field_validator("member")
     @classmethod
     def _key_safe(cls, member: str) -> str:
-        if member and not KEY_SAFE_NAME.match(member):
-            raise ValueError(f"{member!r}: {KEY_SAFE_RULE} (it goes into key names)")
-        return member
+        return check_name(member) if member else member  # it goes into key names
 
     @field_validator("claim_every_s")
     @classmethod
@@ -218,10 +216,7 @@ class Config:
         if self.fleet.enabled and self.workers.count != 1:
             raise ValueError(f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
                              "member runs one worker; start more members")  # fmt: skip
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"sources: duplicate source name {dupes[0]!r}; give each source a unique `name`")
+        _check_one_per_key(self.sources)
         for i, spec in enumerate(self.sources):
             if spec.kind == "file":
                 _check_video_file(i, spec.url.removeprefix("file://"))
@@ -229,6 +224,18 @@ class Config:
 
 
 _SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name != "sources"]
+
+
+def _check_one_per_key(sources: tuple[SourceSpec, ...]) -> None:
+    """Two sources of one name would write one stream (e.g. two files whose names sanitise alike)."""
+    seen: dict[str, SourceSpec] = {}
+    for spec in sources:
+        other = seen.setdefault(spec.name, spec)
+        if other is not spec:
+            raise ValueError(
+                f"sources: {other.safe_url!r} and {spec.safe_url!r} are both named {spec.name!r}, so both would "
+                f"write {frames_key(spec.name)}; give each source a unique `name`"
+            )
 
 
 def _check_video_file(i: int, url: str) -> None:
@@ -279,6 +286,8 @@ def _parse_sources(raw: Any) -> list[dict]:
         if not isinstance(item, dict) or not item.get("url"):
             raise ConfigError(f"sources[{i}]: expected a mapping with at least `url`")
         item = dict(item)
+        if item.get("name") is not None:  # an explicit name is checked, never sanitised
+            item["name"] = _explicit_name(item["name"], f"sources[{i}].name")
         files = expand_local(str(item["url"]))
         if files is None:
             item.setdefault("name", source_name_from_url(str(item["url"])))
@@ -291,8 +300,16 @@ def _parse_sources(raw: Any) -> list[dict]:
         prefix = item.pop("name", None)
         for path in files:  # a folder or glob: one source per file
             name = source_name_from_url(str(path))
-            out.append({**item, "url": str(path), "name": f"{prefix}-{name}" if prefix else name})
+            name = safe_name(f"{prefix}-{name}") if prefix else name
+            out.append({**item, "url": str(path), "name": name})
     return out
+
+
+def _explicit_name(name: Any, path: str) -> str:
+    try:
+        return check_name(str(name))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def expand_local(url: str) -> list[Path] | None:
@@ -308,7 +325,7 @@ def expand_local(url: str) -> list[Path] | None:
 
 
 def source_name_from_url(url: str) -> str:
-    """A readable, key-safe source id from a path or URL: the last path segment's stem, else the host.
+    """A readable source id from a path or URL (`keys.safe_name`): the last path segment's stem, else the host.
 
     Never the user info or the query (they may hold credentials): `rtsp://alice:pw@cam:8554/` -> `cam_8554`.
     """
@@ -316,7 +333,7 @@ def source_name_from_url(url: str) -> str:
     rest = re.split(r"[?#]", rest, maxsplit=1)[0]
     host, path = rest.partition("/")[::2] if scheme else ("", rest)
     stem = Path(path.rstrip("/")).stem if path.strip("/") else host
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "source"
+    return safe_name(stem)
 
 
 def read_config_file(path: str | Path) -> dict:

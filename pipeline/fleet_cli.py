@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from pipeline.keys import KEY_SAFE_RULE
 from pipeline.run_cli import add_common
 from settings.overrides import add_set_option, nested
 
@@ -166,7 +167,7 @@ def register(sub) -> None:
 
     p = csub.add_parser("add", help="add a camera (or replace one of the same name); members pick it up")
     add_common(p)
-    p.add_argument("name", metavar="NAME", help="camera name: 1-64 letters, digits, '_', '.', '-'")
+    p.add_argument("name", metavar="NAME", help=f"camera name: {KEY_SAFE_RULE}")
     p.add_argument(
         "url", metavar="URL", help="rtsp://, http(s)://; credentials may be ${VAR}, resolved on each member"
     )

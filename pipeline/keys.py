@@ -5,9 +5,36 @@ import socket
 
 SCHEMA_VERSION = 1
 
-# Names that go into key names (camera names, fleet member ids): no braces, colons or spaces.
-KEY_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-KEY_SAFE_RULE = "use 1-64 letters, digits, '_', '.' or '-'"
+# The one rule for names that go into key names and log lines (source and camera names, fleet member
+# ids): no braces, colons, whitespace or newlines. Match it with `fullmatch` (`is_key_safe`): `$` would
+# accept a trailing newline.
+NAME_MAX = 100
+KEY_SAFE_NAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{NAME_MAX}}}")
+KEY_SAFE_RULE = f"use 1-{NAME_MAX} letters, digits, '_', '.' or '-'"
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def is_key_safe(name: object) -> bool:
+    """True when `name` is a string that follows the rule (`KEY_SAFE_NAME`, the whole string)."""
+    return isinstance(name, str) and KEY_SAFE_NAME.fullmatch(name) is not None
+
+
+def check_name(name: str) -> str:
+    """`name` when it follows the rule.
+
+    Raises:
+        ValueError: `'p:q' is not allowed; use 1-100 letters, ...` (callers put the key path in front).
+    """
+    if not is_key_safe(name):
+        raise ValueError(f"{name!r} is not allowed; {KEY_SAFE_RULE}")
+    return name
+
+
+def safe_name(text: str, default: str = "source", limit: int = NAME_MAX) -> str:
+    """A name derived from free text (a file stem, a host name) made to follow the rule: each run of other
+    characters becomes `_`, outer `_` are stripped, at most `limit` characters; `default` when nothing is left."""
+    return _UNSAFE_RUN.sub("_", text).strip("_")[:limit] or default
+
 
 JOBS_STREAM = "affect:jobs"
 JOBS_GROUP = "workers"
@@ -69,7 +96,7 @@ HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
 def host_id() -> str:
     """This host's name, key-safe: the first part of run, member and worker ids (`{host}-{pid}-w0`), and
     the `host` of a heartbeat, by which `affectstream health` finds this host's workers."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", socket.gethostname())[:40] or "host"
+    return safe_name(socket.gethostname(), "host", 40)
 
 
 def worker_of(key: bytes | str) -> str:
@@ -98,9 +125,15 @@ def member_key(member: str) -> str:
 
 
 def lease_key(source: str) -> str:
-    """A camera's lease: the holder's token (`<worker id>/<random>`), with a TTL (redis-py `Lock`).
-    Same hash tag as the camera's streams, so the publish script can check it in the same slot."""
+    """The one writer of a source's streams: the holder's token (`<worker or run id>/<random>`), with a TTL;
+    a fleet camera's lease (redis-py `Lock`) or a run's writer lease (`pipeline.writers`). Same hash tag
+    as the source's streams, so the publish script can check it in the same slot."""
     return f"{_SOURCE_PREFIX}{source}}}:lease"
+
+
+def pass_key(source: str) -> str:
+    """A hash {base, file, run} of the file pass being written, until its `eof` is in the stream."""
+    return f"{_SOURCE_PREFIX}{source}}}:pass"
 
 
 def holder_of(token: bytes | str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import threading
 import time
@@ -12,15 +11,25 @@ from pathlib import Path
 from pipeline.argtypes import positive_int
 from settings.overrides import add_set_option, nested
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
 
 def parse_source_arg(text: str) -> dict:
-    """`[NAME=]URL` -> {"name": ..., "url": ...}; a URL's own `=` (query strings) is left alone."""
+    """`[NAME=]URL` -> {"name": ..., "url": ...}; a URL's or path's own `=` (query strings) is left alone.
+
+    Raises:
+        ConfigError: The text before the first `=` is a name (it has no `/`) that breaks the name rule.
+    """
+    from pipeline.errors import ConfigError
+    from pipeline.keys import check_name
+
     name, sep, rest = text.partition("=")
-    if sep and _NAME.match(name) and "://" not in name and rest:
-        return {"name": name, "url": rest}
-    return {"url": text}
+    if not (sep and rest) or "/" in name:
+        return {"url": text}
+    try:
+        return {"name": check_name(name), "url": rest}
+    except ValueError as exc:
+        raise ConfigError(
+            f"--source {text!r}: the name {exc} (a file whose name has '=' is read as ./FILE)"
+        ) from None
 
 
 def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides: bool = False) -> None:

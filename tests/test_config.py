@@ -49,7 +49,7 @@ def test_user_yaml_merges_over_defaults(tmp_path):
         ),
         ("detector:\n  input_size: [640]\n", r"detector.input_size"),
         ("workers:\n  count: two\n", r"workers.count: expected int"),
-        ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"duplicate source name 'a'"),
+        ("sources:\n  - {name: a, url: x.mp4}\n  - {name: a, url: y.mp4}\n", r"are both named 'a'"),
         ("sources:\n  - {name: a}\n", r"sources\[0\]: expected a mapping with at least `url`"),
         ("sources:\n  - {url: rtsp://h/s, colour: red}\n", r"sources\[0\].colour: unknown key"),
     ],

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.keys import FLEET_CAMERAS, KEY_SAFE_NAME, KEY_SAFE_RULE, text
+from pipeline.keys import FLEET_CAMERAS, check_name, text
 from pipeline.masking import mask_url, url_secrets
 from pipeline.sources.spec import SourceSpec, SourceSpecError
 from settings.interpolate import UnsetVariable, expand
@@ -71,8 +71,10 @@ def check_camera(name: str, url: str, options: dict[str, Any] | None = None) -> 
     Raises:
         ConfigError: Bad name, URL or option.
     """
-    if not KEY_SAFE_NAME.match(name):
-        raise ConfigError(f"camera name {name!r}: {KEY_SAFE_RULE}")
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"camera name: {exc}") from None
     options = dict(options or {})
     for key in _NOT_OPTIONS:
         if key in options:

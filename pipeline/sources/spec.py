@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import ValidationInfo, field_validator
 
 from pipeline.errors import SourceError
+from pipeline.keys import check_name
 from pipeline.masking import mask_url
 from settings.typed import Range, typed
 
@@ -67,7 +68,7 @@ class SourceSpec:
     """One video source and how to read it.
 
     Attributes:
-        name: Source id (used in Redis keys and events).
+        name: Source id (used in Redis keys and events): `keys.KEY_SAFE_NAME`.
         url: File path, `rtsp://` URL, `http(s)://` URL (also HLS `.m3u8`) or a V4L2 device `/dev/video*`.
         kind: "file", "rtsp", "http" or "device"; None guesses it from `url`.
         live: Newest-frame policy and reconnects (True) or every frame and end at EOF (False);
@@ -97,9 +98,7 @@ class SourceSpec:
     @field_validator("name")
     @classmethod
     def _named(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError(f"expected a non-empty string, got {name!r}")
-        return name
+        return check_name(name)  # it goes into key names and log lines
 
     @field_validator("url")
     @classmethod
