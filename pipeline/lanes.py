@@ -115,6 +115,9 @@ class SourceLane:
         self.name = source.name
         self.context = context
         self.skip_until = skip_until
+        self.skipped = (
+            0  # frames at or below `skip_until` passed over: in the stream already, not ours to count
+        )
         self.finished = False
         self._on_take = on_take
         self._take = threading.Lock()
@@ -136,6 +139,7 @@ class SourceLane:
                     return None
                 if frame.index > self.skip_until:
                     break
+                self.skipped += 1
                 timeout = 0.0  # a skipped frame is not a wait: look at the next one at once
             else:
                 return None  # closed

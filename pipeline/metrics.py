@@ -37,7 +37,8 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "affectstream_frames_decoded": ("counter", "Frames decoded from the source", ("source", "worker")),
     "affectstream_frames_published": ("counter", "Frame entries written to Redis", ("source", "worker")),
     "affectstream_frames_dropped": (
-        "counter", "Live frames replaced unread because processing fell behind", ("source", "worker")),
+        "counter", "Decoded frames not published, by reason (decoded = published + dropped)",
+        ("source", "worker", "reason")),
     "affectstream_faces": ("counter", "Faces published", ("source", "worker")),
     "affectstream_expressions": (
         "counter", "Faces published, by top expression", ("source", "worker", "expression")),
@@ -122,6 +123,7 @@ class WorkerReading:
         self.sources: dict[
             str, tuple[int, int, int, str]
         ] = {}  # name -> (decoded, dropped, reconnects, state)
+        self.dropped: dict[str, dict[str, int]] = {}  # name -> {reason: frames} (`outbox.DROP_REASONS`)
         self.queues: dict[str, tuple[int, int]] = {}  # name -> (depth, capacity)
         self.batch_fill = 0.0
         self.build: dict[str, str] = {}  # version, model, backend
@@ -149,7 +151,11 @@ class WorkerCollector(Collector):
         stats = {n: r.sources.get(n, (0, 0, 0, "down")) for n in names}
         yield per_source("affectstream_frames_decoded", ((n, stats[n][0]) for n in names))
         yield per_source("affectstream_frames_published", ((n, r.published.get(n, 0)) for n in names))
-        yield per_source("affectstream_frames_dropped", ((n, stats[n][1]) for n in names))
+        dropped = _family("affectstream_frames_dropped")
+        for n in names:
+            for reason, frames in sorted(r.dropped.get(n, {}).items()):
+                dropped.add_metric([n, worker, reason], frames)
+        yield dropped
         yield per_source("affectstream_faces", ((n, r.faces.get(n, 0)) for n in names))
         yield per_source("affectstream_source_reconnects", ((n, stats[n][2]) for n in names))
         yield per_source("affectstream_source_up", ((n, float(stats[n][3] == "live")) for n in r.sources))

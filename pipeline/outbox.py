@@ -2,19 +2,25 @@
 
 - Frames get their entry id when they reach the publish stage (`pipeline.entry_ids`); events get theirs
   when they happen. Both keep it across every retry, so retries never duplicate (`pipeline.publish`).
-- Transient errors are retried with capped, jittered exponential backoff (redis-py's `Retry`) for as long
-  as the worker runs; once it is stopping, for at most `drain_s`, after which what is left is counted and
-  logged as lost.
+- Transient errors (`pipeline.redis_errors`: connection loss, OOM, MISCONF, READONLY, ...) are retried with
+  capped, jittered exponential backoff (redis-py's `Retry`) for as long as the worker runs, `stalled` meanwhile
+  (the worker then drops the live frames it takes as `redis_unavailable`; files wait); once it is stopping,
+  for at most `drain_s`, after which what is left is counted and logged as lost.
 - A permanent error on one stream (WRONGTYPE, ACL refusal) fails the source that owns it alone: its
   queued frames are dropped (counted), an `error` event names the key and the reason, and the other
   sources' entries of the same round trip are not sent again.
 - Events are queued per source and published in order with the frames; an `eof` waits until the
-  source's last frame is published, so a consumer that sees `eof` has every frame before it.
+  source's last frame is published, so a consumer that sees `eof` has every frame before it, and says how
+  many frames of the pass are in the stream (`frames`); a pass with fewer than were decoded fails its source.
+- Every frame handed to `publish` ends up published (in its stream: added now, or there already from an
+  earlier attempt) or in `dropped[(source, reason)]` with one of `DROP_REASONS`: nothing is in neither.
 - Sources come and go while the worker runs (a fleet member's cameras, `add_source`/`remove_source`). A
   leased camera's entries carry its fence (lease key, token), fixed when they are accepted and kept
-  across retries; a `Fenced` reply means the lease is lost: its entries are dropped (counted in
-  `abandoned_frames`, never written), the source is forgotten and `on_fenced` tells the worker. Nothing
-  about it is transient or a failure of the source.
+  across retries; a `Fenced` reply means the lease is lost: its entries are dropped (`fenced`, never
+  written), the source is forgotten and `on_fenced` tells the worker. A file's or a configured camera's
+  writer lease (`pipeline.writers`) fences it the same way.
+- "Before" and "after" within the process are judged on the monotonic clock (`Frame.mono`), never on
+  capture wall times: a clock stepped back or forth by minutes drops no frame.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 import redis
@@ -34,19 +40,37 @@ from pipeline.keys import events_key, frames_key, source_of
 from pipeline.masking import mask_text
 from pipeline.publish import (
     EVENTS_MAXLEN,
+    Fence,
     Fenced,
     RedisLostData,
     StreamWriter,
     Written,
     encode_event,
     encode_frame,
-    is_transient,
 )
+from pipeline.redis_errors import is_transient
 from pipeline.types import FrameResult
+from pipeline.writers import finish_pass
 
 log = logging.getLogger(__name__)
 
 HELD_UNTIL_DRAINED = ("eof",)  # events that must follow the source's last frame
+
+# Why a decoded frame was not published: the one list (DESIGN.md, "Every frame accounted for"). The
+# reader counts `stale` (a live source keeping only the newest frame) and `corrupt` (a picture the decoder
+# flagged); the worker `redis_unavailable` (live frames skipped while Redis refuses writes) and `shutdown`
+# (decoded, never taken: the buffer at stop); the outbox the rest.
+DROP_REASONS = (
+    "stale",  # replaced unread under the live policy
+    "corrupt",  # the decoder flagged the picture as damaged (a slice lost in transit)
+    "queue_full",  # no room in a bounded queue (reserved: the worker's queues apply backpressure)
+    "redis_unavailable",  # live frames skipped while Redis refused writes; or given up on at shutdown
+    "shutdown",  # decoded but never taken: in the source's buffer when the worker stopped
+    "source_failed",  # its stream refused writes for good (WRONGTYPE, ACL): the source failed
+    "fenced",  # the writer's lease was lost: another writer owns the stream now
+    "rejected",  # the stream already went past its id (another writer): not in the stream
+    "redis_lost_data",  # Redis lost acknowledged entries: the worker restarts and resumes the pass
+)
 
 
 class _Transient(redis.RedisError):
@@ -83,9 +107,10 @@ class Outbox:
         self.maxlen = maxlen
         self.failed: dict[str, str] = {}  # source -> reason (permanent failures)
         self.lost_events = 0
-        self.dropped_frames = 0  # frames of failed sources, never published
-        self.lost_frames = 0  # frames still unpublished when a stopping worker gave up on Redis
-        self.abandoned_frames = 0  # frames of cameras whose lease was lost, never published
+        self.dropped: Counter[tuple[str, str]] = Counter()  # (source, reason) -> frames never published
+        self.stalled = False  # Redis refuses writes right now (transient): a retry is under way
+        self._pass_published: Counter[str] = Counter()  # file source -> frames of its pass published here
+        self._rejected: set[str] = set()  # entry ids of the current round trip that another writer went past
         self._writer = StreamWriter(client)
         self._stopping, self._drain_s = stopping, drain_s
         self._on_source_failed, self._drained, self._on_fenced = on_source_failed, drained, on_fenced
@@ -95,10 +120,12 @@ class Outbox:
         self._event_ids: dict[str, ClockIds] = {}
         self._expect: dict[str, str] = {}  # file frames key -> last id acknowledged for this pass
         self.resume_after: dict[str, int] = {}  # file source -> last frame its pass already has
-        self._fences: dict[str, tuple[str, str]] = {}  # leased source -> (lease key, token)
-        self._since: dict[str, float] = {}  # added source -> when; frames captured before are not its own
+        self._fences: dict[str, Fence] = {}  # leased source -> its lease
+        self._since: dict[
+            str, float
+        ] = {}  # added source -> when (monotonic); frames made before are not its own
         self._fenced: set[str] = set()  # sources of the current round trip whose lease turned out lost
-        self._sent_fences: dict[str, tuple[str, str]] = {}  # key -> the fence of the current round trip
+        self._sent_fences: dict[str, Fence] = {}  # key -> the fence of the current round trip
         self._passes = passes
         for spec in sources:
             self.add_source(spec)
@@ -106,9 +133,9 @@ class Outbox:
                             supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient))  # fmt: skip
 
     # -- sources --------------------------------------------------------------------------------
-    def add_source(self, spec, fence: tuple[str, str] | None = None) -> None:
-        """Publish `spec`'s frames and events from now on; with `fence` (lease key, token) only while
-        that lease holds the token. Ids continue above what its streams already have."""
+    def add_source(self, spec, fence: Fence | tuple[str, str] | None = None) -> None:
+        """Publish `spec`'s frames and events from now on; with `fence` (a `Fence`, or a fleet camera's
+        (lease key, token)) only while that lease holds the token. Ids continue above what its streams have."""
         events_after = last_id(self.client, events_key(spec.name))
         last = last_id(self.client, frames_key(spec.name))
         with self._lock:
@@ -116,10 +143,10 @@ class Outbox:
             self._events.setdefault(spec.name, deque())
             self._event_ids[spec.name] = ClockIds(events_after)
             if fence is not None:
-                self._fences[spec.name] = fence
+                self._fences[spec.name] = Fence(*fence) if isinstance(fence, tuple) else fence
             if spec.live:
                 self._frame_ids[spec.name] = ClockIds(last)
-                self._since[spec.name] = time.time()
+                self._since[spec.name] = time.monotonic()
                 return
             ids = PassIds(self._passes.get(spec.name) or pass_base_after(last))
             self._frame_ids[spec.name] = ids
@@ -128,7 +155,7 @@ class Outbox:
                 self._expect[frames_key(spec.name)] = format_id(last)
 
     def remove_source(self, source: str, then: tuple[str, dict] | None = None) -> None:
-        """Forget `source`: its frames still to come are dropped (`abandoned_frames`), its queued events
+        """Forget `source`: its frames still to come are dropped (`fenced`), its queued events
         too; `then` (kind, detail) is one last event, written without a fence (`lost`: the lease is gone)."""
         with self._lock:
             self._frame_ids.pop(source, None)
@@ -160,16 +187,33 @@ class Outbox:
     def _ready_events(self) -> dict[str, list]:
         """Queued events that may go now, per events key, in order (a held `eof` and what follows it wait)."""
         out: dict[str, list] = {}
+        eofs = []
         with self._lock:
             for source, queue in self._events.items():
                 ready = []
                 for kind, entry in queue:
                     if kind in HELD_UNTIL_DRAINED and not self._drained(source):
                         break
+                    if kind == "eof":
+                        eofs.append((source, entry[1]))
                     ready.append(entry)
                 if ready:
                     out[events_key(source)] = ready
+        for source, fields in eofs:
+            self._count_pass(source, fields)
         return out
+
+    def _count_pass(self, source: str, fields: dict) -> None:
+        """Make a file's `eof` say how many frames of its pass are in the stream; fewer than the reader
+        decoded fails the source (the run must not exit 0 on a partial pass)."""
+        if source not in self.resume_after or "decoded" in fields:
+            return  # a camera's, or counted already (a retry)
+        in_stream = self.resume_after[source] + 1 + self._pass_published[source]
+        decoded = int(fields.get("frames", in_stream))
+        fields["frames"], fields["decoded"] = str(in_stream), str(decoded)
+        if in_stream != decoded:
+            self._fail_source(source, f"pass incomplete: {in_stream} of the {decoded} frames decoded are in "
+                                      f"{frames_key(source)}")  # fmt: skip
 
     def _events_done(self, key: str, entries: list) -> None:
         """Unqueue the events of `entries` (the head of the source's queue when they were sent). By id, not
@@ -189,7 +233,7 @@ class Outbox:
     # -- frames ---------------------------------------------------------------------------------
     def publish(self, results: list[FrameResult]) -> list[FrameResult]:
         """Write `results` (and the events ready to go) until Redis acknowledges them; returns the
-        results that are now in their streams (those of failed sources are dropped and counted).
+        results that are now in their streams. Every other one is counted in `dropped` with its reason.
 
         Raises:
             RedisLostData: A file's stream lost entries this worker had written (the caller restarts
@@ -200,19 +244,41 @@ class Outbox:
         kept: list[FrameResult] = []
         for r in results:
             if r.source in self.failed:
-                self.dropped_frames += 1
+                self.dropped[r.source, "source_failed"] += 1
                 continue
             ids = self._frame_ids.get(r.source)
-            if ids is None or r.ts < self._since.get(r.source, 0.0):  # lost, or taken before a re-claim
-                self.abandoned_frames += 1
+            if ids is None or r.mono < self._since.get(r.source, 0.0):  # lost, or made before a re-claim
+                self.dropped[r.source, "fenced"] += 1
                 continue
             if r.entry_id is None:  # chosen once: every retry sends the same id
                 r.entry_id = ids(r.frame, r.ts)
             frames.setdefault(frames_key(r.source), []).append((r.entry_id, encode_frame(r, self.worker)))
             kept.append(r)
         events = self._ready_events()
-        self._send(frames, events)
-        return [r for r in kept if r.source not in self.failed and r.source not in self._fenced]
+        self._rejected = set()
+        try:
+            self._send(frames, events)
+        except PublishGaveUp:
+            for r in kept:
+                self.dropped[r.source, "redis_unavailable"] += 1
+            raise
+        except RedisLostData:
+            for r in kept:  # the restarted worker publishes them again
+                self.dropped[r.source, "redis_lost_data"] += 1
+            raise
+        published = []
+        for r in kept:
+            if r.source in self._fenced:
+                continue  # counted by _settle
+            if r.source in self.failed:
+                self.dropped[r.source, "source_failed"] += 1
+            elif r.entry_id in self._rejected:
+                self.dropped[r.source, "rejected"] += 1
+            else:
+                published.append(r)
+                if r.source in self.resume_after:
+                    self._pass_published[r.source] += 1
+        return published
 
     def flush_events(self) -> None:
         """Publish every queued event (at shutdown: held ones too, whatever the drain state)."""
@@ -241,9 +307,11 @@ class Outbox:
                     transient = reply
             if transient is not None:
                 raise _Transient(f"{len(todo)} streams not written: {transient}")
+            self.stalled = False
 
         def failed(exc: Exception) -> None:
             nonlocal stopping_since
+            self.stalled = True
             if self._stopping():
                 stopping_since = stopping_since or time.monotonic()
                 if time.monotonic() - stopping_since > self._drain_s:
@@ -254,7 +322,6 @@ class Outbox:
             self._retry.call_with_retry(attempt, failed)
         except PublishGaveUp:
             self.lost_events += self.pending_events()
-            self.lost_frames += sum(len(v) for k, v in todo.items() if k not in events)
             with self._lock:
                 for queue in self._events.values():
                     queue.clear()
@@ -263,8 +330,14 @@ class Outbox:
     def _settle(self, key: str, reply: Written | Exception, entries: list, is_events: bool) -> None:
         source = source_of(key)
         if isinstance(reply, Written):
+            if reply.rejected:
+                self._rejected.update(reply.rejected)
+                log.error("%s: %d entries not written: another writer went past their ids",
+                          key, len(reply.rejected))  # fmt: skip
             if is_events:
+                self.lost_events += len(reply.rejected)
                 self._events_done(key, entries)
+                self._finish_pass(source, entries)
             elif source in self.resume_after:  # files: Redis must keep what it acknowledged
                 self._expect[key] = max(self._expect.get(key, "0-0"), entries[-1][0], key=parse_id)
             return
@@ -274,7 +347,7 @@ class Outbox:
             if is_events:
                 self._events_done(key, entries)
             else:
-                self.abandoned_frames += len(entries)
+                self.dropped[source, "fenced"] += len(entries)
             if source not in self._fenced:
                 self._fenced.add(source)
                 log.warning("source %s: %s", source, reply)
@@ -290,6 +363,16 @@ class Outbox:
             self.lost_events += len(entries)
             self._events_done(key, entries)
         self._fail_source(source, reason)
+
+    def _finish_pass(self, source: str, entries: list) -> None:
+        """Once a file's `eof` is in its stream, its pass is no longer one to resume (`pipeline.writers`)."""
+        ids = self._frame_ids.get(source)
+        if not isinstance(ids, PassIds) or not any(fields.get("kind") == "eof" for _id, fields in entries):
+            return
+        try:
+            finish_pass(self.client, source, ids.base)
+        except redis.RedisError as exc:  # a later run resumes the finished pass: it only re-reads the file
+            log.warning("source %s: could not close its pass record: %s", source, mask_text(str(exc)))
 
     def _fail_source(self, source: str, reason: str) -> None:
         if source in self.failed:

@@ -143,15 +143,22 @@ class FrameProcessor:
             )
         f = p.frame
         return FrameResult(
-            source=f.source, frame=f.index, pts=f.pts, ts=f.ts, faces=faces, model=self.spec.model_id
+            source=f.source,
+            frame=f.index,
+            pts=f.pts,
+            ts=f.ts,
+            faces=faces,
+            model=self.spec.model_id,
+            mono=f.mono,
         )
 
 
 def stamp_latency(results: Iterable[FrameResult], now: float | None = None) -> None:
-    """Set each result's `latency_ms`: capture (`ts`, when the frame left the decoder) to `now` (its XADD)."""
-    now = time.time() if now is None else now
+    """Set each result's `latency_ms`: from when its frame left the decoder to `now` (its XADD), both on
+    the monotonic clock (`Frame.mono`): a wall clock set back or forth must not show up as latency."""
+    now = time.monotonic() if now is None else now
     for r in results:
-        r.latency_ms = max(0.0, (now - r.ts) * 1000.0)
+        r.latency_ms = max(0.0, (now - r.mono) * 1000.0)
 
 
 def load_detectors(model: str, *, parallel: bool = False, threads: int = 0, **options) -> list:

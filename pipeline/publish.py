@@ -11,23 +11,27 @@ compares them with `GET` before any `XADD`, in the same round trip, and answers 
 lease is no longer the writer's (it expired while the member was paused or cut off, and another may hold
 it now): the write adds nothing, and a member that lost a camera never publishes another frame of it.
 
-Errors are classified (`is_transient`): connection loss, timeouts, OOM under `noeviction`, LOADING,
-READONLY and the like are retried by the caller with redis-py's `Retry`; anything else (WRONGTYPE, ACL
-refusals, a bad argument) is a fault of one stream's key, returned for that key alone so the caller fails
-only the source that owns it.
+One writer per stream (DESIGN.md, "Deployment rules"): a file or a configured camera is written under its
+run's writer lease (`pipeline.writers`), a fleet camera under its member's camera lease; both are the
+same key, checked the same way. An entry the script skips is counted as published only when its very id is
+in the stream (`present`); one that another writer went past is `rejected`, and never counted.
+
+Errors are classified in one table (`pipeline.redis_errors`): connection loss, timeouts, OOM under
+`noeviction`, MISCONF, LOADING, READONLY and the like are retried by the caller with redis-py's `Retry`;
+anything else (WRONGTYPE, ACL refusals, a bad argument) is a fault of one stream's key, returned for that
+key alone so the caller fails only the source that owns it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
 
-from pipeline.keys import SCHEMA_VERSION, events_key, frames_key, holder_of
+from pipeline.keys import SCHEMA_VERSION, events_key, frames_key, holder_of, text
 from pipeline.masking import mask_text
 from pipeline.sources import EVENT_KINDS
 from pipeline.types import FrameResult
@@ -35,16 +39,24 @@ from pipeline.types import FrameResult
 EVENTS_MAXLEN = 10_000
 
 # KEYS[1] the stream, KEYS[2] (optional) its lease; ARGV: maxlen, expected last id ("" = no expectation),
-# the lease token ("" without a lease), then per entry: id, field count (2 x pairs), field, value, ...
-# Returns {added, skipped, last id before the call}; an error reply "FENCED <holder token>" when the lease
-# is not the token's (nothing added), "LOST <last id>" when the stream's last id is below the expected one
-# (Redis lost acknowledged entries).
+# the lease token ("" without a lease), the lease TTL in ms to take a free lease with ("" = never: a fleet
+# camera's lease is only ever taken by its claim loop), then per entry: id, field count (2 x pairs), field,
+# value, ... Returns {added, present, rejected ids, last id before the call}: an entry whose id is not above the
+# stream's last id is `present` when that very id is in the stream (an earlier attempt wrote it) and
+# `rejected` when it is not (another writer went past it: it is lost, and must not be counted). Error
+# replies: "FENCED <holder token>" when the lease is another's (nothing added), "LOST <last id>" when the
+# stream's last id is below the expected one (Redis lost acknowledged entries).
 _ADD_SCRIPT = """
 local key = KEYS[1]
 local maxlen = ARGV[1]
 local expect = ARGV[2]
 if #KEYS > 1 then
   local holder = redis.call('GET', KEYS[2])
+  if not holder and ARGV[4] ~= '' then
+    -- a writer lease that expired while Redis stalled and that nobody took since: still ours
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+    holder = ARGV[3]
+  end
   if holder ~= ARGV[3] then
     return redis.error_reply('FENCED ' .. (holder or ''))
   end
@@ -70,7 +82,7 @@ if expect ~= '' then
     return redis.error_reply('LOST ' .. last)
   end
 end
-local added, skipped, i = 0, 0, 4
+local added, present, rejected, i = 0, 0, {}, 5
 while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 1])
   local ms, seq = parse(id)
@@ -78,30 +90,15 @@ while i <= #ARGV do
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
     top_ms, top_seq = ms, seq
     added = added + 1
+  elseif #redis.call('XRANGE', key, id, id) == 1 then
+    present = present + 1
   else
-    skipped = skipped + 1
+    rejected[#rejected + 1] = id
   end
   i = i + 2 + n
 end
-return {added, skipped, last}
+return {added, present, rejected, last}
 """
-
-# Error codes that go away by themselves (failover, restart, memory freed by consumers). A script's error
-# quotes the command's reply after a dash: "Error running script (...): @user_script:31: -OOM command ...".
-_TRANSIENT_REPLY = re.compile(
-    r"(?:^|\s-)(OOM|LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOSCRIPT|NOREPLICAS)\b"
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying with backoff; False for faults of a key or of the request."""
-    if isinstance(
-        exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
-    ):
-        return not isinstance(exc, redis.AuthenticationError)
-    if isinstance(exc, redis.ResponseError):
-        return _TRANSIENT_REPLY.search(str(exc)) is not None
-    return False
 
 
 class RedisLostData(redis.RedisError):
@@ -125,11 +122,25 @@ class Fenced(redis.RedisError):
 
 @dataclass(frozen=True)
 class Written:
-    """The outcome of one stream's entries in one call."""
+    """The outcome of one stream's entries in one call (they come in id order: `added` ones are a suffix)."""
 
     added: int
     skipped: int  # already in the stream: an earlier attempt (or an earlier run of the same pass) wrote them
     last_before: str  # the stream's last id before this call
+    rejected: tuple[str, ...] = ()  # ids below the stream's last id yet absent: another writer went past them
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lease a stream's writes are checked against, in the same round trip as the XADD.
+
+    `take_ms` > 0: a writer lease, taken again (for that many ms) when it expired and nobody holds it (a
+    Redis stall outlived its TTL); 0: a fleet camera's lease, which only its claim loop takes.
+    """
+
+    key: str
+    token: str
+    take_ms: int = 0
 
 
 Entry = tuple[str, Mapping[str, str]]  # (entry id, fields)
@@ -148,7 +159,7 @@ class StreamWriter:
 
     def write(self, batches: Mapping[str, Sequence[Entry]], maxlen: Mapping[str, int] | int,
               expect: Mapping[str, str] | None = None,
-              fences: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
+              fences: Mapping[str, Fence | tuple[str, str]] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
         """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
 
         Args:
@@ -156,8 +167,8 @@ class StreamWriter:
             maxlen: The approximate cap (`MAXLEN ~`), one for all keys or per key.
             expect: Stream key -> the last id this writer saw acknowledged there; a stream whose last id
                 is below it answers `RedisLostData`.
-            fences: Stream key -> (lease key, token): the key is written only while the lease holds the
-                token, else it answers `Fenced` (lease keys share their stream's hash tag).
+            fences: Stream key -> `Fence` (or a (lease key, token) pair): the key is written only while
+                the lease holds the token, else it answers `Fenced` (lease keys share their stream's hash tag).
 
         Returns:
             Key -> `Written`, or the exception of that key's script (per key: one key's fault leaves the
@@ -173,8 +184,10 @@ class StreamWriter:
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             cap = maxlen if isinstance(maxlen, int) else maxlen[key]
-            lease, token = (fences or {}).get(key, ("", ""))
-            args: list = [cap, (expect or {}).get(key, ""), token]
+            fence = (fences or {}).get(key)
+            fence = Fence(*fence) if isinstance(fence, tuple) else fence
+            lease, token, take = (fence.key, fence.token, fence.take_ms or "") if fence else ("", "", "")
+            args: list = [cap, (expect or {}).get(key, ""), token, take]
             for entry_id, fields in batches[key]:
                 args += [entry_id, 2 * len(fields)]
                 for name, value in fields.items():
@@ -186,9 +199,12 @@ class StreamWriter:
             if isinstance(reply, Exception):
                 out[key] = _classify(key, reply)
             else:
-                added, skipped, last = reply
+                added, present, rejected, last = reply
                 out[key] = Written(
-                    int(added), int(skipped), last.decode() if isinstance(last, bytes) else str(last)
+                    int(added),
+                    int(present),
+                    text(last),
+                    tuple(text(i) for i in rejected),
                 )
         return out
 
@@ -277,7 +293,8 @@ class ResultPublisher:
         the reply per result is True when it was added and False when its id was already in the stream.
 
         Raises:
-            redis.RedisError: The round trip failed, or a stream refused its entries.
+            redis.RedisError: The round trip failed, or a stream refused its entries, or another writer
+                went past some of them (`rejected`: they are not in the stream).
         """
         if not results:
             return []
@@ -298,6 +315,9 @@ class ResultPublisher:
         for key, reply in self._writer.write(batches, self.maxlen).items():
             if isinstance(reply, Exception):
                 raise reply
+            if reply.rejected:
+                raise redis.RedisError(f"{key}: {len(reply.rejected)} entries below its last id and absent: "
+                                       "another writer went past them")  # fmt: skip
             written[key] = reply
         # Within one key the script skips a prefix (ids at or below the last id) and adds the rest.
         return [place >= written[key].skipped for key, place in position]

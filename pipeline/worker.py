@@ -11,6 +11,10 @@ Sources can be added and removed while it runs (`add_source`, `remove_source`): 
 loop (`pipeline.fleet.member`, a thread of this process) does so as it claims, releases and loses camera
 leases; a fleet worker runs until stopped, with no source at all if there is none to claim.
 
+Every frame is accounted for, per source: decoded = published + dropped{reason} (`outbox.DROP_REASONS`)
++ in flight, the last 0 once the worker ends; `accounting()` reads it, metrics and heartbeats export it,
+and the worker logs it per source when it ends (`accounting {...}`, what the fault tests check).
+
 Exit status (`pipeline.supervisor`): 0 when every frame taken was published and no source failed;
 `EXIT_SOURCES_FAILED` when sources failed for good (a file that cannot be read, a stream key Redis
 refuses: restarting would not help), reported to the supervisor by name; `EXIT_CANNOT_RUN` when a model
@@ -27,6 +31,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 
 from pipeline.batcher import STOP, MicroBatcher
 from pipeline.errors import EXIT_SOURCES_FAILED
@@ -52,6 +57,8 @@ class Worker:
         redis_url: Where to publish.
         passes: File source name -> pass base of this run (`entry_ids.PassIds`): a restarted worker
             resumes its run's pass; files not named here start a new pass.
+        fences: Source name -> the run's writer lease of it (`pipeline.writers`): its entries are written
+            only while the run holds it.
         metrics: Serve this worker's metrics on an ephemeral loopback port and call this with the port
             (the supervisor's endpoint merges them); None = no metrics endpoint.
         stop: Set to stop (the signal handlers set it); a new event when None.
@@ -59,13 +66,15 @@ class Worker:
     """
 
     def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
-                 metrics=None, stop: threading.Event | None = None, report=None) -> None:  # fmt: skip
+                 fences: Mapping | None = None, metrics=None, stop: threading.Event | None = None,
+                 report=None) -> None:  # fmt: skip
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
         self.redis_url = redis_url
         self.redis = connect(redis_url)
         self.passes = dict(passes or {})
+        self.fences = dict(fences or {})
         self.metrics = WorkerMetrics(read=self.reading)
         self._on_metrics_port = metrics
         self._build: dict[str, str] = {}  # version, model, backend: set by `run` once the engine is loaded
@@ -87,9 +96,10 @@ class Worker:
         self._prepared: queue.Queue = queue.Queue(maxsize=4 * cfg.batch.max_batch)
         self._results: queue.Queue = queue.Queue(maxsize=8 * cfg.batch.max_batch)
         self.taken = 0  # frames taken from sources and accepted for processing
-        # Counters of sources removed while running (decoded, dropped, reconnects): a camera claimed again
-        # gets a new reader that counts from 0, and its totals in this worker must not go back.
-        self._retired: dict[str, tuple[int, int, int]] = {}
+        # Counters of sources removed while running (`_reader_counts`): a camera claimed again gets a new
+        # reader that counts from 0, and its totals in this worker must not go back.
+        self._retired: dict[str, Counter[str]] = {}
+        self.dropped: Counter[tuple[str, str]] = Counter()  # (source, reason) dropped by this class
         self._counts_lock = threading.Lock()  # published / faces / expressions, read by scrapes
         self.published = 0
         self.published_by_source: Counter[str] = Counter()
@@ -118,13 +128,17 @@ class Worker:
         self._failed_for_good(source, reason)
 
     def _on_fenced(self, source: str, holder: str) -> None:
-        """A write of `source` was fenced (its lease is lost): stop reading it now; the claim loop
-        (`fenced()`) does the rest."""
+        """A write of `source` was fenced (its lease is lost): stop reading it now. A fleet camera's claim
+        loop (`fenced()`) does the rest; a configured source fails: another run writes its stream now."""
         lane = self._lanes.get(source)
         if lane is not None:
             lane.finished = True
             lane.source.stop(timeout=0)
-        self._fenced.put((source, holder))
+        if source in self.fences:
+            self._failed_for_good(source, f"run {holder or 'unknown'} took over writing {source}'s streams; "
+                                          "this run stopped writing them")  # fmt: skip
+        else:
+            self._fenced.put((source, holder))
 
     def fenced(self) -> list[tuple[str, str]]:
         """(source, holder) of every fenced write since the last call."""
@@ -214,12 +228,10 @@ class Worker:
                     then = None
                 while self.outbox.pending_events(name) and time.monotonic() < deadline and not self.failed:
                     time.sleep(0.01)
-            stats = lane.source.stats
-            with (
-                self._counts_lock
-            ):  # with the lanes, so that no reading counts the source twice or not at all
-                d, x, r = self._retired.get(name, (0, 0, 0))
-                self._retired[name] = (d + stats.decoded, x + stats.dropped, r + stats.reconnects)
+            self._drop_unread(lane)
+            # With the lanes, so that no reading counts the source twice or not at all.
+            with self._counts_lock:
+                self._retired[name] = self._retired.get(name, Counter()) + _reader_counts(lane)
                 self._lanes = {k: v for k, v in self._lanes.items() if k != name}
             left = max(0, self._inflight[name])
             self.outbox.remove_source(name, then)
@@ -261,6 +273,11 @@ class Worker:
                 idle.clear()
                 t = time.perf_counter()
                 lane, frame = taken.lane, taken.frame
+                if lane.source.spec.live and self.outbox.stalled:
+                    self._skip(
+                        taken, "redis_unavailable"
+                    )  # the newest frame is what counts once Redis is back
+                    continue
                 detections = (
                     detector.detect(frame.image, lane.context.detector_input) if taken.detect else None
                 )
@@ -281,6 +298,24 @@ class Worker:
                 last = self._preparing == 0
             if last:
                 self._prepared.put(STOP)
+
+    def _skip(self, taken, reason: str) -> None:
+        """Drop a taken frame unprocessed, keeping its lane's order and its account."""
+        with taken.lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
+            pass
+        with self._counts_lock:
+            self.dropped[taken.lane.name, reason] += 1
+        with self._lock:
+            self._inflight[taken.lane.name] -= 1
+
+    def _drop_unread(self, lane) -> None:
+        """Count the frames left in a stopped source's buffer (decoded, never taken) as `shutdown`."""
+        left = 0
+        while lane.source.get(0) is not None:
+            left += 1
+        if left:
+            with self._counts_lock:
+                self.dropped[lane.name, "shutdown"] += left
 
     def _engine_loop(self, processor) -> None:
         # Archives wait longer for fuller batches: nobody watches their latency, and at ~1 face per
@@ -367,29 +402,30 @@ class Worker:
     def reading(self) -> WorkerReading:
         """This worker's counters and gauges now (metrics scrapes and heartbeats).
 
-        Published counts are read before the sources' decoded counts, and a source counts a frame as
-        decoded before it can be taken: so decoded >= published holds in every reading.
+        Published and dropped counts are read before the sources' decoded counts, and a source counts a
+        frame as decoded before it can be taken: so decoded >= published + dropped in every reading.
         """
         r = WorkerReading()
+        outbox = getattr(self, "outbox", None)
         with self._counts_lock:
             lanes = self._lanes  # replaced, never mutated
             r.published = dict(self.published_by_source)
             r.faces = dict(self.faces_by_source)
             r.expressions = dict(self.expressions)
             retired = dict(self._retired)
-        live = {name: lane.source.stats for name, lane in lanes.items()}
-        for name in retired.keys() | live.keys():
-            d, x, n = retired.get(name, (0, 0, 0))
-            stats = live.get(name)
-            if stats is None:
-                r.sources[name] = (d, x, n, "down")
-            else:
-                r.sources[name] = (d + stats.decoded, x + stats.dropped, n + stats.reconnects, stats.state)
+            dropped = self.dropped + (_snapshot(outbox.dropped) if outbox is not None else Counter())
+        counts = {name: _reader_counts(lane) for name, lane in lanes.items()}
+        for name in retired.keys() | counts.keys():
+            c = retired.get(name, Counter()) + counts.get(name, Counter())
+            by_reason = {reason: c[reason] for reason in ("stale", "corrupt") if c[reason]}
+            by_reason.update({reason: n for (source, reason), n in dropped.items() if source == name and n})
+            state = lanes[name].source.state if name in lanes else "down"
+            r.sources[name] = (c["decoded"], sum(by_reason.values()), c["reconnects"], state)
+            r.dropped[name] = by_reason
         r.queues = {
             "prepared": (self._prepared.qsize(), self._prepared.maxsize),
             "results": (self._results.qsize(), self._results.maxsize),
         }
-        outbox = getattr(self, "outbox", None)
         if outbox is not None:
             r.queues["outbox_events"] = (outbox.pending_events(), 0)
         r.batch_fill = self.metrics.batch_fill(self.cfg.batch.max_batch)
@@ -410,12 +446,31 @@ class Worker:
             except Exception as exc:  # its frames are all out; only the word "stopped" is missing
                 log.warning("could not publish `stopped` events: %s", exc)
 
+    def accounting(self) -> dict[str, dict]:
+        """Per source: {decoded, published, dropped: {reason: n}, in_flight}; decoded = published +
+        dropped + in_flight in every reading, in_flight 0 once the worker ended."""
+        r = self.reading()
+        with self._lock:
+            inflight = dict(self._inflight)
+        return {name: {"decoded": d, "published": r.published.get(name, 0), "dropped": r.dropped.get(name, {}),
+                       "in_flight": inflight.get(name, 0)}
+                for name, (d, _x, _n, _state) in r.sources.items()}  # fmt: skip
+
+    def _log_accounting(self) -> None:
+        """One line per source with its account; an error when it does not add up (a frame lost unsaid)."""
+        for name, a in sorted(self.accounting().items()):
+            line = json.dumps({"worker": self.worker_id, "source": name, **a}, sort_keys=True)
+            if a["decoded"] == a["published"] + sum(a["dropped"].values()) + a["in_flight"]:
+                log.info("accounting %s", line)
+            else:
+                log.error("accounting does not add up %s", line)
+
     def _beat(self, key: str) -> None:
         r = self.reading()
         lanes = self._lanes
         stats = {
-            name: {"decoded": d, "dropped": x, "reconnects": n, "state": state,
-                   "published": r.published.get(name, 0), "faces": r.faces.get(name, 0),
+            name: {"decoded": d, "dropped": x, "dropped_by": r.dropped.get(name, {}), "reconnects": n,
+                   "state": state, "published": r.published.get(name, 0), "faces": r.faces.get(name, 0),
                    "live": bool(lanes[name].source.spec.live) if name in lanes else None}
             for name, (d, x, n, state) in r.sources.items()
         }  # fmt: skip
@@ -447,10 +502,11 @@ class Worker:
             self._snapshots = SnapshotWriter(connect(self.redis_url), self.cfg.snapshots)
             self._snapshots.start()
         self._beat(heartbeat_key(self.worker_id))
-        self.outbox = Outbox(self.redis, self.worker_id, self.specs, self.passes, maxlen=self.cfg.redis.maxlen,
+        self.outbox = Outbox(self.redis, self.worker_id, (), self.passes, maxlen=self.cfg.redis.maxlen,
                              stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
                              drained=self._drained, on_fenced=self._on_fenced)  # fmt: skip
         for spec in self.specs:
+            self.outbox.add_source(spec, self.fences.get(spec.name))
             self._start_lane(spec)
         member = None
         if self._fleet:
@@ -483,6 +539,7 @@ class Worker:
             member.stop_claiming()  # it keeps renewing its leases while the last frames drain
         for lane in self._lanes.values():
             lane.source.stop()
+            self._drop_unread(lane)
         for t in threads[len(prepare) :]:
             _join(t)
         self._say_stopped()
@@ -495,16 +552,30 @@ class Worker:
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
         log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
+        self._log_accounting()
         box = self.outbox
-        if box.abandoned_frames:
-            log.warning("worker %s: %d frames of cameras whose lease was lost were not published",
-                        self.worker_id, box.abandoned_frames)  # fmt: skip
-        if box.lost_events or box.lost_frames or box.dropped_frames:
-            log.error("worker %s: %d frames and %d events could not be published; %d frames of failed sources "
-                      "dropped", self.worker_id, box.lost_frames, box.lost_events, box.dropped_frames)  # fmt: skip
+        if box.lost_events:
+            log.error("worker %s: %d events could not be published", self.worker_id, box.lost_events)
         if self.failed:
             return 1
         return EXIT_SOURCES_FAILED if (self.source_errors or box.failed) else 0
+
+
+def _reader_counts(lane) -> Counter[str]:
+    """What a lane's reader counted: decoded (less the frames a resumed pass passed over: they are in the
+    stream already, published by an earlier worker of the run), stale and corrupt drops, reconnects."""
+    stats = lane.source.stats
+    return Counter(decoded=stats.decoded - lane.skipped, stale=stats.dropped,
+                   corrupt=getattr(stats, "corrupt", 0), reconnects=stats.reconnects)  # fmt: skip
+
+
+def _snapshot(counter: Counter) -> Counter:
+    """A copy of a counter another thread may be adding keys to."""
+    while True:
+        try:
+            return Counter(dict(counter))
+        except RuntimeError:  # changed size during the copy: try again
+            continue
 
 
 def _version() -> str:
@@ -523,9 +594,10 @@ def _join(thread: threading.Thread) -> None:
         thread.join(0.2)
 
 
-def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], ports=None, failures=None,
-                *, stop: threading.Event) -> int:  # fmt: skip
-    """A worker process's target (`pipeline.supervisor`); `ports` is a queue that receives (worker id,
+def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], fences: dict, ports=None,
+                failures=None, *, stop: threading.Event) -> int:  # fmt: skip
+    """A worker process's target (`pipeline.supervisor`); `fences` the run's writer leases of `specs`
+    (`pipeline.writers`); `ports` is a queue that receives (worker id,
     metrics port) once it serves its metrics (None: no metrics); `failures` one that receives (worker id,
     source, reason) for each source that failed for good."""
     from pipeline.masking import register_url
@@ -534,7 +606,6 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
     metrics = None if ports is None else (lambda port: ports.put((worker_id, port)))
-    worker = Worker(
-        cfg, specs, worker_id, redis_url, passes=passes, metrics=metrics, stop=stop, report=report
-    )
+    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, fences=fences, metrics=metrics, stop=stop,
+                    report=report)  # fmt: skip
     return worker.run()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import redis
 
 from pipeline.entry_ids import ClockIds, PassIds, last_id, new_pass_base, parse_id
-from pipeline.publish import RedisLostData, StreamWriter, Written, is_transient
+from pipeline.publish import RedisLostData, StreamWriter, Written
 from pipeline.redis_conn import connect
+from pipeline.redis_errors import is_transient
 
 
 def entries(ids):

@@ -279,6 +279,8 @@ class Source:
         with self._lock:
             self._decoded += 1
         if not self._buffer.put(frame, self._stop):
+            with self._lock:  # never handed over: not decoded for anyone to account for
+                self._decoded -= 1
             raise _Stopped
 
     def _count_container(self, delta: int) -> None:

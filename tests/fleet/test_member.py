@@ -17,8 +17,9 @@ from pipeline.fleet.leases import Lease, lease_holder
 from pipeline.fleet.member import Member
 from pipeline.keys import events_key, frames_key, lease_key
 from pipeline.outbox import Outbox
-from pipeline.publish import Fenced, StreamWriter, Written, is_transient
+from pipeline.publish import Fenced, StreamWriter, Written
 from pipeline.redis_conn import connect
+from pipeline.redis_errors import is_transient
 from pipeline.schema import event_entry_schema, validate_event
 from pipeline.sources import EVENT_KINDS, SourceSpec
 from pipeline.types import FrameResult
@@ -84,9 +85,9 @@ def test_the_outbox_drops_a_fenced_sources_frames_and_tells_the_worker(redis_url
     assert (
         box.publish([FrameResult("cam", 1, 0.04, now + 0.04), FrameResult("cam", 2, 0.08, now + 0.08)]) == []
     )
-    assert fenced == [("cam", "m2-w0")] and box.abandoned_frames == 2 and not box.failed
+    assert fenced == [("cam", "m2-w0")] and box.dropped["cam", "fenced"] == 2 and not box.failed
     assert box.publish([FrameResult("cam", 3, 0.12, now + 0.12)]) == []  # forgotten: dropped, never sent
-    assert box.abandoned_frames == 3 and client.xlen(frames_key("cam")) == 1
+    assert box.dropped["cam", "fenced"] == 3 and client.xlen(frames_key("cam")) == 1
     box.remove_source("cam", then=("lost", {"member": "m1"}))  # what the claim loop does next
     box.flush_events()
     written = [{k.decode(): v.decode() for k, v in f.items()} for _id, f in client.xrange(events_key("cam"))]
