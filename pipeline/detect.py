@@ -17,7 +17,10 @@ convolutional, so any size works; frames are letterboxed into it (scaled to fit,
 right/bottom). Larger inputs find smaller faces and cost quadratically more. `"auto"` derives the
 input from each frame size: the aspect ratio is kept, the longer side is at most 640 (frames are
 never upscaled), and both sides are rounded up to a multiple of 32, so a 640x360 or 1920x1080
-frame is detected at 640x384 (40% less work than 640x640 for the same face scale).
+frame is detected at 640x384 (40% less work than 640x640 for the same face scale). A fixed size is
+never an enlargement either: a frame smaller than it on both sides is detected at its own size (rounded
+up to a multiple of 32), because an enlarged close-up face outgrows SCRFD's largest anchors (a 640x360
+close-up: 0 faces at 1280x736, 1 at 640x384).
 """
 
 from __future__ import annotations
@@ -363,10 +366,14 @@ class FaceDetector:
 
         `requested` (a size or "auto") replaces the configured input for this call, so one detector
         serves sources detected at different sizes (live cameras beside files); a model with a fixed
-        input ignores it.
+        input ignores it. A size that would enlarge the frame gives way to the frame's own (scale 1).
         """
         wanted = self._fixed if requested is None else _check_input_size(requested)
-        return self._static or wanted or auto_input_size(width, height)
+        if self._static:
+            return self._static
+        if wanted is None or min(wanted[0] / width, wanted[1] / height) > 1.0:
+            return auto_input_size(width, height, cap=max(width, height, 1) if wanted else AUTO_CAP)
+        return wanted
 
     def _letterbox(self, size: tuple[int, int]) -> _Letterbox:
         box = self._boxes.get(size)

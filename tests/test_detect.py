@@ -218,3 +218,18 @@ def test_detect_rejects_bad_images(detector):
         detector.detect(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(10, 10\)"):
         detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_fixed_input_larger_than_the_frame_never_enlarges_it(scrfd):
+    """A 640x360 close-up in a 1280x736 input would be enlarged 2x past SCRFD's largest anchors (0 faces)."""
+    from pipeline.sources import read_video
+
+    frame = next(iter(read_video(need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")))).image
+    big = FaceDetector(scrfd, input_size=(1280, 736))
+    assert big.input_size_for(640, 360) == (640, 384)  # its own size, rounded up to a multiple of 32
+    assert big.input_size_for(1920, 1080) == (1280, 736)  # larger frames still shrink into the input
+    assert big.input_size_for(640, 360, (640, 640)) == (640, 640)  # not enlarged: kept
+    assert len(big.detect(frame)) == 1
+    np.testing.assert_allclose(
+        big.detect(frame)[0].box, FaceDetector(scrfd, input_size=(640, 384)).detect(frame)[0].box
+    )
