@@ -476,12 +476,14 @@ class Worker:
         }  # fmt: skip
         try:
             # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
-            # the keys of past runs (ids are unique per run) do not pile up.
+            # the keys of past runs (ids are unique per run) do not pile up. `ttl_ms` lets a reader tell the
+            # beat's age from the key's PTTL by Redis's clock alone (`pipeline.liveness`); `ts` is data.
+            ttl_ms = max(60, int(self.cfg.workers.stale_after_s * 10)) * 1000
             self.redis.set(key, json.dumps({
-                "ts": time.time(), "pid": os.getpid(), "host": host_id(), "published": self.published,
-                "member": (self.cfg.fleet.member or None) if self._fleet else None,
+                "ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "host": host_id(),
+                "published": self.published, "member": (self.cfg.fleet.member or None) if self._fleet else None,
                 "sources": list(lanes), "stats": stats, "queues": {k: list(v) for k, v in r.queues.items()},
-            }), ex=max(60, int(self.cfg.workers.stale_after_s * 10)))  # fmt: skip
+            }), px=ttl_ms)  # fmt: skip
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
 

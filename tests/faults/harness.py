@@ -57,14 +57,16 @@ class RedisProcess(EmbeddedRedis):
         super().stop()
 
 
-def start_run(redis_url: str, sources: dict[str, str], tmp_path: Path, extra: str = "") -> subprocess.Popen:
-    """`affectstream run` with `sources` (name -> url), output to tmp_path/run.log."""
+def start_run(
+    redis_url: str, sources: dict[str, str], tmp_path: Path, extra: str = "", env: dict | None = None
+) -> subprocess.Popen:
+    """`affectstream run` with `sources` (name -> url), output to tmp_path/run.log; `env` over ours."""
     lines = ["sources:"] + [f"  - {{name: {name}, url: '{url}'}}" for name, url in sources.items()]
     cfg = tmp_path / "run.yaml"
     detector = need_shared("models", "scrfd_500m.onnx")
     cfg.write_text("\n".join(lines) + f"\ndetector:\n  model: '{detector}'\n"
                    "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with open(tmp_path / "run.log", "a") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "-c", str(cfg), "--redis", redis_url],
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip

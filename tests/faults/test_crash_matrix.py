@@ -24,6 +24,7 @@ from tests.faults.harness import (
     alive,
     audit_file,
     audit_prefix,
+    passes_of,
     report,
     start_run,
     wait_for,
@@ -75,7 +76,8 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
             pids = worker_pids(client)
             proc.kill()
             proc.wait()
-            # its worker notices, drains what it took and exits; then a new run appends a full new pass
+            # its worker notices, drains what it took and exits; then a new run takes the dead run's writer
+            # lease over (its pid is gone) and completes that very pass (pipeline/writers.py)
             assert wait_for(lambda: not any(alive(p) for p in pids), timeout=60), (
                 "orphaned worker kept running"
             )
@@ -105,6 +107,7 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
     assert final.events.count("eof") == 1 and final.events[-1] == "eof", final
     if first is not None:
         assert first.duplicates == 0 and first.gaps == 0 and first.in_order, first
+        assert len(passes_of(client, "clip")) == 1, "the next run did not take the dead run's pass over"
 
 
 @pytest.mark.parametrize("trial", TRIALS)
