@@ -44,12 +44,9 @@ def last_id(client: redis.Redis, key: str) -> Id:
     return parse_id(info["last-generated-id"])
 
 
-def new_pass_base(client: redis.Redis, key: str) -> int:
-    """The `base` of a new pass over a file: now in ms, or just above the stream's last id."""
-    return pass_base_after(last_id(client, key))
-
-
 def pass_base_after(last: Id) -> int:
+    """The `base` of a new pass over a file: now in ms (data: a consumer may read passes by time), but
+    always above the stream's last id, however the wall clock was set."""
     return max(int(time.time() * 1000), last[0] + 1)
 
 

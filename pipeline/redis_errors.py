@@ -59,8 +59,13 @@ def error_class(exc: BaseException) -> str:
         return TRANSIENT
     if isinstance(exc, (redis.BusyLoadingError, redis.ReadOnlyError)):
         return TRANSIENT
+    if isinstance(exc, redis.exceptions.NoScriptError):
+        return RELOAD
     if isinstance(exc, redis.ResponseError):
-        return REPLY_CLASS.get(reply_code(exc), PERMANENT)
+        # redis-py strips the codes it maps to classes (OOM, NOSCRIPT, ...) from the text, keeping them in
+        # `status_code`; a script's error may still quote a transient one in its text ("ERR ... -OOM").
+        listed = REPLY_CLASS.get(getattr(exc, "status_code", None) or "", PERMANENT)
+        return listed if listed != PERMANENT else REPLY_CLASS.get(reply_code(exc), PERMANENT)
     return PERMANENT
 
 

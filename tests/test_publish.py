@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from pipeline.entry_ids import ClockIds, PassIds, last_id, new_pass_base, parse_id
+from pipeline.entry_ids import ClockIds, PassIds, last_id, parse_id, pass_base_after
 from pipeline.publish import RedisLostData, StreamWriter, Written
 from pipeline.redis_conn import connect
 from pipeline.redis_errors import is_transient
@@ -62,7 +62,7 @@ def test_ids_passes_and_clocks(redis_url):
     client = connect(redis_url)
     assert last_id(client, "none") == (0, 0)
     client.xadd("s", {"a": 1}, id="100-4")
-    base = new_pass_base(client, "s")
+    base = pass_base_after(last_id(client, "s"))
     assert base > 100
     ids = PassIds(base)
     assert (
@@ -72,3 +72,15 @@ def test_ids_passes_and_clocks(redis_url):
     )
     clock = ClockIds(after=(2000, 3))
     assert [clock(0, t) for t in (1.0, 2.0, 2.0005, 3.0)] == ["2000-4", "2000-5", "2000-6", "3000-0"]
+
+
+def test_entries_another_writer_went_past_are_rejected_not_counted(redis_url):
+    """Two passes of one stream interleaving: the older pass's later entries are below the stream's last id
+    and absent. They are `rejected` (lost), never `skipped` (already there), so nobody counts them."""
+    client = connect(redis_url)
+    writer = StreamWriter(client)
+    assert writer.write({"s": entries(["100-0", "100-1"])}, 1000)["s"] == Written(2, 0, "0-0")
+    assert writer.write({"s": entries(["200-0"])}, 1000)["s"] == Written(1, 0, "100-1")  # the newer pass
+    out = writer.write({"s": entries(["100-1", "100-2", "100-3"])}, 1000)["s"]  # the older pass goes on
+    assert out == Written(0, 1, "200-0", ("100-2", "100-3")), out
+    assert client.xlen("s") == 3
