@@ -104,14 +104,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    import time
-
     from pipeline.fleet.status import camera_rows, format_camera_list, read_members, unreadable_cameras
 
     client = _client(args)
     try:
-        now = time.time()
-        rows = [r for r in camera_rows(client, read_members(client)[0], now) if r["desired"]]
+        rows = [r for r in camera_rows(client, read_members(client)[0]) if r["desired"]]
         bad = unreadable_cameras(client)
     finally:
         client.close()

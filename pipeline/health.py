@@ -3,16 +3,19 @@
 By default it judges this host's workers only, so that a container's probe says whether *its* workers
 are alive, not whether the fleet is; `--all` judges every worker and the fleet (members that stopped
 beating, desired cameras nobody holds).
+
+A beat's age is Redis's (`pipeline.liveness`: the TTL it was written with minus its key's PTTL), never this
+host's clock minus the writer's `ts`: a worker on a host whose clock is off is judged by when it beat.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import redis
 
-from pipeline.keys import HEARTBEAT_PATTERN, worker_of
+from pipeline.keys import HEARTBEAT_PATTERN, heartbeat_ttl_s, text, worker_of
+from pipeline.liveness import beat_age_s, read_with_pttl
 
 
 def _on_host(worker: str, beat: dict, host: str) -> bool:
@@ -22,31 +25,33 @@ def _on_host(worker: str, beat: dict, host: str) -> bool:
 
 
 def worker_health(
-    client: redis.Redis, stale_after_s: float, host: str | None = None
+    client: redis.Redis, stale_after_s: float, host: str | None = None, beat_ttl_s: float | None = None
 ) -> tuple[bool, list[str]]:
     """(healthy, one line per worker). Unhealthy when no worker has a heartbeat or any is stale.
 
     Args:
         client: Redis client.
-        stale_after_s: A heartbeat older than this is stale.
+        stale_after_s: A heartbeat older than this (by Redis's clock) is stale.
         host: Judge only the workers of this host (`keys.host_id()`); None: every worker.
+        beat_ttl_s: The TTL of heartbeats that do not state theirs (`ttl_ms`):
+            `keys.heartbeat_ttl_s(workers.stale_after_s)` of the workers' config; None: of `stale_after_s`.
     """
-    lines, healthy, now = [], True, time.time()
-    keys = sorted(client.scan_iter(match=HEARTBEAT_PATTERN, count=1000))
-    for key in keys:
-        raw = client.get(key)
+    ttl_s = heartbeat_ttl_s(stale_after_s) if beat_ttl_s is None else beat_ttl_s
+    lines, healthy = [], True
+    keys = sorted(text(k) for k in client.scan_iter(match=HEARTBEAT_PATTERN, count=1000))
+    for key, (raw, pttl) in zip(keys, read_with_pttl(client, keys), strict=True):
         if raw is None:
             continue
         beat = json.loads(raw)
         worker = worker_of(key)
         if host is not None and not _on_host(worker, beat, host):
             continue
-        age = now - float(beat["ts"])
-        stale = age > stale_after_s
+        age = beat_age_s(beat, pttl, ttl_s * 1000)
+        stale = age is None or age > stale_after_s
         healthy &= not stale
-        state = "STALE" if stale else "ok"
+        when = "age unknown: its key has no TTL" if age is None else f"last beat {age:.1f} s ago"
         lines.append(
-            f"{worker}: {state} (last beat {age:.1f} s ago, pid {beat['pid']}, published {beat['published']})"
+            f"{worker}: {'STALE' if stale else 'ok'} ({when}, pid {beat['pid']}, published {beat['published']})"
         )
     if not lines:
         return False, ["no worker heartbeat found" + (f" on host {host}" if host is not None else "")]
@@ -55,7 +60,8 @@ def worker_health(
 
 def fleet_health(client: redis.Redis, stale_after_s: float) -> tuple[bool, list[str]]:
     """(healthy, one line per problem) of the fleet: a member record older than `stale_after_s`, a
-    desired camera that no member holds. No fleet (no cameras, no members) is healthy."""
+    desired camera that no member holds. No fleet (no cameras, no members) is healthy. A record's age is
+    Redis's (`fleet.status.read_members`)."""
     from pipeline.fleet.status import fleet_status
 
     status = fleet_status(client)

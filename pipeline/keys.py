@@ -85,12 +85,20 @@ def snapshot_request_key(source: str) -> str:
 
 
 def heartbeat_key(worker: str) -> str:
-    """JSON {ts, pid, host, member, sources, published, stats, queues} (docs/consumer/README.md); it expires long after it is stale, and `affectstream
-    health` judges staleness by ts (and this host's workers by host)."""
+    """JSON {ts, pid, host, member, sources, published, stats, queues} (docs/consumer/README.md), expiring after
+    `heartbeat_ttl_s`; `affectstream health` judges staleness by its age in Redis (TTL minus PTTL, never by
+    ts) and this host's workers by host."""
     return f"affect:worker:{worker}:heartbeat"
 
 
 HEARTBEAT_PATTERN = "affect:worker:*:heartbeat"
+
+
+def heartbeat_ttl_s(stale_after_s: float) -> int:
+    """The TTL a worker's heartbeat is written with under `workers.stale_after_s`: it expires well after it
+    is stale, so `health` still reports a hung worker, and the keys of past runs do not pile up. Readers
+    tell a beat's age by Redis's clock from it (`pipeline.liveness`)."""
+    return max(60, int(stale_after_s * 10))
 
 
 def host_id() -> str:

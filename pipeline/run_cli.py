@@ -117,14 +117,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.health import fleet_health, worker_health
-    from pipeline.keys import host_id
+    from pipeline.keys import heartbeat_ttl_s, host_id
     from pipeline.redis_conn import connect_existing
 
     cfg = load_config(args.config, overrides_from_args(args))
     stale_after = args.stale_after or cfg.workers.stale_after_s
     client = connect_existing(cfg.redis.url, cfg.redis.data_dir)
     try:
-        healthy, lines = worker_health(client, stale_after, host=None if args.all else host_id())
+        beat_ttl = heartbeat_ttl_s(cfg.workers.stale_after_s)  # what the workers of this config write
+        healthy, lines = worker_health(client, stale_after, None if args.all else host_id(), beat_ttl)
         if args.all:
             fleet_ok, fleet_lines = fleet_health(client, stale_after)
             healthy, lines = healthy and fleet_ok, lines + fleet_lines

@@ -2,8 +2,8 @@
 
 A worker's heartbeat carries each of its sources' cumulative counters (decoded, dropped, reconnects,
 published: monotonic while the worker process lives). One `CounterSeries` keeps one (worker, source)
-pair's samples, stamped with the heartbeat's own `ts` (the worker's clock, not when the dashboard read
-it), so rates stay right however late or often the dashboard reads.
+pair's samples, stamped with when the heartbeat was written (`state.Beat.seen`: by its age in Redis, else its
+own `ts`; not when the dashboard read it), so rates stay right however late or often the dashboard reads.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    ts: float  # the heartbeat's ts (unix seconds)
+    ts: float  # when the heartbeat was written (unix seconds, `state.Beat.seen`)
     decoded: int
     dropped: int
     reconnects: int

@@ -9,9 +9,12 @@ Three things are read, nothing is written (but the snapshot requests of `app`):
 - worker heartbeats (`keys.HEARTBEAT_PATTERN`, every `workers.heartbeat_s`): each source's owner worker
   and fleet member, its reader's state and cumulative counters, hence input frames/s and drops.
 
-Recency is judged by the times Redis holds (a result's capture `ts`, an event's `ts`, a heartbeat's `ts`),
-never by when the dashboard read them: entries seeded from an old run are old. A source with no news for
-`stale_s` is shown stale (with its last-seen time); after `forget_after_s` it is dropped from the page.
+Recency is judged by the times Redis holds (a result's capture `ts`, an event's `ts`, a heartbeat's age),
+never by when the dashboard read them: entries seeded from an old run are old. A heartbeat that states its
+TTL (`ttl_ms`) is dated by Redis's clock (`pipeline.liveness`: its TTL less its key's PTTL, taken from this
+host's clock now), so a worker on a host whose clock is off is not shown stale; one that does not is dated
+by its `ts`. A source with no news for `stale_s` is shown stale (with its last-seen time); after
+`forget_after_s` it is dropped from the page.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pipeline import keys
 from pipeline.consume import Entry, decode_entry
 from pipeline.dashboard.series import CounterSeries, Sample, percentile
 from pipeline.errors import SchemaVersionError
+from pipeline.liveness import beat_age_s, read_with_pttl
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +55,10 @@ class Beat:
     """The newest heartbeat of one worker."""
 
     worker: str
-    ts: float
+    ts: float  # the worker's wall clock: orders one worker's beats
     member: str | None
     stats: dict  # source -> {decoded, dropped, reconnects, published, faces, state, live}
+    seen: float = 0.0  # when it was written on this host's clock (by its age in Redis, else `ts`): recency
 
 
 @dataclass
@@ -135,18 +140,19 @@ class DashboardState:
         self.read_heartbeats()
 
     def read_heartbeats(self) -> int:
-        """Read every worker heartbeat (SCAN + MGET); returns how many were read."""
+        """Read every worker heartbeat (SCAN + GET and PTTL each); returns how many were read."""
         names = [keys.text(k) for k in self.client.scan_iter(match=keys.HEARTBEAT_PATTERN, count=500)]
-        values = self.client.mget(names) if names else []
+        now = time.time()
         beats = []
-        for key, raw in zip(names, values, strict=True):
+        for key, (raw, pttl) in zip(names, read_with_pttl(self.client, names), strict=True):
             try:
-                doc = json.loads(keys.text(raw)) if raw else None
+                doc = json.loads(raw) if raw else None
                 if not isinstance(doc, dict):
                     continue
                 stats = doc.get("stats") or {}
-                beats.append(Beat(keys.worker_of(key), float(doc.get("ts") or 0), doc.get("member") or None,
-                                  stats if isinstance(stats, dict) else {}))  # fmt: skip
+                ts, age = float(doc.get("ts") or 0), beat_age_s(doc, pttl)
+                beats.append(Beat(keys.worker_of(key), ts, doc.get("member") or None,
+                                  stats if isinstance(stats, dict) else {}, ts if age is None else now - age))  # fmt: skip
             except (ValueError, TypeError) as exc:
                 log.warning("unreadable heartbeat %s: %s", key, type(exc).__name__)
         with self._lock:
@@ -164,9 +170,9 @@ class DashboardState:
             if not isinstance(s, dict):
                 continue
             series = self._series.setdefault((beat.worker, source), CounterSeries())
-            series.add(Sample(beat.ts, int(s.get("decoded") or 0), int(s.get("dropped") or 0),
+            series.add(Sample(beat.seen, int(s.get("decoded") or 0), int(s.get("dropped") or 0),
                               int(s.get("reconnects") or 0), int(s.get("published") or 0)))  # fmt: skip
-            series.prune(beat.ts - self.window_s - 5)
+            series.prune(beat.seen - self.window_s - 5)
             if s.get("state") in READER_STATUS:  # read now (a source it stopped reading keeps its counters)
                 self._source(source)
 
@@ -251,7 +257,7 @@ class DashboardState:
             if (
                 isinstance(s, dict)
                 and s.get("state") in READER_STATUS
-                and (best[0] is None or beat.ts > best[0].ts)
+                and (best[0] is None or beat.seen > best[0].seen)
             ):
                 best = (beat, s)
         return best
@@ -260,7 +266,7 @@ class DashboardState:
         self, s: SourceState, beat: Beat | None, stats: dict | None, now: float
     ) -> tuple[str, str, float]:
         """(status, detail, last seen) of one source; the newest of its event and its heartbeat decides."""
-        last_seen = max(s.event_ts, s.last_ts, beat.ts if beat else 0.0)
+        last_seen = max(s.event_ts, s.last_ts, beat.seen if beat else 0.0)
         status, detail = "", ""
         if s.event:
             status, detail = EVENT_STATUS[s.event], s.event_detail
@@ -281,7 +287,7 @@ class DashboardState:
         """Input frames/s (owner's decoded), drops over the window (every worker that read `name`)."""
         series = self._series.get((owner.worker, name)) if owner else None
         input_fps = None
-        if series is not None and owner is not None and now - owner.ts <= self.stale_s:
+        if series is not None and owner is not None and now - owner.seen <= self.stale_s:
             input_fps = series.rate("decoded", self.rate_window_s)
         decoded = dropped = None
         for (_, source), ser in self._series.items():
@@ -301,13 +307,13 @@ class DashboardState:
     def _forget(self, now: float) -> None:
         """Drop sources, heartbeats and counter series with no news for `forget_after_s`."""
         horizon = now - self.forget_after_s
-        self._beats = {w: b for w, b in self._beats.items() if b.ts >= horizon}
+        self._beats = {w: b for w, b in self._beats.items() if b.seen >= horizon}
         for key in [k for k, ser in self._series.items() if ser.last is None or ser.last.ts < horizon]:
             del self._series[key]
         for name in list(self._sources):
             s = self._sources[name]
             beat, _ = self._owner(name)
-            if max(s.event_ts, s.last_ts, beat.ts if beat else 0.0) < horizon:
+            if max(s.event_ts, s.last_ts, beat.seen if beat else 0.0) < horizon:
                 del self._sources[name]
 
     def snapshot(self) -> dict:

@@ -13,8 +13,10 @@ Every `fleet.claim_every_s` (docs/fleet.md, "Balance"):
 5. a member above its fair share while another is below releases one camera, at most one per
    `fleet.rebalance_every_s`, and does not take it back for as long.
 
-The member record (`keys.member_key`) is rewritten every round with a TTL of three lease TTLs; the
-leases live in this process, so a member that dies loses them with it, after at most one TTL.
+The member record (`keys.member_key`) is rewritten every round with a TTL of three lease TTLs, stated in
+the record (`ttl_ms`), so that any reader knows its age by Redis's clock (`pipeline.liveness`): members
+judge each other alive by that, never by comparing their wall clocks. The leases live in this process, so
+a member that dies loses them with it, after at most one TTL.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class Member:
         self.client.set_retry(Retry(NoBackoff(), 0))
         self.leases: dict[str, Lease] = {}
         self.cameras: dict[str, Camera] = {}  # as claimed (a changed one is released and claimed again)
-        self._claimed: dict[str, float] = {}  # camera -> wall time claimed
+        self._claimed: dict[str, float] = {}  # camera -> wall time claimed (data: shown, never compared)
+        self._held_since: dict[str, float] = {}  # camera -> monotonic time claimed
         self._renewed: dict[str, float] = {}  # camera -> monotonic time its last renewal was sent
         self._hold_off: dict[str, float] = {}  # camera -> monotonic time until which not to reclaim it
         self._last_release = 0.0
@@ -172,13 +175,14 @@ class Member:
             self._lose(name, "Redis unreachable for a whole lease TTL")
 
     def _other_members(self) -> list[dict]:
-        """The member records of the other live members: beaten within a lease TTL. A record outlives its
-        member by up to three TTLs (for `fleet status`); counting a dead member's capacity that long would
-        keep the fair share of the living below what they must take over, past TTL + 2 s."""
+        """The member records of the other live members: written within a lease TTL, by Redis's clock (the
+        record's TTL), whatever their hosts' clocks say. A record outlives its member by up to three TTLs
+        (for `fleet status`); counting a dead member's capacity that long would keep the fair share of the
+        living below what they must take over, past TTL + 2 s. A record that states no TTL (an older
+        member) counts while it exists."""
         members, _unreadable = read_members(self.client)
-        now = time.time()
-        return [m for m in members
-                if m.get("member") != self.member and now - float(m.get("ts") or 0) <= self.cfg.lease_ttl_s]  # fmt: skip
+        return [m for m in members if m.get("member") != self.member
+                and (m["beat_age_s"] is None or m["beat_age_s"] <= self.cfg.lease_ttl_s)]  # fmt: skip
 
     def _claim(self, desired: dict[str, Camera], target: int) -> None:
         now = time.monotonic()
@@ -208,6 +212,7 @@ class Member:
                 raise
             self.leases[camera.name], self.cameras[camera.name] = lease, camera
             self._renewed[camera.name], self._claimed[camera.name] = sent, time.time()
+            self._held_since[camera.name] = sent
             log.info("fleet: claimed %s (%d held)", camera.name, len(self.leases))
 
     def _rebalance(self, fair: int, others: list[dict], cameras: int, total: int) -> None:
@@ -219,7 +224,7 @@ class Member:
             capacity = int(m.get("capacity") or 0)
             if len(m.get("cameras") or {}) < min(capacity, fair_share(cameras, capacity, total)):
                 self._last_release = now
-                self._release(max(self._claimed, key=self._claimed.__getitem__), "rebalance")
+                self._release(max(self._held_since, key=self._held_since.__getitem__), "rebalance")
                 return
 
     # -- giving cameras up ------------------------------------------------------------------------
@@ -251,6 +256,7 @@ class Member:
     def _forget(self, name: str) -> Lease:
         self.cameras.pop(name, None)
         self._claimed.pop(name, None)
+        self._held_since.pop(name, None)
         self._renewed.pop(name, None)
         return self.leases.pop(name)
 
@@ -260,22 +266,29 @@ class Member:
 
     # -- member record ----------------------------------------------------------------------------
     def _beat(self) -> None:
-        now, stats = time.monotonic(), self.worker.source_stats()
+        """Rewrite the member record. Durations in it (`held_s`, `last_frame_age_s`) are measured here, as of
+        the write; a reader adds the record's age by Redis's clock (`fleet.status`)."""
+        now, wall, stats = time.monotonic(), time.time(), self.worker.source_stats()
         dt = max(1e-3, now - self._beat_at)
         cameras = {}
         for name in self.leases:
             published = self.worker.published_by_source[name]
             source = stats.get(name)
+            last_frame = self.worker.last_frame_ts.get(name)
             cameras[name] = {
                 "claimed": self._claimed[name],
+                "held_s": round(now - self._held_since[name], 3),
                 "fps": round((published - self._published.get(name, published)) / dt, 2),
                 "decoded": source.decoded if source else 0,
                 "dropped": source.dropped if source else 0,
-                "last_frame_ts": self.worker.last_frame_ts.get(name),
+                "last_frame_ts": last_frame,
+                # capture wall time vs wall time, both of this process
+                "last_frame_age_s": None if last_frame is None else round(max(0.0, wall - last_frame), 3),
             }
             self._published[name] = published
         self._published = Counter({name: self._published[name] for name in self.leases})
         self._beat_at = now
-        record = {"member": self.member, "worker": self.worker.worker_id, "host": host_id(),
-                  "pid": os.getpid(), "capacity": self.capacity, "cameras": cameras, "ts": time.time()}  # fmt: skip
-        self.client.set(member_key(self.member), json.dumps(record), px=int(3000 * self.cfg.lease_ttl_s))
+        ttl_ms = int(3000 * self.cfg.lease_ttl_s)
+        record = {"member": self.member, "worker": self.worker.worker_id, "host": host_id(), "pid": os.getpid(),
+                  "capacity": self.capacity, "cameras": cameras, "ts": wall, "ttl_ms": ttl_ms}  # fmt: skip
+        self.client.set(member_key(self.member), json.dumps(record), px=ttl_ms)

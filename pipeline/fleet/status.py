@@ -4,6 +4,11 @@ Pure functions over a client, for `affectstream fleet status`, `cameras ls`, `he
 dashboard. Nothing here writes. The truth about who owns a camera is its lease (`keys.holder_of` of
 the token); a member record only adds what the owner measured (fps, drops, claim time), so an owner
 whose record has expired still shows as the owner.
+
+Ages are Redis's: a record's `beat_age_s` comes from its key's TTL (`pipeline.liveness`), and a lease's age
+or a last frame's is what the owner measured on its own clocks when it wrote the record plus that age.
+No member's wall clock is compared with another's or with the reader's (`ts`, `claimed`, `last_frame_ts`
+are shown as data).
 """
 
 from __future__ import annotations
@@ -14,36 +19,43 @@ from typing import Any
 
 from pipeline.fleet.cameras import list_cameras
 from pipeline.keys import FLEET_CAMERAS, MEMBER_PATTERN, holder_of, lease_key, text
+from pipeline.liveness import beat_age_s, read_with_pttl
 from pipeline.tables import format_table
 
 
 def read_members(client) -> tuple[list[dict[str, Any]], list[str]]:
     """(member records sorted by id, keys of records that are not valid JSON).
 
-    A record is `{member, worker, host, pid, capacity, cameras: {name: {claimed, fps, decoded, dropped,
-    last_frame_ts}}, ts}` (docs/fleet.md); it expires when its member stops beating.
+    A record is `{member, worker, host, pid, capacity, cameras: {name: {claimed, held_s, fps, decoded,
+    dropped, last_frame_ts, last_frame_age_s}}, ts, ttl_ms}` (docs/fleet.md); it expires when its member
+    stops beating. Each record read gets `beat_age_s`: seconds since it was written, by Redis's clock (None
+    for a record that does not state its `ttl_ms`).
     """
     keys = sorted(text(k) for k in client.scan_iter(match=MEMBER_PATTERN, count=1000))
     members, bad = [], []
-    for key, raw in zip(keys, client.mget(keys) if keys else [], strict=True):
-        if raw is None:  # expired between SCAN and MGET
+    for key, (raw, pttl) in zip(keys, read_with_pttl(client, keys), strict=True):
+        if raw is None:  # expired between SCAN and GET
             continue
         try:
-            record = json.loads(text(raw))
+            record = json.loads(raw)
             if not isinstance(record, dict) or not isinstance(record.get("cameras", {}), dict):
                 raise ValueError("not a member record")
         except ValueError:
             bad.append(key)
             continue
-        members.append(record)
+        members.append({**record, "beat_age_s": beat_age_s(record, pttl)})
     return sorted(members, key=lambda m: str(m.get("member", ""))), bad
 
 
-def _age(now: float, ts: Any) -> float | None:
-    return round(now - float(ts), 3) if isinstance(ts, (int, float)) else None
+def _since_beat(seconds: Any, member: dict[str, Any] | None) -> float | None:
+    """A duration the member measured when it wrote its record, plus the record's age: that duration now."""
+    beat = (member or {}).get("beat_age_s")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or beat is None:
+        return None
+    return round(seconds + beat, 3)
 
 
-def member_rows(members: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+def member_rows(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "member": m.get("member", ""),
@@ -52,13 +64,13 @@ def member_rows(members: list[dict[str, Any]], now: float) -> list[dict[str, Any
             "pid": m.get("pid"),
             "capacity": m.get("capacity"),
             "cameras": sorted(m.get("cameras", {})),
-            "beat_age_s": _age(now, m.get("ts")),
+            "beat_age_s": m.get("beat_age_s"),
         }
         for m in members
     ]
 
 
-def camera_rows(client, members: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+def camera_rows(client, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per camera that is desired or still held (a removed camera is held until its owner's
     next round): URL as shown by `Camera.safe_url`, owner, lease age and the owner's numbers."""
     desired = list_cameras(client)
@@ -83,13 +95,13 @@ def camera_rows(client, members: list[dict[str, Any]], now: float) -> list[dict[
             "options": camera.options if camera else {},
             "owner": owner.get("member", worker) if owner else worker,  # "" when unowned
             "worker": worker,
-            "lease_age_s": _age(now, stats.get("claimed")),
+            "lease_age_s": _since_beat(stats.get("held_s"), owner),
             "lease_ttl_s": round(pttl / 1000, 3) if pttl and pttl > 0 else None,
             "fps": stats.get("fps"),
             "decoded": stats.get("decoded"),
             "dropped": stats.get("dropped"),
             "last_frame_ts": stats.get("last_frame_ts"),
-            "last_frame_age_s": _age(now, stats.get("last_frame_ts")),
+            "last_frame_age_s": _since_beat(stats.get("last_frame_age_s"), owner),
         })  # fmt: skip
     return rows
 
@@ -99,14 +111,13 @@ def unreadable_cameras(client) -> list[str]:
     return sorted(set(map(text, client.hkeys(FLEET_CAMERAS))) - set(list_cameras(client)))
 
 
-def fleet_status(client, now: float | None = None) -> dict[str, Any]:
-    """Members and cameras as plain data (`fleet status --json`)."""
-    now = time.time() if now is None else now
+def fleet_status(client) -> dict[str, Any]:
+    """Members and cameras as plain data (`fleet status --json`); `ts` is when (this host's clock: data)."""
     members, bad = read_members(client)
     return {
-        "ts": now,
-        "members": member_rows(members, now),
-        "cameras": camera_rows(client, members, now),
+        "ts": time.time(),
+        "members": member_rows(members),
+        "cameras": camera_rows(client, members),
         "unreadable": bad + [f"{FLEET_CAMERAS} {name}" for name in unreadable_cameras(client)],
     }
 

@@ -160,6 +160,20 @@ def test_heartbeats_keep_a_quiet_reconnecting_camera_fresh(redis_url):
     assert by_name(state)["cam"]["status"] == "stale"
 
 
+def test_a_worker_whose_clock_is_behind_is_dated_by_redis(redis_url):
+    """Issue 24: a heartbeat that states its TTL is dated by its age in Redis, not by its writer's `ts`."""
+    client = connect(redis_url)
+    behind = time.time() - 30  # the worker's clock is 30 s behind; it beat 0.5 s ago
+    event(client, "cam", "reconnecting", behind - 5, reason="connection refused")
+    doc = {"ts": behind, "pid": 1, "host": "h", "published": 0, "member": "m-1", "sources": ["cam"],
+           "stats": {"cam": counters(0, state="reconnecting")}, "ttl_ms": 60_000}  # fmt: skip
+    client.set(heartbeat_key("w0"), json.dumps(doc), px=59_500)
+    state = DashboardState(client, stale_s=10)
+    state.discover()
+    cam = by_name(state)["cam"]
+    assert cam["status"] == "reconnecting" and cam["last_age_s"] == pytest.approx(0.5, abs=0.5)
+
+
 def test_rates_and_drops_from_heartbeats(redis_url):
     """Input frames/s from decoded counters, drops over the last minute, by the heartbeats' own ts."""
     client = connect(redis_url)
@@ -243,7 +257,7 @@ def test_snapshot_route_token_names_and_request_key(redis_url):
         status, headers, body = get(base + "/api/snapshot/cam", auth)
         assert status == 404 and b"off by default" in body and headers["cache-control"] == "no-store"
         assert 0 < client.ttl(snapshot_request_key("cam")) <= 15  # the page's ask keeps workers writing
-        for bad in ("a%7Bb%7D", "cam%3Aframes", "x" * 65, "a%20b"):
+        for bad in ("a%7Bb%7D", "cam%3Aframes", "x" * 101, "a%20b", "cam%0A"):
             status, _, body = get(base + "/api/snapshot/" + bad, auth)
             assert status == 400 and b"not a source name" in body, bad
         assert client.keys("*request*") == [snapshot_request_key("cam").encode()]

@@ -50,6 +50,7 @@ class Member:
     config: Path
     redis_url: str
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     proc: subprocess.Popen | None = None
     _tree: list[psutil.Process] = field(default_factory=list, repr=False)
 
@@ -59,7 +60,7 @@ class Member:
         return f"{self.member}-w0"
 
     def start(self) -> Member:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         cmd = [sys.executable, "-m", "pipeline", "run", "--fleet", "--member", self.member,
                "-c", str(self.config), "--redis", self.redis_url]  # fmt: skip
         with open(self.log_path, "a") as log:  # the child keeps its own copy of the descriptor
@@ -137,8 +138,9 @@ class Fleet:
             add_camera(self.client, check_camera(name, self.camera_url))
             self.cameras.append(name)
 
-    def start(self, *names: str) -> list[Member]:
-        started = [Member(n, self.config, self.redis_url, self.workdir / f"{n}.log").start() for n in names]
+    def start(self, *names: str, env: dict[str, str] | None = None) -> list[Member]:
+        started = [Member(n, self.config, self.redis_url, self.workdir / f"{n}.log", dict(env or {})).start()
+                   for n in names]  # fmt: skip
         self.members.update((m.member, m) for m in started)
         return started
 

@@ -49,8 +49,9 @@ def test_ls_table_names_owner_lease_age_and_unreadable_entries(redis_url, capsys
     assert main(["cameras", "add", "door", "rtsp://cam2/s", "--redis", redis_url]) == 0
     client.set(lease_key("lobby"), "vm-1-77-w0/0123abcd", px=6000)
     record = {"member": "vm-1-77", "worker": "vm-1-77-w0", "host": "vm-1", "pid": 77, "capacity": 3,
-              "cameras": {"lobby": {"claimed": time.time() - 42}}, "ts": time.time()}  # fmt: skip
-    client.set(member_key("vm-1-77"), json.dumps(record), ex=20)
+              "cameras": {"lobby": {"claimed": time.time() - 42, "held_s": 42}}, "ts": time.time(),
+              "ttl_ms": 20_000}  # fmt: skip
+    client.set(member_key("vm-1-77"), json.dumps(record), px=20_000)
     client.hset(FLEET_CAMERAS, "broken", "{not json")
     capsys.readouterr()
 

@@ -13,7 +13,7 @@ from pipeline.cli import main
 from pipeline.fleet.cameras import add_camera, check_camera
 from pipeline.fleet.status import fleet_status, format_status
 from pipeline.health import fleet_health, worker_health
-from pipeline.keys import FLEET_CAMERAS, heartbeat_key, host_id, lease_key, member_key
+from pipeline.keys import FLEET_CAMERAS, heartbeat_key, heartbeat_ttl_s, host_id, lease_key, member_key
 
 
 @pytest.fixture
@@ -24,21 +24,25 @@ def client(redis_url):
 
 
 def member(
-    client, name: str, cameras: dict, *, capacity: int = 3, age_s: float = 0.5, host: str = "vm-a"
-) -> None:
-    now = time.time()
+    client, name: str, cameras: dict, *, capacity: int = 3, age_s: float = 0.5, host: str = "vm-a",
+    skew_s: float = 0.0,
+) -> None:  # fmt: skip
+    """A record written `age_s` ago (by Redis: its TTL less that) by a member whose clock is `skew_s` off."""
+    ttl_ms = 30_000
     record = {"member": name, "worker": f"{name}-w0", "host": host, "pid": 100, "capacity": capacity,
-              "cameras": cameras, "ts": now - age_s}  # fmt: skip
-    client.set(member_key(name), json.dumps(record), ex=30)
+              "cameras": cameras, "ts": time.time() - age_s + skew_s, "ttl_ms": ttl_ms}  # fmt: skip
+    client.set(member_key(name), json.dumps(record), px=ttl_ms - int(age_s * 1000))
 
 
 def lease(client, camera: str, worker: str, ttl_ms: int = 6000) -> None:
     client.set(lease_key(camera), f"{worker}/5f2c0e", px=ttl_ms)
 
 
-def beat(client, worker: str, *, age_s: float = 0.5, **extra) -> None:
-    data = {"ts": time.time() - age_s, "pid": 1, "published": 10, "sources": [], **extra}
-    client.set(heartbeat_key(worker), json.dumps(data), ex=60)
+def beat(client, worker: str, *, age_s: float = 0.5, skew_s: float = 0.0, **extra) -> None:
+    """A heartbeat as `pipeline.worker` writes it (no `ttl_ms`: the TTL of the default config), `age_s` ago
+    by Redis's clock, from a host whose clock is `skew_s` off."""
+    data = {"ts": time.time() - age_s + skew_s, "pid": 1, "published": 10, "sources": [], **extra}
+    client.set(heartbeat_key(worker), json.dumps(data), px=int((heartbeat_ttl_s(15) - age_s) * 1000))
 
 
 @pytest.fixture
@@ -48,8 +52,11 @@ def fleet(client):
     now = time.time()
     for name in ("lobby", "door", "yard"):
         add_camera(client, check_camera(name, f"rtsp://viewer:s3cret-pw@{name}.cam/s"))
-    stats = {"claimed": now - 30, "fps": 29.7, "decoded": 900, "dropped": 4, "last_frame_ts": now - 0.2}
-    member(client, "vm-a-1", {"lobby": stats, "door": {**stats, "claimed": now - 5}}, capacity=3)
+    stats = {"claimed": now - 30, "held_s": 29.5, "fps": 29.7, "decoded": 900, "dropped": 4,
+             "last_frame_ts": now - 0.2, "last_frame_age_s": 0.1}  # fmt: skip
+    member(
+        client, "vm-a-1", {"lobby": stats, "door": {**stats, "claimed": now - 5, "held_s": 4.5}}, capacity=3
+    )
     member(client, "vm-b-2", {"old": stats}, capacity=2, age_s=1.5, host="vm-b")
     lease(client, "lobby", "vm-a-1-w0")
     lease(client, "door", "vm-a-1-w0")
@@ -59,7 +66,7 @@ def fleet(client):
 
 
 def test_status_reads_members_and_cameras(client, fleet):
-    status = fleet_status(client, now=fleet)
+    status = fleet_status(client)
     members = {m["member"]: m for m in status["members"]}
     assert set(members) == {"vm-a-1", "vm-b-2"}
     assert members["vm-a-1"]["cameras"] == ["door", "lobby"] and members["vm-a-1"]["capacity"] == 3
@@ -71,6 +78,7 @@ def test_status_reads_members_and_cameras(client, fleet):
     assert lobby["owner"] == "vm-a-1" and lobby["worker"] == "vm-a-1-w0"
     assert 29.9 < lobby["lease_age_s"] < 30.1 and 0 < lobby["lease_ttl_s"] <= 6
     assert (lobby["fps"], lobby["decoded"], lobby["dropped"]) == (29.7, 900, 4)
+    assert 0.5 < lobby["last_frame_age_s"] < 0.7
     assert lobby["url"] == "rtsp://viewer:***@lobby.cam/s"
     assert 4.9 < cameras["door"]["lease_age_s"] < 5.1
     assert cameras["yard"]["owner"] == "" and cameras["yard"]["lease_age_s"] is None
@@ -158,3 +166,34 @@ def test_health_all_judges_the_fleet(client, fleet, redis_url, capsys):
     assert not healthy and len(lines) == 2 and lines[1].startswith("member vm-b-2: STALE (last beat 1.5")
     assert main(["health", "--all", "--redis", redis_url]) == 0
     assert "fleet: 2 member(s), 3 of 3 camera(s) held" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("skew_s", [-10.0, 10.0, -3600.0])
+def test_a_member_whose_clock_is_off_is_judged_by_redis(client, redis_url, capsys, skew_s):
+    """Issue 24: ages come from the keys' TTLs, not from `ts` (the writer's clock) against the reader's."""
+    add_camera(client, check_camera("gate", "rtsp://gate.cam/s"))
+    member(client, "vm-c-3", {"gate": {"claimed": time.time() + skew_s - 20, "held_s": 20.0, "last_frame_age_s": 0.1}},
+           host="vm-c", skew_s=skew_s)  # fmt: skip
+    lease(client, "gate", "vm-c-3-w0")
+    beat(client, "vm-c-3-w0", skew_s=skew_s, host="vm-c")
+    status = fleet_status(client)
+    assert 0.4 < status["members"][0]["beat_age_s"] < 0.7
+    gate = status["cameras"][0]
+    assert 20.4 < gate["lease_age_s"] < 20.7 and 0.5 < gate["last_frame_age_s"] < 0.8
+    assert fleet_health(client, 5) == (True, ["fleet: 1 member(s), 1 of 1 camera(s) held"])
+    healthy, lines = worker_health(client, 5, host="vm-c", beat_ttl_s=heartbeat_ttl_s(15))
+    assert healthy and lines[0].startswith("vm-c-3-w0: ok (last beat 0.")
+    assert main(["health", "--all", "--stale-after", "5", "--redis", redis_url]) == 0, capsys.readouterr().err
+    assert "member vm-c-3" not in capsys.readouterr().out
+
+
+def test_a_beat_of_stated_ttl_and_one_without_a_ttl(client):
+    client.set(heartbeat_key("vm-d-1-w0"), json.dumps({"ts": 0, "pid": 1, "published": 0, "host": "vm-d",
+                                                      "ttl_ms": 4000}), px=1000)  # fmt: skip
+    healthy, lines = worker_health(client, 2.5, host="vm-d")
+    assert not healthy and lines == ["vm-d-1-w0: STALE (last beat 3.0 s ago, pid 1, published 0)"]
+    client.set(
+        heartbeat_key("vm-d-1-w0"), json.dumps({"ts": time.time(), "pid": 1, "published": 0, "host": "vm-d"})
+    )
+    healthy, lines = worker_health(client, 2.5, host="vm-d")
+    assert not healthy and "age unknown" in lines[0]
