@@ -21,6 +21,7 @@ from redis.connection import parse_url
 
 from pipeline.errors import ConfigError, RedisUnavailable
 from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
+from pipeline.redis_errors import is_transient
 from settings.env import REDIS_URL as REDIS_URL_ENV
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
     )
     try:
         client.ping()
+    except redis.ResponseError as exc:
+        if not is_transient(exc):
+            client.close()
+            raise RedisUnavailable(f"Redis at {mask_url(url)} refused PING: {mask_text(str(exc))}") from None
+        # Reachable, but refusing writes for now (MISCONF also refuses PING): the writes will be retried.
+        log.warning("Redis at %s refuses writes for now: %s", mask_url(url), mask_text(str(exc)))
     except redis.RedisError as exc:
         client.close()
         reason = mask_text(f"{type(exc).__name__}: {exc}")

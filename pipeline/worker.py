@@ -228,7 +228,7 @@ class Worker:
                     then = None
                 while self.outbox.pending_events(name) and time.monotonic() < deadline and not self.failed:
                     time.sleep(0.01)
-            self._drop_unread(lane)
+            self._discard_buffered(lane, "shutdown")  # decoded, never taken
             # With the lanes, so that no reading counts the source twice or not at all.
             with self._counts_lock:
                 self._retired[name] = self._retired.get(name, Counter()) + _reader_counts(lane)
@@ -283,7 +283,7 @@ class Worker:
                 )
                 with lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
                     # in frame order per source: the tracker needs it, and the engine keeps it
-                    self._prepared.put(processor.prepare(frame, lane.context, detections))
+                    self._put_prepared(processor.prepare(frame, lane.context, detections))
                 self.metrics.stage_seconds.labels(stage="prepare").observe(time.perf_counter() - t)
         except LaneAborted:
             pass  # another prepare thread failed first and reported it
@@ -308,14 +308,28 @@ class Worker:
         with self._lock:
             self._inflight[taken.lane.name] -= 1
 
-    def _drop_unread(self, lane) -> None:
-        """Count the frames left in a stopped source's buffer (decoded, never taken) as `shutdown`."""
+    def _put_prepared(self, item) -> None:
+        """Hand a prepared frame to the engine stage, waiting for room. While Redis refuses writes the
+        stages behind wait too: the cameras' frames that arrive meanwhile are skipped here, counted as
+        `redis_unavailable` (else their buffers would replace them unread, and they would read `stale`)."""
+        while True:
+            try:
+                self._prepared.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if self.outbox.stalled:
+                    for lane in self._lanes.values():
+                        if lane.source.spec.live and not lane.finished:
+                            self._discard_buffered(lane, "redis_unavailable")
+
+    def _discard_buffered(self, lane, reason: str) -> None:
+        """Count and discard the frames waiting in a source's buffer (never taken: no order to keep)."""
         left = 0
         while lane.source.get(0) is not None:
             left += 1
         if left:
             with self._counts_lock:
-                self.dropped[lane.name, "shutdown"] += left
+                self.dropped[lane.name, reason] += left
 
     def _engine_loop(self, processor) -> None:
         # Archives wait longer for fuller batches: nobody watches their latency, and at ~1 face per
@@ -541,7 +555,7 @@ class Worker:
             member.stop_claiming()  # it keeps renewing its leases while the last frames drain
         for lane in self._lanes.values():
             lane.source.stop()
-            self._drop_unread(lane)
+            self._discard_buffered(lane, "shutdown")  # decoded, never taken
         for t in threads[len(prepare) :]:
             _join(t)
         self._say_stopped()

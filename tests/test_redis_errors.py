@@ -74,6 +74,10 @@ def test_replies_of_a_real_server(redis_url):
         out = writer.write({"s": [("1-0", {"a": "1"})]}, 100)["s"]
         assert isinstance(out, redis.ResponseError) and "MISCONF" in str(out), out
         assert error_class(out) == TRANSIENT
+        # MISCONF refuses PING too: a worker starting now must not say "cannot reach Redis"
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            client.ping()
+        connect(redis_url).close()
     finally:
         client.config_set("dir", dir_before)
         client.bgsave()

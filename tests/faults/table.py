@@ -14,10 +14,18 @@ from collections import defaultdict
 def table(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
+        accounts = defaultdict(list)  # source -> the closing accounts of its workers (`accounting {...}`)
+        for account in row.get("accounts", []):
+            accounts[account["source"]].append(account)
         for audit in row.get("files", []):
             kind = "file" if row.get("kind") != "archive job" else "archive job"
             groups[(row["fault"], kind)].append(
-                {"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)}
+                {
+                    "audit": audit,
+                    "recover_s": row.get("recover_s"),
+                    "trial": id(row),
+                    "accounts": accounts.get(audit["source"]),
+                }
             )
         if row.get("prefix"):  # the pass of a run that was killed: a gap-free prefix
             groups[(row["fault"], "file (killed run's pass)")].append(
@@ -25,10 +33,16 @@ def table(rows: list[dict]) -> str:
             )
         for audit in row.get("cameras", []):
             groups[(row["fault"], "camera")].append(
-                {"audit": audit, "recover_s": row.get("recover_s"), "trial": id(row)}
+                {
+                    "audit": audit,
+                    "recover_s": row.get("recover_s"),
+                    "trial": id(row),
+                    "accounts": accounts.get(audit["source"]),
+                }
             )
     lines = ["| fault | source kind | trials | streams | frames expected | published | duplicates | gaps | out of order "
-             "| lost events | recover s (median) |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| lost events | recover s (median) | decoded = published + dropped (reasons) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (fault, kind), items in groups.items():
         audits = [i["audit"] for i in items]
         expected = sum(a["expected"] or 0 for a in audits) if kind != "camera" else "-"
@@ -39,9 +53,24 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {fault} | {kind} | {len({i['trial'] for i in items})} | {len(audits)} | {expected} | {sum(a['published'] for a in audits)} "
             f"| {sum(a['duplicates'] for a in audits)} | {sum(a['gaps'] for a in audits)} "
-            f"| {sum(not a['in_order'] for a in audits)} | {lost} | {median} |"
+            f"| {sum(not a['in_order'] for a in audits)} | {lost} | {median} | {_accounts(items)} |"
         )
     return "\n".join(lines)
+
+
+def _accounts(items: list[dict]) -> str:
+    """`decoded = published + dropped` summed over the group's accounts, with the drops by reason."""
+    found = [a for i in items for a in (i.get("accounts") or [])]
+    if not found:
+        return "-"
+    decoded, published = sum(a["decoded"] for a in found), sum(a["published"] for a in found)
+    reasons: dict[str, int] = defaultdict(int)
+    for a in found:
+        for reason, n in a["dropped"].items():
+            reasons[reason] += n
+    holds = all(a["decoded"] == a["published"] + sum(a["dropped"].values()) + a["in_flight"] for a in found)
+    why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+    return f"{decoded} = {published} + {sum(reasons.values())}{f' ({why})' if why else ''}{'' if holds else ' (does not hold)'}"
 
 
 if __name__ == "__main__":
