@@ -9,10 +9,12 @@ starts and renews them; every write of the source's entries is fenced with the t
 script (`pipeline.publish.Fence`), so a run that lost its lease cannot write another entry.
 
 A run that finds a source's lease held:
-- by a live run: refuses at start (`WriterBusy`, exit 1), naming that run and how to choose another name;
+- by a live run (one that renews it): refuses at start (`WriterBusy`, exit 1), naming that run and how to
+  choose another name;
 - by a dead run of this host (its supervisor's pid is gone): takes the lease over at once;
-- by a run of another host: waits for nothing: that lease expires by itself `WRITER_LEASE_S` after its
-  holder stopped renewing it, and the message says so (hosts' liveness is never judged by their clocks).
+- by a run that stopped renewing it (another host's run that died; its PTTL shows it): waits for the lease
+  to expire, at most `WRITER_LEASE_S`, then takes it over. Liveness is judged by the TTL Redis counts down,
+  never by comparing hosts' clocks.
 
 Files: each pass over a file is recorded under `keys.pass_key(source)` ({base, file, run}) until its `eof`
 is in the stream (`finish_pass`). A run that takes a source over with an unfinished pass of the same file
@@ -155,12 +157,40 @@ class WriterLeases:
         if not held and self.client.set(key, token, nx=True, px=self.ttl_ms):  # it expired just now
             self.tokens[source] = token
             return
+        if held and self._wait_unless_renewed(key, held):  # its holder stopped renewing it, and it expired
+            if self.client.set(key, token, nx=True, px=self.ttl_ms):
+                log.warning(
+                    "source %s: run %s stopped renewing its lease; taking over its stream", source, holder
+                )
+                self.tokens[source] = token
+                return
         ttl = max(0.0, (self.client.pttl(key) or 0) / 1000)
         raise WriterBusy(
             f"source {source!r} is being written by run {holder or 'unknown'} (lease {key}); one stream "
             f"has one writer: stop that run, or give this source another name (--source OTHER=URL or "
             f"`name:` in the config). If that run is dead, its lease expires within {ttl:.0f} s."
         )
+
+    def _wait_unless_renewed(self, key: str, held: str) -> bool:
+        """Wait for a lease nobody renews to expire: True once it is gone, False when its holder renews it.
+
+        A live holder renews every `RENEW_EVERY_S`, so its PTTL stays above TTL - 2 x that; below, the holder
+        is gone (another host's run died) and waiting out the rest beats refusing. Judged by the TTL Redis
+        counts down, never by comparing clocks.
+        """
+        stale_below = self.ttl_ms - 2 * RENEW_EVERY_S * 1000
+        pttl = int(self.client.pttl(key))
+        if pttl < 0 or pttl >= stale_below:
+            return False
+        log.warning("lease %s: run %s has not renewed it for %.0f s; waiting %.0f s for it to expire",
+                    key, holder_of(held), (self.ttl_ms - pttl) / 1000, pttl / 1000)  # fmt: skip
+        while True:
+            self._stop.wait(min(0.5, pttl / 1000 + 0.01))
+            now_held, pttl = text(self.client.get(key)), int(self.client.pttl(key))
+            if not now_held:
+                return True
+            if now_held != held or pttl >= stale_below:  # renewed after all, or another took it
+                return False
 
     def _pass(self, source: str, url: str) -> int:
         """The pass base of `source` for this run: the unfinished pass of the same file, or a new one."""

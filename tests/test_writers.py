@@ -81,3 +81,18 @@ def test_a_lease_that_expired_in_a_stall_is_taken_again_by_the_write_unless_anot
     client.set(lease_key("clip"), "x-9/other")  # now another run holds it: fenced, nothing written
     out = writer.write({frames_key("clip"): [("6-0", {"a": "1"})]}, 100, fences={frames_key("clip"): fence})
     assert isinstance(out[frames_key("clip")], Fenced) and client.xlen(frames_key("clip")) == 1
+
+
+def test_a_lease_its_holder_stopped_renewing_is_waited_out_then_taken(redis_url):
+    """Another host's run died: its lease (PTTL far below a renewed one's) is waited out, not refused."""
+    client = connect(redis_url)
+    client.set(lease_key("clip"), "otherhost-7/dead", px=1500)  # last renewed 28.5 s ago, by Redis's count
+    started = time.monotonic()
+    run = WriterLeases(client, "x-1")
+    run.acquire([_file("clip")])
+    assert 1.0 < time.monotonic() - started < 5.0
+    assert client.get(lease_key("clip")).decode().startswith("x-1/")
+    run.release()
+    client.set(lease_key("clip"), "otherhost-8/alive", px=29_000)  # renewed a second ago: refused at once
+    with pytest.raises(WriterBusy, match="otherhost-8"):
+        WriterLeases(client, "x-2").acquire([_file("clip")])
