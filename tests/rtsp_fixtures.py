@@ -81,7 +81,7 @@ class RtspServer:
     """One `rtsp_server.py` process; it can be killed and started again on the same port.
 
     Attributes:
-        media: The video file served.
+        media: The video file served (re-encoded unless `passthrough` names its codec).
         port: TCP port on 127.0.0.1 (kept across restarts, so clients reconnect to the same URL).
         name: Mount point; `/<name>` is open, `/<name>-secure` needs `user`/`password`.
     """
@@ -92,6 +92,7 @@ class RtspServer:
     user: str = USER
     password: str = PASSWORD
     loop: bool = True
+    passthrough: str | None = None  # "h264" / "h265": serve the coded video as it is (see rtsp_server.py)
     proc: subprocess.Popen | None = None
     _log: IO[str] | None = field(default=None, repr=False)
 
@@ -113,6 +114,8 @@ class RtspServer:
         cmd += ["--name", self.name, "--user", self.user, "--password", self.password]
         if self.loop:
             cmd.append("--loop")
+        if self.passthrough:
+            cmd += ["--passthrough", self.passthrough]
         deadline = time.monotonic() + timeout
         last_err = ""
         while True:

@@ -13,9 +13,12 @@ Mount points:
 
 The file (mp4 or mov, like everything in shared/media/videos) is demuxed, and its video track decoded and
 re-encoded with x264 (zerolatency, a keyframe every `--gop` frames) so a client that (re)connects
-mid-stream gets a picture within a fraction of a second. One slice per frame (`sliced-threads=false`):
-with zerolatency's default of one slice per encoder thread, FFmpeg's RTP depacketiser (PyAV 18.1, these
-packets) lost each frame's first slice, and the top half of every picture decoded green. Each client gets its own pipeline
+mid-stream gets a picture within a fraction of a second, one slice per frame (`sliced-threads=false`).
+`--passthrough CODEC` (h264 or h265) serves the file's coded video as it is instead, the way restreamers
+(DeepStream, Jetson, gst-rtsp-server setups) relay a camera: `CODECparse config-interval=-1 !
+rtpCODECpay config-interval=-1`, which repeats the parameter sets before every keyframe slice, so a
+multi-slice file reaches the client as multi-slice pictures (tests/test_rtsp_interop.py encodes them with
+ffmpeg). Each client gets its own pipeline
 starting at the beginning of the file; `--loop` replays the file forever instead of ending the stream
 (timestamps start again from 0 at each loop, as after a camera reboot).
 Once the server listens it prints `READY <port>` on stdout (the fixture waits for that line).
@@ -33,10 +36,19 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
-REQUIRED_ELEMENTS = ("filesrc", "qtdemux", "decodebin", "videoconvert", "x264enc", "h264parse", "rtph264pay")
+REQUIRED_ELEMENTS = (
+    "filesrc", "qtdemux", "decodebin", "videoconvert", "x264enc", "h264parse", "rtph264pay",
+    "parsebin", "h265parse", "rtph265pay",
+)  # fmt: skip
 
 
-def _launch(media: str, gop: int, fps: int | None) -> str:
+def _launch(media: str, gop: int, fps: int | None, passthrough: str | None = None) -> str:
+    if passthrough:
+        # parsebin picks the demuxer (mp4, mkv, MPEG-TS) and hands out the coded stream untouched.
+        return (
+            f'( filesrc location="{media}" ! parsebin ! {passthrough}parse config-interval=-1 ! '
+            f"rtp{passthrough}pay name=pay0 pt=96 config-interval=-1 )"
+        )
     # Only the video track is linked: an audio branch left dangling inside decodebin ended the stream early.
     # Quotes keep paths with spaces in one property value.
     rate = f"videorate ! video/x-raw,framerate={fps}/1 ! " if fps else ""
@@ -89,7 +101,7 @@ def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
     server.set_address(args.host)
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
-    launch = _launch(args.media, args.gop, args.fps)
+    launch = _launch(args.media, args.gop, args.fps, args.passthrough)
 
     open_factory = LoopingFactory(args.loop)
     open_factory.set_launch(launch)
@@ -136,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gop", type=int, default=12, help="frames between keyframes")
     parser.add_argument("--fps", type=int, default=None, help="resample to this frame rate")
     parser.add_argument("--loop", action="store_true", help="replay the file forever")
+    parser.add_argument("--passthrough", choices=("h264", "h265"), default=None,
+                        help="serve the file's coded video as it is (no re-encoding)")  # fmt: skip
     args = parser.parse_args(argv)
 
     Gst.init(None)

@@ -28,12 +28,15 @@ class DecodeStats:
             includes them, the decoded frames do not.
         skipped: Undecodable packets skipped under the bad-packet tolerance.
         decoded: Frames decoded.
+        corrupt: Decoded frames the decoder flagged as damaged (a lost slice, a missing reference); they are
+            counted in `decoded` too.
     """
 
     packets: int = 0
     discarded: int = 0
     skipped: int = 0
     decoded: int = 0
+    corrupt: int = 0
 
 
 class PacketDecoder:
@@ -54,19 +57,24 @@ class PacketDecoder:
         self.name = name
         self.stats = stats if stats is not None else DecodeStats()
         self.to_bgr = BgrConverter()
+        self._ctx = stream.codec_context
         self._rate = float(stream.average_rate or stream.guessed_rate or 25)
         self._max_bad = max_bad_packets
         self._bad = 0
         self._last_pts: float | None = None
 
     def decode(self, packet: Any) -> list[tuple[float, Any]]:
-        """The (pts in seconds, PyAV frame) pairs that `packet` completes; [] for a skipped bad packet."""
+        """The (pts in seconds, PyAV frame) pairs that `packet` completes; [] for a skipped bad packet.
+
+        `packet` may be one that `PictureJoiner` built (it belongs to no stream): it is decoded by the
+        stream's codec context either way. Frames flagged `is_corrupt` are returned and counted.
+        """
         import av
 
         self.stats.packets += bool(packet.size)
         self.stats.discarded += bool(packet.is_discard)
         try:
-            frames = packet.decode()
+            frames = self._ctx.decode(packet)
             self._bad = 0
         except av.error.InvalidDataError as exc:
             self._bad += 1
@@ -85,6 +93,7 @@ class PacketDecoder:
             self._last_pts = pts
             out.append((pts, vf))
         self.stats.decoded += len(out)
+        self.stats.corrupt += sum(vf.is_corrupt for _, vf in out)
         return out
 
 

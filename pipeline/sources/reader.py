@@ -13,7 +13,9 @@ from pipeline.masking import mask_text
 from pipeline.sources import _av
 from pipeline.sources._backoff import Backoff
 from pipeline.sources._buffer import FrameBuffer
+from pipeline.sources._corruption import CorruptionWatch
 from pipeline.sources._decode import MAX_BAD_PACKETS, Pacer, PacketDecoder
+from pipeline.sources._pictures import PictureJoiner
 from pipeline.sources.files import VideoFile
 from pipeline.sources.spec import SourceSpec
 from pipeline.types import Frame
@@ -22,8 +24,11 @@ log = logging.getLogger("pipeline.sources")
 
 EventCallback = Callable[[str, str, dict], None]
 # What `on_event` reports (and the events stream carries). A stopped source is in state "down" but emits
-# no event: the worker stopping it knows.
-EVENT_KINDS = ("started", "reconnecting", "recovered", "eof", "error")
+# no event: the worker stopping it knows. `degraded`: a live source keeps delivering pictures the decoder
+# flags as corrupt (detail: corrupt, decoded, rate, window_s); they are counted, never handed on.
+EVENT_KINDS = ("started", "reconnecting", "recovered", "degraded", "eof", "error")
+# Kinds whose demuxer may hand out pieces of a picture (pipeline.sources._pictures).
+_JOINED_KINDS = ("rtsp", "http")
 STATES = ("starting", "live", "reconnecting", "down", "eof", "error")
 
 
@@ -32,16 +37,19 @@ class SourceStats:
     """A snapshot of a source's counters.
 
     Attributes:
-        decoded: Frames decoded (and handed to the buffer).
+        decoded: Frames decoded (handed to the buffer, or counted in `corrupt`).
         dropped: Frames replaced unread under the live policy.
         reconnects: Reconnect attempts so far.
         state: starting | live | reconnecting | down (stopped) | eof | error.
+        corrupt: Frames of a live source the decoder flagged as corrupt (a slice lost in transit, a missing
+            reference): counted in `decoded`, never put in the buffer, so they never reach the model.
     """
 
     decoded: int
     dropped: int
     reconnects: int
     state: str
+    corrupt: int = 0
 
 
 class _Stopped(Exception):
@@ -72,7 +80,10 @@ class Source:
         self._lock = threading.Lock()
         self._state = "starting"
         self._decoded = 0
+        self._corrupt = 0
         self._reconnects = 0
+        self._corruption = CorruptionWatch()
+        self._transport: str | None = None  # the RTSP transport of the last successful open
         self._open_containers = 0  # containers opened and not yet closed (tests check it drops to 0)
         self._decoded_since_open = 0
         self._connection = 0  # successful opens after the first (Frame.connection)
@@ -107,7 +118,9 @@ class Source:
     @property
     def stats(self) -> SourceStats:
         with self._lock:
-            return SourceStats(self._decoded, self._buffer.dropped, self._reconnects, self._state)
+            return SourceStats(
+                self._decoded, self._buffer.dropped, self._reconnects, self._state, self._corrupt
+            )
 
     @property
     def open_containers(self) -> int:
@@ -137,7 +150,7 @@ class Source:
             self._state = state
 
     def _emit(self, kind: str, **detail: Any) -> None:
-        level = logging.WARNING if kind in ("reconnecting", "error") else logging.INFO
+        level = logging.WARNING if kind in ("reconnecting", "degraded", "error") else logging.INFO
         log.log(level, "source %s: %s %s", self.name, kind, mask_text(repr(detail)))
         if self._on_event is None:
             return
@@ -205,23 +218,22 @@ class Source:
             container = None
             self._decoded_since_open = 0
             try:
-                try:
-                    container = _av.open_container(self.spec)
-                except Exception as exc:
-                    raise _OpenFailed(_av.describe_error(exc, self.spec, opening=True)) from exc
+                container = self._open()
                 self._count_container(+1)
                 stream = _av.video_stream(container, self.spec)
+                info = _av.stream_info(stream, self._transport)
                 if started:
                     self._connection += 1  # read by _decode for every frame of this connection
                 else:
                     started = True
                     self._set_state("live")
-                    self._emit("started", url=self.spec.safe_url, live=True, **_av.stream_info(stream))
+                    self._emit("started", url=self.spec.safe_url, live=True, **info)
 
-                def recovered(attempts: int = attempt, since: float = down_since) -> None:
+                def recovered(attempts: int = attempt, since: float = down_since, info: dict = info) -> None:
                     self._set_state("live")
                     if attempts:
-                        self._emit("recovered", attempts=attempts, down_s=round(time.monotonic() - since, 3))
+                        down_s = round(time.monotonic() - since, 3)
+                        self._emit("recovered", attempts=attempts, down_s=down_s, **info)
 
                 self._decode(container, stream, on_first_frame=recovered)
                 reason = "stream ended"
@@ -251,27 +263,60 @@ class Source:
             if self._stop.wait(delay):
                 return
 
+    def _open(self) -> Any:
+        """Open the container, trying each RTSP transport `rtsp_transport` allows; `_OpenFailed` if none."""
+        order = _av.transports(self.spec, self._transport)
+        for i, transport in enumerate(order):
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                container = _av.open_container(self.spec, transport)
+            except Exception as exc:
+                if i + 1 < len(order) and _av.transport_refused(exc):
+                    log.info("source %s: rtsp_transport %s refused (461), trying %s", self.name, transport,
+                             order[i + 1])  # fmt: skip
+                    continue
+                reason = _av.describe_error(exc, self.spec, opening=True, transport=transport)
+                raise _OpenFailed(reason) from exc
+            self._transport = transport
+            return container
+        raise AssertionError("transports() is never empty")
+
     def _decode(self, container: Any, stream: Any, on_first_frame: Callable[[], None]) -> None:
         """Decode a live `stream` into the buffer until EOF; raises on errors, `_Stopped` or `_Silent`."""
         decoder = PacketDecoder(stream, self.name, MAX_BAD_PACKETS)
+        joiner = PictureJoiner(stream.codec_context.name if self.spec.kind in _JOINED_KINDS else "")
         pacer = Pacer(self._stop) if self.spec.realtime else None
         last_frame_t = time.monotonic()
         for packet in container.demux(stream):
             if self._stop.is_set():
                 raise _Stopped
-            frames = decoder.decode(packet)
             now = time.monotonic()
-            for pts, vf in frames:
-                if pacer is not None:
-                    pacer.wait_for(pts)
-                ts = time.time()  # before the conversion, as in the file iterator: latency counts it
-                self._put(Frame(self.name, self._decoded, pts, ts, decoder.to_bgr(vf), self._connection))
-                self._decoded_since_open += 1
-                last_frame_t = now
-                if self._decoded_since_open == 1:
-                    on_first_frame()
+            for picture in joiner.push(packet):
+                for pts, vf in decoder.decode(picture):
+                    last_frame_t = now
+                    self._decoded_since_open += 1
+                    if self._decoded_since_open == 1:
+                        on_first_frame()
+                    if not self._take(vf.is_corrupt):
+                        continue
+                    if pacer is not None:
+                        pacer.wait_for(pts)
+                    ts = time.time()  # before the conversion, as in the file iterator: latency counts it
+                    self._put(Frame(self.name, self._decoded, pts, ts, decoder.to_bgr(vf), self._connection))
             if now - last_frame_t > self.spec.silent_after_s:
                 raise _Silent
+
+    def _take(self, corrupt: bool) -> bool:
+        """Whether a decoded live frame goes on; a corrupt one is counted (decoded, corrupt) and dropped."""
+        degraded = self._corruption.add(corrupt)
+        if degraded is not None:
+            self._emit("degraded", **degraded)
+        if corrupt:
+            with self._lock:
+                self._decoded += 1
+                self._corrupt += 1
+        return not corrupt
 
     def _put(self, frame: Frame) -> None:
         """Hand `frame` to the consumer (waiting for space under the file policy); `_Stopped` on stop."""

@@ -13,7 +13,7 @@ from pipeline.masking import mask_url
 from settings.typed import Range, typed
 
 KINDS = ("file", "rtsp", "http", "device")
-RTSP_TRANSPORTS = ("tcp", "udp", "udp_multicast", "http", "https")
+RTSP_TRANSPORTS = ("auto", "tcp", "udp", "udp_multicast", "http", "https")
 # What a file source, a folder of sources and an archive job accept (FFmpeg reads more, e.g. text as "tty").
 VIDEO_SUFFIXES = (
     ".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp",
@@ -74,6 +74,8 @@ class SourceSpec:
         live: Newest-frame policy and reconnects (True) or every frame and end at EOF (False);
             None means files are not live and everything else is.
         rtsp_transport: RTSP lower transport (FFmpeg's `rtsp_transport`); TCP survives lossy networks.
+            "auto": TCP first, then UDP when the server refuses TCP (461 Unsupported transport, as VLC's
+            RTSP output and several NVRs do).
         timeout_s: Open and socket I/O timeout.
         silent_after_s: A live source that is connected but delivers no frame for this long is down.
         backoff_first_s: Upper bound of the first reconnect delay (full jitter: uniform in [0, bound]).
@@ -87,7 +89,7 @@ class SourceSpec:
     url: str
     kind: Literal["file", "rtsp", "http", "device"] | None = None
     live: bool | None = None
-    rtsp_transport: Literal["tcp", "udp", "udp_multicast", "http", "https"] = "tcp"
+    rtsp_transport: Literal["auto", "tcp", "udp", "udp_multicast", "http", "https"] = "auto"
     timeout_s: _SECONDS = 5.0
     silent_after_s: _SECONDS = 5.0
     backoff_first_s: _SECONDS = 0.5
