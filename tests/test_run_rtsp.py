@@ -121,3 +121,48 @@ def test_rtsp_password_never_in_logs_events_or_results(rtsp_server, redis_url):
     keys = set(client.scan_iter("*"))
     assert {events_key("secure").encode(), frames_key("secure").encode()} <= keys  # the scan saw this source
     assert PASSWORD not in blob
+
+
+def test_sigterm_ends_a_run_whatever_state_its_cameras_are_in(rtsp_server, redis_url, tmp_path):
+    """Down (nothing listens), reconnecting (server killed), half-connected (accepts, never answers) and
+    frozen mid-stream (SIGSTOP): SIGTERM still ends the run within the sources' timeouts."""
+    import socket
+    import threading
+
+    from tests.rtsp_fixtures import RtspServer
+
+    half = socket.create_server(("127.0.0.1", 0))
+    held: list = []
+    threading.Thread(target=lambda: [held.append(half.accept()) for _ in range(100)], daemon=True).start()
+    frozen = RtspServer(rtsp_server.media).start()
+    sources = {
+        "down": f"rtsp://127.0.0.1:{free_port()}/cam",
+        "half": f"rtsp://127.0.0.1:{half.getsockname()[1]}/cam",
+        "gone": rtsp_server.url,
+        "frozen": frozen.url,
+    }
+    args = [a for name, url in sources.items() for a in ("--source", f"{name}={url}")]
+    proc = run_cli(*args, redis_url=redis_url, wait=False)
+    client = connect(redis_url)
+    try:
+        assert wait_for(lambda: len(entries(client, "gone")) >= 3 and len(entries(client, "frozen")) >= 3,
+                        timeout=90)  # fmt: skip
+        rtsp_server.kill()
+        frozen.pause()
+        assert wait_for(lambda: all("reconnecting" in events(client, s) for s in ("down", "half", "gone")),
+                        timeout=30)  # fmt: skip
+        time.sleep(1.0)  # `frozen` is now blocked in a read, `half` in an open
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        frozen.resume()
+        frozen.stop()
+        half.close()
+    assert proc.returncode == 0, out[-3000:]
+    assert took < 15.0, f"SIGTERM took {took:.1f} s to end the run"
+    print(f"\nsigterm: run ended {took:.1f} s after SIGTERM (down, reconnecting, half-connected, frozen)")
