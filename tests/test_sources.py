@@ -467,3 +467,34 @@ def test_bgr_converter_matches_pyav_to_ndarray_across_frame_sizes():
                 np.testing.assert_array_equal(got, frame.to_ndarray(format="bgr24"))
                 if i == 5:
                     break
+
+
+@pytest.mark.rtsp
+def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, capsys):  # noqa: F811
+    import argparse
+
+    from pipeline.sources import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["probe", rtsp_server.url, "--frames", "10", "--json", "--rtsp-transport", "udp",
+                              "--timeout", "3", "--silent-after", "4"])  # fmt: skip
+    assert args.handler(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 10 and summary["corrupt"] == 0
+    assert (summary["codec"], summary["width"], summary["height"]) == ("h264", 640, 360)
+    assert summary["transport"] == "udp" and summary["fps"] > 0
+
+
+def test_probe_of_a_camera_that_is_down_says_why(capsys):
+    import argparse
+
+    from pipeline.sources import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    url = f"rtsp://127.0.0.1:{free_port()}/cam"
+    args = parser.parse_args(["probe", url, "--seconds", "1", "--json", "--timeout", "1"])
+    assert args.handler(args) == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 0 and "Connection refused" in summary["reason"]
