@@ -98,8 +98,10 @@ def consumer_name() -> str:
 
 
 def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None:
-    beat = {"ts": time.time(), "pid": os.getpid(), "published": published, "sources": [], "archive_job": job}
-    client.set(heartbeat_key(consumer), json.dumps(beat), px=int(ttl_s * 1000))
+    ttl_ms = int(ttl_s * 1000)  # stated, so that readers date the beat by Redis's clock (`pipeline.liveness`)
+    beat = {"ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "published": published, "sources": [],
+            "archive_job": job}  # fmt: skip
+    client.set(heartbeat_key(consumer), json.dumps(beat), px=ttl_ms)
 
 
 def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:

@@ -197,3 +197,12 @@ def test_a_beat_of_stated_ttl_and_one_without_a_ttl(client):
     )
     healthy, lines = worker_health(client, 2.5, host="vm-d")
     assert not healthy and "age unknown" in lines[0]
+
+
+def test_an_archive_workers_beat_is_dated_by_redis(client):
+    """`archive work` beats with its own TTL (the idle timeout): it states it, so `health --all` dates it."""
+    from pipeline.archive.worker import _beat
+
+    _beat(client, "vm-e-5", "job1", 3, ttl_s=20)
+    healthy, lines = worker_health(client, 15, beat_ttl_s=heartbeat_ttl_s(15))
+    assert healthy and lines[0].startswith("vm-e-5: ok (last beat 0.0 s ago")
