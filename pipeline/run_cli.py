@@ -51,7 +51,11 @@ def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides:
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
-    """The config overrides of the command line: `--set` pairs, then the flags (which win)."""
+    """The config overrides of the command line: `--set` pairs, then the flags (which win).
+
+    Raises:
+        ConfigError: `--source` and `--set sources=...` both name the sources (one would silently win).
+    """
     over = nested(getattr(args, "set", None) or [])
     if getattr(args, "redis", None):
         over.setdefault("redis", {})["url"] = args.redis
@@ -64,6 +68,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     if getattr(args, "member", None):
         over.setdefault("fleet", {})["member"] = args.member
     if getattr(args, "source", None):
+        if "sources" in over:
+            from pipeline.errors import ConfigError
+
+            raise ConfigError("--source and --set sources=... both name the sources; give one of them")
         over["sources"] = [parse_source_arg(s) for s in args.source]
     return over
 
@@ -93,15 +101,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import build_demo_clip, format_summary, summarise
     from pipeline.redis_conn import redis_session
 
-    if args.source:
-        sources = [parse_source_arg(s) for s in args.source]
-    else:
+    over = overrides_from_args(args)
+    cfg = load_config(args.config, over)
+    if not cfg.sources:  # none from --source, --set sources=... or the config: the bundled clip
         clip = build_demo_clip(Path(args.workdir) / "demo_clip.mp4")
         print(f"demo clip: {clip} (built from insightface's sample images)")
-        sources = [{"name": "demo", "url": str(clip)}]
-    over = overrides_from_args(argparse.Namespace(redis=args.redis, detector=args.detector, set=args.set))
-    over["sources"] = sources
-    cfg = load_config(args.config, over)
+        over["sources"] = [{"name": "demo", "url": str(clip)}]
+        cfg = load_config(args.config, over)
     live = any(s.live for s in cfg.sources)
     start_ms = int(time.time() * 1000)
     with redis_session(cfg.redis.url, cfg.redis.data_dir) as (url, client):
@@ -157,7 +163,10 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled clip and print a summary")
     add_common(p, detector=True, overrides=True)
     p.add_argument(
-        "--source", action="append", metavar="[NAME=]PATH_OR_URL", help="use this instead of the bundled clip"
+        "--source",
+        action="append",
+        metavar="[NAME=]PATH_OR_URL",
+        help="use this instead of the bundled clip (as do sources from -c or --set sources=...)",
     )
     p.add_argument("--duration", type=float, help="seconds to run a live source (default 10)")
     p.add_argument("--workdir", default="var/demo", help="where the clip is written")
