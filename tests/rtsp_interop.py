@@ -118,12 +118,19 @@ class VlcServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"cvlc exited {self.proc.returncode} before listening on {self.port}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if self._describes():
                 return self
-            except OSError:
-                time.sleep(0.2)
+            time.sleep(0.2)
         raise RuntimeError(f"cvlc did not listen on {self.port} within {timeout:g} s")
+
+    def _describes(self) -> bool:
+        """Whether VLC answers DESCRIBE with 200 (it listens before its stream is set up: 5xx until then)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+                conn.sendall(f"DESCRIBE {self.url} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+                return conn.recv(64).startswith(b"RTSP/1.0 200")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
