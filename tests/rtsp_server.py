@@ -13,7 +13,9 @@ Mount points:
 
 The file (mp4 or mov, like everything in shared/media/videos) is demuxed, and its video track decoded and
 re-encoded with x264 (zerolatency, a keyframe every `--gop` frames) so a client that (re)connects
-mid-stream gets a picture within a fraction of a second, one slice per frame (`sliced-threads=false`).
+mid-stream gets a picture within a fraction of a second, four slices per frame (`sliced-threads=true
+threads=4`), with the parameter sets repeated before every keyframe slice, as hardware encoders and restreamers
+send them (FFmpeg's parser splits such pictures; the reader joins them again: pipeline/sources/_pictures.py).
 `--passthrough CODEC` (h264 or h265) serves the file's coded video as it is instead, the way restreamers
 (DeepStream, Jetson, gst-rtsp-server setups) relay a camera: `CODECparse config-interval=-1 !
 rtpCODECpay config-interval=-1`, which repeats the parameter sets before every keyframe slice, so a
@@ -54,7 +56,7 @@ def _launch(media: str, gop: int, fps: int | None, passthrough: str | None = Non
     rate = f"videorate ! video/x-raw,framerate={fps}/1 ! " if fps else ""
     return (
         f'( filesrc location="{media}" ! qtdemux name=demux demux.video_0 ! queue ! decodebin name=dec ! videoconvert ! {rate}'
-        f"x264enc tune=zerolatency sliced-threads=false speed-preset=ultrafast key-int-max={gop} bitrate=1500 ! "
+        f"x264enc tune=zerolatency sliced-threads=true threads=4 speed-preset=ultrafast key-int-max={gop} bitrate=1500 ! "
         "h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     )
 
