@@ -35,7 +35,7 @@ from collections.abc import Mapping
 
 from pipeline.batcher import STOP, MicroBatcher
 from pipeline.errors import EXIT_SOURCES_FAILED
-from pipeline.keys import heartbeat_key, host_id
+from pipeline.keys import heartbeat_key, heartbeat_ttl_s, host_id
 from pipeline.metrics import WorkerMetrics, WorkerReading
 from pipeline.outbox import Outbox
 from pipeline.process import FrameProcessor, stamp_latency
@@ -492,7 +492,7 @@ class Worker:
             # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
             # the keys of past runs (ids are unique per run) do not pile up. `ttl_ms` lets a reader tell the
             # beat's age from the key's PTTL by Redis's clock alone (`pipeline.liveness`); `ts` is data.
-            ttl_ms = max(60, int(self.cfg.workers.stale_after_s * 10)) * 1000
+            ttl_ms = int(heartbeat_ttl_s(self.cfg.workers.stale_after_s) * 1000)
             self.redis.set(key, json.dumps({
                 "ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "host": host_id(),
                 "published": self.published, "member": (self.cfg.fleet.member or None) if self._fleet else None,

@@ -160,12 +160,14 @@ def audit_prefix(client: redis.Redis, source: str, pass_index: int) -> Audit:
     return _audit(source, frames, max(frames) + 1 if frames else 0, [])
 
 
-def audit_live(client: redis.Redis, source: str) -> Audit:
+def audit_live(client: redis.Redis, source: str, order_by: str = "ts") -> Audit:
     """A camera: each captured frame at most once (no two entries with the same capture time and frame
-    index) and in capture order, across worker restarts."""
+    index) and in capture order, across worker restarts. `order_by="frame"`: capture order by the reader's
+    frame index, where the wall clock was stepped back (capture times then go back too) and no worker
+    restarted (a new reader counts from 0)."""
     frames = [(float(f[b"ts"]), int(f[b"frame"])) for _eid, f in client.xrange(frames_key(source))]
-    times = [ts for ts, _frame in frames]
-    return Audit(source, None, len(frames), len(frames) - len(set(frames)), 0, times == sorted(times),
+    order = [ts for ts, _frame in frames] if order_by == "ts" else [frame for _ts, frame in frames]
+    return Audit(source, None, len(frames), len(frames) - len(set(frames)), 0, order == sorted(order),
                  event_kinds(client, source))  # fmt: skip
 
 
