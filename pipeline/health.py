@@ -51,11 +51,24 @@ def worker_health(
         healthy &= not stale
         when = "age unknown: its key has no TTL" if age is None else f"last beat {age:.1f} s ago"
         lines.append(
-            f"{worker}: {'STALE' if stale else 'ok'} ({when}, pid {beat['pid']}, published {beat['published']})"
+            f"{worker}: {'STALE' if stale else 'ok'} ({when}, pid {beat['pid']}, published {beat['published']}"
+            f"{_dropped(beat)})"
         )
     if not lines:
         return False, ["no worker heartbeat found" + (f" on host {host}" if host is not None else "")]
     return healthy, lines
+
+
+def _dropped(beat: dict) -> str:
+    """ ", dropped N (reason n, ...)" over the beat's sources; "" when nothing was dropped."""
+    reasons: dict[str, int] = {}
+    for stats in (beat.get("stats") or {}).values():
+        for reason, n in (stats.get("dropped_by") or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+    if not any(reasons.values()):
+        return ""
+    why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()) if n)
+    return f", dropped {sum(reasons.values())} ({why})"
 
 
 def fleet_health(client: redis.Redis, stale_after_s: float) -> tuple[bool, list[str]]:

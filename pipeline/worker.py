@@ -106,6 +106,7 @@ class Worker:
         self.faces_by_source: Counter[str] = Counter()
         self.expressions: Counter[tuple[str, str]] = Counter()  # (source, top expression) -> faces
         self.last_frame_ts: dict[str, float] = {}  # source -> capture time of its last published frame
+        self.last_frame_mono: dict[str, float] = {}  # source -> the same frame's `mono` (ages are durations)
         self.failed: BaseException | None = None
 
     def stop(self) -> None:
@@ -170,10 +171,6 @@ class Worker:
     @property
     def source_names(self) -> list[str]:
         return list(self._lanes)
-
-    def source_stats(self) -> dict:
-        """Source name -> its reader's `SourceStats`."""
-        return {name: lane.source.stats for name, lane in self._lanes.items()}
 
     def add_source(
         self, spec, fence: tuple[str, str] | None = None, first: tuple[str, dict] | None = None
@@ -404,6 +401,7 @@ class Worker:
                 for face in r.faces:
                     self.expressions[r.source, face.expr] += 1
                 self.last_frame_ts[r.source] = r.ts
+                self.last_frame_mono[r.source] = r.mono
             self.published += len(published)
         for r in published:
             self.metrics.latency_seconds.labels(source=r.source).observe(r.latency_ms / 1000.0)

@@ -268,22 +268,23 @@ class Member:
     def _beat(self) -> None:
         """Rewrite the member record. Durations in it (`held_s`, `last_frame_age_s`) are measured here, as of
         the write; a reader adds the record's age by Redis's clock (`fleet.status`)."""
-        now, wall, stats = time.monotonic(), time.time(), self.worker.source_stats()
+        now, wall, reading = time.monotonic(), time.time(), self.worker.reading()
         dt = max(1e-3, now - self._beat_at)
         cameras = {}
         for name in self.leases:
             published = self.worker.published_by_source[name]
-            source = stats.get(name)
+            decoded, dropped, _reconnects, _state = reading.sources.get(name, (0, 0, 0, "down"))
             last_frame = self.worker.last_frame_ts.get(name)
+            last_mono = self.worker.last_frame_mono.get(name)
             cameras[name] = {
                 "claimed": self._claimed[name],
                 "held_s": round(now - self._held_since[name], 3),
                 "fps": round((published - self._published.get(name, published)) / dt, 2),
-                "decoded": source.decoded if source else 0,
-                "dropped": source.dropped if source else 0,
-                "last_frame_ts": last_frame,
-                # capture wall time vs wall time, both of this process
-                "last_frame_age_s": None if last_frame is None else round(max(0.0, wall - last_frame), 3),
+                "decoded": decoded,
+                "dropped": dropped,
+                "dropped_by": reading.dropped.get(name, {}),  # reason -> frames (`outbox.DROP_REASONS`)
+                "last_frame_ts": last_frame,  # data: the capture wall time
+                "last_frame_age_s": None if last_mono is None else round(max(0.0, now - last_mono), 3),
             }
             self._published[name] = published
         self._published = Counter({name: self._published[name] for name in self.leases})

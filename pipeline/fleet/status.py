@@ -100,6 +100,7 @@ def camera_rows(client, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "fps": stats.get("fps"),
             "decoded": stats.get("decoded"),
             "dropped": stats.get("dropped"),
+            "dropped_by": stats.get("dropped_by"),
             "last_frame_ts": stats.get("last_frame_ts"),
             "last_frame_age_s": _since_beat(stats.get("last_frame_age_s"), owner),
         })  # fmt: skip

@@ -16,6 +16,7 @@ from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
 from pipeline.fleet.leases import Lease, lease_holder
 from pipeline.fleet.member import Member
 from pipeline.keys import events_key, frames_key, lease_key
+from pipeline.metrics import WorkerReading
 from pipeline.outbox import Outbox
 from pipeline.publish import Fenced, StreamWriter, Written
 from pipeline.redis_conn import connect
@@ -110,6 +111,7 @@ class FakeWorker:
         self.calls: list[tuple] = []
         self.published_by_source: Counter[str] = Counter()
         self.last_frame_ts: dict[str, float] = {}
+        self.last_frame_mono: dict[str, float] = {}
         self.outbox = self  # `add_event` and `flush_events` of the outbox, recorded too
 
     def add_source(self, spec, fence=None, first=None) -> None:
@@ -130,8 +132,8 @@ class FakeWorker:
     def fenced(self) -> list:
         return []
 
-    def source_stats(self) -> dict:
-        return {}
+    def reading(self) -> WorkerReading:
+        return WorkerReading()
 
     @property
     def source_names(self) -> list[str]:

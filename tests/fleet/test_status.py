@@ -206,3 +206,14 @@ def test_an_archive_workers_beat_is_dated_by_redis(client):
     _beat(client, "vm-e-5", "job1", 3, ttl_s=20)
     healthy, lines = worker_health(client, 15, beat_ttl_s=heartbeat_ttl_s(15))
     assert healthy and lines[0].startswith("vm-e-5: ok (last beat 0.0 s ago")
+
+
+def test_health_says_what_each_worker_dropped_and_why(client):
+    stats = {"cam": {"decoded": 12, "dropped": 5, "dropped_by": {"stale": 2, "redis_unavailable": 3}},
+             "clip": {"decoded": 7, "dropped": 0, "dropped_by": {}}}  # fmt: skip
+    beat = {"ts": 0, "pid": 1, "published": 14, "host": "vm-e", "ttl_ms": 60_000, "stats": stats}
+    client.set(heartbeat_key("vm-e-1-w0"), json.dumps(beat), px=59_500)
+    healthy, lines = worker_health(client, 5, host="vm-e")
+    assert healthy and lines == [
+        "vm-e-1-w0: ok (last beat 0.5 s ago, pid 1, published 14, dropped 5 (redis_unavailable 3, stale 2))"
+    ]
