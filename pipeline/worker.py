@@ -580,7 +580,7 @@ def _reader_counts(lane) -> Counter[str]:
     stream already, published by an earlier worker of the run), stale and corrupt drops, reconnects."""
     stats = lane.source.stats
     return Counter(decoded=stats.decoded - lane.skipped, stale=stats.dropped,
-                   corrupt=getattr(stats, "corrupt", 0), reconnects=stats.reconnects)  # fmt: skip
+                   corrupt=stats.corrupt, reconnects=stats.reconnects)  # fmt: skip
 
 
 def _snapshot(counter: Counter) -> Counter:

@@ -10,6 +10,7 @@ consistent: per source and worker, decoded >= published, and published <= the en
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import urllib.request
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.keys import HEARTBEAT_PATTERN, frames_key, snapshot_key, snapshot_request_key
 from pipeline.metrics import FAMILIES
+from pipeline.outbox import DROP_REASONS
 from pipeline.redis_conn import connect
 from tests.conftest import need_shared
 from tests.rtsp_fixtures import free_port
@@ -43,7 +45,12 @@ def scrape(port: int) -> dict[str, dict[tuple, float]]:
 
 
 def by_source_worker(sample: dict[tuple, float]) -> dict[tuple[str, str], float]:
-    return {(dict(k)["source"], dict(k)["worker"]): v for k, v in sample.items()}
+    """Summed over the other labels (`reason` of the dropped counter)."""
+    out: dict[tuple[str, str], float] = {}
+    for k, v in sample.items():
+        key = (dict(k)["source"], dict(k)["worker"])
+        out[key] = out.get(key, 0) + v
+    return out
 
 
 def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server, redis_url, tmp_path):
@@ -76,9 +83,14 @@ def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server,
             xlen = {s: client.xlen(frames_key(s)) for s in ("cam", "cam2", *files)}  # after the scrape
             decoded = by_source_worker(sample.get("affectstream_frames_decoded_total", {}))
             published = by_source_worker(sample.get("affectstream_frames_published_total", {}))
+            dropped = by_source_worker(sample.get("affectstream_frames_dropped_total", {}))
+            assert all(
+                dict(k)["reason"] in DROP_REASONS for k in sample.get("affectstream_frames_dropped_total", {})
+            )
             for key, n in published.items():
-                assert decoded.get(key, 0) >= n, (
-                    f"scrape {len(scrapes)}: {key} decoded {decoded.get(key)} < {n}"
+                assert decoded.get(key, 0) >= n + dropped.get(key, 0), (
+                    f"scrape {len(scrapes)}: {key} decoded {decoded.get(key)} < published {n} + dropped "
+                    f"{dropped.get(key, 0)}"
                 )
             for source in xlen:
                 shown = sum(n for (s, _), n in published.items() if s == source)
@@ -136,6 +148,11 @@ def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server,
         out, _ = proc.communicate(timeout=120)
         client.close()
     assert proc.returncode == 0, out
+    # every frame accounted for: each worker's closing account per source adds up, nothing in flight
+    accounts = [json.loads(m) for m in re.findall(r"accounting (?:does not add up )?(\{.*\})", out)]
+    assert {a["source"] for a in accounts} == {"cam", "cam2", *files} and "does not add up" not in out, out
+    for a in accounts:
+        assert a["in_flight"] == 0 and a["decoded"] == a["published"] + sum(a["dropped"].values()), a
     client = connect(redis_url)
     for cam in ("cam", "cam2"):
         assert events(client, cam)[-1] == "stopped", events(client, cam)
