@@ -42,7 +42,8 @@ class SourceStats:
         reconnects: Reconnect attempts so far.
         state: starting | live | reconnecting | down (stopped) | eof | error.
         corrupt: Frames of a live source the decoder flagged as corrupt (a slice lost in transit, a missing
-            reference): counted in `decoded`, never put in the buffer, so they never reach the model.
+            reference), and those predicted from such a frame up to the next keyframe: counted in
+            `decoded`, never put in the buffer, so they never reach the model.
     """
 
     decoded: int
@@ -288,6 +289,9 @@ class Source:
         joiner = PictureJoiner(stream.codec_context.name if self.spec.kind in _JOINED_KINDS else "")
         pacer = Pacer(self._stop) if self.spec.realtime else None
         last_frame_t = time.monotonic()
+        # FFmpeg flags the picture that lost a slice, not the ones predicted from it after: they carry the
+        # damage (smeared areas) until the next keyframe, so they count as corrupt too.
+        damaged = False
         for packet in container.demux(stream):
             if self._stop.is_set():
                 raise _Stopped
@@ -298,7 +302,8 @@ class Source:
                     self._decoded_since_open += 1
                     if self._decoded_since_open == 1:
                         on_first_frame()
-                    if not self._take(vf.is_corrupt):
+                    damaged = vf.is_corrupt or (damaged and not vf.key_frame)
+                    if not self._take(damaged):
                         continue
                     if pacer is not None:
                         pacer.wait_for(pts)
