@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from affectstream.pipeline.tables import format_table  # noqa: E402
 from bench.inputs import detector_path, need, shared_dir  # noqa: E402
-from pipeline.tables import format_table  # noqa: E402
 
 
 def afew_clip(folder: Path, out: Path) -> tuple[Path, np.ndarray]:
@@ -66,13 +66,13 @@ def jitter(va: np.ndarray, expr: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.archive import jobs
-    from pipeline.archive.outputs import write_outputs
-    from pipeline.archive.params import JobParams
-    from pipeline.archive.run import probe, run_job
-    from pipeline.archive.worker import ProcessorCache, WorkerOptions
-    from pipeline.redis_conn import redis_session
-    from scoring.abaw import read_expr, read_va
+    from affectstream.pipeline.archive import jobs
+    from affectstream.pipeline.archive.outputs import write_outputs
+    from affectstream.pipeline.archive.params import JobParams
+    from affectstream.pipeline.archive.run import probe, run_job
+    from affectstream.pipeline.archive.worker import ProcessorCache, WorkerOptions
+    from affectstream.pipeline.streams.connection import redis_session
+    from affectstream.scoring.abaw import read_expr, read_va
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")

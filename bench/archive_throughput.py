@@ -25,21 +25,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from affectstream.pipeline.tables import format_table  # noqa: E402
 from bench.inputs import detector_path, need, shared_dir  # noqa: E402
 from bench.machine import describe, finish  # noqa: E402
-from pipeline.tables import format_table  # noqa: E402
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "affectstream", *args], cwd=REPO, capture_output=True, text=True
+    )
     if proc.returncode:
         raise SystemExit(f"`affectstream {' '.join(args[:2])}` failed:\n{proc.stderr[-3000:]}")
     return proc
 
 
 def measure(video: Path, copies: int, processes: int, args: argparse.Namespace, detector: Path) -> dict:
-    from pipeline.archive.jobs import list_jobs
-    from pipeline.redis_conn import redis_session
+    from affectstream.pipeline.archive.jobs import list_jobs
+    from affectstream.pipeline.streams.connection import redis_session
 
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         tmp = Path(tmp)
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     video = need(shared_dir() / "media" / "videos" / args.video)
-    from pipeline.archive.run import probe
+    from affectstream.pipeline.archive.run import probe
 
     info = probe(str(video))
     machine = describe()

@@ -61,7 +61,7 @@ class CapacitySettings:
 
 def resolved_live(live: dict | None) -> dict:
     """The `detector.live` settings a run uses: `live` over the config's defaults."""
-    from pipeline.config import load_config
+    from affectstream.pipeline.config import load_config
 
     cfg = load_config(None, {"detector": {"live": live or {}}})
     size = cfg.detector.live.input_size
@@ -127,7 +127,7 @@ def run_coverage_sweep(everies: list[int], input_size=None, *, detector: str | N
                        model: str | None = None, redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
     """Coverage of each detect cadence at the live input size: how far `detector.live.detect_every`
     may go before coverage falls under 99% (`bench capacity --coverage-sweep`)."""
-    from pipeline.redis_conn import redis_session
+    from affectstream.pipeline.streams.connection import redis_session
 
     work, det, mdl = _session(detector, model, workdir)
     size = resolved_live({"input_size": input_size} if input_size else None)["input_size"]
@@ -146,7 +146,7 @@ def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str
                  redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
     """The capacity search (and coverage) as one JSON-friendly result; `bench.report.capacity_markdown`
     prints it, `pipeline.fleet.capacity.write_capacity` stores it for `fleet.max_sources: auto`."""
-    from pipeline.redis_conn import redis_session
+    from affectstream.pipeline.streams.connection import redis_session
 
     started = time.monotonic()
     work, det, mdl = _session(detector, model, workdir)

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from engines.errors import EXIT_USAGE
-from pipeline.argtypes import det_size, positive_int
+from affectstream.engines.errors import EXIT_USAGE
+from affectstream.pipeline.cli.argtypes import det_size, positive_int
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SKIPPABLE = ("naive", "de3", "auto", "live", "archive")
@@ -78,7 +78,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.fleet.capacity import DEFAULT_FILE
+    from affectstream.pipeline.fleet.capacity import DEFAULT_FILE
 
     p.add_argument("--quick", action="store_true",
                    help="1-2 cameras, 4 s runs, one run each: a smoke test (also: BENCH_QUICK=1)")  # fmt: skip
@@ -130,10 +130,10 @@ def capacity_settings_from_args(args: argparse.Namespace):
 def cmd_capacity(args: argparse.Namespace) -> int:
     import logging
 
+    from affectstream.pipeline.fleet.capacity import capacity_file, write_capacity
     from bench.capacity import run_capacity
     from bench.inputs import InputError
     from bench.report import capacity_markdown, write_capacity_results
-    from pipeline.fleet.capacity import capacity_file, write_capacity
 
     logging.getLogger("bench").setLevel(logging.INFO)
     if args.coverage_sweep:
@@ -197,7 +197,7 @@ def register(subparsers) -> None:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    from pipeline.logs import setup_logging
+    from affectstream.pipeline.logs import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     _add_parts(parser)
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except Exception as exc:  # ModelFileError, RedisUnavailable, ...: one line, not a traceback
-        from engines.errors import EngineError
-        from pipeline.errors import AffectstreamError
+        from affectstream.engines.errors import EngineError
+        from affectstream.pipeline.errors import AffectstreamError
 
         if isinstance(exc, (AffectstreamError, EngineError)):
             print(f"error: {exc}", file=sys.stderr)

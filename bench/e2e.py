@@ -59,7 +59,7 @@ class RunResult:
 
 
 def read_entries(client, source: str) -> list[Entry]:
-    from pipeline.keys import frames_key
+    from affectstream.pipeline.streams.keys import frames_key
 
     out = []
     for _entry_id, f in client.xrange(frames_key(source)):
@@ -82,11 +82,11 @@ def run_supervised(
             None waits for finite sources to end.
         timeout_s: A run that neither ends nor was given a duration is stopped after this long.
     """
-    from pipeline.config import load_config
-    from pipeline.keys import events_key, frames_key
-    from pipeline.logs import logging_env
-    from pipeline.redis_conn import connect
-    from pipeline.supervisor import Supervisor
+    from affectstream.pipeline.config import load_config
+    from affectstream.pipeline.logs import logging_env
+    from affectstream.pipeline.runtime.supervisor import Supervisor
+    from affectstream.pipeline.streams.connection import connect
+    from affectstream.pipeline.streams.keys import events_key, frames_key
 
     cfg = load_config(None, {**overrides, "redis": {"url": redis_url}})
     client = connect(redis_url)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere in the checkout
 
-from pipeline.tables import format_table  # noqa: E402
+from affectstream.pipeline.tables import format_table  # noqa: E402
 
 BACKENDS = ("torch-cuda", "torch-cuda-graphs", "tensorrt", "onnxruntime-cpu", "onnxruntime-cuda")
 
@@ -54,14 +54,14 @@ def measure(engine, batch: int, seconds: float, rounds: int = 5) -> dict:
 
 def prepare_model(checkpoint: str | None, onnx: str | None, work: Path) -> tuple[Path, Path]:
     """(torch model, onnx): the shipped model for both by default; a checkpoint is exported for the others."""
-    from engines import default_model_path
+    from affectstream.engines import default_model_path
 
     if not checkpoint:
         model = Path(onnx) if onnx else default_model_path()
         return model, model
     if onnx:
         return Path(checkpoint), Path(onnx)
-    from training.export import export_onnx
+    from affectstream.training.export import export_onnx
 
     out = work / "model.onnx"
     with warnings.catch_warnings():
@@ -72,7 +72,7 @@ def prepare_model(checkpoint: str | None, onnx: str | None, work: Path) -> tuple
 
 def engines_for(backend: str, checkpoint: Path, onnx: Path, max_batch: int, work: Path):
     """(precision label, zero-argument engine factory) pairs for one backend."""
-    from engines import create_engine
+    from affectstream.engines import create_engine
 
     if backend in ("torch-cuda", "torch-cuda-graphs"):
         graphs = backend.endswith("graphs")

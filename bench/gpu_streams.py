@@ -30,7 +30,7 @@ def _reader(path: str, name: str, out: queue.Queue, stop: threading.Event) -> No
     """Decode `path` over and over into `out` (blocking when full: nothing is dropped)."""
     import cv2
 
-    from pipeline.types import Frame
+    from affectstream.pipeline.types import Frame
 
     index = 0
     while not stop.is_set():
@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.clip:
         parser.error("--clip is required")
 
-    from engines import create_engine
-    from pipeline.detect import FaceDetector
-    from pipeline.process import FrameProcessor
+    from affectstream.engines import create_engine
+    from affectstream.pipeline.frames.detect import FaceDetector
+    from affectstream.pipeline.frames.processor import FrameProcessor
 
     cuda = args.device.startswith("cuda")
     t0 = time.perf_counter()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sources.spec import VIDEO_SUFFIXES
-from settings import env
+from affectstream.pipeline.sources.spec import VIDEO_SUFFIXES
+from affectstream.settings import env
 
 REPO = Path(__file__).resolve().parents[1]
 LIVE_SOURCE_VIDEO = "WolfgangLanger_Pexels.mp4"
@@ -58,7 +58,7 @@ def detector_path() -> Path:
 
 def model_path(model: str | None) -> Path:
     """The MTL-GCN ONNX: `model`, else what the pipeline runs for `engine.model: default` on this CPU."""
-    from engines import default_model_for
+    from affectstream.engines import default_model_for
 
     return Path(model) if model else default_model_for("onnxruntime", device="cpu")
 
@@ -90,7 +90,7 @@ def iter_bgr(path: Path, limit: int = 0) -> Iterator[np.ndarray]:
     """BGR frames of a video, decoded as the archive sources do (frame threading on)."""
     from itertools import islice
 
-    from pipeline.sources import read_video
+    from affectstream.pipeline.sources import read_video
 
     return islice((frame.image for frame in read_video(path)), limit or None)
 

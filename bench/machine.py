@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline.fleet.capacity import cpu_model
+from affectstream.pipeline.fleet.capacity import cpu_model
 
 
 def _mem_total_gib() -> float:

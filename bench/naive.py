@@ -48,7 +48,7 @@ class NaiveLoop:
         import onnxruntime
         from insightface.model_zoo import get_model
 
-        from engines.spec import EngineSpec
+        from affectstream.engines.spec import EngineSpec
 
         self.det = get_model(str(detector), providers=["CPUExecutionProvider"])
         self.auto = det_size == "auto"
@@ -74,8 +74,8 @@ class NaiveLoop:
 
     def run(self, videos: list[Path], client, maxlen: int = 100_000) -> NaiveRun:
         """Process every frame of `videos` in order and publish one entry per frame; returns timings."""
-        from pipeline.detect import auto_input_size
-        from pipeline.keys import frames_key
+        from affectstream.pipeline.frames.detect import auto_input_size
+        from affectstream.pipeline.streams.keys import frames_key
 
         out = NaiveRun()
         labels = self.spec.labels

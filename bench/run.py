@@ -67,8 +67,8 @@ QUICK = dict(
 
 def run_benchmark(s: Settings) -> dict:
     """Run everything `s` asks for and return the results (described in docs/bench.md)."""
-    from engines.spec import EngineSpec
-    from pipeline.redis_conn import redis_session
+    from affectstream.engines.spec import EngineSpec
+    from affectstream.pipeline.streams.connection import redis_session
 
     started = time.monotonic()
     workdir = Path(s.workdir)
@@ -117,8 +117,8 @@ def run_benchmark(s: Settings) -> dict:
 
 
 def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client) -> dict:
-    from pipeline.detect import FaceDetector
-    from pipeline.process import build_processor
+    from affectstream.pipeline.frames.detect import FaceDetector
+    from affectstream.pipeline.frames.processor import build_processor
 
     primary = stages.size_label(s.det_size)
     processor = build_processor(str(detector), model=str(model), det_size=s.det_size)

@@ -91,10 +91,10 @@ def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client,
             several sources; frames are also detected by these, concurrently, in chunks
             (`detect_<size>_x<N>`: the detect stage's capacity when it has the machine to itself).
     """
-    from pipeline.keys import frames_key
-    from pipeline.process import Prepared
-    from pipeline.publish import ResultPublisher
-    from pipeline.types import Frame
+    from affectstream.pipeline.frames.processor import Prepared
+    from affectstream.pipeline.streams.keys import frames_key
+    from affectstream.pipeline.streams.writer import ResultPublisher
+    from affectstream.pipeline.types import Frame
 
     primary = next(iter(detectors))
     out = StagePass(detect_s=dict.fromkeys(detectors, 0.0))

@@ -17,10 +17,10 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY engines ./engines
 COPY training ./training
-COPY scoring ./scoring
+COPY affectstream ./affectstream
 COPY configs ./configs
 RUN pip install . \
- && python -c "import sys, engines, pipeline; sys.exit('torch' in sys.modules)"
+ && python -c "import sys, affectstream.engines, affectstream.pipeline; sys.exit('torch' in sys.modules)"
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH

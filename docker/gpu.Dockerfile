@@ -27,7 +27,7 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY engines ./engines
 COPY training ./training
-COPY scoring ./scoring
+COPY affectstream ./affectstream
 COPY configs ./configs
 
 # The image's own tensorrt bindings are kept (a PyPI tensorrt would not match its libnvinfer), so the
@@ -43,7 +43,7 @@ RUN python3 -c "import tensorrt; print('TensorRT', tensorrt.__version__)" \
  && provider=$(python3 -c "import onnxruntime, pathlib; print(pathlib.Path(onnxruntime.__file__).parent / 'capi' / 'libonnxruntime_providers_cuda.so')") \
  && missing=$(ldd "$provider" | grep "not found" | grep -v "libcuda\.so" || true) \
  && if [ -n "$missing" ]; then echo "onnxruntime-gpu ${ORT_GPU} does not fit this image's CUDA: $missing" >&2; exit 1; fi \
- && python3 -c "import engines, pipeline, pycuda, onnxruntime; print('onnxruntime-gpu', onnxruntime.__version__)"
+ && python3 -c "import affectstream.engines, affectstream.pipeline, pycuda, onnxruntime; print('onnxruntime-gpu', onnxruntime.__version__)"
 
 RUN useradd --create-home --uid 10001 affect \
  && mkdir -p /engines /var/lib/affectstream \

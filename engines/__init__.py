@@ -10,9 +10,9 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.base import Engine
-from engines.errors import BackendUnavailable, ModelFileError, UnknownBackend
-from engines.spec import EngineSpec
+from affectstream.engines.base import Engine
+from affectstream.engines.errors import BackendUnavailable, ModelFileError, UnknownBackend
+from affectstream.engines.spec import EngineSpec
 
 __all__ = [
     "BACKENDS",
@@ -43,15 +43,15 @@ class _Backend:
 
 BACKENDS: dict[str, _Backend] = {
     "onnxruntime": _Backend(
-        "engines.onnxruntime", "OnnxRuntimeEngine", ("onnxruntime",),
+        "affectstream.engines.onnxruntime", "OnnxRuntimeEngine", ("onnxruntime",),
         "pip install affectstream (onnxruntime is a runtime dependency; onnxruntime-gpu for CUDA)",
     ),
     "tensorrt": _Backend(
-        "engines.tensorrt", "create_tensorrt_engine", ("tensorrt", "pycuda"),
+        "affectstream.engines.tensorrt", "create_tensorrt_engine", ("tensorrt", "pycuda"),
         "pip install 'affectstream[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU and driver",
     ),
     "torch": _Backend(
-        "engines.torch", "create_torch_engine", ("torch",),
+        "affectstream.engines.torch", "create_torch_engine", ("torch",),
         "pip install 'affectstream[train]' (torch, timm)",
     ),
 }  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from engines.errors import BackendUnavailable
+from affectstream.engines.errors import BackendUnavailable
 
 try:
     import tensorrt as trt  # first: its own load errors (missing libnvinfer) are the telling ones
@@ -23,7 +23,7 @@ except ImportError as exc:
 
 __all__ = ["TRT_LOGGER", "cuda", "trt"]
 
-log = logging.getLogger("engines.tensorrt")  # TensorRT's messages keep their logger name
+log = logging.getLogger("affectstream.engines.tensorrt")  # TensorRT's messages keep their logger name
 
 
 class _Logger(trt.ILogger):

@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engines.errors import EngineInputError
-from engines.spec import EngineSpec
+from affectstream.engines.errors import EngineInputError
+from affectstream.engines.spec import EngineSpec
 
 
 @runtime_checkable

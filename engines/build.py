@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.cache import PlanKey, check_plan, read_sidecar
-from engines.errors import BackendUnavailable
-from engines.spec import EngineSpec
+from affectstream.engines.cache import PlanKey, check_plan, read_sidecar
+from affectstream.engines.errors import BackendUnavailable
+from affectstream.engines.spec import EngineSpec
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class BuildResult:
 
 def resolve_model(model: str | Path) -> Path:
     """`engine.model` as a path: "default" (or empty) is the shipped model."""
-    from engines import default_model_path
+    from affectstream.engines import default_model_path
 
     if str(model) in ("", "default"):
         return default_model_path()
@@ -46,7 +46,7 @@ def build_from_config(engine_cfg: Any, *, device_id: int = 0) -> BuildResult:
         BackendUnavailable: TensorRT, pycuda or a GPU is missing (checked before any work is done).
         ModelFileError, EngineBuildError: The model cannot be read or built.
     """
-    from engines import backend_module
+    from affectstream.engines import backend_module
 
     if engine_cfg.backend != "tensorrt":
         return BuildResult(None, None, False,
@@ -84,7 +84,7 @@ def plan_info(plan_path: str | Path) -> dict:
         "spec": _spec_summary(spec),
     }
     try:
-        from engines import backend_module
+        from affectstream.engines import backend_module
 
         trt_backend = backend_module("tensorrt")
         device = trt_backend.current_device()

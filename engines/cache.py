@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from engines.errors import ModelFileError, PlanMismatch
-from engines.spec import EngineSpec
+from affectstream.engines.errors import ModelFileError, PlanMismatch
+from affectstream.engines.spec import EngineSpec
 
 log = logging.getLogger(__name__)
 

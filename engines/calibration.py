@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import EngineBuildError
-from engines.preprocess import resize_crop, to_input
-from engines.spec import EngineSpec
+from affectstream.engines.errors import EngineBuildError
+from affectstream.engines.preprocess import resize_crop, to_input
+from affectstream.engines.spec import EngineSpec
 
 log = logging.getLogger(__name__)
 

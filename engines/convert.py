@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from engines.errors import EngineBuildError, ModelFileError
-from engines.spec import METADATA_KEY, EngineSpec, set_metadata
+from affectstream.engines.errors import EngineBuildError, ModelFileError
+from affectstream.engines.spec import METADATA_KEY, EngineSpec, set_metadata
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from engines.errors import ModelFileError
+from affectstream.engines.errors import ModelFileError
 
 Op = Callable[..., object]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from engines.base import ChunkedEngine
-from engines.errors import BackendUnavailable, ModelFileError
-from engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
+from affectstream.engines.base import ChunkedEngine
+from affectstream.engines.errors import BackendUnavailable, ModelFileError
+from affectstream.engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What `EngineSpec` says about a model's input, done to images: colour, size, normalisation, NCHW.
 
-The runtime (after `pipeline.align` has cropped a face onto the spec's template) and INT8 calibration
+The runtime (after `pipeline.frames.align` has cropped a face onto the spec's template) and INT8 calibration
 both feed models through here, so the two cannot drift apart.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.spec import EngineSpec
+from affectstream.engines.spec import EngineSpec
 
 
 def to_colour(image_bgr: np.ndarray, spec: EngineSpec) -> np.ndarray:
@@ -34,7 +34,7 @@ def to_input(
     """Normalised engine input from aligned crops: (x / 255 - mean) / std per channel.
 
     Args:
-        crops: uint8 crops in the spec's size and colour (`pipeline.align.align_face`, `resize_crop`): a
+        crops: uint8 crops in the spec's size and colour (`pipeline.frames.align.align_face`, `resize_crop`): a
             list, or an array [N, H, W, C] / [N, H, W] for gray.
         spec: The engine's spec.
         out: Optional float32 [>=N, C, H, W] buffer to write into (its first N rows are returned).

@@ -41,9 +41,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from engines.calibration import load_crops
-from engines.errors import EngineBuildError, ModelFileError
-from engines.spec import INPUT_NAME, METADATA_KEY, EngineSpec, set_metadata
+from affectstream.engines.calibration import load_crops
+from affectstream.engines.errors import EngineBuildError, ModelFileError
+from affectstream.engines.spec import INPUT_NAME, METADATA_KEY, EngineSpec, set_metadata
 
 log = logging.getLogger(__name__)
 

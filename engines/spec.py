@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engines.errors import ModelFileError
+from affectstream.engines.errors import ModelFileError
 
 METADATA_KEY = "affectstream.spec"
 INPUT_NAME = "input"

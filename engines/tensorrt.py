@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engines._trt import TRT_LOGGER, cuda, trt
-from engines.base import ChunkedEngine
-from engines.cache import DeviceInfo, check_plan, ensure_plan
-from engines.errors import BackendUnavailable, ModelFileError
-from engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
+from affectstream.engines._trt import TRT_LOGGER, cuda, trt
+from affectstream.engines.base import ChunkedEngine
+from affectstream.engines.cache import DeviceInfo, check_plan, ensure_plan
+from affectstream.engines.errors import BackendUnavailable, ModelFileError
+from affectstream.engines.spec import INPUT_NAME, OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def build_cached_plan(
     """Build (or find) the cached plan of `onnx_path` for this GPU; returns (plan, key, built)."""
     device = current_device(device_id)  # no GPU: BackendUnavailable before anything else is loaded
     ctx = primary_context(device_id)
-    from engines.trt_build import build_plan, calibration_digest
+    from affectstream.engines.trt_build import build_plan, calibration_digest
 
     spec = EngineSpec.from_onnx(onnx_path) if Path(onnx_path).is_file() else None
     digest = (

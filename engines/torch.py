@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.base import ChunkedEngine
-from engines.errors import BackendUnavailable, ModelFileError
-from engines.spec import OUTPUT_PROBS, OUTPUT_VA, EngineSpec
+from affectstream.engines.base import ChunkedEngine
+from affectstream.engines.errors import BackendUnavailable, ModelFileError
+from affectstream.engines.spec import OUTPUT_PROBS, OUTPUT_VA, EngineSpec
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class TorchEngine(ChunkedEngine):
     @classmethod
     def from_onnx(cls, onnx_path: str | Path, **options) -> TorchEngine:
         """The engine of an exported MTL-GCN ONNX (its graph evaluated by `engines.onnx_torch`)."""
-        from engines.onnx_torch import OnnxModule
+        from affectstream.engines.onnx_torch import OnnxModule
 
         path = Path(onnx_path)
         spec = EngineSpec.from_onnx(path)

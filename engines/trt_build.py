@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engines._trt import TRT_LOGGER, cuda, trt
-from engines.cache import PlanKey
-from engines.calibration import load_crops
-from engines.errors import EngineBuildError
-from engines.spec import INPUT_NAME, EngineSpec
+from affectstream.engines._trt import TRT_LOGGER, cuda, trt
+from affectstream.engines.cache import PlanKey
+from affectstream.engines.calibration import load_crops
+from affectstream.engines.errors import EngineBuildError
+from affectstream.engines.spec import INPUT_NAME, EngineSpec
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def typed_source(onnx_path: Path, precision: str, spec: EngineSpec, calibration_
     if precision == "fp32":
         return onnx_path
     if precision == "fp16":
-        from engines.convert import to_fp16
+        from affectstream.engines.convert import to_fp16
 
         out = work / "model_fp16.onnx"
         to_fp16(onnx_path, out)
@@ -129,7 +129,7 @@ def typed_source(onnx_path: Path, precision: str, spec: EngineSpec, calibration_
         raise EngineBuildError(
             "precision int8 needs face crops to quantise the model with: set engine.calibration_dir"
         )
-    from engines.quantize import quantize_model
+    from affectstream.engines.quantize import quantize_model
 
     out = work / "model_qdq.onnx"
     quantize_model(onnx_path, out, calibration_dir, limit=CALIBRATION_LIMIT, symmetric=True)

@@ -10,23 +10,22 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 
-from pipeline.detect import DEFAULT_PACK
-from pipeline.errors import ConfigError
-from pipeline.keys import check_name, frames_key, safe_name
-from pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
-from pipeline.redis_conn import check_redis_url
-from pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec
-from settings import env
-from settings.interpolate import UnsetVariable, expand
-from settings.typed import Range, typed, validate
-from settings.typed import json_schema as schema_of
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.frames.detect import DEFAULT_PACK
+from affectstream.pipeline.masking import mask_text, mask_url, register_url
+from affectstream.pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec, source_name_from_url
+from affectstream.pipeline.streams.connection import check_redis_url
+from affectstream.pipeline.streams.keys import check_name, frames_key, safe_name
+from affectstream.settings import env
+from affectstream.settings.interpolate import UnsetVariable, expand
+from affectstream.settings.typed import Range, typed, validate
+from affectstream.settings.typed import json_schema as schema_of
 
 
 def _from_env(name: str, default: str) -> Any:
@@ -322,18 +321,6 @@ def expand_local(url: str) -> list[Path] | None:
     if any(ch in url for ch in "*?["):
         return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
     return None
-
-
-def source_name_from_url(url: str) -> str:
-    """A readable source id from a path or URL (`keys.safe_name`): the last path segment's stem, else the host.
-
-    Never the user info or the query (they may hold credentials): `rtsp://alice:pw@cam:8554/` -> `cam_8554`.
-    """
-    scheme, rest = strip_userinfo(url)
-    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
-    host, path = rest.partition("/")[::2] if scheme else ("", rest)
-    stem = Path(path.rstrip("/")).stem if path.strip("/") else host
-    return safe_name(stem)
 
 
 def read_config_file(path: str | Path) -> dict:

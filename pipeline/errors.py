@@ -4,7 +4,7 @@ Messages name the bad value and the fix.
 """
 
 # The exit-status table lives in the bottom layer, so that training and engine verbs use it too.
-from engines.errors import (  # noqa: F401 (re-exported for the CLI)
+from affectstream.engines.errors import (  # noqa: F401 (re-exported for the CLI)
     EXIT_DONE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -13,7 +13,7 @@ from engines.errors import (  # noqa: F401 (re-exported for the CLI)
     EXIT_USAGE,
 )
 
-# Exit statuses of a worker process to its supervisor (`pipeline.supervisor`), never a verb's.
+# Exit statuses of a worker process to its supervisor (`pipeline.runtime.supervisor`), never a verb's.
 EXIT_SOURCES_FAILED = 4  # its sources failed for good: restarting would not help
 EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: not restarted
 

@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pipeline.errors import ConfigError
-from pipeline.masking import mask_text
-from settings import env
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.masking import mask_text
+from affectstream.settings import env
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")

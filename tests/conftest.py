@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.redis_conn import EmbeddedRedis, connect
-from settings import env
+from affectstream.pipeline.streams.connection import EmbeddedRedis, connect
+from affectstream.settings import env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def model_path() -> str:
     """The MTL-GCN model the runtime tests use: $AFFECTSTREAM_TEST_MODEL, else the shipped default."""
-    from engines import default_model_path
+    from affectstream.engines import default_model_path
 
     return os.environ.get("AFFECTSTREAM_TEST_MODEL") or str(default_model_path())
 

@@ -21,7 +21,7 @@ from typing import IO
 
 import pytest
 
-from settings import env
+from affectstream.settings import env
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "rtsp_server.py"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import env
+from affectstream.settings import env
 from tests.rtsp_fixtures import free_port
 
 VLC_PACKAGES = "vlc-bin vlc-plugin-base"
@@ -279,7 +279,7 @@ def read_camera(url: str, detector, *, frames: int, seconds: float, until_end: b
                 **spec: object) -> Reading:  # fmt: skip
     """Read `url` with the pipeline's reader until `frames` frames, `seconds`, or (`until_end`) the end of
     the first connection's stream; each frame is scored by `detector` as it arrives."""
-    from pipeline.sources import SourceSpec, open_source
+    from affectstream.pipeline.sources import SourceSpec, open_source
 
     got = Reading()
     src = open_source(
@@ -302,7 +302,7 @@ def read_camera(url: str, detector, *, frames: int, seconds: float, until_end: b
 
 def read_file(path: Path, detector) -> Reading:
     """The same scoring over every frame of a local file (the reference a camera is compared with)."""
-    from pipeline.sources import read_video
+    from affectstream.pipeline.sources import read_video
 
     got = Reading()
     for frame in read_video(path):

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.preprocess import to_input
-from engines.spec import EngineSpec
-from pipeline.align import align_face, similarity_transform, transform_points
+from affectstream.engines.preprocess import to_input
+from affectstream.engines.spec import EngineSpec
+from affectstream.pipeline.frames.align import align_face, similarity_transform, transform_points
 from tests.conftest import REPO, need_shared
 
 # insightface's ArcFace 112x112 template: a realistic face framing for the geometric checks.
@@ -43,7 +43,7 @@ def faces():
     """(image, detections) of single_face.jpg and multi_face.jpg, from the real SCRFD."""
     import cv2
 
-    from pipeline.detect import FaceDetector
+    from affectstream.pipeline.frames.detect import FaceDetector
 
     detector = FaceDetector(need_shared("models", "scrfd_500m.onnx"), input_size=(640, 640))
     out = []
@@ -79,7 +79,7 @@ def test_eyes_of_the_aligned_crop_are_at_the_template(faces):
     """Detect again on the aligned crops: the eyes are where the transform sent them, near the template."""
     import cv2
 
-    from pipeline.detect import FaceDetector
+    from affectstream.pipeline.frames.detect import FaceDetector
 
     detector = FaceDetector(need_shared("models", "scrfd_500m.onnx"), input_size=(320, 320))
     spec = _spec()

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.abaw import (
+from affectstream.scoring.abaw import (
     EXPR_HEADER,
     EXPR_HEADER_7,
     VA_HEADER,
@@ -19,9 +19,9 @@ from scoring.abaw import (
     read_submission,
     read_va,
 )
-from scoring.errors import AnnotationFormatError
-from training.data.afew_va import read_afew_va
-from training.errors import DataError
+from affectstream.scoring.errors import AnnotationFormatError
+from affectstream.training.data.afew_va import read_afew_va
+from affectstream.training.errors import DataError
 
 SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -3,7 +3,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from pipeline.batcher import STOP, MicroBatcher
+from affectstream.pipeline.runtime.batcher import STOP, MicroBatcher
 
 
 def item(n_faces, tag=None):

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.fleet import capacity
-from pipeline.fleet.capacity import FALLBACK, machine_facts, member_capacity, write_capacity
+from affectstream.pipeline.fleet import capacity
+from affectstream.pipeline.fleet.capacity import FALLBACK, machine_facts, member_capacity, write_capacity
 from tests.conftest import need_shared
 
 
@@ -58,8 +58,8 @@ def test_a_machine_that_met_the_targets_with_no_camera_still_holds_one(capacity_
 
 
 def test_live_sources_get_detector_live_and_files_keep_the_detector_settings():
-    from pipeline.config import load_config
-    from pipeline.process import FrameProcessor
+    from affectstream.pipeline.config import load_config
+    from affectstream.pipeline.frames.processor import FrameProcessor
 
     cfg = load_config(
         None, {"detector": {"detect_every": 2, "live": {"input_size": [320, 192], "detect_every": 4}}}
@@ -79,7 +79,7 @@ def test_live_sources_get_detector_live_and_files_keep_the_detector_settings():
 def test_one_detector_detects_each_call_at_the_input_it_is_given():
     import cv2
 
-    from pipeline.detect import FaceDetector
+    from affectstream.pipeline.frames.detect import FaceDetector
 
     scrfd = need_shared("models", "scrfd_500m.onnx")
     image = cv2.resize(cv2.imread(str(need_shared("media", "images", "multi_face.jpg"))), (640, 360))
@@ -128,8 +128,8 @@ def test_a_short_real_search_of_one_or_two_cameras(redis_url, tmp_path, model_pa
 
 
 def test_cameras_detect_on_spread_frames_and_the_first_frame_always():
-    from pipeline.lanes import SourceContext
-    from pipeline.process import FrameProcessor
+    from affectstream.pipeline.frames.context import SourceContext
+    from affectstream.pipeline.frames.processor import FrameProcessor
 
     ctx = SourceContext("a", detect_every=4, detect_phase=1)
     assert [i for i in range(10) if ctx.detect_due()] == [0, 1, 5, 9]

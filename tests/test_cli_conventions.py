@@ -12,11 +12,12 @@ import sys
 
 import pytest
 
-from pipeline.cli import build_parser, main
-from pipeline.logs import JsonFormatter, setup_logging
-from settings.env import LOG_FORMAT as FORMAT_ENV
-from settings.env import LOG_LEVEL as LEVEL_ENV
-from settings.overrides import nested, parse_set
+import affectstream.pipeline.cli.main as cli_main
+from affectstream.pipeline.cli.main import build_parser, main
+from affectstream.pipeline.logs import JsonFormatter, setup_logging
+from affectstream.settings.env import LOG_FORMAT as FORMAT_ENV
+from affectstream.settings.env import LOG_LEVEL as LEVEL_ENV
+from affectstream.settings.overrides import nested, parse_set
 from tests.conftest import REPO, need_shared
 
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
@@ -27,7 +28,7 @@ def cli(
 ) -> subprocess.CompletedProcess:
     """`affectstream ARGS` in a fresh interpreter; `block` makes that module unimportable (a missing extra)."""
     prelude = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
-    code = prelude + "from pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = prelude + "from affectstream.pipeline.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
 
@@ -79,7 +80,6 @@ def test_an_option_before_the_verb_is_not_reset_by_the_verb(capsys, monkeypatch)
 
 def _environment_while_running(monkeypatch) -> list[dict]:
     """The logging variables as `main` sets up logging (the verb and its workers run with them)."""
-    import pipeline.cli
 
     seen: list[dict] = []
 
@@ -87,12 +87,12 @@ def _environment_while_running(monkeypatch) -> list[dict]:
         seen.append({name: os.environ.get(name) for name in (LEVEL_ENV, FORMAT_ENV)})
         setup_logging(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.cli, "setup_logging", spy)
+    monkeypatch.setattr(cli_main, "setup_logging", spy)
     return seen
 
 
 def test_json_log_lines_are_masked_objects(capsys):
-    record = logging.LogRecord("pipeline.worker", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("affectstream.pipeline.runtime.worker", logging.WARNING, __file__, 1,
                                "cannot open %s", ("rtsp://alice:pa55word@cam/s",), None)  # fmt: skip
     line = json.loads(JsonFormatter().format(record))
     assert set(line) == {"time", "level", "logger", "process", "message"}
@@ -216,8 +216,8 @@ def test_worker_processes_log_in_the_chosen_format(redis_url, tmp_path):
 
 
 def test_archive_submit_takes_detector_and_engine_from_the_config(tmp_path):
-    from pipeline.archive.cli import job_params
-    from pipeline.config import load_config
+    from affectstream.pipeline.cli.archive import job_params
+    from affectstream.pipeline.config import load_config
 
     cfg = tmp_path / "archive.yaml"
     cfg.write_text(

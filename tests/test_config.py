@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError
-from pipeline.run_cli import parse_source_arg
+from affectstream.pipeline.cli.run import parse_source_arg
+from affectstream.pipeline.config import Config, load_config
+from affectstream.pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_smoothing_window_validated(tmp_path):
 )  # fmt: skip
 def test_run_refuses_bad_values_with_exit_2_and_no_traceback(tmp_path, capsys, text, message):
     """The values that once passed validation and then crashed or hung workers (issue 12)."""
-    from pipeline.cli import main
+    from affectstream.pipeline.cli.main import main
 
     txt = tmp_path / "notes.txt"
     txt.write_text("not a video\n")
@@ -149,7 +149,7 @@ def test_schema_describes_the_resolved_config_and_secrets_stay_masked(tmp_path, 
 
     import jsonschema
 
-    from pipeline.config import json_schema, resolved
+    from affectstream.pipeline.config import json_schema, resolved
 
     monkeypatch.setenv("CAM_PW", "Q9secret")
     cfg = load_config(write(tmp_path, "redis: {url: 'redis://u:Q9redis@h:1/0'}\n"

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pipeline", *args]
+    cmd = [sys.executable, "-m", "affectstream", *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 

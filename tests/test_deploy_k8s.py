@@ -26,7 +26,7 @@ def test_resources_validate_against_the_kubernetes_schemas(resources):
 
 
 def test_member_config_is_a_fleet_member_without_static_sources(resources, tmp_path, monkeypatch):
-    from pipeline.config import load_config
+    from affectstream.pipeline.config import load_config
 
     config = tmp_path / "pipeline.yaml"
     config.write_text(resources["ConfigMap"]["data"]["pipeline.yaml"])

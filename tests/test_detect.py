@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.detect import FaceDetector, auto_input_size, resolve_detector, select_providers
-from pipeline.errors import DetectorError
+from affectstream.pipeline.errors import DetectorError
+from affectstream.pipeline.frames.detect import (
+    FaceDetector,
+    auto_input_size,
+    resolve_detector,
+    select_providers,
+)
 from tests.conftest import need_shared
 
 
@@ -114,7 +119,7 @@ def test_unavailable_providers_are_dropped_with_one_log_line(scrfd, caplog):
 
     available = onnxruntime.get_available_providers()
     requested = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    with caplog.at_level(logging.WARNING, logger="pipeline.detect"):
+    with caplog.at_level(logging.WARNING, logger="affectstream.pipeline.frames.detect"):
         det = FaceDetector(scrfd, input_size=(320, 320), providers=requested)
     missing = [p for p in requested if p not in available]
     lines = [r for r in caplog.records if "not in this onnxruntime build" in r.getMessage()]
@@ -222,7 +227,7 @@ def test_detect_rejects_bad_images(detector):
 
 def test_fixed_input_larger_than_the_frame_never_enlarges_it(scrfd):
     """A 640x360 close-up in a 1280x736 input would be enlarged 2x past SCRFD's largest anchors (0 faces)."""
-    from pipeline.sources import read_video
+    from affectstream.pipeline.sources import read_video
 
     frame = next(iter(read_video(need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")))).image
     big = FaceDetector(scrfd, input_size=(1280, 736))

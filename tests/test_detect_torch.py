@@ -14,8 +14,8 @@ from tests.conftest import need_shared
 
 torch = pytest.importorskip("torch", reason="the torch detector needs torch (the [train] extra)")
 
-from pipeline.detect import FaceDetector  # noqa: E402
-from pipeline.errors import DetectorError  # noqa: E402
+from affectstream.pipeline.errors import DetectorError  # noqa: E402
+from affectstream.pipeline.frames.detect import FaceDetector  # noqa: E402
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU visible to torch")
 BOX_TOL = 0.05  # pixels; float32 summation order differs between the runtimes
@@ -75,7 +75,7 @@ def test_unknown_backend_names_the_allowed_ones(scrfd):
 
 def test_silent_cpu_fallback_is_an_error():
     """onnxruntime-gpu lists CUDA even when its libraries cannot load; the session then runs on the CPU."""
-    from pipeline.detect import check_providers
+    from affectstream.pipeline.frames.detect import check_providers
 
     with pytest.raises(DetectorError, match=r"could not enable \['CUDAExecutionProvider'\] and would run on"):
         check_providers(
@@ -85,8 +85,8 @@ def test_silent_cpu_fallback_is_an_error():
 
 
 def test_processor_from_config_wires_the_backend(scrfd, tmp_path):
-    from pipeline.config import load_config
-    from pipeline.process import processor_from_config
+    from affectstream.pipeline.config import load_config
+    from affectstream.pipeline.frames.processor import processor_from_config
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(f"detector:\n  model: {scrfd}\n  backend: torch\n  input_size: [320, 320]\n")
@@ -101,7 +101,7 @@ def test_processor_from_config_wires_the_backend(scrfd, tmp_path):
 def test_torch_cuda_graph_outputs_match_onnxruntime_cpu(scrfd):
     import onnxruntime
 
-    from pipeline.detect_torch import TorchSCRFD
+    from affectstream.pipeline.frames.detect_torch import TorchSCRFD
 
     model = TorchSCRFD(scrfd, device="cuda")
     session = onnxruntime.InferenceSession(str(scrfd), providers=["CPUExecutionProvider"])

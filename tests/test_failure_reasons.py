@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from pipeline.errors import RedisUnavailable
-from pipeline.redis_conn import connect
-from pipeline.sources import _av
-from pipeline.sources.spec import SourceSpec
+from affectstream.pipeline.errors import RedisUnavailable
+from affectstream.pipeline.sources import _av
+from affectstream.pipeline.sources.spec import SourceSpec
+from affectstream.pipeline.streams.connection import connect
 from tests.conftest import missing
 
 

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.lanes import LaneAborted, SourceContext, SourceLane
-from pipeline.sources._buffer import FrameBuffer
-from pipeline.types import Frame
+from affectstream.pipeline.frames.context import SourceContext
+from affectstream.pipeline.runtime.lanes import LaneAborted, SourceLane
+from affectstream.pipeline.sources._buffer import FrameBuffer
+from affectstream.pipeline.types import Frame
 
 
 class ListSource:

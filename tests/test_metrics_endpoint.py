@@ -20,10 +20,15 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.keys import HEARTBEAT_PATTERN, frames_key, snapshot_key, snapshot_request_key
-from pipeline.metrics import FAMILIES
-from pipeline.outbox import DROP_REASONS
-from pipeline.redis_conn import connect
+from affectstream.pipeline.runtime.metrics import FAMILIES
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import (
+    HEARTBEAT_PATTERN,
+    frames_key,
+    snapshot_key,
+    snapshot_request_key,
+)
+from affectstream.pipeline.streams.outbox import DROP_REASONS
 from tests.conftest import need_shared
 from tests.rtsp_fixtures import free_port
 from tests.test_run_files import events, run_cli, wait_for

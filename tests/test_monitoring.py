@@ -4,7 +4,7 @@
   and every file it mounts exists;
 - the Grafana dashboard JSON decodes with Grafana's own published types (the `grafana-foundation-sdk`
   package, generated from Grafana 11.6's schema): nothing it holds is unknown to them or of the wrong type;
-- every PromQL expression parses (`promtool check rules`) and names only metrics of `pipeline.metrics.FAMILIES`;
+- every PromQL expression parses (`promtool check rules`) and names only metrics of `pipeline.runtime.metrics.FAMILIES`;
 - the panels query the datasource that is provisioned, and Prometheus scrapes the port the run serves on.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.metrics import FAMILIES
+from affectstream.pipeline.runtime.metrics import FAMILIES
 from tests.conftest import missing
 from tests.engines.test_engine_compose import ENV as COMPOSE_ENV
 from tests.engines.test_engine_compose import compose_command

@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline.sources._corruption import MIN_CORRUPT, CorruptionWatch
-from pipeline.sources._pictures import PictureJoiner, starts_picture
+from affectstream.pipeline.sources._corruption import MIN_CORRUPT, CorruptionWatch
+from affectstream.pipeline.sources._pictures import PictureJoiner, starts_picture
 from tests.conftest import need_shared
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import redis
 
-from pipeline.entry_ids import ClockIds, PassIds, last_id, parse_id, pass_base_after
-from pipeline.publish import RedisLostData, StreamWriter, Written
-from pipeline.redis_conn import connect
-from pipeline.redis_errors import is_transient
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.entry_ids import ClockIds, PassIds, last_id, parse_id, pass_base_after
+from affectstream.pipeline.streams.replies import is_transient
+from affectstream.pipeline.streams.writer import RedisLostData, StreamWriter, Written
 
 
 def entries(ids):

@@ -1,8 +1,8 @@
 import pytest
 
-from pipeline.errors import ConfigError, RedisUnavailable
-from pipeline.masking import mask_text, mask_url
-from pipeline.redis_conn import EmbeddedRedis, connect
+from affectstream.pipeline.errors import ConfigError, RedisUnavailable
+from affectstream.pipeline.masking import mask_text, mask_url
+from affectstream.pipeline.streams.connection import EmbeddedRedis, connect
 
 
 def test_mask_url_hides_password_keeps_user_and_host():

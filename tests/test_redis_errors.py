@@ -1,4 +1,4 @@
-"""The one table of Redis replies (pipeline/redis_errors.py): what a server-wide refusal, a lost script
+"""The one table of Redis replies (pipeline/streams/replies.py): what a server-wide refusal, a lost script
 and a fault of one key mean for a write; the replies of a real redis-server where one can be made here."""
 
 from __future__ import annotations
@@ -8,9 +8,16 @@ import time
 import pytest
 import redis
 
-from pipeline.publish import StreamWriter
-from pipeline.redis_conn import connect
-from pipeline.redis_errors import PERMANENT, RELOAD, REPLY_CLASS, TRANSIENT, error_class, is_transient
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.replies import (
+    PERMANENT,
+    RELOAD,
+    REPLY_CLASS,
+    TRANSIENT,
+    error_class,
+    is_transient,
+)
+from affectstream.pipeline.streams.writer import StreamWriter
 
 SERVER_WIDE = ["OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
                "CLUSTERDOWN"]  # fmt: skip

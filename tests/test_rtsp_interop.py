@@ -37,7 +37,7 @@ ONE_CONNECTION = {"backoff_first_s": 30.0, "backoff_cap_s": 30.0}
 
 @pytest.fixture(scope="module")
 def detector():
-    from pipeline.detect import FaceDetector
+    from affectstream.pipeline.frames.detect import FaceDetector
 
     return FaceDetector(need_shared("models", "scrfd_500m.onnx"), input_size="auto")
 
@@ -134,7 +134,7 @@ def test_camera_that_returns_at_another_resolution_says_so(media, detector):
     port = free_port()
     server = RtspServer(first, port=port, loop=True).start()  # re-encoding, looping: it never ends
     try:
-        from pipeline.sources import SourceSpec, open_source
+        from affectstream.pipeline.sources import SourceSpec, open_source
 
         events: list[tuple[str, dict]] = []
         src = open_source(SourceSpec("cam", server.url, backoff_first_s=0.2, backoff_cap_s=0.5),
@@ -187,7 +187,7 @@ def test_vlc_udp_only_server_works_with_auto_transport(shape, media, detector):
 
 def test_vlc_refusing_tcp_is_reported_with_the_fix(media):
     need_tool("cvlc", VLC_PACKAGES)
-    from pipeline.sources import SourceSpec, open_source
+    from affectstream.pipeline.sources import SourceSpec, open_source
 
     server = VlcServer(media("slices4")[0]).start()
     events: list[tuple[str, dict]] = []

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from pipeline.keys import events_key, frames_key
-from pipeline.redis_conn import connect
-from pipeline.schema import validate_entry
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import events_key, frames_key
+from affectstream.pipeline.streams.schema import validate_entry
 from tests.conftest import REPO, need_shared
 
 
@@ -24,7 +24,7 @@ def run_cli(*args, redis_url, timeout=240, wait=True):
         "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")),
         "PYTHONUNBUFFERED": "1",
     }
-    cmd = [sys.executable, "-m", "pipeline", "run", "--redis", redis_url, *args]
+    cmd = [sys.executable, "-m", "affectstream", "run", "--redis", redis_url, *args]
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -146,7 +146,11 @@ def test_crashed_worker_restarts_and_resumes_without_duplicates(redis_url):
 ])  # fmt: skip
 def test_bad_command_line_fails_fast_with_message(argv, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "affectstream", "run", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr

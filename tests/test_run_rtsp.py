@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from pipeline.keys import events_key, frames_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import events_key, frames_key
 from tests.conftest import REPO
 from tests.rtsp_fixtures import PASSWORD, free_port
 from tests.test_run_files import entries, events, run_cli, wait_for, worker_processes
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.rtsp
 
 
 def health(redis_url: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pipeline", "health", "--redis", redis_url, "--stale-after", "3"]
+    cmd = [sys.executable, "-m", "affectstream", "health", "--redis", redis_url, "--stale-after", "3"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 

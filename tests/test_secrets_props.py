@@ -10,9 +10,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import load_config, source_name_from_url
-from pipeline.errors import ConfigError
-from pipeline.masking import mask_text, mask_url, register_url
+from affectstream.pipeline.config import load_config
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.masking import mask_text, mask_url, register_url
+from affectstream.pipeline.sources.spec import source_name_from_url
 
 # Secrets hold any printable character, URL delimiters included (`@`, `:`, `/`, `%40`, unicode), and
 # start with a marker that no host or path below can contain, so a hit can only be a leak.

@@ -9,11 +9,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import SnapshotsConfig
-from pipeline.keys import snapshot_key, snapshot_request_key
-from pipeline.redis_conn import connect
-from pipeline.snapshots import SnapshotWriter, encode_snapshot
-from pipeline.types import FaceResult, FrameResult
+from affectstream.pipeline.config import SnapshotsConfig
+from affectstream.pipeline.runtime.snapshots import SnapshotWriter, encode_snapshot
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import snapshot_key, snapshot_request_key
+from affectstream.pipeline.types import FaceResult, FrameResult
 
 coord = st.floats(-500, 3000, allow_nan=False)
 faces = st.lists(

@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from pipeline.keys import frames_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key
 from tests.conftest import REPO, need_shared
 
 MAX_GROWTH = 0.10
@@ -63,7 +63,7 @@ def test_soak_rss_flat_and_results_flowing(redis_url, tmp_path, request):
         f"sources:\n  - name: soak\n    url: {video}\n    live: true\n    realtime: true\n"
     )
     env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(detector), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "pipeline", "run", "-c", str(config), "--redis", redis_url]
+    cmd = [sys.executable, "-m", "affectstream", "run", "-c", str(config), "--redis", redis_url]
     log = open(tmp_path / "run.log", "w")  # closed in finally, after the run
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = connect(redis_url)

@@ -12,12 +12,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import keys
-from pipeline.cli import main
-from pipeline.config import load_config, source_name_from_url
-from pipeline.errors import ConfigError
-from pipeline.run_cli import parse_source_arg
-from pipeline.sources.spec import SourceSpec, SourceSpecError
+from affectstream.pipeline.cli.main import main
+from affectstream.pipeline.cli.run import parse_source_arg
+from affectstream.pipeline.config import load_config
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.sources.spec import SourceSpec, SourceSpecError, source_name_from_url
+from affectstream.pipeline.streams import keys
 
 NO_REDIS = "redis://127.0.0.1:1/0"  # refused at once: a name check must come before any connection
 RULE = "is not allowed; use 1-100 letters, digits, '_', '.' or '-'"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.sources import SourceSpec, SourceSpecError, kind_from_url, open_source
-from pipeline.sources._backoff import Backoff
+from affectstream.pipeline.sources import SourceSpec, SourceSpecError, kind_from_url, open_source
+from affectstream.pipeline.sources._backoff import Backoff
 from tests.conftest import need_shared
 from tests.rtsp_fixtures import PASSWORD, free_port, rtsp_server  # noqa: F401  (fixture)
 
@@ -432,7 +432,7 @@ def test_unreachable_rtsp_url_retries_and_never_blocks():
 def test_probe_command_reports_frames_and_rate(capsys):
     import argparse
 
-    from pipeline.sources import cli
+    from affectstream.pipeline.cli import cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -456,7 +456,7 @@ def test_missing_device_retries_with_a_clear_reason():
 def test_bgr_converter_matches_pyav_to_ndarray_across_frame_sizes():
     import av
 
-    from pipeline.sources import BgrConverter
+    from affectstream.pipeline.sources import BgrConverter
 
     to_bgr = BgrConverter()  # one converter, two frame sizes: its swscale context must follow the change
     for parts in (("media", "videos", "face_noface.mov"), WOLF):
@@ -473,7 +473,7 @@ def test_bgr_converter_matches_pyav_to_ndarray_across_frame_sizes():
 def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, capsys):  # noqa: F811
     import argparse
 
-    from pipeline.sources import cli
+    from affectstream.pipeline.cli import cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -489,7 +489,7 @@ def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, ca
 def test_probe_of_a_camera_that_is_down_says_why(capsys):
     import argparse
 
-    from pipeline.sources import cli
+    from affectstream.pipeline.cli import cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())

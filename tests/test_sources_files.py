@@ -7,8 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from pipeline.errors import SourceError
-from pipeline.sources import (
+from affectstream.pipeline.errors import SourceError
+from affectstream.pipeline.sources import (
     DecodeStats,
     SourceSpec,
     TruncatedVideo,

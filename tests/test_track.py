@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.track import IoUTracker, iou_matrix
-from pipeline.types import Detection
+from affectstream.pipeline.frames.track import IoUTracker, iou_matrix
+from affectstream.pipeline.types import Detection
 from tests.conftest import need_shared
 
 
@@ -98,7 +98,7 @@ def _frames(name: str, every: int = 1):
 
 
 def _detector(size):
-    from pipeline.detect import FaceDetector
+    from affectstream.pipeline.frames.detect import FaceDetector
 
     return FaceDetector(need_shared("models", "scrfd_500m.onnx"), input_size=size)
 

@@ -1,4 +1,4 @@
-"""Writer leases (pipeline/writers.py) against a real redis-server: one writer per stream, taken over from
+"""Writer leases (pipeline/streams/writer_leases.py) against a real redis-server: one writer per stream, taken over from
 a dead run of this host, kept through a Redis stall that outlives its TTL, and the passes they resume."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from pipeline.keys import frames_key, host_id, lease_key, pass_key
-from pipeline.publish import Fenced, StreamWriter, Written
-from pipeline.redis_conn import connect
-from pipeline.sources import SourceSpec
-from pipeline.writers import WriterBusy, WriterLeases, finish_pass
+from affectstream.pipeline.sources import SourceSpec
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key, host_id, lease_key, pass_key
+from affectstream.pipeline.streams.writer import Fenced, StreamWriter, Written
+from affectstream.pipeline.streams.writer_leases import WriterBusy, WriterLeases, finish_pass
 
 
 def _file(name: str, url: str = "/media/clip.mp4") -> SourceSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.cli import register
+from affectstream.training.cli import register
 
 
 def main(argv: list[str] | None = None) -> int:

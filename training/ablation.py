@@ -51,8 +51,8 @@ def is_finished(run: Path, epochs: int) -> bool:
 
 def run_arm(arm: str, seed: int, out: Path, overrides: dict, progress: bool) -> Path:
     """Train (or resume, or skip when finished) one arm with one seed; returns its run folder."""
-    from training.config import REPO, load_recipe
-    from training.train import train
+    from affectstream.training.config import REPO, load_recipe
+    from affectstream.training.train import train
 
     recipe = load_recipe(REPO / RECIPE, {**overrides, **ARMS[arm], "seed": seed})
     run = out / f"{arm}_s{seed}"
@@ -120,11 +120,11 @@ def run_ablation(
 
     ``seeds`` instead runs exactly the given arms with exactly those seeds (to spread arms over processes).
     """
-    from training.config import REPO, load_recipe
+    from affectstream.training.config import REPO, load_recipe
 
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
-        from training.errors import ConfigError
+        from affectstream.training.errors import ConfigError
 
         raise ConfigError(f"unknown ablation arm(s) {unknown}; allowed values: {sorted(ARMS)}")
     epochs = load_recipe(REPO / RECIPE, overrides).optim.epochs
@@ -141,8 +141,8 @@ def run_ablation(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from settings.overrides import add_set_option, nested
-    from training.cli import _passive_omp
+    from affectstream.settings.overrides import add_set_option, nested
+    from affectstream.training.cli import _passive_omp
 
     _passive_omp()
     p = argparse.ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n\n")[0])
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, action="append", help="run the arms with exactly these seeds instead")
     p.add_argument("--progress", action="store_true", help="progress bars")
     args = p.parse_args(argv)
-    from training.errors import TrainingError
+    from affectstream.training.errors import TrainingError
 
     try:
         table = run_ablation(

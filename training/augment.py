@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from training.config import AugmentConfig
+from affectstream.training.config import AugmentConfig
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

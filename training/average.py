@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from training.errors import CheckpointError
+from affectstream.training.errors import CheckpointError
 
 
 def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -38,7 +38,7 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 @torch.no_grad()
 def recompute_batchnorm(model: torch.nn.Module, images_u8, mean, std, batch_size: int = 256) -> None:
     """Replace every BatchNorm layer's running statistics with their exact average over `images_u8`."""
-    from training.augment import normalize
+    from affectstream.training.augment import normalize
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for m in norms:
@@ -57,10 +57,10 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> dict:
     Returns:
         The validation report of the averaged model (`evaluate_checkpoint`).
     """
-    from training.build import build_model
-    from training.checkpoint import load_checkpoint, recipe_of, save_checkpoint
-    from training.data import create_dataset
-    from training.evaluate import evaluate_checkpoint
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of, save_checkpoint
+    from affectstream.training.data import create_dataset
+    from affectstream.training.evaluate import evaluate_checkpoint
 
     checkpoints = [load_checkpoint(p) for p in paths]
     recipe = recipe_of(checkpoints[-1])

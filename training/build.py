@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from training.config import Recipe, resolve_path
-from training.graph import adjacency, load_embeddings, load_rho, propagation_matrix
-from training.labels import get_label_set
+from affectstream.training.config import Recipe, resolve_path
+from affectstream.training.graph import adjacency, load_embeddings, load_rho, propagation_matrix
+from affectstream.training.labels import get_label_set
 
 
 def build_model(recipe: Recipe, pretrained: bool = False):
@@ -16,7 +16,7 @@ def build_model(recipe: Recipe, pretrained: bool = False):
     a run; evaluation, export and resume rebuild the model without it (their weights come from a checkpoint,
     and the weights file need not exist on that machine).
     """
-    from training.model import AffectModel
+    from affectstream.training.model import AffectModel
 
     label_set = get_label_set(recipe.data.label_set)
     cfg = dataclasses.replace(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from training.config import Recipe, recipe_from_dict, recipe_to_dict
-from training.errors import CheckpointError
+from affectstream.training.config import Recipe, recipe_from_dict, recipe_to_dict
+from affectstream.training.errors import CheckpointError
 
 
 def save_checkpoint(

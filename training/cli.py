@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from engines.errors import EXIT_USAGE
-from settings.overrides import add_set_option
+from affectstream.engines.errors import EXIT_USAGE
+from affectstream.settings.overrides import add_set_option
 
 
 def _fail(exc: Exception) -> int:
@@ -33,9 +33,9 @@ def _passive_omp() -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _passive_omp()
-    from training.config import load_recipe
-    from training.errors import TrainingError
-    from training.train import train
+    from affectstream.training.config import load_recipe
+    from affectstream.training.errors import TrainingError
+    from affectstream.training.train import train
 
     try:
         recipe = load_recipe(args.config, dict(args.set))  # dotted keys: recipe.optim.epochs=2
@@ -49,8 +49,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _passive_omp()
-    from training.errors import TrainingError
-    from training.evaluate import evaluate_checkpoint, format_report
+    from affectstream.training.errors import TrainingError
+    from affectstream.training.evaluate import evaluate_checkpoint, format_report
 
     try:
         report = evaluate_checkpoint(args.checkpoint, split=args.split, config=args.config)
@@ -64,8 +64,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _passive_omp()
-    from training.errors import TrainingError
-    from training.export import export_onnx
+    from affectstream.training.errors import TrainingError
+    from affectstream.training.export import export_onnx
 
     try:
         spec = export_onnx(
@@ -83,9 +83,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_average(args: argparse.Namespace) -> int:
     _passive_omp()
-    from training.average import average_checkpoints
-    from training.errors import TrainingError
-    from training.evaluate import format_report
+    from affectstream.training.average import average_checkpoints
+    from affectstream.training.errors import TrainingError
+    from affectstream.training.evaluate import format_report
 
     try:
         report = average_checkpoints(args.checkpoints, args.output)
@@ -100,11 +100,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     _passive_omp()
     import numpy as np
 
-    from scoring.metrics import accuracy
-    from training.checkpoint import load_checkpoint, recipe_of
-    from training.config import load_recipe
-    from training.distill import member_probs, write_teacher
-    from training.errors import TrainingError
+    from affectstream.scoring.metrics import accuracy
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of
+    from affectstream.training.config import load_recipe
+    from affectstream.training.distill import member_probs, write_teacher
+    from affectstream.training.errors import TrainingError
 
     try:
         recipe = load_recipe(args.config) if args.config else recipe_of(load_checkpoint(args.checkpoints[0]))

@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import model_validator
 
-from settings import env
-from settings.interpolate import UnsetVariable
-from settings.interpolate import expand as expand_env
-from settings.typed import Range, typed, validate
-from training.errors import ConfigError
-from training.model import ModelConfig
+from affectstream.settings import env
+from affectstream.settings.interpolate import UnsetVariable
+from affectstream.settings.interpolate import expand as expand_env
+from affectstream.settings.typed import Range, typed, validate
+from affectstream.training.errors import ConfigError
+from affectstream.training.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

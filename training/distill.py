@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Samples
-from training.errors import ConfigError
+from affectstream.training.data.base import Samples
+from affectstream.training.errors import ConfigError
 
 FORMAT = 1
 
@@ -45,11 +45,11 @@ def member_probs(
     """
     import torch
 
-    from training.augment import normalize
-    from training.build import build_model
-    from training.checkpoint import load_checkpoint, recipe_of
-    from training.data import create_dataset
-    from training.model import InferenceModel
+    from affectstream.training.augment import normalize
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of
+    from affectstream.training.data import create_dataset
+    from affectstream.training.model import InferenceModel
 
     if not checkpoints:
         raise ConfigError("a teacher needs at least one checkpoint")
@@ -167,7 +167,7 @@ def distill_targets(samples: Samples, recipe) -> Samples:
     weight = recipe.loss.distill_weight
     if weight <= 0:
         return samples
-    from training.config import resolve_path
+    from affectstream.training.config import resolve_path
 
     path = resolve_path(recipe.data.teacher)
     teacher = load_teacher(path, samples)

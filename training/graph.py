@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import ConfigError, DataError
+from affectstream.training.errors import ConfigError, DataError
 
 DIM_NODES = ("Valence", "Arousal")
 # How the GCN propagates over the re-weighted matrix A (rows sum to 1):

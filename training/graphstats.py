@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import DataError
-from training.graph import spearman_rho
+from affectstream.training.errors import DataError
+from affectstream.training.graph import spearman_rho
 
 
 def rho_from_samples(samples) -> dict:
@@ -34,8 +34,8 @@ def rho_from_samples(samples) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.config import load_recipe
-    from training.data import create_dataset
+    from affectstream.training.config import load_recipe
+    from affectstream.training.data import create_dataset
 
     p = argparse.ArgumentParser(prog="python -m training.graphstats")
     p.add_argument("-c", "--config", required=True)

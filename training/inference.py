@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.spec import EngineSpec
+from affectstream.engines.spec import EngineSpec
 
 
 def spec_for(recipe, template: str | Path | None = None, model_id: str | None = None) -> EngineSpec:
     """The engine spec a recipe's model needs: input size, colour, normalisation, labels, template."""
     import json
 
-    from training.config import resolve_path
-    from training.errors import ConfigError
-    from training.labels import get_label_set
+    from affectstream.training.config import resolve_path
+    from affectstream.training.errors import ConfigError
+    from affectstream.training.labels import get_label_set
 
     path = resolve_path(str(template or recipe.export.template))
     try:
@@ -43,9 +43,9 @@ def load_inference_model(
         ``(probs [N, C], va [N, 2])``; ``spec`` is the EngineSpec an export of it would carry.
         ``flip_average`` None takes the recipe's ``export.flip_average``.
     """
-    from training.build import build_model
-    from training.checkpoint import load_checkpoint, recipe_of
-    from training.model import InferenceModel
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of
+    from affectstream.training.model import InferenceModel
 
     ck = load_checkpoint(checkpoint_path)
     recipe = recipe_of(ck)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scoring.abaw import EXPR_CLASSES
-from training.errors import ConfigError
+from affectstream.scoring.abaw import EXPR_CLASSES
+from affectstream.training.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def expression_loss(
         weights: [C] class weights for "weighted" (ignored otherwise).
     """
     if mode not in CE_MODES:
-        from training.errors import ConfigError
+        from affectstream.training.errors import ConfigError
 
         raise ConfigError(f"loss.ce: {mode!r} is not allowed; allowed values: {CE_MODES}")
     mask = label >= 0

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from settings.typed import typed
-from training.errors import ConfigError
+from affectstream.settings.typed import typed
+from affectstream.training.errors import ConfigError
 
 HEADS = ("linear", "multitask", "mtlgcn")
 

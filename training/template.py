@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config import REPO, expand
+from affectstream.training.config import REPO, expand
 
 DETECT_SIDE = 192  # SCRFD misses faces on 48 px crops; at ~192 px it finds nearly all of them
 PAD = 0.5  # fraction of the side added around a tight crop so the detector sees some context
@@ -112,8 +112,8 @@ def framing_check(video: Path, detector_path: Path, refs: np.ndarray, template: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.config import load_recipe
-    from training.data import create_dataset
+    from affectstream.training.config import load_recipe
+    from affectstream.training.data import create_dataset
 
     shared = Path(expand("${AFFECTSTREAM_SHARED}"))
     p = argparse.ArgumentParser(prog="python -m training.template")

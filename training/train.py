@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.augment import normalize, random_affine, random_erase
-from training.build import build_model
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import Recipe, recipe_to_dict
-from training.data import create_dataset
-from training.data.base import Samples
-from training.distill import distill_targets
-from training.evaluate import evaluate_samples
-from training.losses import class_weights, expression_loss, va_loss
+from affectstream.training.augment import normalize, random_affine, random_erase
+from affectstream.training.build import build_model
+from affectstream.training.checkpoint import load_checkpoint, save_checkpoint
+from affectstream.training.config import Recipe, recipe_to_dict
+from affectstream.training.data import create_dataset
+from affectstream.training.data.base import Samples
+from affectstream.training.distill import distill_targets
+from affectstream.training.evaluate import evaluate_samples
+from affectstream.training.losses import class_weights, expression_loss, va_loss
 
 
 def pick_device(name: str) -> torch.device:
@@ -52,7 +52,7 @@ def lr_at(
     ``epoch`` (0-based) drives "step": base * step_gamma ** (epoch // step_epochs).
     """
     if schedule not in SCHEDULES:
-        from training.errors import ConfigError
+        from affectstream.training.errors import ConfigError
 
         raise ConfigError(f"optim.schedule: {schedule!r} is not allowed; allowed values: {SCHEDULES}")
     if step < warmup:
@@ -75,7 +75,7 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr)
-    from training.errors import ConfigError
+    from affectstream.training.errors import ConfigError
 
     raise ConfigError(f"optim.name {o.name!r} is not one of ['sgd', 'adamw']")
 
@@ -133,7 +133,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         elapsed = float(ck.get("elapsed", 0.0))
         print(f"resumed from {last} at epoch {start_epoch}, step {step}")
     elif recipe.init_checkpoint:
-        from training.config import resolve_path
+        from affectstream.training.config import resolve_path
 
         model.load_state_dict(load_checkpoint(resolve_path(recipe.init_checkpoint))["model"])
 

@@ -13,7 +13,7 @@ import time
 
 import av
 
-from pipeline.detect import FaceDetector
+from affectstream.pipeline.frames.detect import FaceDetector
 
 SHARED = os.environ.get("AFFECTSTREAM_SHARED", "../shared")
 

@@ -10,7 +10,7 @@ import os
 
 import cv2
 
-from pipeline.detect import FaceDetector
+from affectstream.pipeline.frames.detect import FaceDetector
 
 # insightface landmark order: left eye, right eye, nose, left and right mouth corner (BGR colours)
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255)]

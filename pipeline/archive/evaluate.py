@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import AffectstreamError
-from scoring.abaw import (
+from affectstream.pipeline.errors import AffectstreamError
+from affectstream.scoring.abaw import (
     EXPR_INVALID,
     NO_ROW,
     kind_of,
@@ -39,8 +39,8 @@ from scoring.abaw import (
     read_va,
     va_valid,
 )
-from scoring.errors import AnnotationFormatError
-from scoring.metrics import ccc, confusion, per_class_f1
+from affectstream.scoring.errors import AnnotationFormatError
+from affectstream.scoring.metrics import ccc, confusion, per_class_f1
 
 FRAMES_STATUS = "status"
 

@@ -1,6 +1,6 @@
 """The archive job queue in Redis: submit, claim, keep alive, finish, fail, release, retry, list.
 
-Layout (names in `pipeline/keys.py`): the stream `affect:jobs` carries one entry `{job: <id>}` each time
+Layout (names in `pipeline/streams/keys.py`): the stream `affect:jobs` carries one entry `{job: <id>}` each time
 a job is queued; the consumer group `workers` hands every entry to exactly one worker (XREADGROUP). The
 entry stays pending until that worker acknowledges it (job done or failed). A working worker re-claims its
 own entry now and then (`touch`), which resets the entry's idle time; an entry idle for longer than the
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import redis
 
-from pipeline.keys import JOBS_GROUP, JOBS_INDEX, JOBS_STREAM, frames_key, job_key
-from pipeline.keys import text as _text
+from affectstream.pipeline.streams.keys import JOBS_GROUP, JOBS_INDEX, JOBS_STREAM, frames_key, job_key
+from affectstream.pipeline.streams.keys import text as _text
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)

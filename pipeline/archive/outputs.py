@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.archive.fill import fill_predictions
-from pipeline.archive.jobs import frame_of
-from pipeline.archive.subject import Choice, choose, rank_tracks
-from pipeline.errors import JobFailed
-from pipeline.keys import frames_key, text
-from pipeline.smooth import smooth_centred
-from scoring.abaw import ABAW_EXPR, abaw_probs, expr_text, va_text, write_atomic
+from affectstream.pipeline.archive.fill import fill_predictions
+from affectstream.pipeline.archive.jobs import frame_of
+from affectstream.pipeline.archive.subject import Choice, choose, rank_tracks
+from affectstream.pipeline.errors import JobFailed
+from affectstream.pipeline.frames.smooth import smooth_centred
+from affectstream.pipeline.streams.keys import frames_key, text
+from affectstream.scoring.abaw import ABAW_EXPR, abaw_probs, expr_text, va_text, write_atomic
 
 
 def read_frames(client, source: str, n: int) -> list[list[dict]]:

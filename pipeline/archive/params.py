@@ -8,10 +8,10 @@ from typing import Annotated
 
 from pydantic import field_validator, model_validator
 
-from pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
-from pipeline.archive.subject import POLICIES
-from pipeline.errors import ConfigError
-from settings.typed import OneOf, Range, typed, validate
+from affectstream.pipeline.archive.fill import DEFAULT_FILL, DEFAULT_MAX_GAP, FILLS
+from affectstream.pipeline.archive.subject import POLICIES
+from affectstream.pipeline.errors import ConfigError
+from affectstream.settings.typed import OneOf, Range, typed, validate
 
 
 @typed(ConfigError)

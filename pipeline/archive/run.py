@@ -1,7 +1,7 @@
 """Processing one archive job: every frame in order, exactly one stream entry per frame, resumable.
 
 Exactly once: frame i is published with the explicit entry id `i-1` (milliseconds = frame index) through
-the same idempotent writer as `run` (`pipeline.publish`): only ids above the stream's last id are added,
+the same idempotent writer as `run` (`pipeline.streams.writer`): only ids above the stream's last id are added,
 so a worker that replays frames after a crash (or a stalled worker racing the one that took its job over)
 cannot publish a frame twice.
 
@@ -26,18 +26,18 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
 from typing import TYPE_CHECKING
 
-from pipeline.archive import jobs
-from pipeline.archive.jobs import entry_id, frame_of
-from pipeline.archive.params import JobParams
-from pipeline.errors import JobFailed, SourceError
-from pipeline.keys import frames_key, job_key
-from pipeline.masking import mask_text
-from pipeline.sources import DecodeStats, TruncatedVideo, read_video
-from pipeline.sources import probe as probe_video
-from pipeline.types import Frame, FrameResult
+from affectstream.pipeline.archive import jobs
+from affectstream.pipeline.archive.jobs import entry_id, frame_of
+from affectstream.pipeline.archive.params import JobParams
+from affectstream.pipeline.errors import JobFailed, SourceError
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.sources import DecodeStats, TruncatedVideo, read_video
+from affectstream.pipeline.sources import probe as probe_video
+from affectstream.pipeline.streams.keys import frames_key, job_key
+from affectstream.pipeline.types import Frame, FrameResult
 
 if TYPE_CHECKING:
-    from pipeline.process import FrameProcessor
+    from affectstream.pipeline.frames.processor import FrameProcessor
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _prev_state(client, key: str, start: int) -> tuple[list[dict], int, str]:
 
 def stitch(results: list[FrameResult], prev: list[dict], next_track: int) -> int:
     """Rename a chunk's tracks in place to continue the previous chunk's ids; returns the next free id."""
-    from pipeline.track import iou_matrix
+    from affectstream.pipeline.frames.track import iou_matrix
 
     mapping: dict[int, int] = {}
     if results and results[0].faces and prev:
@@ -140,7 +140,7 @@ class _Commits:
 
     def __init__(self, client, job: jobs.Job, consumer: str, *, maxlen: int, prev: list[dict], next_track: int,
                  touch_every_s: float, heartbeat: Callable[[], None] | None) -> None:  # fmt: skip
-        from pipeline.publish import ResultPublisher
+        from affectstream.pipeline.streams.writer import ResultPublisher
 
         self.client, self.job, self.consumer = client, job, consumer
         self.publisher = ResultPublisher(client, maxlen=maxlen)
@@ -162,8 +162,8 @@ class _Commits:
                 self.touch()
 
     def commit(self, chunk: list[FrameResult]) -> None:
-        from pipeline.process import stamp_latency
-        from pipeline.publish import encode_faces
+        from affectstream.pipeline.frames.processor import stamp_latency
+        from affectstream.pipeline.streams.writer import encode_faces
 
         self.next_track = stitch(chunk, self.prev, self.next_track)
         stamp_latency(chunk)
@@ -207,7 +207,7 @@ def run_job(
         JobLost: Another worker took the job over.
         JobReleased: `stop` was set.
     """
-    from pipeline.archive.outputs import write_outputs
+    from affectstream.pipeline.archive.outputs import write_outputs
 
     params = JobParams.from_dict(job.params)
     info = probe(job.path)

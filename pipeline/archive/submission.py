@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from scoring.abaw import read_expr, read_va, submission_text, write_atomic
+from affectstream.pipeline.errors import ConfigError
+from affectstream.scoring.abaw import read_expr, read_va, submission_text, write_atomic
 
 READERS = {"VA": read_va, "EXPR": read_expr}
 

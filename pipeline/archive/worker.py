@@ -4,7 +4,7 @@ Any number of these may run, on any number of machines, against one Redis. SIGTE
 worker at the next chunk boundary: what it computed is published, and its job goes straight back to the
 queue for another worker to resume. A worker killed outright leaves its job pending; once the job has
 been idle for `idle_timeout_s`, another worker takes it over (XAUTOCLAIM) and resumes it. With more than
-one process, `pipeline.supervisor` starts, restarts and stops them, as it does `run`'s workers.
+one process, `pipeline.runtime.supervisor` starts, restarts and stops them, as it does `run`'s workers.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, replace
 from functools import partial
 
-from engines.errors import EngineError
-from pipeline.archive import jobs
-from pipeline.archive.params import JobParams
-from pipeline.archive.run import JobFailed, JobLost, JobReleased, run_job
-from pipeline.errors import AffectstreamError
-from pipeline.keys import heartbeat_key
-from pipeline.masking import mask_text
+from affectstream.engines.errors import EngineError
+from affectstream.pipeline.archive import jobs
+from affectstream.pipeline.archive.params import JobParams
+from affectstream.pipeline.archive.run import JobFailed, JobLost, JobReleased, run_job
+from affectstream.pipeline.errors import AffectstreamError
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.streams.keys import heartbeat_key
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,10 @@ class ProcessorCache:
         self._built: dict[tuple, object] = {}
 
     def __call__(self, params: JobParams):
-        from engines import create_engine
-        from pipeline.detect import FaceDetector, configured_detector
-        from pipeline.errors import DetectorError
-        from pipeline.process import FrameProcessor
+        from affectstream.engines import create_engine
+        from affectstream.pipeline.errors import DetectorError
+        from affectstream.pipeline.frames.detect import FaceDetector, configured_detector
+        from affectstream.pipeline.frames.processor import FrameProcessor
 
         detector = params.detector or configured_detector(self.opts.detector)
         key = (detector, params.model, params.det_size, params.detect_every)
@@ -98,7 +98,9 @@ def consumer_name() -> str:
 
 
 def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None:
-    ttl_ms = int(ttl_s * 1000)  # stated, so that readers date the beat by Redis's clock (`pipeline.liveness`)
+    ttl_ms = int(
+        ttl_s * 1000
+    )  # stated, so that readers date the beat by Redis's clock (`pipeline.streams.liveness`)
     beat = {"ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "published": published, "sources": [],
             "archive_job": job}  # fmt: skip
     client.set(heartbeat_key(consumer), json.dumps(beat), px=ttl_ms)
@@ -106,7 +108,7 @@ def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None
 
 def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
     """Claim and run jobs until `stop` is set (or the queue is empty with `until_empty`); returns 0."""
-    from pipeline.redis_conn import connect
+    from affectstream.pipeline.streams.connection import connect
 
     client = connect(opts.redis_url)
     consumer = consumer_name()
@@ -161,7 +163,7 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
 
 def work(opts: WorkerOptions, processes: int = 1) -> int:
     """Run `processes` workers (1: in this process); returns 0 when all stopped cleanly, else 1."""
-    from pipeline.supervisor import ProcessGroup, Slot, stop_on_signals
+    from affectstream.pipeline.runtime.supervisor import ProcessGroup, Slot, stop_on_signals
 
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.keys import FLEET_CAMERAS, check_name, text
-from pipeline.masking import mask_url, url_secrets
-from pipeline.sources.spec import SourceSpec, SourceSpecError
-from settings.interpolate import UnsetVariable, expand
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.masking import mask_url, url_secrets
+from affectstream.pipeline.sources.spec import SourceSpec, SourceSpecError
+from affectstream.pipeline.streams.keys import FLEET_CAMERAS, check_name, text
+from affectstream.settings.interpolate import UnsetVariable, expand
 
 # `name` and `url` are the camera itself; `live` is always true for a fleet camera.
 _NOT_OPTIONS = ("name", "url", "live")

@@ -15,7 +15,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from settings import env
+from affectstream.settings import env
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Why `Lock` as it is: it already sets the key with NX and a TTL, and extends and 
 that compare the token first; a lease lost to expiry raises `LockNotOwnedError` on the next `extend` or
 `release`. What we add is the token `{worker}/{uuid hex}` (so `keys.holder_of` names the holder) and a
 lock shared by the threads of one worker (`thread_local=False`: the claim loop acquires and renews it,
-the publish stage reads its token for the fence in `pipeline.publish`).
+the publish stage reads its token for the fence in `pipeline.streams.writer`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import redis
 from redis.exceptions import LockError, LockNotOwnedError
 from redis.lock import Lock
 
-from pipeline.keys import holder_of, lease_key
+from affectstream.pipeline.streams.keys import holder_of, lease_key
 
 
 class Lease:

@@ -14,7 +14,7 @@ Every `fleet.claim_every_s` (docs/fleet.md, "Balance"):
    `fleet.rebalance_every_s`, and does not take it back for as long.
 
 The member record (`keys.member_key`) is rewritten every round with a TTL of three lease TTLs, stated in
-the record (`ttl_ms`), so that any reader knows its age by Redis's clock (`pipeline.liveness`): members
+the record (`ttl_ms`), so that any reader knows its age by Redis's clock (`pipeline.streams.liveness`): members
 judge each other alive by that, never by comparing their wall clocks. The leases live in this process, so
 a member that dies loses them with it, after at most one TTL.
 """
@@ -34,13 +34,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pipeline.errors import ConfigError
-from pipeline.fleet.cameras import Camera, list_cameras
-from pipeline.fleet.leases import Lease
-from pipeline.fleet.status import read_members
-from pipeline.keys import host_id, member_key
-from pipeline.masking import mask_text
-from pipeline.redis_conn import connect
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.fleet.cameras import Camera, list_cameras
+from affectstream.pipeline.fleet.leases import Lease
+from affectstream.pipeline.fleet.status import read_members
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import host_id, member_key
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def fair_share(cameras: int, capacity: int, total_capacity: int) -> int:
 
 
 class Member:
-    """The claim loop of `worker` (a running `pipeline.worker.Worker`) under `cfg` (a `FleetConfig`).
+    """The claim loop of `worker` (a running `pipeline.runtime.worker.Worker`) under `cfg` (a `FleetConfig`).
 
     `start()` runs it; `stop_claiming()` when the worker stops taking frames (leases are still renewed
     while it drains); `close()` once every frame is published: `released` for each camera, then the
@@ -59,7 +59,7 @@ class Member:
     """
 
     def __init__(self, worker, cfg, redis_url: str) -> None:
-        from pipeline.fleet.capacity import member_capacity
+        from affectstream.pipeline.fleet.capacity import member_capacity
 
         self.worker = worker
         self.cfg = cfg

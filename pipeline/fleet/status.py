@@ -5,7 +5,7 @@ dashboard. Nothing here writes. The truth about who owns a camera is its lease (
 the token); a member record only adds what the owner measured (fps, drops, claim time), so an owner
 whose record has expired still shows as the owner.
 
-Ages are Redis's: a record's `beat_age_s` comes from its key's TTL (`pipeline.liveness`), and a lease's age
+Ages are Redis's: a record's `beat_age_s` comes from its key's TTL (`pipeline.streams.liveness`), and a lease's age
 or a last frame's is what the owner measured on its own clocks when it wrote the record plus that age.
 No member's wall clock is compared with another's or with the reader's (`ts`, `claimed`, `last_frame_ts`
 are shown as data).
@@ -17,10 +17,10 @@ import json
 import time
 from typing import Any
 
-from pipeline.fleet.cameras import list_cameras
-from pipeline.keys import FLEET_CAMERAS, MEMBER_PATTERN, holder_of, lease_key, text
-from pipeline.liveness import beat_age_s, read_with_pttl
-from pipeline.tables import format_table
+from affectstream.pipeline.fleet.cameras import list_cameras
+from affectstream.pipeline.streams.keys import FLEET_CAMERAS, MEMBER_PATTERN, holder_of, lease_key, text
+from affectstream.pipeline.streams.liveness import beat_age_s, read_with_pttl
+from affectstream.pipeline.tables import format_table
 
 
 def read_members(client) -> tuple[list[dict[str, Any]], list[str]]:

@@ -9,8 +9,8 @@ import errno
 import time
 from typing import Any
 
-from pipeline.masking import mask_text
-from pipeline.sources.spec import SourceSpec
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.sources.spec import SourceSpec
 
 
 def transports(spec: SourceSpec, last: str | None = None) -> tuple[str | None, ...]:

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.masking import mask_text
-from pipeline.sources._av import BgrConverter
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.sources._av import BgrConverter
 
-log = logging.getLogger("pipeline.sources")
+log = logging.getLogger("affectstream.pipeline.sources")
 
 # Consecutive packets the decoder rejects before a file counts as corrupt (isolated bad packets are
 # skipped: one damaged GOP should not cost the rest of an archive).

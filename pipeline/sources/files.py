@@ -16,12 +16,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SourceError
-from pipeline.masking import mask_text
-from pipeline.sources import _av
-from pipeline.sources._decode import MAX_BAD_PACKETS, DecodeStats, Pacer, PacketDecoder
-from pipeline.sources.spec import SourceSpec
-from pipeline.types import Frame
+from affectstream.pipeline.errors import SourceError
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.sources import _av
+from affectstream.pipeline.sources._decode import MAX_BAD_PACKETS, DecodeStats, Pacer, PacketDecoder
+from affectstream.pipeline.sources.spec import SourceSpec
+from affectstream.pipeline.types import Frame
 
 # FFmpeg "plays" text (tty: rendered as ANSI art) and still images as one-stream videos.
 NOT_VIDEO_FORMATS = ("tty", "image2", "image2pipe", "lavfi", "bin", "txt")

@@ -9,24 +9,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.masking import mask_text
-from pipeline.sources import _av
-from pipeline.sources._backoff import Backoff
-from pipeline.sources._buffer import FrameBuffer
-from pipeline.sources._corruption import CorruptionWatch
-from pipeline.sources._decode import MAX_BAD_PACKETS, Pacer, PacketDecoder
-from pipeline.sources._pictures import PictureJoiner
-from pipeline.sources.files import VideoFile
-from pipeline.sources.spec import SourceSpec
-from pipeline.types import Frame
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.sources import _av
+from affectstream.pipeline.sources._backoff import Backoff
+from affectstream.pipeline.sources._buffer import FrameBuffer
+from affectstream.pipeline.sources._corruption import CorruptionWatch
+from affectstream.pipeline.sources._decode import MAX_BAD_PACKETS, Pacer, PacketDecoder
+from affectstream.pipeline.sources._pictures import PictureJoiner
+from affectstream.pipeline.sources.files import VideoFile
+from affectstream.pipeline.sources.spec import SourceSpec
+from affectstream.pipeline.streams.schema import READER_EVENT_KINDS
+from affectstream.pipeline.types import Frame
 
-log = logging.getLogger("pipeline.sources")
+log = logging.getLogger("affectstream.pipeline.sources")
 
 EventCallback = Callable[[str, str, dict], None]
-# What `on_event` reports (and the events stream carries). A stopped source is in state "down" but emits
-# no event: the worker stopping it knows. `degraded`: a live source keeps delivering pictures the decoder
-# flags as corrupt (detail: corrupt, decoded, rate, window_s); they are counted, never handed on.
-EVENT_KINDS = ("started", "reconnecting", "recovered", "degraded", "eof", "error")
+# What `on_event` reports: `streams.schema.READER_EVENT_KINDS`. Corrupt pictures are counted, never handed on.
+EVENT_KINDS = READER_EVENT_KINDS
 # Kinds whose demuxer may hand out pieces of a picture (pipeline.sources._pictures).
 _JOINED_KINDS = ("rtsp", "http")
 STATES = ("starting", "live", "reconnecting", "down", "eof", "error")

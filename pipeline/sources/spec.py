@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import ValidationInfo, field_validator
 
-from pipeline.errors import SourceError
-from pipeline.keys import check_name
-from pipeline.masking import mask_url
-from settings.typed import Range, typed
+from affectstream.pipeline.errors import SourceError
+from affectstream.pipeline.masking import mask_url, strip_userinfo
+from affectstream.pipeline.streams.keys import check_name, safe_name
+from affectstream.settings.typed import Range, typed
 
 KINDS = ("file", "rtsp", "http", "device")
 RTSP_TRANSPORTS = ("auto", "tcp", "udp", "udp_multicast", "http", "https")
@@ -159,3 +160,15 @@ class SourceSpec:
         return (
             f"SourceSpec(name={self.name!r}, url={self.safe_url!r}, kind={self.kind!r}, live={self.live!r})"
         )
+
+
+def source_name_from_url(url: str) -> str:
+    """A readable source id from a path or URL (`keys.safe_name`): the last path segment's stem, else the host.
+
+    Never the user info or the query (they may hold credentials): `rtsp://alice:pw@cam:8554/` -> `cam_8554`.
+    """
+    scheme, rest = strip_userinfo(url)
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    host, path = rest.partition("/")[::2] if scheme else ("", rest)
+    stem = Path(path.rstrip("/")).stem if path.strip("/") else host
+    return safe_name(stem)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.abaw import expr_text, va_text, write_atomic
+from affectstream.scoring.abaw import expr_text, va_text, write_atomic
 from tests.conftest import need_shared
 
 FRAMES = 155

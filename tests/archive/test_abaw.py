@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.archive.subject import choose, select_subject
-from pipeline.smooth import CausalSmoother, smooth_centred
-from pipeline.types import FaceResult, FrameResult
-from scoring.abaw import (
+from affectstream.pipeline.archive.subject import choose, select_subject
+from affectstream.pipeline.frames.smooth import CausalSmoother, smooth_centred
+from affectstream.pipeline.types import FaceResult, FrameResult
+from affectstream.scoring.abaw import (
     EXPR_HEADER,
     abaw_class,
     expr_index,
@@ -99,7 +99,7 @@ def test_causal_smoothing_looks_back_only():
 
 
 def test_fill_policies_on_gaps_inside_and_at_the_edges():
-    from pipeline.archive.fill import fill_series
+    from affectstream.pipeline.archive.fill import fill_series
 
     nan = np.nan
     x = np.array([[nan], [1.0], [nan], [nan], [nan], [5.0], [nan]])
@@ -124,8 +124,8 @@ def test_fill_policies_on_gaps_inside_and_at_the_edges():
 
 
 def test_submission_rows_are_checked(tmp_path):
-    from scoring.abaw import read_submission, submission_text
-    from scoring.errors import AnnotationFormatError
+    from affectstream.scoring.abaw import read_submission, submission_text
+    from affectstream.scoring.errors import AnnotationFormatError
 
     text = submission_text("VA", {"b": np.array([[0.5, -0.5]]), "a": np.array([[0.1, 0.2], [0.3, 0.4]])})
     assert text.splitlines() == ["image_location,valence,arousal", "a/00001.jpg,0.100000,0.200000",

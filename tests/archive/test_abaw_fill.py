@@ -17,15 +17,15 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.archive import jobs
-from pipeline.archive.evaluate import evaluate, format_report
-from pipeline.archive.fill import FILLS
-from pipeline.archive.outputs import predict, read_frames, write_video
-from pipeline.archive.params import JobParams
-from pipeline.archive.run import probe, run_job
-from pipeline.archive.worker import ProcessorCache, WorkerOptions
-from pipeline.redis_conn import connect
-from scoring.abaw import EXPR_CLASSES
+from affectstream.pipeline.archive import jobs
+from affectstream.pipeline.archive.evaluate import evaluate, format_report
+from affectstream.pipeline.archive.fill import FILLS
+from affectstream.pipeline.archive.outputs import predict, read_frames, write_video
+from affectstream.pipeline.archive.params import JobParams
+from affectstream.pipeline.archive.run import probe, run_job
+from affectstream.pipeline.archive.worker import ProcessorCache, WorkerOptions
+from affectstream.pipeline.streams.connection import connect
+from affectstream.scoring.abaw import EXPR_CLASSES
 from tests.archive.abaw_fixtures import FACELESS, FRAMES, MAN_BOX, annotation, build
 from tests.archive.conftest import cli
 

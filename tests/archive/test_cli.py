@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.archive.cli import expand_paths
-from pipeline.errors import ConfigError
+from affectstream.pipeline.cli.archive import expand_paths
+from affectstream.pipeline.errors import ConfigError
 from tests.archive.conftest import cli
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.archive.evaluate import EvaluationError, evaluate, format_report
-from scoring.abaw import read_expr, read_va
-from scoring.errors import AnnotationFormatError
+from affectstream.pipeline.archive.evaluate import EvaluationError, evaluate, format_report
+from affectstream.scoring.abaw import read_expr, read_va
+from affectstream.scoring.errors import AnnotationFormatError
 from tests.archive.conftest import cli
 
 FIX = Path(__file__).parent / "fixtures"
@@ -112,7 +112,7 @@ def test_malformed_files_are_named(tmp_path):
 
 
 def test_submission_scores_like_per_video_files_and_needs_every_annotated_frame(tmp_path):
-    from pipeline.archive.submission import write_submission
+    from affectstream.pipeline.archive.submission import write_submission
 
     write_submission(FIX / "pred", tmp_path / "sub")
     assert evaluate(tmp_path / "sub", FIX / "annotations") == evaluate(FIX / "pred", FIX / "annotations")

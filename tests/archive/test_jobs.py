@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from pipeline.archive import jobs
-from pipeline.keys import frames_key, job_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.archive import jobs
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key, job_key
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from pipeline.archive import jobs
-from pipeline.archive.params import JobParams
-from pipeline.archive.run import JobLost, JobReleased, run_job, stitch
-from pipeline.archive.worker import ProcessorCache, WorkerOptions
-from pipeline.keys import frames_key
-from pipeline.redis_conn import connect
-from pipeline.schema import validate_entry
-from pipeline.types import FaceResult, FrameResult
+from affectstream.pipeline.archive import jobs
+from affectstream.pipeline.archive.params import JobParams
+from affectstream.pipeline.archive.run import JobLost, JobReleased, run_job, stitch
+from affectstream.pipeline.archive.worker import ProcessorCache, WorkerOptions
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key
+from affectstream.pipeline.streams.schema import validate_entry
+from affectstream.pipeline.types import FaceResult, FrameResult
 from tests.conftest import need_shared
 
 

@@ -15,9 +15,9 @@ import socket
 import time
 from pathlib import Path
 
-from pipeline.archive.jobs import list_jobs
-from pipeline.keys import frames_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.archive.jobs import list_jobs
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key
 from tests.archive.conftest import cli, start_cli
 from tests.conftest import need_shared
 

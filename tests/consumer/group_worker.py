@@ -8,8 +8,8 @@ import json
 import sys
 import time
 
-from pipeline.consume import GroupReader
-from pipeline.redis_conn import connect
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.read import GroupReader
 
 
 def main() -> None:

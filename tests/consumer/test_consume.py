@@ -12,12 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.consume import GroupReader, decode_entry, latest, read_all, read_results, resolve_sources
-from pipeline.errors import SchemaVersionError
-from pipeline.keys import frames_key
-from pipeline.publish import ResultPublisher, encode_frame
-from pipeline.redis_conn import connect
-from pipeline.types import FaceResult, FrameResult
+from affectstream.pipeline.errors import SchemaVersionError
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key
+from affectstream.pipeline.streams.read import (
+    GroupReader,
+    decode_entry,
+    latest,
+    read_all,
+    read_results,
+    resolve_sources,
+)
+from affectstream.pipeline.streams.writer import ResultPublisher, encode_frame
+from affectstream.pipeline.types import FaceResult, FrameResult
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("neutral", "happiness", "surprise")

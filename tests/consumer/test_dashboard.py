@@ -15,12 +15,12 @@ import urllib.request
 
 import pytest
 
-from pipeline.dashboard.app import check_bind, create_app
-from pipeline.dashboard.state import DashboardState
-from pipeline.errors import ConfigError
-from pipeline.keys import events_key, heartbeat_key, snapshot_key, snapshot_request_key
-from pipeline.publish import ResultPublisher, encode_event, publish_event
-from pipeline.redis_conn import connect
+from affectstream.pipeline.consumers.dashboard.app import check_bind, create_app
+from affectstream.pipeline.consumers.dashboard.state import DashboardState
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import events_key, heartbeat_key, snapshot_key, snapshot_request_key
+from affectstream.pipeline.streams.writer import ResultPublisher, encode_event, publish_event
 from tests.consumer.conftest import serve_app
 from tests.consumer.test_consume import make_result
 
@@ -63,7 +63,7 @@ def event(client, source: str, kind: str, ts: float, **detail) -> None:
 
 
 def beat(client, worker: str, ts: float, stats: dict, member: str | None = None) -> None:
-    """A worker heartbeat as `pipeline.worker` writes it (the contract's fields)."""
+    """A worker heartbeat as `pipeline.runtime.worker` writes it (the contract's fields)."""
     doc = {"ts": ts, "pid": 1, "host": "h", "published": 0, "member": member, "sources": sorted(stats),
            "stats": stats, "queues": {"prepared": [0, 16], "results": [0, 32]}}  # fmt: skip
     client.set(heartbeat_key(worker), json.dumps(doc))
@@ -331,7 +331,7 @@ def test_dashboard_command_serves_and_stops_on_sigint(redis_url):
     fill(client)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "dashboard", "--redis", redis_url,
+    proc = subprocess.Popen([sys.executable, "-m", "affectstream.pipeline.cli.main", "dashboard", "--redis", redis_url,
                              "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 30

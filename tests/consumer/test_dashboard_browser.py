@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dashboard.app import create_app
-from pipeline.dashboard.state import DashboardState
-from pipeline.keys import frames_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.consumers.dashboard.app import create_app
+from affectstream.pipeline.consumers.dashboard.state import DashboardState
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key
 from tests.conftest import REPO, missing, need_shared
 from tests.consumer.conftest import serve_app
 from tests.rtsp_fixtures import free_port
@@ -91,7 +91,7 @@ def start_run(config: Path, redis_url: str, log: Path, nice: int = 0) -> subproc
     """`affectstream run -c config` as a real process (its output into `log`)."""
     env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    cmd = [sys.executable, "-m", "pipeline", "run", "--redis", redis_url, "-c", str(config)]
+    cmd = [sys.executable, "-m", "affectstream", "run", "--redis", redis_url, "-c", str(config)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
     with open(log, "w") as out:

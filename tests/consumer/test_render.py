@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cli import main as cli_main
-from pipeline.publish import ResultPublisher
-from pipeline.redis_conn import connect
-from pipeline.render import render_live
-from pipeline.sources import probe, read_video
+from affectstream.pipeline.cli.main import main as cli_main
+from affectstream.pipeline.consumers.render import render_live
+from affectstream.pipeline.sources import probe, read_video
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.writer import ResultPublisher
 from tests.conftest import need_shared
 
 
@@ -58,7 +58,7 @@ def test_render_wolfganglanger_keeps_frames_size_rate_and_writes_plots(tmp_path,
 
 def test_render_from_stream_via_cli(tmp_path, redis_url, small_processor, capsys):
     """Results published to Redis first (real pipeline), then drawn with `affectstream render --redis`."""
-    from pipeline.process import iter_file_results
+    from affectstream.pipeline.frames.processor import iter_file_results
 
     video = need_shared("media", "videos", "single_face.mp4")
     client = connect(redis_url)

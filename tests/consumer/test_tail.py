@@ -7,10 +7,10 @@ import json
 import threading
 import time
 
-from pipeline.cli import main as cli_main
-from pipeline.publish import ResultPublisher
-from pipeline.redis_conn import connect
-from pipeline.tail import tail
+from affectstream.pipeline.cli.main import main as cli_main
+from affectstream.pipeline.consumers.tail import tail
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.writer import ResultPublisher
 from tests.consumer.test_consume import make_result
 
 

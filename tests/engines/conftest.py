@@ -32,11 +32,11 @@ def make_tiny_model(folder: Path, *, head: str = "mtlgcn", seed: int = 0) -> Tin
 
     import torch
 
-    from training.build import build_model
-    from training.checkpoint import save_checkpoint
-    from training.config import DataConfig, ExportConfig, ModelConfig, Recipe
-    from training.export import export_onnx
-    from training.inference import load_inference_model
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import save_checkpoint
+    from affectstream.training.config import DataConfig, ExportConfig, ModelConfig, Recipe
+    from affectstream.training.export import export_onnx
+    from affectstream.training.inference import load_inference_model
 
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "template.json"

@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from engines.cache import (
+from affectstream.engines.cache import (
     DeviceInfo,
     check_plan,
     ensure_plan,
@@ -21,7 +21,7 @@ from engines.cache import (
     read_sidecar,
     sidecar_path,
 )
-from engines.errors import ModelFileError, PlanMismatch
+from affectstream.engines.errors import ModelFileError, PlanMismatch
 
 A100 = DeviceInfo("NVIDIA A100-SXM4-40GB", "8.0", "10.3.0")
 L4 = DeviceInfo("NVIDIA L4", "8.9", "10.3.0")
@@ -74,7 +74,7 @@ def test_miss_then_hit(tmp_path, tiny):
 def test_other_gpu_builds_its_own_plan_and_says_why(tmp_path, tiny, caplog):
     build = Builds()
     a100_plan, _, _ = ensure_plan(tiny.onnx, tmp_path, A100, build)
-    with caplog.at_level(logging.WARNING, logger="engines.cache"):
+    with caplog.at_level(logging.WARNING, logger="affectstream.engines.cache"):
         l4_plan, _, built = ensure_plan(tiny.onnx, tmp_path, L4, build)
     assert built and l4_plan != a100_plan and a100_plan.is_file()
     assert "gpu_name: 'NVIDIA A100-SXM4-40GB' -> 'NVIDIA L4'" in caplog.text
@@ -85,7 +85,7 @@ def test_corrupt_sidecar_forces_rebuild(tmp_path, tiny, caplog):
     build = Builds()
     plan, _, _ = ensure_plan(tiny.onnx, tmp_path, A100, build)
     sidecar_path(plan).write_text("{not json")
-    with caplog.at_level(logging.WARNING, logger="engines.cache"):
+    with caplog.at_level(logging.WARNING, logger="affectstream.engines.cache"):
         _, _, built = ensure_plan(tiny.onnx, tmp_path, A100, build)
     assert built and len(build.calls) == 2 and "rebuilding" in caplog.text
     assert read_sidecar(plan)[1] == tiny.spec
@@ -117,7 +117,7 @@ def test_check_plan_refuses_foreign_plans(tmp_path, tiny):
 def test_key_covers_recipe_cuda_major_and_calibration_crops(tiny, tmp_path):
     """Old TF32 "fp32" plans, a CUDA 12 build's plan under a CUDA 13 TensorRT of the same version, and
     int8 plans of other crops must all miss the cache."""
-    from engines.cache import BUILD_RECIPE, write_sidecar
+    from affectstream.engines.cache import BUILD_RECIPE, write_sidecar
 
     base = make_key(
         tiny.onnx, dataclasses.replace(A100, cuda_major="12"), precision="int8", calibration_sha256="a" * 64

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from engines.calibration import load_crops
-from engines.errors import EngineBuildError
+from affectstream.engines.calibration import load_crops
+from affectstream.engines.errors import EngineBuildError
 from tests.conftest import need_shared
 
 
@@ -25,7 +25,7 @@ def crops_dir(tmp_path_factory):
 def test_crops_are_normalised_like_the_runtime(crops_dir, tiny):
     import cv2
 
-    from engines.preprocess import to_input
+    from affectstream.engines.preprocess import to_input
 
     batch = load_crops(crops_dir, tiny.spec)
     assert batch.shape == (20, 1, 32, 32) and batch.dtype == np.float32 and batch.flags.c_contiguous

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engines.cache import DeviceInfo, ensure_plan
-from pipeline.cli import main
+from affectstream.engines.cache import DeviceInfo, ensure_plan
+from affectstream.pipeline.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def _trt_importable() -> bool:
 def test_build_on_cpu_fails_fast_without_traceback(tmp_path, tiny):
     cfg = _config(tmp_path, backend="tensorrt", model=str(tiny.onnx), cache_dir=str(tmp_path / "cache"))
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "engine", "build", "-c", str(cfg)],
+        [sys.executable, "-m", "affectstream", "engine", "build", "-c", str(cfg)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr
@@ -78,7 +78,7 @@ def test_info_without_sidecar_fails(tmp_path, capsys):
 
 
 def test_models_lists_shipped_models(capsys):
-    from engines import list_models
+    from affectstream.engines import list_models
 
     code = main(["models", "--json"])
     listed = json.loads(capsys.readouterr().out)

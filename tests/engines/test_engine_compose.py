@@ -122,7 +122,7 @@ def test_optional_services_are_profiled(resolved):
 
 
 def test_deployment_config_is_a_valid_pipeline_config(monkeypatch):
-    from pipeline.config import load_config
+    from affectstream.pipeline.config import load_config
 
     monkeypatch.setenv("AFFECTSTREAM_REDIS_URL", f"redis://:{ENV['REDIS_PASSWORD']}@redis:6379/0")
     monkeypatch.setenv("AFFECTSTREAM_SOURCE_URL", ENV["AFFECTSTREAM_SOURCE_URL"])
@@ -180,16 +180,16 @@ def test_camera_passwords_reach_every_member_not_redis(compose, tmp_path):
 def test_compose_cameras_are_stored_as_references(redis_url, monkeypatch):
     """`cameras import -c docker/config/cameras.yaml` stores the URL as written (`${AFFECTSTREAM_SOURCE_URL}`,
     not the password); each member expands it from the environment compose gives it."""
-    from pipeline.config import read_config_file
-    from pipeline.fleet.cameras import list_cameras
-    from pipeline.redis_conn import connect
+    from affectstream.pipeline.config import read_config_file
+    from affectstream.pipeline.fleet.cameras import list_cameras
+    from affectstream.pipeline.streams.connection import connect
 
     assert "sources" not in read_config_file(REPO / "docker" / "config" / "pipeline.yaml")
     env = {k: v for k, v in os.environ.items() if k != "AFFECTSTREAM_SOURCE_URL"}  # not needed to import
     cmd = [
         sys.executable,
         "-m",
-        "pipeline",
+        "affectstream",
         "cameras",
         "import",
         "-c",

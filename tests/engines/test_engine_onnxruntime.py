@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines import create_engine
-from engines.errors import BackendUnavailable, EngineInputError, ModelFileError
-from engines.onnxruntime import OnnxRuntimeEngine, choose_providers
+from affectstream.engines import create_engine
+from affectstream.engines.errors import BackendUnavailable, EngineInputError, ModelFileError
+from affectstream.engines.onnxruntime import OnnxRuntimeEngine, choose_providers
 
 
 def test_outputs_follow_the_contract(tiny, faces):

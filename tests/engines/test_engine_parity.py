@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 
-from engines import create_engine
+from affectstream.engines import create_engine
 
 FP32_TOL = 1e-4
 FP16_TOL = 2e-2
@@ -29,7 +29,7 @@ def _max_diff(a, b) -> float:
 
 
 def test_torch_cpu_matches_onnxruntime(tiny, faces):
-    from engines.torch import TorchEngine
+    from affectstream.engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
     with TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cpu", max_batch=5) as engine:
@@ -47,7 +47,7 @@ def test_torch_checkpoint_backend_matches_onnxruntime(tiny, faces):
 
 
 def test_torch_without_va_gives_nan(tiny_linear):
-    from engines.torch import TorchEngine
+    from affectstream.engines.torch import TorchEngine
 
     engine = TorchEngine(copy.deepcopy(tiny_linear.module), tiny_linear.spec, device="cpu")
     probs, va = engine.infer(np.zeros((2, 1, 32, 32), np.float32))
@@ -55,8 +55,8 @@ def test_torch_without_va_gives_nan(tiny_linear):
 
 
 def test_torch_refuses_cpu_fp16_and_onnx_files(tiny):
-    from engines.errors import BackendUnavailable, ModelFileError
-    from engines.torch import TorchEngine
+    from affectstream.engines.errors import BackendUnavailable, ModelFileError
+    from affectstream.engines.torch import TorchEngine
 
     with pytest.raises(BackendUnavailable, match="fp16 needs a CUDA device"):
         TorchEngine(copy.deepcopy(tiny.module), tiny.spec, device="cpu", fp16=True)
@@ -73,7 +73,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA
 @cuda
 @pytest.mark.parametrize("graphs", [False, True], ids=["eager", "cuda-graphs"])
 def test_torch_cuda_fp32_matches_onnxruntime(tiny, faces, graphs):
-    from engines.torch import TorchEngine
+    from affectstream.engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
     # TF32 convolutions would blur FP32 parity; the reference comparison runs in true FP32.
@@ -95,7 +95,7 @@ def test_torch_cuda_fp32_matches_onnxruntime(tiny, faces, graphs):
 @cuda
 @pytest.mark.parametrize("graphs", [False, True], ids=["eager", "cuda-graphs"])
 def test_torch_cuda_fp16_matches_onnxruntime(tiny, faces, graphs):
-    from engines.torch import TorchEngine
+    from affectstream.engines.torch import TorchEngine
 
     p_ort, v_ort = _ort(tiny, faces)
     with TorchEngine(
@@ -109,9 +109,9 @@ def test_torch_cuda_fp16_matches_onnxruntime(tiny, faces, graphs):
 
 def _shipped_crops(n: int) -> np.ndarray:
     """Held-out FER+ valid crops for the shipped model (real faces, not noise)."""
-    from engines import default_model_path
-    from engines.calibration import load_crops
-    from engines.spec import EngineSpec
+    from affectstream.engines import default_model_path
+    from affectstream.engines.calibration import load_crops
+    from affectstream.engines.spec import EngineSpec
     from tests.conftest import need_shared
 
     return load_crops(
@@ -120,7 +120,7 @@ def _shipped_crops(n: int) -> np.ndarray:
 
 
 def _shipped_ort(crops):
-    from engines import default_model_path
+    from affectstream.engines import default_model_path
 
     with create_engine("onnxruntime", default_model_path(), device="cpu", max_batch=64) as engine:
         return engine.infer(crops)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import engines
-from engines import BACKENDS, Engine, create_engine, list_models
-from engines.errors import BackendUnavailable, ModelFileError, UnknownBackend
+import affectstream.engines as engines
+from affectstream.engines import BACKENDS, Engine, create_engine, list_models
+from affectstream.engines.errors import BackendUnavailable, ModelFileError, UnknownBackend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,8 @@ def test_unknown_backend_lists_valid_names():
 
 def test_import_engines_pulls_no_heavy_library():
     code = (
-        "import sys, engines, engines.cache, engines.build, engines.cli;"
+        "import sys, affectstream.engines, affectstream.engines.cache, affectstream.engines.build;"
+        "import affectstream.pipeline.cli.engines;"
         "heavy = [m for m in ('torch', 'tensorrt', 'pycuda', 'onnxruntime', 'timm') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -16,8 +16,8 @@ pytest.importorskip(
 )
 pytest.importorskip("pycuda.driver", reason="pycuda is not installed (pip install 'affectstream[gpu]')")
 
-from engines import create_engine  # noqa: E402
-from engines.errors import BackendUnavailable  # noqa: E402
+from affectstream.engines import create_engine  # noqa: E402
+from affectstream.engines.errors import BackendUnavailable  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -26,7 +26,7 @@ TOL = {"fp32": 1e-3, "fp16": 2e-2}
 
 @pytest.fixture(scope="module")
 def device():
-    from engines.tensorrt import current_device
+    from affectstream.engines.tensorrt import current_device
 
     try:
         return current_device()
@@ -46,12 +46,12 @@ def test_plan_matches_onnxruntime(tiny, faces, tmp_path, device, precision):
 
 
 def test_cache_hit_and_direct_plan_load(tiny, faces, tmp_path, device, caplog):
-    from engines.build import plan_info
-    from engines.tensorrt import build_cached_plan
+    from affectstream.engines.build import plan_info
+    from affectstream.engines.tensorrt import build_cached_plan
 
     plan, key, built = build_cached_plan(tiny.onnx, cache_dir=tmp_path, max_batch=4)
     assert built and plan.is_file() and key.gpu_name == device.gpu_name
-    with caplog.at_level(logging.INFO, logger="engines.cache"):
+    with caplog.at_level(logging.INFO, logger="affectstream.engines.cache"):
         again, _, built_again = build_cached_plan(tiny.onnx, cache_dir=tmp_path, max_batch=4)
     assert again == plan and not built_again and "cache hit" in caplog.text
     with create_engine("tensorrt", plan) as engine:
@@ -70,14 +70,14 @@ def test_model_without_va(tiny_linear, tmp_path, device):
 def test_int8_calibrates_from_crops_and_reuses_cache(tiny, tmp_path, device):
     import shutil
 
-    from engines.tensorrt import build_cached_plan
+    from affectstream.engines.tensorrt import build_cached_plan
     from tests.conftest import need_shared
 
     crops = tmp_path / "crops"
     crops.mkdir()
     for png in sorted(need_shared("data", "ferplus", "FER2013Valid").glob("*.png"))[:64]:
         shutil.copy(png, crops / png.name)  # real face crops
-    from engines.trt_build import capabilities
+    from affectstream.engines.trt_build import capabilities
 
     _, first, _ = build_cached_plan(
         tiny.onnx, cache_dir=tmp_path / "c", precision="int8", max_batch=4, calibration_dir=crops

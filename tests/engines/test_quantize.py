@@ -8,11 +8,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from engines import create_engine, default_model_for, default_model_path
-from engines.calibration import load_crops
-from engines.errors import EngineBuildError, ModelFileError
-from engines.quantize import QUANT_METADATA_KEY, quantize_model
-from engines.spec import EngineSpec
+from affectstream.engines import create_engine, default_model_for, default_model_path
+from affectstream.engines.calibration import load_crops
+from affectstream.engines.errors import EngineBuildError, ModelFileError
+from affectstream.engines.quantize import QUANT_METADATA_KEY, quantize_model
+from affectstream.engines.spec import EngineSpec
 from tests.conftest import need_shared
 
 
@@ -58,7 +58,7 @@ def test_quantize_rejects_an_int8_model_a_bad_method_and_an_empty_calibration_fo
 
 
 def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
-    from pipeline.cli import main
+    from affectstream.pipeline.cli.main import main
 
     crops = tmp_path / "crops"
     crops.mkdir()

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from engines.errors import BackendUnavailable
+from affectstream.engines.errors import BackendUnavailable
 
-OURS = ("engines._trt", "engines.tensorrt", "engines.trt_build")  # re-imported over each stand-in
+OURS = (
+    "affectstream.engines._trt",
+    "affectstream.engines.tensorrt",
+    "affectstream.engines.trt_build",
+)  # re-imported over each stand-in
 MODULES = ("tensorrt", "pycuda", "pycuda.driver", *OURS)
 
 
@@ -158,7 +162,7 @@ def stand_in(monkeypatch):
             sys.modules[name] = module
         for name in OURS:
             sys.modules.pop(name, None)
-        import engines.tensorrt as backend
+        import affectstream.engines.tensorrt as backend
 
         return backend, rec
 
@@ -172,22 +176,24 @@ def stand_in(monkeypatch):
 
 def test_capabilities_by_feature_not_version(stand_in):
     stand_in("11.4.0", legacy=False)
-    trt_build = importlib.import_module("engines.trt_build")  # before the fix: AttributeError at import
+    trt_build = importlib.import_module(
+        "affectstream.engines.trt_build"
+    )  # before the fix: AttributeError at import
 
     eleven = trt_build.capabilities()
     assert (eleven.precision_flags, eleven.strongly_typed, eleven.mode) == (False, True, "strongly-typed")
     stand_in("10.16.1", legacy=True)
-    ten = importlib.import_module("engines.trt_build").capabilities()
+    ten = importlib.import_module("affectstream.engines.trt_build").capabilities()
     assert (ten.precision_flags, ten.mode) == (True, "builder-flags")
 
 
 @pytest.mark.parametrize("legacy", [True, False], ids=["10.x", "11.x"])
 def test_fp32_plans_clear_tf32(stand_in, tmp_path, legacy):
     backend, rec = stand_in("10.16.1" if legacy else "11.4.0", legacy=legacy)
-    from engines import default_model_path
-    from engines.cache import DeviceInfo, make_key
-    from engines.spec import EngineSpec
-    from engines.trt_build import build_plan
+    from affectstream.engines import default_model_path
+    from affectstream.engines.cache import DeviceInfo, make_key
+    from affectstream.engines.spec import EngineSpec
+    from affectstream.engines.trt_build import build_plan
 
     onnx = default_model_path()
     key = make_key(onnx, DeviceInfo("H200", "9.0", "x", "13"), precision="fp32", max_batch=8)
@@ -199,22 +205,22 @@ def test_fp32_plans_clear_tf32(stand_in, tmp_path, legacy):
 
 
 def test_fp16_on_10x_sets_the_flag_and_on_11x_parses_an_fp16_onnx(stand_in, tmp_path):
-    from engines import default_model_path
-    from engines.cache import DeviceInfo, make_key
-    from engines.spec import EngineSpec
+    from affectstream.engines import default_model_path
+    from affectstream.engines.cache import DeviceInfo, make_key
+    from affectstream.engines.spec import EngineSpec
 
     onnx = default_model_path()
     spec = EngineSpec.from_onnx(onnx)
     key = make_key(onnx, DeviceInfo("H200", "9.0", "x", "13"), precision="fp16", max_batch=8)
     _, rec10 = stand_in("10.16.1", legacy=True)
-    from engines.trt_build import build_plan
+    from affectstream.engines.trt_build import build_plan
 
     build_plan(onnx, tmp_path / "a.plan", key, spec)
     assert ("set_flag", "FP16") in rec10.calls
     assert [c[1] for c in rec10.calls if c[0] == "parse"] == [str(onnx)]
 
     _, rec11 = stand_in("11.4.0", legacy=False)
-    from engines.trt_build import build_plan as build_plan_11
+    from affectstream.engines.trt_build import build_plan as build_plan_11
 
     build_plan_11(onnx, tmp_path / "b.plan", key, spec)
     assert not [c for c in rec11.calls if c[0] in ("set_flag", "clear_flag")]  # types come from the file
@@ -228,11 +234,11 @@ def test_fp16_on_10x_sets_the_flag_and_on_11x_parses_an_fp16_onnx(stand_in, tmp_
 
 def test_int8_on_11x_without_crops_says_what_to_set(stand_in, tmp_path):
     stand_in("11.4.0", legacy=False)
-    from engines import default_model_path
-    from engines.cache import DeviceInfo, make_key
-    from engines.errors import EngineBuildError
-    from engines.spec import EngineSpec
-    from engines.trt_build import build_plan
+    from affectstream.engines import default_model_path
+    from affectstream.engines.cache import DeviceInfo, make_key
+    from affectstream.engines.errors import EngineBuildError
+    from affectstream.engines.spec import EngineSpec
+    from affectstream.engines.trt_build import build_plan
 
     onnx = default_model_path()
     key = make_key(onnx, DeviceInfo("H200", "9.0", "x", "13"), precision="int8", max_batch=8)
@@ -242,11 +248,11 @@ def test_int8_on_11x_without_crops_says_what_to_set(stand_in, tmp_path):
 
 def test_no_gpu_is_unavailable_before_the_builder_is_imported(stand_in, tmp_path):
     backend, rec = stand_in("11.4.0", legacy=False, gpus=0)
-    from engines import default_model_path
+    from affectstream.engines import default_model_path
 
     with pytest.raises(BackendUnavailable, match="no NVIDIA GPU is visible"):
         backend.build_cached_plan(default_model_path(), cache_dir=tmp_path)
-    assert "engines.trt_build" not in sys.modules
+    assert "affectstream.engines.trt_build" not in sys.modules
     assert not list(tmp_path.iterdir())
 
 
@@ -290,7 +296,7 @@ def _cli_build(tmp_path: Path, fake_trt_init: str | None) -> subprocess.Complete
         (pkg / "__init__.py").write_text(fake_trt_init)
         env["PYTHONPATH"] = str(tmp_path / "site")
     repo = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "engine", "build", "-c", str(cfg)],
+    return subprocess.run([sys.executable, "-m", "affectstream.pipeline.cli.main", "engine", "build", "-c", str(cfg)],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
 
 

@@ -10,11 +10,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from engines import create_engine, default_model_path
-from engines.calibration import load_crops
-from engines.errors import ModelFileError
-from engines.spec import EngineSpec
-from pipeline.cli import main
+from affectstream.engines import create_engine, default_model_path
+from affectstream.engines.calibration import load_crops
+from affectstream.engines.errors import ModelFileError
+from affectstream.engines.spec import EngineSpec
+from affectstream.pipeline.cli.main import main
 from tests.conftest import need_shared
 
 HELD_OUT = 400
@@ -54,7 +54,7 @@ def test_fp16_copy_agrees_with_float32(tmp_path, valid_crops, float_out, capsys)
     assert agreement >= AGREEMENT, agreement
     assert float(np.abs(va - float_out[1]).max()) < 2e-2
     with pytest.raises(ModelFileError, match="already converted"):
-        from engines.convert import to_fp16
+        from affectstream.engines.convert import to_fp16
 
         to_fp16(out, tmp_path / "again.onnx")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import redis
 
-from pipeline.entry_ids import parse_id
-from pipeline.keys import HEARTBEAT_PATTERN, events_key, frames_key
-from pipeline.redis_conn import EmbeddedRedis
+from affectstream.pipeline.streams.connection import EmbeddedRedis
+from affectstream.pipeline.streams.entry_ids import parse_id
+from affectstream.pipeline.streams.keys import HEARTBEAT_PATTERN, events_key, frames_key
 from tests.conftest import REPO, need_shared
 from tests.rtsp_fixtures import free_port
 
@@ -68,7 +68,7 @@ def start_run(
                    "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra)  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with open(tmp_path / "run.log", "a") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "-c", str(cfg), "--redis", redis_url],
+        return subprocess.Popen([sys.executable, "-m", "affectstream", "run", "-c", str(cfg), "--redis", redis_url],
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
 

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from pipeline.archive.jobs import list_jobs
-from pipeline.keys import events_key, frames_key
+from affectstream.pipeline.archive.jobs import list_jobs
+from affectstream.pipeline.streams.keys import events_key, frames_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
     alive,
@@ -77,7 +77,7 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
             proc.kill()
             proc.wait()
             # its worker notices, drains what it took and exits; then a new run takes the dead run's writer
-            # lease over (its pid is gone) and completes that very pass (pipeline/writers.py)
+            # lease over (its pid is gone) and completes that very pass (pipeline/streams/writer_leases.py)
             assert wait_for(lambda: not any(alive(p) for p in pids), timeout=60), (
                 "orphaned worker kept running"
             )
@@ -120,7 +120,7 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
     server = redis_process()
     client = server.client()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    base = [sys.executable, "-m", "pipeline", "archive"]
+    base = [sys.executable, "-m", "affectstream", "archive"]
     subprocess.run([*base, "submit", "--redis", server.url, "--out", str(tmp_path / "out"), "--model", model_path,
                     "--detector", detector, "--det-size", "320", "--chunk", "16", str(video)],
                    cwd=REPO, env=env, check=True, capture_output=True)  # fmt: skip
@@ -159,7 +159,7 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
     server = redis_process()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(tmp_path / "archive.log", "w") as log:  # the child keeps its own copy of the descriptor
-        parent = subprocess.Popen([sys.executable, "-m", "pipeline", "archive", "work", "--redis", server.url,
+        parent = subprocess.Popen([sys.executable, "-m", "affectstream", "archive", "work", "--redis", server.url,
                                    "-j", "2"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     children: list[int] = []
 

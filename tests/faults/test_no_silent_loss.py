@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.keys import events_key, frames_key, lease_key
+from affectstream.pipeline.streams.keys import events_key, frames_key, lease_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
     alive,
@@ -218,7 +218,7 @@ def test_two_runs_at_once_from_the_command_line_exit_statuses(tmp_path, redis_pr
     odd.symlink_to(video)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     detector = str(need_shared("models", "scrfd_500m.onnx"))
-    base = [sys.executable, "-m", "pipeline", "run", "--redis", server.url, "--detector", detector]
+    base = [sys.executable, "-m", "affectstream", "run", "--redis", server.url, "--detector", detector]
     first = subprocess.Popen([*base, "--source", f"clip={video}"], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pipeline.keys import events_key, frames_key
+from affectstream.pipeline.streams.keys import events_key, frames_key
 from tests.conftest import need_shared
 from tests.faults.harness import audit_file, audit_live, report, start_run, wait_for
 from tests.rtsp_fixtures import PASSWORD

@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 import redis
 
-from pipeline.fleet.cameras import add_camera, check_camera
-from pipeline.keys import events_key, frames_key, holder_of, lease_key, text
+from affectstream.pipeline.fleet.cameras import add_camera, check_camera
+from affectstream.pipeline.streams.keys import events_key, frames_key, holder_of, lease_key, text
 from tests.conftest import REPO, need_shared
 
 REPORT_ENV = "AFFECTSTREAM_FLEET_REPORT"
@@ -61,7 +61,7 @@ class Member:
 
     def start(self) -> Member:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        cmd = [sys.executable, "-m", "pipeline", "run", "--fleet", "--member", self.member,
+        cmd = [sys.executable, "-m", "affectstream", "run", "--fleet", "--member", self.member,
                "-c", str(self.config), "--redis", self.redis_url]  # fmt: skip
         with open(self.log_path, "a") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)

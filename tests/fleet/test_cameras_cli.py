@@ -12,9 +12,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli import main
-from pipeline.fleet.cameras import list_cameras
-from pipeline.keys import FLEET_CAMERAS, lease_key, member_key
+from affectstream.pipeline.cli.main import main
+from affectstream.pipeline.fleet.cameras import list_cameras
+from affectstream.pipeline.streams.keys import FLEET_CAMERAS, lease_key, member_key
 
 
 def ls(redis_url: str, capsys) -> dict:
@@ -181,7 +181,7 @@ def test_import_needs_a_config(redis_url, capsys):
 
 def test_without_a_url_the_running_embedded_server_is_used(tmp_path, monkeypatch, capsys):
     """What `run` without a Redis URL started on this machine is the fleet's Redis: the commands find it."""
-    from pipeline.redis_conn import EmbeddedRedis
+    from affectstream.pipeline.streams.connection import EmbeddedRedis
 
     monkeypatch.delenv("AFFECTSTREAM_REDIS_URL", raising=False)
     config = tmp_path / "c.yaml"

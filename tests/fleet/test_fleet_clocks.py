@@ -15,9 +15,9 @@ from collections import Counter
 import pytest
 import redis
 
-from pipeline.cli import main
-from pipeline.keys import frames_key, member_key
-from pipeline.redis_conn import connect
+from affectstream.pipeline.cli.main import main
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import frames_key, member_key
 from tests.conftest import REPO
 from tests.fleet.harness import Fleet, wait_for
 from tests.fleet.test_member import _add, _member

@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
-from pipeline.keys import events_key, frames_key, lease_key
+from affectstream.pipeline.fleet.cameras import add_camera, check_camera, remove_camera
+from affectstream.pipeline.streams.keys import events_key, frames_key, lease_key
 from tests.fleet.harness import (
     Fleet,
     entries,
@@ -247,7 +247,7 @@ def test_cameras_add_and_rm_take_effect_within_2s(fleet):
 def test_overlap_check_finds_two_publishers(redis_url):
     """The safety check itself: interleaved publishers and a late write of a former holder are counted;
     clean handovers, also back to an earlier holder after its new `claimed`, are not."""
-    from pipeline.redis_conn import connect
+    from affectstream.pipeline.streams.connection import connect
     from tests.fleet.harness import overlap_frames
 
     streams = {

@@ -10,20 +10,20 @@ from collections import Counter
 import pytest
 import redis
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.fleet.cameras import add_camera, check_camera, remove_camera
-from pipeline.fleet.leases import Lease, lease_holder
-from pipeline.fleet.member import Member
-from pipeline.keys import events_key, frames_key, lease_key
-from pipeline.metrics import WorkerReading
-from pipeline.outbox import Outbox
-from pipeline.publish import Fenced, StreamWriter, Written
-from pipeline.redis_conn import connect
-from pipeline.redis_errors import is_transient
-from pipeline.schema import event_entry_schema, validate_event
-from pipeline.sources import EVENT_KINDS, SourceSpec
-from pipeline.types import FrameResult
+from affectstream.pipeline.config import load_config
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.fleet.cameras import add_camera, check_camera, remove_camera
+from affectstream.pipeline.fleet.leases import Lease, lease_holder
+from affectstream.pipeline.fleet.member import Member
+from affectstream.pipeline.runtime.metrics import WorkerReading
+from affectstream.pipeline.sources import EVENT_KINDS, SourceSpec
+from affectstream.pipeline.streams.connection import connect
+from affectstream.pipeline.streams.keys import events_key, frames_key, lease_key
+from affectstream.pipeline.streams.outbox import Outbox
+from affectstream.pipeline.streams.replies import is_transient
+from affectstream.pipeline.streams.schema import event_entry_schema, validate_event
+from affectstream.pipeline.streams.writer import Fenced, StreamWriter, Written
+from affectstream.pipeline.types import FrameResult
 from tests.faults.harness import RedisProcess
 from tests.fleet.harness import Fleet, events, publishers_since, wait_for
 

@@ -9,11 +9,18 @@ import time
 import pytest
 import redis
 
-from pipeline.cli import main
-from pipeline.fleet.cameras import add_camera, check_camera
-from pipeline.fleet.status import fleet_status, format_status
-from pipeline.health import fleet_health, worker_health
-from pipeline.keys import FLEET_CAMERAS, heartbeat_key, heartbeat_ttl_s, host_id, lease_key, member_key
+from affectstream.pipeline.cli.main import main
+from affectstream.pipeline.fleet.cameras import add_camera, check_camera
+from affectstream.pipeline.fleet.status import fleet_status, format_status
+from affectstream.pipeline.runtime.health import fleet_health, worker_health
+from affectstream.pipeline.streams.keys import (
+    FLEET_CAMERAS,
+    heartbeat_key,
+    heartbeat_ttl_s,
+    host_id,
+    lease_key,
+    member_key,
+)
 
 
 @pytest.fixture
@@ -39,7 +46,7 @@ def lease(client, camera: str, worker: str, ttl_ms: int = 6000) -> None:
 
 
 def beat(client, worker: str, *, age_s: float = 0.5, skew_s: float = 0.0, **extra) -> None:
-    """A heartbeat as `pipeline.worker` writes it (no `ttl_ms`: the TTL of the default config), `age_s` ago
+    """A heartbeat as `pipeline.runtime.worker` writes it (no `ttl_ms`: the TTL of the default config), `age_s` ago
     by Redis's clock, from a host whose clock is `skew_s` off."""
     data = {"ts": time.time() - age_s + skew_s, "pid": 1, "published": 10, "sources": [], **extra}
     client.set(heartbeat_key(worker), json.dumps(data), px=int((heartbeat_ttl_s(15) - age_s) * 1000))
@@ -201,7 +208,7 @@ def test_a_beat_of_stated_ttl_and_one_without_a_ttl(client):
 
 def test_an_archive_workers_beat_is_dated_by_redis(client):
     """`archive work` beats with its own TTL (the idle timeout): it states it, so `health --all` dates it."""
-    from pipeline.archive.worker import _beat
+    from affectstream.pipeline.archive.worker import _beat
 
     _beat(client, "vm-e-5", "job1", 3, ttl_s=20)
     healthy, lines = worker_health(client, 15, beat_ttl_s=heartbeat_ttl_s(15))

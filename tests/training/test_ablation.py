@@ -36,12 +36,12 @@ def _fake_train(calls: list, accuracy: dict):
 
 
 def test_protocol_and_resume(tmp_path, monkeypatch):
-    import training.train
-    from training.ablation import run_ablation
+    import affectstream.training.train as train_module
+    from affectstream.training.ablation import run_ablation
 
     calls: list = []
     acc = {"single_task": 0.5, "multi_task": 0.7, "mtlgcn_formula": 0.6, "mtlgcn_authors": 0.8}
-    monkeypatch.setattr(training.train, "train", _fake_train(calls, acc))
+    monkeypatch.setattr(train_module, "train", _fake_train(calls, acc))
     table = run_ablation(tmp_path, {"optim.epochs": 2}, list(acc))
     assert calls == [
         ("linear", "formula", 0, "single_task_s0"),
@@ -60,8 +60,8 @@ def test_protocol_and_resume(tmp_path, monkeypatch):
 
 
 def test_unknown_arm_is_refused(tmp_path):
-    from training.ablation import run_ablation
-    from training.errors import ConfigError
+    from affectstream.training.ablation import run_ablation
+    from affectstream.training.errors import ConfigError
 
     with pytest.raises(ConfigError, match="mtlgcn_authors"):
         run_ablation(tmp_path, {}, ["gcn"])
@@ -69,7 +69,7 @@ def test_unknown_arm_is_refused(tmp_path):
 
 def test_one_real_arm_on_ferplus(tmp_path):
     shared_path("data", "ferplus")
-    from training.ablation import main
+    from affectstream.training.ablation import main
 
     over = {
         **tiny_overrides(**{"data.limit": 64, "optim.max_steps": 0, "optim.batch_size": 16}),

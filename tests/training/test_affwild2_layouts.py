@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoring.abaw import EXPR_HEADER, EXPR_HEADER_7, find_split
-from training.data.affwild2 import load_affwild2
-from training.errors import DataError
+from affectstream.scoring.abaw import EXPR_HEADER, EXPR_HEADER_7, find_split
+from affectstream.training.data.affwild2 import load_affwild2
+from affectstream.training.errors import DataError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "affwild2" / "cropped_aligned"
 

@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.augment import normalize, random_affine, random_erase  # noqa: E402
-from training.config import AugmentConfig  # noqa: E402
+from affectstream.training.augment import normalize, random_affine, random_erase  # noqa: E402
+from affectstream.training.config import AugmentConfig  # noqa: E402
 
 
 def test_normalize_is_the_spec_contract():

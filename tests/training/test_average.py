@@ -15,8 +15,8 @@ pytestmark = pytest.mark.train
 
 
 def test_average_weights_is_the_mean_and_keeps_integer_buffers():
-    from training.average import average_weights
-    from training.errors import CheckpointError
+    from affectstream.training.average import average_weights
+    from affectstream.training.errors import CheckpointError
 
     a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(5)}
     b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(9)}
@@ -27,7 +27,7 @@ def test_average_weights_is_the_mean_and_keeps_integer_buffers():
 
 
 def test_recompute_batchnorm_gives_the_exact_statistics_of_the_data():
-    from training.average import recompute_batchnorm
+    from affectstream.training.average import recompute_batchnorm
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1, bias=False), torch.nn.BatchNorm2d(1))
     torch.nn.init.ones_(model[0].weight)
@@ -44,10 +44,10 @@ def test_recompute_batchnorm_gives_the_exact_statistics_of_the_data():
 
 
 def test_keep_epochs_then_average_from_the_cli(tmp_path, monkeypatch, capsys):
-    from training.checkpoint import load_checkpoint
-    from training.cli import cmd_average
-    from training.config import load_recipe
-    from training.train import train
+    from affectstream.training.checkpoint import load_checkpoint
+    from affectstream.training.cli import cmd_average
+    from affectstream.training.config import load_recipe
+    from affectstream.training.train import train
 
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
     over = tiny_overrides(**{"data.input_size": 32, "optim.max_steps": 0, "optim.batch_size": 3,

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.train
 
 
 def test_importing_cli_does_not_import_torch():
-    code = "import training, training.cli, sys; print('torch' in sys.modules)"
+    code = "import affectstream.training, affectstream.training.cli, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -22,7 +22,7 @@ def test_importing_cli_does_not_import_torch():
 def test_register_adds_subcommands():
     import argparse
 
-    from training.cli import register
+    from affectstream.training.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
@@ -35,7 +35,7 @@ def _sets(**extra) -> list[str]:
 
 
 def test_train_evaluate_export(tmp_path, monkeypatch, capsys):
-    from training.__main__ import main
+    from affectstream.training.__main__ import main
 
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
     run = tmp_path / "run"
@@ -56,14 +56,14 @@ def test_train_evaluate_export(tmp_path, monkeypatch, capsys):
 
     out = tmp_path / "m.onnx"
     assert main(["export", str(run / "best.pt"), "-o", str(out)]) == 0
-    from engines.spec import EngineSpec
+    from affectstream.engines.spec import EngineSpec
 
     spec = EngineSpec.from_onnx(out)
     assert spec.model_id == "mtlgcn-affectnet7-densenet121" and spec.colour == "rgb"
 
 
 def test_bad_recipe_exits_2(tmp_path, capsys):
-    from training.__main__ import main
+    from affectstream.training.__main__ import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: {lr: fast}\n")

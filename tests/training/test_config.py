@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from affectstream.training.config import load_recipe, recipe_from_dict, recipe_to_dict
+from affectstream.training.errors import ConfigError
 from tests.training.conftest import REPO
-from training.config import load_recipe, recipe_from_dict, recipe_to_dict
-from training.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ["ferplus_mtlgcn", "affectnet7_paper", "affwild2_mtlgcn"])
@@ -56,12 +56,12 @@ def test_recipe_choices_are_the_registries():
     """The recipe's Literal choices and the registries that act on them name the same values."""
     from typing import get_args, get_type_hints
 
-    from training.config import DataConfig, GraphConfig, LossConfig, OptimConfig
-    from training.data import DATASETS
-    from training.graph import ORIENTATIONS
-    from training.labels import LABEL_SETS, VA_CENTROID_TABLES
-    from training.losses import CE_MODES
-    from training.train import SCHEDULES
+    from affectstream.training.config import DataConfig, GraphConfig, LossConfig, OptimConfig
+    from affectstream.training.data import DATASETS
+    from affectstream.training.graph import ORIENTATIONS
+    from affectstream.training.labels import LABEL_SETS, VA_CENTROID_TABLES
+    from affectstream.training.losses import CE_MODES
+    from affectstream.training.train import SCHEDULES
 
     def choices(cls, name):
         return set(get_args(get_type_hints(cls)[name]))

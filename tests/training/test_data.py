@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from affectstream.training.errors import DataError
 from tests.training.conftest import FIXTURES, shared_path
-from training.errors import DataError
 
 
 def test_ferplus_valid_votes_and_majority():
-    from training.data.ferplus import load_ferplus, read_votes
+    from affectstream.training.data.ferplus import load_ferplus, read_votes
 
     root = shared_path("data", "ferplus")
     names, votes = read_votes(root / "FER2013Valid" / "label.csv")
@@ -29,7 +29,7 @@ def test_ferplus_valid_votes_and_majority():
 
 
 def test_ferplus_rgb_and_resize():
-    from training.data.ferplus import load_ferplus
+    from affectstream.training.data.ferplus import load_ferplus
 
     s = load_ferplus(shared_path("data", "ferplus"), "valid", 64, "rgb", weak_va=False)
     assert s.images.shape[1:] == (64, 64, 3)
@@ -39,7 +39,7 @@ def test_ferplus_rgb_and_resize():
 
 
 def test_afew_va_real_clip():
-    from training.data.afew_va import load_afew_va
+    from affectstream.training.data.afew_va import load_afew_va
 
     s = load_afew_va(shared_path("data", "afew_va"), "all", 48, "gray")
     assert len(s) == 42 and s.images.shape == (42, 48, 48, 1)
@@ -50,7 +50,7 @@ def test_afew_va_real_clip():
 
 
 def test_affectnet_fixture():
-    from training.data.affectnet import load_affectnet
+    from affectstream.training.data.affectnet import load_affectnet
 
     root = FIXTURES / "affectnet"
     s = load_affectnet(root, "train", 64, "rgb", "affectnet7")
@@ -66,7 +66,7 @@ def test_affectnet_fixture():
 
 
 def test_affwild2_fixture():
-    from training.data.affwild2 import load_affwild2
+    from affectstream.training.data.affwild2 import load_affwild2
 
     s = load_affwild2(FIXTURES / "affwild2", "train", 48, "rgb")
     # video 10-60: frame 3 has VA -5 but EXPR 4; frame 4 has EXPR -1 but VA; frame 5 has no image
@@ -89,9 +89,9 @@ def test_affwild2_fixture():
 
 
 def test_create_dataset_unknown_name():
-    from training.config import DataConfig
-    from training.data import create_dataset
-    from training.errors import ConfigError
+    from affectstream.training.config import DataConfig
+    from affectstream.training.data import create_dataset
+    from affectstream.training.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ferplus"):
         create_dataset(DataConfig(dataset="nope"), "train")

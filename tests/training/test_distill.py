@@ -24,8 +24,8 @@ def _over(**extra) -> dict:
 
 def _samples(label_set: str = "ferplus8"):
     """Three hand-made samples with known votes (8 classes)."""
-    from training.data.base import Samples
-    from training.labels import get_label_set
+    from affectstream.training.data.base import Samples
+    from affectstream.training.labels import get_label_set
 
     dist = np.zeros((3, 8), np.float32)
     dist[0, :2] = 0.5
@@ -51,9 +51,9 @@ def _teacher_rows() -> np.ndarray:
 
 
 def test_mixed_target_by_hand(tmp_path):
-    from training.config import recipe_from_dict
-    from training.distill import distill_targets, write_teacher
-    from training.train import _batch
+    from affectstream.training.config import recipe_from_dict
+    from affectstream.training.distill import distill_targets, write_teacher
+    from affectstream.training.train import _batch
 
     samples = _samples()
     write_teacher(tmp_path / "t.npz", _teacher_rows(), samples)
@@ -73,8 +73,8 @@ def test_mixed_target_by_hand(tmp_path):
 
 
 def test_a_teacher_for_other_samples_is_refused(tmp_path):
-    from training.distill import load_teacher, write_teacher
-    from training.errors import ConfigError
+    from affectstream.training.distill import load_teacher, write_teacher
+    from affectstream.training.errors import ConfigError
 
     samples = _samples()
     path = tmp_path / "t.npz"
@@ -97,9 +97,9 @@ def test_a_teacher_for_other_samples_is_refused(tmp_path):
 
 
 def test_bad_combinations_name_the_key(tmp_path, capsys):
-    from training.__main__ import main
-    from training.config import recipe_from_dict
-    from training.errors import ConfigError
+    from affectstream.training.__main__ import main
+    from affectstream.training.config import recipe_from_dict
+    from affectstream.training.errors import ConfigError
 
     assert recipe_from_dict({}).loss.distill_weight == 0 and recipe_from_dict({}).data.teacher == ""
     with pytest.raises(ConfigError, match=r"loss\.distill_weight: 0\.5 needs data\.teacher"):
@@ -121,16 +121,15 @@ def test_bad_combinations_name_the_key(tmp_path, capsys):
 
 def test_two_runs_teach_a_third_that_resumes(tmp_path, monkeypatch, capsys):
     shared_path("data", "ferplus")
-    import training.train
-    from training.__main__ import main
-    from training.build import build_model
-    from training.checkpoint import load_checkpoint, recipe_of
-    from training.config import load_recipe
-    from training.data import create_dataset
-    from training.distill import teacher_probs
-    from training.errors import ConfigError
-    from training.evaluate import evaluate_checkpoint, predict
-    from training.train import train
+    from affectstream.training.__main__ import main
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import load_checkpoint, recipe_of
+    from affectstream.training.config import load_recipe
+    from affectstream.training.data import create_dataset
+    from affectstream.training.distill import teacher_probs
+    from affectstream.training.errors import ConfigError
+    from affectstream.training.evaluate import evaluate_checkpoint, predict
+    from affectstream.training.train import train
 
     members = []
     for seed in (0, 1):
@@ -163,13 +162,15 @@ def test_two_runs_teach_a_third_that_resumes(tmp_path, monkeypatch, capsys):
     # The student: every target it trains on is 0.5 * votes + 0.5 * teacher of some training sample.
     mixed = 0.5 * train_set.dist + 0.5 * probs
     seen = []
-    loss = training.train.expression_loss
+    import affectstream.training.train as train_module
+
+    loss = train_module.expression_loss
 
     def spy(logits, dist, *args):
         seen.append(dist.detach().cpu().numpy().copy())
         return loss(logits, dist, *args)
 
-    monkeypatch.setattr(training.train, "expression_loss", spy)
+    monkeypatch.setattr(train_module, "expression_loss", spy)
     student = tmp_path / "student"
     sets = {"data.teacher": str(teacher), "loss.distill_weight": 0.5}
     train(load_recipe(RECIPE, _over(**sets)), student, progress=False)

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.train
 
 
 def _checkpoint(tmp_path, head: str, **overrides):
-    from training.build import build_model
-    from training.checkpoint import save_checkpoint
-    from training.config import load_recipe
+    from affectstream.training.build import build_model
+    from affectstream.training.checkpoint import save_checkpoint
+    from affectstream.training.config import load_recipe
 
     recipe = load_recipe(
         REPO / "configs/model/ferplus_mtlgcn.yaml", tiny_overrides(**{"model.head": head}, **overrides)
@@ -30,9 +30,9 @@ def _checkpoint(tmp_path, head: str, **overrides):
 
 @pytest.mark.parametrize("head", ["mtlgcn", "multitask", "linear"])
 def test_onnx_matches_torch(tmp_path, head):
-    from engines.spec import EngineSpec
-    from training.export import export_onnx
-    from training.inference import load_inference_model
+    from affectstream.engines.spec import EngineSpec
+    from affectstream.training.export import export_onnx
+    from affectstream.training.inference import load_inference_model
 
     ck = _checkpoint(tmp_path, head)
     out = tmp_path / "model.onnx"
@@ -61,8 +61,8 @@ def test_onnx_matches_torch(tmp_path, head):
 
 @pytest.mark.parametrize("via", ["recipe", "argument"])
 def test_flip_average_is_inside_the_exported_graph(tmp_path, via):
-    from training.export import export_onnx
-    from training.inference import load_inference_model
+    from affectstream.training.export import export_onnx
+    from affectstream.training.inference import load_inference_model
 
     if via == "recipe":
         ck = _checkpoint(tmp_path, "mtlgcn", **{"export.flip_average": True})
@@ -98,8 +98,8 @@ def test_checkpoint_loads_weights_only(tmp_path):
 
 
 def test_missing_checkpoint_names_the_file(tmp_path):
-    from training.errors import CheckpointError
-    from training.inference import load_inference_model
+    from affectstream.training.errors import CheckpointError
+    from affectstream.training.inference import load_inference_model
 
     with pytest.raises(CheckpointError, match="nope.pt"):
         load_inference_model(tmp_path / "nope.pt")

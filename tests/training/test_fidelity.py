@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from affectstream.training.errors import ConfigError
 from tests.training.conftest import FIXTURES, REPO, tiny_overrides
-from training.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.train
 
 
 def _paper_graph():
-    from training.graph import adjacency, load_rho
-    from training.labels import get_label_set
+    from affectstream.training.graph import adjacency, load_rho
+    from affectstream.training.labels import get_label_set
 
     expr_va, rho_va = load_rho(
         REPO / "configs/graph/affectnet_paper_rho.json", get_label_set("affectnet7").labels
@@ -27,7 +27,7 @@ def _paper_graph():
 
 
 def test_authors_orientation_is_the_transpose():
-    from training.graph import propagation_matrix
+    from affectstream.training.graph import propagation_matrix
 
     adj = _paper_graph()
     authors = propagation_matrix(adj, "authors")
@@ -42,8 +42,8 @@ def test_authors_orientation_is_the_transpose():
 
 
 def test_orientation_reaches_the_model_buffer():
-    from training.build import build_model
-    from training.config import load_recipe
+    from affectstream.training.build import build_model
+    from affectstream.training.config import load_recipe
 
     over = tiny_overrides(**{"data.root": str(FIXTURES / "affectnet")})
     for orientation, expect in (("formula", _paper_graph()), ("authors", _paper_graph().T)):
@@ -56,7 +56,7 @@ def test_orientation_reaches_the_model_buffer():
 def test_pretrained_file_is_loaded_only_when_asked(tmp_path):
     import timm
 
-    from training.model import AffectModel, ModelConfig
+    from affectstream.training.model import AffectModel, ModelConfig
 
     source = timm.create_model("test_resnet")  # 3-channel, 1000 classes: what an ImageNet file holds
     path = tmp_path / "weights.pth"
@@ -78,10 +78,10 @@ def test_pretrained_file_is_loaded_only_when_asked(tmp_path):
 def test_training_loads_the_file_and_export_does_not(tmp_path, monkeypatch):
     import timm
 
-    from training.checkpoint import load_checkpoint
-    from training.config import load_recipe
-    from training.evaluate import evaluate_checkpoint
-    from training.train import train
+    from affectstream.training.checkpoint import load_checkpoint
+    from affectstream.training.config import load_recipe
+    from affectstream.training.evaluate import evaluate_checkpoint
+    from affectstream.training.train import train
 
     weights = tmp_path / "w.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), weights)
@@ -95,7 +95,7 @@ def test_training_loads_the_file_and_export_does_not(tmp_path, monkeypatch):
 
 
 def test_final_act_false_keeps_negative_pooled_values():
-    from training.model import AffectModel, ModelConfig
+    from affectstream.training.model import AffectModel, ModelConfig
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
@@ -124,7 +124,7 @@ def test_final_act_false_keeps_negative_pooled_values():
 
 
 def test_step_schedule_is_steplr():
-    from training.train import lr_at
+    from affectstream.training.train import lr_at
 
     assert [
         lr_at(0, 100, 0, 1e-3, "step", epoch=e, step_epochs=10, step_gamma=0.1) for e in (0, 9, 10, 25)
@@ -134,8 +134,8 @@ def test_step_schedule_is_steplr():
 
 
 def test_early_stopping_after_patience(tmp_path, monkeypatch):
-    import training.train as train_mod
-    from training.config import load_recipe
+    import affectstream.training.train as train_mod
+    from affectstream.training.config import load_recipe
 
     accuracies = iter([0.5, 0.4, 0.4, 0.9, 0.9])  # best at epoch 1, then two worse epochs
 
@@ -155,7 +155,7 @@ def test_early_stopping_after_patience(tmp_path, monkeypatch):
 
 
 def test_unweighted_ce_ignores_class_weights():
-    from training.losses import expression_loss
+    from affectstream.training.losses import expression_loss
 
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     label = torch.tensor([0, 1, 1])
@@ -191,7 +191,7 @@ def _blob_centres(crop: np.ndarray) -> list[np.ndarray]:
 def test_eye_level_about_the_eye_midpoint_as_the_authors():
     import cv2
 
-    from training.data.crops import crop_box
+    from affectstream.training.data.crops import crop_box
 
     img, lm, mid = _eyes_image(20.0)
     box = (100.0, 90.0, 200.0, 200.0)
@@ -208,7 +208,7 @@ def test_eye_level_about_the_eye_midpoint_as_the_authors():
 
 
 def test_downscaled_crops_are_antialiased():
-    from training.data.crops import crop_box
+    from affectstream.training.data.crops import crop_box
 
     stripes = np.zeros((480, 480, 1), np.uint8)
     stripes[:, ::2] = 255  # 1 px stripes: any 10:1 downscale must give flat grey
@@ -217,7 +217,7 @@ def test_downscaled_crops_are_antialiased():
 
 
 def test_paper_recipes_have_the_authors_settings(monkeypatch):
-    from training.config import load_recipe
+    from affectstream.training.config import load_recipe
 
     monkeypatch.setenv("AFFECTNET_ROOT", "/x")
     monkeypatch.setenv("AFFWILD2_ROOT", "/x")
@@ -238,9 +238,9 @@ def test_paper_recipes_have_the_authors_settings(monkeypatch):
 
 
 def test_decay_norms_puts_every_parameter_in_the_decayed_group():
-    from training.build import build_model
-    from training.config import load_recipe
-    from training.train import make_optimizer
+    from affectstream.training.build import build_model
+    from affectstream.training.config import load_recipe
+    from affectstream.training.train import make_optimizer
 
     over = tiny_overrides(**{"data.root": str(FIXTURES / "affectnet")})
     for decay_norms, spared in ((False, True), (True, False)):
@@ -255,7 +255,7 @@ def test_torchvision_densenet_file_gives_the_authors_pooled_features(tmp_path):
     """A torchvision DenseNet-121 state dict (what the authors start from) loads through timm, and with
     final_act false + global max pool the features equal theirs: MaxPool over ``densenet121().features``."""
     torchvision = pytest.importorskip("torchvision")
-    from training.model import AffectModel, ModelConfig
+    from affectstream.training.model import AffectModel, ModelConfig
 
     torch.manual_seed(0)
     theirs = torchvision.models.densenet121().eval()

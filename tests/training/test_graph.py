@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from affectstream.training.graph import adjacency, load_embeddings, load_rho, spearman_rho
+from affectstream.training.labels import get_label_set
 from tests.training.conftest import REPO
-from training.graph import adjacency, load_embeddings, load_rho, spearman_rho
-from training.labels import get_label_set
 
 
 def test_paper_graph_for_affectnet7():
@@ -54,7 +54,7 @@ def test_spearman_by_hand():
 
 
 def test_unknown_label_set_lists_choices():
-    from training.errors import ConfigError
+    from affectstream.training.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ferplus8"):
         get_label_set("nope")

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.losses import ccc, class_weights, expression_loss, va_loss  # noqa: E402
+from affectstream.training.losses import ccc, class_weights, expression_loss, va_loss  # noqa: E402
 
 pytestmark = pytest.mark.train
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scoring import metrics
+from affectstream.scoring import metrics
 
 
 def test_classification_by_hand():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.errors import ConfigError
+from affectstream.training.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.train
 
 
 def _model(**kw):
-    from training.model import AffectModel, ModelConfig
+    from affectstream.training.model import AffectModel, ModelConfig
 
     cfg = ModelConfig(head="linear", backbone_args={"channels": [8, 8, 8, 8]}, **kw)
     return AffectModel(cfg)
@@ -30,7 +30,7 @@ def test_stem_pool_false_keeps_twice_the_resolution():
 
 
 def test_stem_pool_false_needs_a_backbone_with_a_stem_pool():
-    from training.model import AffectModel, ModelConfig
+    from affectstream.training.model import AffectModel, ModelConfig
 
     with pytest.raises(ConfigError, match="stem_pool"):
         AffectModel(ModelConfig(head="linear", backbone="mobilenetv3_small_050", stem_pool=False))

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.train
 
 
 def _smoke(recipe_name: str, tmp_path, **extra):
-    from training.config import load_recipe
-    from training.train import train
+    from affectstream.training.config import load_recipe
+    from affectstream.training.train import train
 
     overrides = {
         "optim.batch_size": 2,

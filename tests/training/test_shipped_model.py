@@ -22,8 +22,8 @@ MODEL_CARD_CORRECT = {"float32": (3002, 0), "int8": (3000, 5)}
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_shipped_model_scores_its_model_card_accuracy_on_ferplus_valid(variant):
     shared_path("data", "ferplus")
-    from engines import default_model_path
-    from training.evaluate import evaluate_onnx
+    from affectstream.engines import default_model_path
+    from affectstream.training.evaluate import evaluate_onnx
 
     path = default_model_path(int8=variant == "int8")
     report = evaluate_onnx(str(path), str(REPO / "configs/model/ferplus_mtlgcn.yaml"))

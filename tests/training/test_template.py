@@ -10,8 +10,8 @@ from tests.training.conftest import REPO, shared_path
 
 
 def test_shipped_template_matches_ferplus_crops():
-    from training.data.ferplus import load_ferplus
-    from training.template import compute_template
+    from affectstream.training.data.ferplus import load_ferplus
+    from affectstream.training.template import compute_template
 
     detector = shared_path("models", "scrfd_500m.onnx")
     samples = load_ferplus(shared_path("data", "ferplus"), "valid", 48, "gray", weak_va=False)
@@ -28,7 +28,7 @@ def test_shipped_template_matches_ferplus_crops():
 
 
 def test_align_onto_template_is_identity_for_template_points():
-    from training.template import align
+    from affectstream.training.template import align
 
     tpl = np.array([[15.0, 18.0], [32.0, 18.0], [24.0, 28.0], [17.0, 36.0], [31.0, 36.0]], np.float32)
     frame = np.zeros((200, 200, 3), np.uint8)

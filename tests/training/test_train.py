@@ -12,7 +12,7 @@ pytestmark = pytest.mark.train
 
 
 def test_lr_schedule():
-    from training.train import lr_at
+    from affectstream.training.train import lr_at
 
     assert lr_at(0, 100, 10, 1.0, "cosine") == pytest.approx(0.1)  # warm-up is linear
     assert lr_at(9, 100, 10, 1.0, "cosine") == pytest.approx(1.0)
@@ -24,8 +24,8 @@ def test_lr_schedule():
 
 
 def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
-    from training.config import load_recipe
-    from training.train import train
+    from affectstream.training.config import load_recipe
+    from affectstream.training.train import train
 
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
     over = tiny_overrides(**{"data.input_size": 32, "optim.max_steps": 0, "optim.batch_size": 3})

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from affectstream.training.errors import ConfigError
+from affectstream.training.labels import VA_CENTROID_TABLES, get_label_set, va_centroid_matrix
+from affectstream.training.va_targets import AFFECTNET7_TRAIN_COUNTS, consistency, rank_centroids
 from tests.training.conftest import REPO
-from training.errors import ConfigError
-from training.labels import VA_CENTROID_TABLES, get_label_set, va_centroid_matrix
-from training.va_targets import AFFECTNET7_TRAIN_COUNTS, consistency, rank_centroids
 
 
 def _paper_rho() -> dict[str, tuple[float, float]]:
@@ -40,7 +40,7 @@ def test_every_table_covers_ferplus_and_unknown_tables_are_refused():
 
 
 def test_recipes_name_their_table(monkeypatch):
-    from training.config import load_recipe
+    from affectstream.training.config import load_recipe
 
     assert load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml").data.va_centroids == "affectnet_rank"
     # the ablation table in the model card was measured with the table the shipped model used

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from training.data.base import Samples
-from training.errors import ConfigError
+from affectstream.training.data.base import Samples
+from affectstream.training.errors import ConfigError
 
 
 def _ferplus(cfg, split: str) -> Samples:
-    from training.config import resolve_path
-    from training.data.ferplus import load_ferplus
+    from affectstream.training.config import resolve_path
+    from affectstream.training.data.ferplus import load_ferplus
 
     return load_ferplus(
         resolve_path(cfg.root),
@@ -23,8 +23,8 @@ def _ferplus(cfg, split: str) -> Samples:
 
 
 def _affectnet(cfg, split: str) -> Samples:
-    from training.config import resolve_path
-    from training.data.affectnet import load_affectnet
+    from affectstream.training.config import resolve_path
+    from affectstream.training.data.affectnet import load_affectnet
 
     return load_affectnet(
         resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.label_set, cfg.eye_level
@@ -32,8 +32,8 @@ def _affectnet(cfg, split: str) -> Samples:
 
 
 def _affwild2(cfg, split: str) -> Samples:
-    from training.config import resolve_path
-    from training.data.affwild2 import load_affwild2
+    from affectstream.training.config import resolve_path
+    from affectstream.training.data.affwild2 import load_affwild2
 
     return load_affwild2(
         resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.frame_step, cfg.label_set
@@ -41,8 +41,8 @@ def _affwild2(cfg, split: str) -> Samples:
 
 
 def _afew_va(cfg, split: str) -> Samples:
-    from training.config import resolve_path
-    from training.data.afew_va import load_afew_va
+    from affectstream.training.config import resolve_path
+    from affectstream.training.data.afew_va import load_afew_va
 
     return load_afew_va(resolve_path(cfg.root), split, cfg.input_size, cfg.colour, cfg.label_set)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Samples, read_image, to_colour
-from training.data.crops import crop_box, landmark_box
-from training.errors import DataError
-from training.labels import get_label_set
+from affectstream.training.data.base import Samples, read_image, to_colour
+from affectstream.training.data.crops import crop_box, landmark_box
+from affectstream.training.errors import DataError
+from affectstream.training.labels import get_label_set
 
 
 def _frame(path: Path, key: object, entry: object) -> tuple[float, float, np.ndarray]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Samples, read_image, to_colour
-from training.data.crops import crop_box
-from training.errors import DataError
-from training.labels import get_label_set
+from affectstream.training.data.base import Samples, read_image, to_colour
+from affectstream.training.data.crops import crop_box
+from affectstream.training.errors import DataError
+from affectstream.training.labels import get_label_set
 
 SPLITS = {"train": "training.csv", "valid": "validation.csv"}
 IMAGE_DIRS = ("Manually_Annotated_Images", "Manually_Annotated_compressed", "images")

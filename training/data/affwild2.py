@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.abaw import (
+from affectstream.scoring.abaw import (
     abaw_class,
     find_split,
     looked_for,
@@ -30,10 +30,10 @@ from scoring.abaw import (
     split_files,
     va_valid,
 )
-from scoring.errors import AnnotationFormatError, LayoutError
-from training.data.base import Samples, load_images
-from training.errors import DataError
-from training.labels import LabelSet, get_label_set
+from affectstream.scoring.errors import AnnotationFormatError, LayoutError
+from affectstream.training.data.base import Samples, load_images
+from affectstream.training.errors import DataError
+from affectstream.training.labels import LabelSet, get_label_set
 
 log = logging.getLogger(__name__)
 TASKS = ("VA", "EXPR")

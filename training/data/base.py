@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import DataError
-from training.labels import LabelSet
+from affectstream.training.errors import DataError
+from affectstream.training.labels import LabelSet
 
 
 @dataclass

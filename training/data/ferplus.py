@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.base import Samples, load_images
-from training.errors import DataError
-from training.labels import get_label_set, va_centroid_matrix
+from affectstream.training.data.base import Samples, load_images
+from affectstream.training.errors import DataError
+from affectstream.training.labels import get_label_set, va_centroid_matrix
 
 SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 

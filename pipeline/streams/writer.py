@@ -1,0 +1,330 @@
+"""Redis Streams publishing, schema v1 (DESIGN.md): one entry per processed frame, faces or not.
+
+Exactly once: every entry (frame or event) gets its id once, before its first attempt (`pipeline.streams.entry_ids`),
+and every attempt sends that same id through one Lua script per stream, which adds the entries whose id is
+above the stream's last id and skips the others. A retry after a timeout (the server may have executed the
+first attempt), after a partial failure or after a restart therefore never writes an entry twice, and the
+skip is the normal "already published" case, not an error.
+
+Fencing (docs/fleet.md): a fleet camera's writes carry its lease key and the writer's token; the script
+compares them with `GET` before any `XADD`, in the same round trip, and answers `FENCED <holder>` when the
+lease is no longer the writer's (it expired while the member was paused or cut off, and another may hold
+it now): the write adds nothing, and a member that lost a camera never publishes another frame of it.
+
+One writer per stream (DESIGN.md, "Deployment rules"): a file or a configured camera is written under its
+run's writer lease (`pipeline.streams.writer_leases`), a fleet camera under its member's camera lease; both are the
+same key, checked the same way. An entry the script skips is counted as published only when its very id is
+in the stream (`present`); one that another writer went past is `rejected`, and never counted.
+
+Errors are classified in one table (`pipeline.streams.replies`): connection loss, timeouts, OOM under
+`noeviction`, MISCONF, LOADING, READONLY and the like are retried by the caller with redis-py's `Retry`;
+anything else (WRONGTYPE, ACL refusals, a bad argument) is a fault of one stream's key, returned for that
+key alone so the caller fails only the source that owns it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.streams.keys import SCHEMA_VERSION, events_key, frames_key, holder_of, text
+from affectstream.pipeline.streams.schema import EVENT_KINDS
+from affectstream.pipeline.types import FrameResult
+
+EVENTS_MAXLEN = 10_000
+
+# KEYS[1] the stream, KEYS[2] (optional) its lease; ARGV: maxlen, expected last id ("" = no expectation),
+# the lease token ("" without a lease), the lease TTL in ms to take a free lease with ("" = never: a fleet
+# camera's lease is only ever taken by its claim loop), then per entry: id, field count (2 x pairs), field,
+# value, ... Returns {added, present, rejected ids, last id before the call}: an entry whose id is not above the
+# stream's last id is `present` when that very id is in the stream (an earlier attempt wrote it) and
+# `rejected` when it is not (another writer went past it: it is lost, and must not be counted). Error
+# replies: "FENCED <holder token>" when the lease is another's (nothing added), "LOST <last id>" when the
+# stream's last id is below the expected one (Redis lost acknowledged entries).
+_ADD_SCRIPT = """
+local key = KEYS[1]
+local maxlen = ARGV[1]
+local expect = ARGV[2]
+if #KEYS > 1 then
+  local holder = redis.call('GET', KEYS[2])
+  if not holder and ARGV[4] ~= '' then
+    -- a writer lease that expired while Redis stalled and that nobody took since: still ours
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+    holder = ARGV[3]
+  end
+  if holder ~= ARGV[3] then
+    return redis.error_reply('FENCED ' .. (holder or ''))
+  end
+end
+local last = '0-0'
+if redis.call('EXISTS', key) == 1 then
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+  end
+end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function above(a_ms, a_seq, b_ms, b_seq)
+  return a_ms > b_ms or (a_ms == b_ms and a_seq > b_seq)
+end
+local top_ms, top_seq = parse(last)
+if expect ~= '' then
+  local e_ms, e_seq = parse(expect)
+  if above(e_ms, e_seq, top_ms, top_seq) then
+    return redis.error_reply('LOST ' .. last)
+  end
+end
+local added, present, rejected, i = 0, 0, {}, 5
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  local ms, seq = parse(id)
+  if above(ms, seq, top_ms, top_seq) then
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
+    top_ms, top_seq = ms, seq
+    added = added + 1
+  elseif #redis.call('XRANGE', key, id, id) == 1 then
+    present = present + 1
+  else
+    rejected[#rejected + 1] = id
+  end
+  i = i + 2 + n
+end
+return {added, present, rejected, last}
+"""
+
+
+class RedisLostData(redis.RedisError):
+    """A stream's last id is below one this process had written and seen acknowledged: the server
+    restarted without the entries (no AOF, or the last second of an `everysec` AOF)."""
+
+    def __init__(self, key: str, last: str) -> None:
+        super().__init__(f"{key}: Redis lost acknowledged entries (its last id is now {last})")
+        self.key = key
+        self.last = last
+
+
+class Fenced(redis.RedisError):
+    """A write of a leased stream whose lease the writer no longer holds; nothing was added."""
+
+    def __init__(self, key: str, holder: str) -> None:
+        super().__init__(f"{key}: lease lost (now held by {holder or 'nobody'}); nothing written")
+        self.key = key
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of one stream's entries in one call (they come in id order: `added` ones are a suffix)."""
+
+    added: int
+    skipped: int  # already in the stream: an earlier attempt (or an earlier run of the same pass) wrote them
+    last_before: str  # the stream's last id before this call
+    rejected: tuple[str, ...] = ()  # ids below the stream's last id yet absent: another writer went past them
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lease a stream's writes are checked against, in the same round trip as the XADD.
+
+    `take_ms` > 0: a writer lease, taken again (for that many ms) when it expired and nobody holds it (a
+    Redis stall outlived its TTL); 0: a fleet camera's lease, which only its claim loop takes.
+    """
+
+    key: str
+    token: str
+    take_ms: int = 0
+
+
+Entry = tuple[str, Mapping[str, str]]  # (entry id, fields)
+
+
+class StreamWriter:
+    """Idempotent, capped appends of entries with ids chosen by the caller, many streams per round trip.
+
+    Args:
+        client: Redis client.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._script = client.register_script(_ADD_SCRIPT)
+
+    def write(self, batches: Mapping[str, Sequence[Entry]], maxlen: Mapping[str, int] | int,
+              expect: Mapping[str, str] | None = None,
+              fences: Mapping[str, Fence | tuple[str, str]] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
+        """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
+
+        Args:
+            batches: Stream key -> entries to add, in id order.
+            maxlen: The approximate cap (`MAXLEN ~`), one for all keys or per key.
+            expect: Stream key -> the last id this writer saw acknowledged there; a stream whose last id
+                is below it answers `RedisLostData`.
+            fences: Stream key -> `Fence` (or a (lease key, token) pair): the key is written only while
+                the lease holds the token, else it answers `Fenced` (lease keys share their stream's hash tag).
+
+        Returns:
+            Key -> `Written`, or the exception of that key's script (per key: one key's fault leaves the
+            others written).
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: The round trip failed as a whole; the server may
+                have executed any part of it, which a retry with the same ids makes harmless.
+        """
+        keys = [k for k, entries in batches.items() if entries]
+        if not keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            cap = maxlen if isinstance(maxlen, int) else maxlen[key]
+            fence = (fences or {}).get(key)
+            fence = Fence(*fence) if isinstance(fence, tuple) else fence
+            lease, token, take = (fence.key, fence.token, fence.take_ms or "") if fence else ("", "", "")
+            args: list = [cap, (expect or {}).get(key, ""), token, take]
+            for entry_id, fields in batches[key]:
+                args += [entry_id, 2 * len(fields)]
+                for name, value in fields.items():
+                    args += [name, value]
+            self._script(keys=[key, lease] if lease else [key], args=args, client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        out: dict[str, Written | Exception] = {}
+        for key, reply in zip(keys, replies, strict=True):
+            if isinstance(reply, Exception):
+                out[key] = _classify(key, reply)
+            else:
+                added, present, rejected, last = reply
+                out[key] = Written(
+                    int(added),
+                    int(present),
+                    text(last),
+                    tuple(text(i) for i in rejected),
+                )
+        return out
+
+
+def _classify(key: str, reply: Exception) -> Exception:
+    """The script's own error replies as their exceptions; anything else as redis-py raised it."""
+    code, _, rest = str(reply).partition(" ")
+    if code == "LOST":
+        return RedisLostData(key, rest)
+    if code == "FENCED":
+        return Fenced(key, holder_of(rest))
+    return reply
+
+
+def _r(x: float, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def encode_faces(result: FrameResult) -> list[dict]:
+    return [
+        {
+            "track": int(f.track),
+            "box": [_r(v, 1) for v in f.box],
+            "score": _r(f.score),
+            "expr": f.expr,
+            "probs": {k: _r(p) for k, p in f.probs.items()},
+            "valence": None if f.valence is None else _r(f.valence),
+            "arousal": None if f.arousal is None else _r(f.arousal),
+        }
+        for f in result.faces
+    ]
+
+
+def encode_frame(result: FrameResult, worker: str = "") -> dict[str, str]:
+    """The stream entry of one frame result (all values strings, as Redis stores them).
+
+    `worker` (optional in schema v1) names the worker run that wrote the entry.
+    """
+    fields = {
+        "v": str(SCHEMA_VERSION),
+        "source": result.source,
+        "frame": str(result.frame),
+        "pts": f"{result.pts:.6f}",
+        "ts": f"{result.ts:.6f}",
+        "n": str(len(result.faces)),
+        "faces": json.dumps(encode_faces(result), separators=(",", ":")),
+        "model": result.model,
+        "latency_ms": f"{result.latency_ms:.2f}",
+    }
+    if worker:
+        fields["worker"] = worker
+    return fields
+
+
+def encode_event(source: str, kind: str, detail: Mapping | None = None, *, ts: float | None = None,
+                 worker: str = "") -> dict[str, str]:  # fmt: skip
+    """The entry of a source event; every detail value is masked (reasons quote URLs and server errors)."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
+    fields = {"kind": kind, "source": source, "ts": f"{time.time() if ts is None else ts:.6f}"}
+    if worker:
+        fields["worker"] = worker
+    for key, value in (detail or {}).items():
+        fields[str(key)] = mask_text(str(value))
+    return fields
+
+
+class ResultPublisher:
+    """Capped frame publishing outside a worker (archive jobs, tools, tests).
+
+    Args:
+        client: Redis client.
+        maxlen: Approximate cap of each results stream (`XADD MAXLEN ~`).
+    """
+
+    def __init__(self, client: redis.Redis, maxlen: int) -> None:
+        self.client = client
+        self.maxlen = maxlen
+        self._writer = StreamWriter(client)
+
+    def publish(self, results: Sequence[FrameResult], ids: Sequence[str] | None = None) -> list:
+        """Write `results` in one round trip.
+
+        Without `ids` Redis picks them (`*`; a retry could duplicate: tools and tests only) and the
+        replies are the new ids. With `ids` (strictly increasing per source) the write is idempotent:
+        the reply per result is True when it was added and False when its id was already in the stream.
+
+        Raises:
+            redis.RedisError: The round trip failed, or a stream refused its entries, or another writer
+                went past some of them (`rejected`: they are not in the stream).
+        """
+        if not results:
+            return []
+        if ids is None:
+            pipe = self.client.pipeline(transaction=False)
+            for result in results:
+                pipe.xadd(
+                    frames_key(result.source), encode_frame(result), maxlen=self.maxlen, approximate=True
+                )
+            return pipe.execute()
+        batches: dict[str, list[Entry]] = {}
+        position: list[tuple[str, int]] = []  # result -> (key, place among that key's entries)
+        for result, entry_id in zip(results, ids, strict=True):
+            entries = batches.setdefault(frames_key(result.source), [])
+            position.append((frames_key(result.source), len(entries)))
+            entries.append((entry_id, encode_frame(result)))
+        written: dict[str, Written] = {}
+        for key, reply in self._writer.write(batches, self.maxlen).items():
+            if isinstance(reply, Exception):
+                raise reply
+            if reply.rejected:
+                raise redis.RedisError(f"{key}: {len(reply.rejected)} entries below its last id and absent: "
+                                       "another writer went past them")  # fmt: skip
+            written[key] = reply
+        # Within one key the script skips a prefix (ids at or below the last id) and adds the rest.
+        return [place >= written[key].skipped for key, place in position]
+
+
+def publish_event(client: redis.Redis, source: str, kind: str, detail: dict | None = None) -> None:
+    """Append one source event with a Redis-chosen id (tools and tests; workers queue events durably)."""
+    client.xadd(
+        events_key(source), encode_event(source, kind, detail), maxlen=EVENTS_MAXLEN, approximate=True
+    )
