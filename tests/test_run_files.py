@@ -170,3 +170,26 @@ def test_live_smoothing_steadies_valence(redis_url, tmp_path):
         return sum(abs(a - b) for a, b in zip(vals, vals[1:], strict=False)) / (len(vals) - 1)
 
     assert jitter("smooth") < 0.7 * jitter("raw")
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 1.0])
+def test_sigterm_while_a_run_starts_is_a_clean_stop(redis_url, delay_s):
+    """SIGTERM as soon as the run holds its writer lease (workers still starting, before they can catch it),
+    or a little later: the run exits 0, nothing half-written, the lease given back."""
+    from affectstream.pipeline.streams.keys import lease_key
+
+    client = connect(redis_url)
+    video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
+    proc = run_cli("--source", f"early={video}", redis_url=redis_url, wait=False)
+    try:
+        assert wait_for(lambda: client.exists(lease_key("early")), timeout=60, every=0.01), proc.stdout.read()
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    assert not client.exists(lease_key("early")), "the stopped run kept its writer lease"
+    frames = [int(f[b"frame"]) for _id, f in client.xrange(frames_key("early"))]
+    assert frames == list(range(len(frames))), "a gap or a duplicate in what was published"

@@ -127,6 +127,11 @@ class ProcessGroup:
         log.info("signal %d: draining workers", signum)
         self.stop()
 
+    def handle_signals(self) -> None:
+        """From now on SIGTERM and SIGINT stop the group (also before `run`: the owner's set-up)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
     def stop(self) -> None:
         """Ask every child to drain and exit (SIGTERM); `run` returns once they have."""
         self.stopping = True
@@ -150,8 +155,9 @@ class ProcessGroup:
 
     def run(self) -> bool:
         """Start the children and supervise them until all are done; True when every one ended with 0."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        self.handle_signals()
+        if self.stopping:  # stopped before anything started: nothing was taken, nothing is left to do
+            return True
         for slot in self.slots:
             self._spawn(slot)
         ok = True
@@ -164,7 +170,9 @@ class ProcessGroup:
                 code = slot.process.exitcode
                 if code in _FINAL or self.stopping or not self._restart(slot, code):
                     slot.done = True
-                    ok &= code == 0
+                    # A child told to stop before it could install its own handler (it was still starting)
+                    # dies of the SIGTERM: it had taken nothing, so that is a clean stop too.
+                    ok &= code == 0 or (self.stopping and code == -signal.SIGTERM)
         self.poll()
         return ok
 
@@ -218,6 +226,7 @@ class Supervisor:
         if not self.cfg.sources and not self.cfg.fleet.enabled:
             log.error("no sources configured: add `sources:` to the config or pass --source URL")
             return 2
+        self.group.handle_signals()  # a SIGTERM while the leases are taken still ends the run cleanly
         client = connect(self.redis_url)
         try:
             refuse_evicting(client)
