@@ -432,7 +432,7 @@ def test_unreachable_rtsp_url_retries_and_never_blocks():
 def test_probe_command_reports_frames_and_rate(capsys):
     import argparse
 
-    from affectstream.pipeline.cli import cli
+    from affectstream.pipeline.cli import probe as cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -473,7 +473,7 @@ def test_bgr_converter_matches_pyav_to_ndarray_across_frame_sizes():
 def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, capsys):  # noqa: F811
     import argparse
 
-    from affectstream.pipeline.cli import cli
+    from affectstream.pipeline.cli import probe as cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
@@ -489,7 +489,7 @@ def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, ca
 def test_probe_of_a_camera_that_is_down_says_why(capsys):
     import argparse
 
-    from affectstream.pipeline.cli import cli
+    from affectstream.pipeline.cli import probe as cli
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
