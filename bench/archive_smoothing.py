@@ -110,14 +110,29 @@ def main(argv: list[str] | None = None) -> int:
                 if name == clip.stem:
                     ok = va[:, 0] != -5
                     err = va[ok] - labels[ok]
-                    row |= {"frames_scored": int(ok.sum()), "rmse_valence": round(float(np.sqrt((err[:, 0] ** 2).mean())), 4),
-                            "rmse_arousal": round(float(np.sqrt((err[:, 1] ** 2).mean())), 4),
-                            "sagr_arousal": round(float((np.sign(va[ok, 1]) == np.sign(labels[ok, 1])).mean()), 3)}  # fmt: skip
+                    row |= {
+                        "frames_scored": int(ok.sum()),
+                        "rmse_valence": round(float(np.sqrt((err[:, 0] ** 2).mean())), 4),
+                        "rmse_arousal": round(float(np.sqrt((err[:, 1] ** 2).mean())), 4),
+                        "sagr_arousal": round(
+                            float((np.sign(va[ok, 1]) == np.sign(labels[ok, 1])).mean()), 3
+                        ),
+                    }
                 rows.append(row)
     model = done[0][2]["model"]
     print(f"model {model}; AFEW-VA 001 labels are constant (V=0, A=0.5): CCC is 0 by construction")
-    cells = [(r["window"], r["video"], r["valence_jitter"], r["arousal_jitter"], r["expr_flips_per_100"],
-              r.get("rmse_valence", ""), r.get("rmse_arousal", "")) for r in rows]  # fmt: skip
+    cells = [
+        (
+            r["window"],
+            r["video"],
+            r["valence_jitter"],
+            r["arousal_jitter"],
+            r["expr_flips_per_100"],
+            r.get("rmse_valence", ""),
+            r.get("rmse_arousal", ""),
+        )
+        for r in rows
+    ]
     header = ("window", "video", "V jitter", "A jitter", "flips/100", "RMSE V", "RMSE A")
     print(format_table(header, cells, align="><>>>>>"))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,23 @@ def measure(video: Path, copies: int, processes: int, args: argparse.Namespace, 
             clips[-1].parent.mkdir(exist_ok=True)
             shutil.copy(video, clips[-1])
         with redis_session(None, tmp / "redis") as (url, client):
-            cli("archive", "submit", "--redis", url, "--output", str(tmp / "out"), "--detector", str(detector),
-                "--model", args.model, "--det-size", str(args.det_size), "--detect-every", str(args.detect_every),
-                *map(str, clips))  # fmt: skip
+            cli(
+                "archive",
+                "submit",
+                "--redis",
+                url,
+                "--output",
+                str(tmp / "out"),
+                "--detector",
+                str(detector),
+                "--model",
+                args.model,
+                "--det-size",
+                str(args.det_size),
+                "--detect-every",
+                str(args.detect_every),
+                *map(str, clips),
+            )
             t0 = time.monotonic()
             cli("archive", "work", "--redis", url, "--until-empty", "-j", str(processes))
             wall = time.monotonic() - t0
@@ -100,14 +114,26 @@ def main(argv: list[str] | None = None) -> int:
             "detect_every": args.detect_every,
             "model": args.model,
             "copies": args.copies,
-        },  # fmt: skip
+        },
         "runs": runs,
         "machine": finish(machine),
     }
-    print(f"{video.name}: {info['frames']} frames, {info['width']}x{info['height']}, {info['fps']:.2f} fps; "
-          f"detector {args.det_size}px every {args.detect_every} frame(s); model {args.model}")  # fmt: skip
-    rows = [(r["processes"], r["jobs"], r["frames"], f"{r['wall_s']:.1f}", f"{r['frames_per_s']:.1f}",
-             f"{r['videos_per_hour']:.0f}", f"{r['video_hours_per_hour']:.2f}") for r in runs]  # fmt: skip
+    print(
+        f"{video.name}: {info['frames']} frames, {info['width']}x{info['height']}, {info['fps']:.2f} fps; "
+        f"detector {args.det_size}px every {args.detect_every} frame(s); model {args.model}"
+    )
+    rows = [
+        (
+            r["processes"],
+            r["jobs"],
+            r["frames"],
+            f"{r['wall_s']:.1f}",
+            f"{r['frames_per_s']:.1f}",
+            f"{r['videos_per_hour']:.0f}",
+            f"{r['video_hours_per_hour']:.2f}",
+        )
+        for r in runs
+    ]
     header = ("procs", "jobs", "frames", "wall s", "frames/s", "videos/h", "x realtime")
     print(format_table(header, rows, align=">" * len(header)))
     print(f"load average at start {machine['loadavg_at_start']}, at end {machine['loadavg_at_end']}")

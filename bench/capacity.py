@@ -83,15 +83,27 @@ def search(s: CapacitySettings, live: dict, clip: Path, detector: Path, model: P
             runs.append(e2e.live_metrics(result))
         drop, p99 = median([m["drop_rate"] for m in runs]), median([m["p99_ms"] for m in runs])
         ok = s.targets.met(drop, p99)
-        rows.append({"cameras": n, "ok": ok, "drop_rate": round(drop, 4), "p99_ms": round(p99, 1),
-                     "published_fps": round(median([m["published_fps"] for m in runs]), 1),
-                     "cpu_ms_per_frame": round(median([m["cpu_ms_per_frame"] for m in runs]), 2), "runs": runs})  # fmt: skip
+        rows.append(
+            {
+                "cameras": n,
+                "ok": ok,
+                "drop_rate": round(drop, 4),
+                "p99_ms": round(p99, 1),
+                "published_fps": round(median([m["published_fps"] for m in runs]), 1),
+                "cpu_ms_per_frame": round(median([m["cpu_ms_per_frame"] for m in runs]), 2),
+                "runs": runs,
+            }
+        )
         if not ok:
             break
         capacity = n
     # `complete`: a count missed the targets; else `max_cameras` cut the search and the capacity is a floor.
-    return {"capacity": capacity, "complete": capacity < len(rows), "rows": rows,
-            "cpu_bound_cameras": cpu_bound(rows[-1]["cpu_ms_per_frame"])}  # fmt: skip
+    return {
+        "capacity": capacity,
+        "complete": capacity < len(rows),
+        "rows": rows,
+        "cpu_bound_cameras": cpu_bound(rows[-1]["cpu_ms_per_frame"]),
+    }
 
 
 def cpu_bound(cpu_ms_per_frame: float, fps: float = 30.0) -> float:
@@ -123,8 +135,15 @@ def _session(detector: str | None, model: str | None, workdir: str) -> tuple[Pat
     return work, Path(detector) if detector else inputs.detector_path(), inputs.model_path(model)
 
 
-def run_coverage_sweep(everies: list[int], input_size=None, *, detector: str | None = None,
-                       model: str | None = None, redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
+def run_coverage_sweep(
+    everies: list[int],
+    input_size=None,
+    *,
+    detector: str | None = None,
+    model: str | None = None,
+    redis_url: str = "",
+    workdir: str = "var/bench",
+) -> dict:
     """Coverage of each detect cadence at the live input size: how far `detector.live.detect_every`
     may go before coverage falls under 99% (`bench capacity --coverage-sweep`)."""
     from affectstream.pipeline.streams.connection import redis_session
@@ -142,8 +161,14 @@ def run_coverage_sweep(everies: list[int], input_size=None, *, detector: str | N
     return out
 
 
-def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str | None = None,
-                 redis_url: str = "", workdir: str = "var/bench") -> dict:  # fmt: skip
+def run_capacity(
+    s: CapacitySettings,
+    *,
+    detector: str | None = None,
+    model: str | None = None,
+    redis_url: str = "",
+    workdir: str = "var/bench",
+) -> dict:
     """The capacity search (and coverage) as one JSON-friendly result; `bench.report.capacity_markdown`
     prints it, `pipeline.fleet.capacity.write_capacity` stores it for `fleet.max_sources: auto`."""
     from affectstream.pipeline.streams.connection import redis_session
@@ -160,8 +185,14 @@ def run_capacity(s: CapacitySettings, *, detector: str | None = None, model: str
         out.update(search(s, live, clip, det, mdl, url))
         if s.coverage:
             out["coverage"] = coverage([live], det, mdl, url, work)[0]
-    out["settings"] = {"seconds": s.seconds, "runs": s.runs, "max_cameras": s.max_cameras,
-                       "clip": clip.name, "detector_file": str(det), "model_file": str(mdl)}  # fmt: skip
+    out["settings"] = {
+        "seconds": s.seconds,
+        "runs": s.runs,
+        "max_cameras": s.max_cameras,
+        "clip": clip.name,
+        "detector_file": str(det),
+        "model_file": str(mdl),
+    }
     out["duration_s"] = round(time.monotonic() - started, 1)
     out["machine"] = machine.finish(out["machine"])
     return out

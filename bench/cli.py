@@ -31,8 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
     p.add_argument("--live-seconds", type=float, help="length of each live run (default 15, quick 8)")
-    p.add_argument("--live-streams", type=lambda t: tuple(int(x) for x in t.split(",")),
-                   help="concurrent stream counts of the live runs (default 1,2,4)")  # fmt: skip
+    p.add_argument(
+        "--live-streams",
+        type=lambda t: tuple(int(x) for x in t.split(",")),
+        help="concurrent stream counts of the live runs (default 1,2,4)",
+    )
     p.add_argument(
         "--skip", action="append", choices=SKIPPABLE, default=[], help="leave a part out (repeatable)"
     )
@@ -51,8 +54,14 @@ def settings_from_args(args: argparse.Namespace):
 
     quick = _quick(args)
     values = dict(QUICK) if quick else {}
-    for name, key in (("runs", "runs"), ("det_size", "det_size"), ("model", "model"), ("detector", "detector"),
-                      ("live_seconds", "live_seconds"), ("live_streams", "live_streams")):  # fmt: skip
+    for name, key in (
+        ("runs", "runs"),
+        ("det_size", "det_size"),
+        ("model", "model"),
+        ("detector", "detector"),
+        ("live_seconds", "live_seconds"),
+        ("live_streams", "live_streams"),
+    ):
         if getattr(args, name, None) is not None:
             values[key] = getattr(args, name)
     return Settings(**values, redis_url=args.redis or "", workdir=args.workdir, skip=tuple(args.skip))
@@ -80,8 +89,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
     from affectstream.pipeline.fleet.capacity import DEFAULT_FILE
 
-    p.add_argument("--quick", action="store_true",
-                   help="1-2 cameras, 4 s runs, one run each: a smoke test (also: BENCH_QUICK=1)")  # fmt: skip
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1-2 cameras, 4 s runs, one run each: a smoke test (also: BENCH_QUICK=1)",
+    )
     p.add_argument("--runs", type=positive_int, help="runs per camera count, medians judged (default 2)")
     p.add_argument("--seconds", type=float, help="length of each run (default 15)")
     p.add_argument("--max-cameras", type=positive_int, help="stop the search here (default 16)")
@@ -89,20 +101,34 @@ def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detect-every", type=positive_int, help="detector.live.detect_every (default: the config's)"
     )
-    p.add_argument("--baseline", action="store_true",
-                   help="the live defaults before issue 13: 640x640, detect every frame")  # fmt: skip
-    p.add_argument("--coverage", action="store_true",
-                   help="also measure face-frame coverage against detecting every frame at 640x640")  # fmt: skip
-    p.add_argument("--coverage-sweep", type=lambda t: [positive_int(x) for x in t.split(",")], metavar="N,N,...",
-                   help="no search: coverage of each detect_every at the live input size (choosing defaults)")  # fmt: skip
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="the live defaults before issue 13: 640x640, detect every frame",
+    )
+    p.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also measure face-frame coverage against detecting every frame at 640x640",
+    )
+    p.add_argument(
+        "--coverage-sweep",
+        type=lambda t: [positive_int(x) for x in t.split(",")],
+        metavar="N,N,...",
+        help="no search: coverage of each detect_every at the live input size (choosing defaults)",
+    )
     p.add_argument(
         "--detector",
         help="SCRFD ONNX (default: $AFFECTSTREAM_DETECTOR, else ../shared/models/scrfd_500m.onnx)",
     )
     p.add_argument("--model", help="MTL-GCN ONNX (default: the shipped model the pipeline runs on CPU)")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of a private embedded redis-server")
-    p.add_argument("--write", type=Path, metavar="PATH",
-                   help=f"where fleet.max_sources: auto reads it (default $AFFECTSTREAM_CAPACITY_FILE, else {DEFAULT_FILE})")  # fmt: skip
+    p.add_argument(
+        "--write",
+        type=Path,
+        metavar="PATH",
+        help=f"where fleet.max_sources: auto reads it (default $AFFECTSTREAM_CAPACITY_FILE, else {DEFAULT_FILE})",
+    )
     p.add_argument("--no-write", action="store_true", help="print only; leave the capacity file as it is")
     p.add_argument("-o", "--output", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     p.add_argument(
@@ -139,8 +165,13 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     if args.coverage_sweep:
         return _coverage_sweep(args)
     try:
-        res = run_capacity(capacity_settings_from_args(args), detector=args.detector, model=args.model,
-                           redis_url=args.redis or "", workdir=args.workdir)  # fmt: skip
+        res = run_capacity(
+            capacity_settings_from_args(args),
+            detector=args.detector,
+            model=args.model,
+            redis_url=args.redis or "",
+            workdir=args.workdir,
+        )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -168,8 +199,14 @@ def _coverage_sweep(args: argparse.Namespace) -> int:
     from bench.capacity import run_coverage_sweep
     from bench.report import coverage_markdown
 
-    res = run_coverage_sweep(args.coverage_sweep, args.input_size, detector=args.detector, model=args.model,
-                             redis_url=args.redis or "", workdir=args.workdir)  # fmt: skip
+    res = run_coverage_sweep(
+        args.coverage_sweep,
+        args.input_size,
+        detector=args.detector,
+        model=args.model,
+        redis_url=args.redis or "",
+        workdir=args.workdir,
+    )
     args.output.mkdir(parents=True, exist_ok=True)
     js = args.output / "capacity_coverage.json"
     js.write_text(json.dumps(res, indent=2) + "\n")

@@ -96,8 +96,9 @@ def run_supervised(
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     done = threading.Event()
     watched = [frames_key(n) for n in names] if duration_s else []
-    timer = threading.Thread(target=_stop_after, args=(client, watched, duration_s or timeout_s, timeout_s, done),
-                             daemon=True)  # fmt: skip
+    timer = threading.Thread(
+        target=_stop_after, args=(client, watched, duration_s or timeout_s, timeout_s, done), daemon=True
+    )
     start = time.monotonic()
     try:
         with PeakSampler(
@@ -143,8 +144,17 @@ def base_overrides(detector: Path, model: Path, det_size, detect_every: int = 1)
     }
 
 
-def archive_run(videos: list[Path], tag: str, detector: Path, model: Path, det_size, redis_url: str, *,
-                detect_every: int = 1, expected: dict[str, int] | None = None) -> RunResult:  # fmt: skip
+def archive_run(
+    videos: list[Path],
+    tag: str,
+    detector: Path,
+    model: Path,
+    det_size,
+    redis_url: str,
+    *,
+    detect_every: int = 1,
+    expected: dict[str, int] | None = None,
+) -> RunResult:
     """All `videos` as file sources of one worker; checks every frame was published, in order."""
     over = base_overrides(detector, model, det_size, detect_every)
     over["sources"] = [{"name": f"{tag}-{i}", "url": str(v)} for i, v in enumerate(videos)]
@@ -155,8 +165,10 @@ def archive_run(videos: list[Path], tag: str, detector: Path, model: Path, det_s
         got = [e.frame for e in result.entries[f"{tag}-{i}"]]
         want = (expected or {}).get(str(video))
         if got != list(range(len(got))) or (want is not None and len(got) != want):
-            raise RuntimeError(f"archive run {tag}: {video.name} published {len(got)} frames (expected {want}), "
-                               "not every frame in order")  # fmt: skip
+            raise RuntimeError(
+                f"archive run {tag}: {video.name} published {len(got)} frames (expected {want}), "
+                "not every frame in order"
+            )
     return result
 
 
@@ -174,8 +186,17 @@ def archive_metrics(result: RunResult) -> dict:
     }
 
 
-def live_run(clip: Path, streams: int, seconds: float, detector: Path, model: Path, det_size, redis_url: str,
-             *, live: dict | None = None) -> RunResult:  # fmt: skip
+def live_run(
+    clip: Path,
+    streams: int,
+    seconds: float,
+    detector: Path,
+    model: Path,
+    det_size,
+    redis_url: str,
+    *,
+    live: dict | None = None,
+) -> RunResult:
     """`streams` concurrent realtime replays of `clip` in one worker for `seconds`.
 
     `live`: the `detector.live` settings (`input_size`, `detect_every`) the cameras run at; None: the

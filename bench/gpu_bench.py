@@ -48,8 +48,13 @@ def measure(engine, batch: int, seconds: float, rounds: int = 5) -> dict:
             engine.infer(faces)
         rates.append(batch * calls / (time.perf_counter() - t0))
     rate = statistics.median(rates)
-    return {"batch": batch, "faces_per_s": round(rate, 1), "ms_per_face": round(1000.0 / rate, 4),
-            "ms_per_batch": round(1000.0 * batch / rate, 3), "rounds": [round(r, 1) for r in rates]}  # fmt: skip
+    return {
+        "batch": batch,
+        "faces_per_s": round(rate, 1),
+        "ms_per_face": round(1000.0 / rate, 4),
+        "ms_per_batch": round(1000.0 * batch / rate, 3),
+        "rounds": [round(r, 1) for r in rates],
+    }
 
 
 def prepare_model(checkpoint: str | None, onnx: str | None, work: Path) -> tuple[Path, Path]:
@@ -145,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                 setup_s = time.perf_counter() - t0
                 try:
                     for batch in batches:
-                        row = {"backend": backend, "precision": precision, "model": engine.spec.model_id,
-                               "setup_s": round(setup_s, 1), **measure(engine, batch, args.seconds)}  # fmt: skip
+                        row = {
+                            "backend": backend,
+                            "precision": precision,
+                            "model": engine.spec.model_id,
+                            "setup_s": round(setup_s, 1),
+                            **measure(engine, batch, args.seconds),
+                        }
                         results.append(row)
                         print(
                             f"  {backend:18s} {precision:5s} batch {batch:4d}: {row['faces_per_s']:10.1f} faces/s",
@@ -189,8 +199,17 @@ def print_table(results: list[dict]) -> None:
         return
     print()
     print(f"model {results[0]['model']}  ({machine()})")
-    rows = [(r["backend"], r["precision"], r["batch"], f"{r['faces_per_s']:.1f}", f"{r['ms_per_face']:.4f}",
-             f"{r['ms_per_batch']:.3f}") for r in results]  # fmt: skip
+    rows = [
+        (
+            r["backend"],
+            r["precision"],
+            r["batch"],
+            f"{r['faces_per_s']:.1f}",
+            f"{r['ms_per_face']:.4f}",
+            f"{r['ms_per_batch']:.3f}",
+        )
+        for r in results
+    ]
     print(format_table(("backend", "prec", "batch", "faces/s", "ms/face", "ms/batch"), rows, align="<<>>>>"))
 
 

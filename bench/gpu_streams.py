@@ -66,8 +66,16 @@ class Counter:
             return self.frames, self.faces, self.batches
 
 
-def run_streams(clip: str, streams: int, seconds: float, *, detectors: list, processor, max_batch: int,
-                warmup: float = 2.0) -> dict:  # fmt: skip
+def run_streams(  # noqa: PLR0915 (one GPU sitting, read top to bottom)
+    clip: str,
+    streams: int,
+    seconds: float,
+    *,
+    detectors: list,
+    processor,
+    max_batch: int,
+    warmup: float = 2.0,
+) -> dict:
     """Frames/s and faces/s of `streams` replays of `clip` through detect -> align -> engine."""
     stop = threading.Event()
     inputs = [queue.Queue(maxsize=4) for _ in range(streams)]
@@ -133,9 +141,14 @@ def run_streams(clip: str, streams: int, seconds: float, *, detectors: list, pro
     if errors:
         raise errors[0]
     frames, faces, batches = f1 - f0, c1 - c0, max(1, b1 - b0)
-    return {"streams": streams, "frames_per_s": round(frames / elapsed, 1), "faces_per_s": round(faces / elapsed, 1),
-            "per_stream_fps": round(frames / elapsed / streams, 1), "frames_per_engine_call": round(frames / batches, 1),
-            "prepare_threads": min(len(detectors), streams)}  # fmt: skip
+    return {
+        "streams": streams,
+        "frames_per_s": round(frames / elapsed, 1),
+        "faces_per_s": round(faces / elapsed, 1),
+        "per_stream_fps": round(frames / elapsed / streams, 1),
+        "frames_per_engine_call": round(frames / batches, 1),
+        "prepare_threads": min(len(detectors), streams),
+    }
 
 
 CLIPS = {"clip_1080p.mp4": (1920, 1080), "clip_360p.mp4": (640, 360)}
@@ -201,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_engine(
         "torch", "default", device=args.device, fp16=cuda, cuda_graphs=cuda, max_batch=args.max_batch
     )
-    detectors = [FaceDetector(args.detector, input_size="auto", backend="torch", device=args.device)
-                 for _ in range(args.prepare_threads)]  # fmt: skip
+    detectors = [
+        FaceDetector(args.detector, input_size="auto", backend="torch", device=args.device)
+        for _ in range(args.prepare_threads)
+    ]
     processor = FrameProcessor(detectors, engine)
-    print(f"setup {time.perf_counter() - t0:.1f} s: engine {engine.spec.model_id} on {engine.device} "
-          f"({'fp16, CUDA graphs' if cuda else 'fp32'}), {len(detectors)} x SCRFD {Path(args.detector).name} "
-          f"on {detectors[0].providers[0]} (input auto: 640x384 for 16:9)", flush=True)  # fmt: skip
+    print(
+        f"setup {time.perf_counter() - t0:.1f} s: engine {engine.spec.model_id} on {engine.device} "
+        f"({'fp16, CUDA graphs' if cuda else 'fp32'}), {len(detectors)} x SCRFD {Path(args.detector).name} "
+        f"on {detectors[0].providers[0]} (input auto: 640x384 for 16:9)",
+        flush=True,
+    )
     import cv2
 
     for clip in args.clip:  # set up (and capture) each detector's input size now, one at a time
@@ -219,11 +237,19 @@ def main(argv: list[str] | None = None) -> int:
         size = f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
         capture.release()
         for n in [int(s) for s in args.streams.split(",")]:
-            row = {"clip": Path(clip).name, "size": size,
-                   **run_streams(clip, n, args.seconds, detectors=detectors, processor=processor, max_batch=args.max_batch)}  # fmt: skip
+            row = {
+                "clip": Path(clip).name,
+                "size": size,
+                **run_streams(
+                    clip, n, args.seconds, detectors=detectors, processor=processor, max_batch=args.max_batch
+                ),
+            }
             rows.append(row)
-            print(f"  {size:9s} {n:3d} streams: {row['frames_per_s']:8.1f} frames/s ({row['per_stream_fps']:6.1f} per stream), "
-                  f"{row['faces_per_s']:8.1f} faces/s, {row['frames_per_engine_call']:5.1f} frames per engine call", flush=True)  # fmt: skip
+            print(
+                f"  {size:9s} {n:3d} streams: {row['frames_per_s']:8.1f} frames/s ({row['per_stream_fps']:6.1f} per stream), "
+                f"{row['faces_per_s']:8.1f} faces/s, {row['frames_per_engine_call']:5.1f} frames per engine call",
+                flush=True,
+            )
     engine.close()
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

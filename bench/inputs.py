@@ -82,8 +82,14 @@ def probe(path: Path) -> VideoInfo:
         stream.thread_type = "AUTO"
         frames = sum(1 for _ in container.decode(stream))
         rate = float(stream.average_rate or stream.guessed_rate or 0)
-        return VideoInfo(path, frames, stream.codec_context.width, stream.codec_context.height, rate,
-                         stream.codec_context.name)  # fmt: skip
+        return VideoInfo(
+            path,
+            frames,
+            stream.codec_context.width,
+            stream.codec_context.height,
+            rate,
+            stream.codec_context.name,
+        )
 
 
 def iter_bgr(path: Path, limit: int = 0) -> Iterator[np.ndarray]:

@@ -100,14 +100,23 @@ class NaiveLoop:
                 for box in bboxes:
                     probs, va = self.session.run(None, {"input": self._face_input(image, box)})
                     best = int(np.argmax(probs[0]))
-                    faces.append({
-                        "box": [round(float(v), 1) for v in box[:4]], "score": round(float(box[4]), 4),
-                        "expr": labels[best], "probs": {k: round(float(p), 4) for k, p in zip(labels, probs[0], strict=True)},
-                        "valence": round(float(va[0, 0]), 4), "arousal": round(float(va[0, 1]), 4),
-                    })  # fmt: skip
+                    faces.append(
+                        {
+                            "box": [round(float(v), 1) for v in box[:4]],
+                            "score": round(float(box[4]), 4),
+                            "expr": labels[best],
+                            "probs": {k: round(float(p), 4) for k, p in zip(labels, probs[0], strict=True)},
+                            "valence": round(float(va[0, 0]), 4),
+                            "arousal": round(float(va[0, 1]), 4),
+                        }
+                    )
                 t3 = time.perf_counter()
-                client.xadd(key, {"frame": index, "ts": time.time(), "n": len(faces), "faces": json.dumps(faces)},
-                            maxlen=maxlen, approximate=True)  # fmt: skip
+                client.xadd(
+                    key,
+                    {"frame": index, "ts": time.time(), "n": len(faces), "faces": json.dumps(faces)},
+                    maxlen=maxlen,
+                    approximate=True,
+                )
                 out.parts["detect"] += t2 - t1
                 out.parts["crop_model"] += t3 - t2
                 out.parts["xadd"] += time.perf_counter() - t3

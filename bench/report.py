@@ -33,16 +33,22 @@ def _archive_tables(res: dict) -> list[str]:
         f"Stage workload: {wl['frames']} frames, {wl['faces']} faces ({wl['faces_per_frame']} per frame).",
         "",
     ]
-    lines += ["## End to end (archive mode, real Supervisor + Worker + redis-server)", "",
-              "| variant | frames/s (median) | runs | faces/s | worker CPU ms per frame | peak RSS MiB |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "## End to end (archive mode, real Supervisor + Worker + redis-server)",
+        "",
+        "| variant | frames/s (median) | runs | faces/s | worker CPU ms per frame | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
     variants = [("detect every frame", res["e2e"])]
     if "e2e_detect_every_3" in res:
         variants.append(("detect_every 3", res["e2e_detect_every_3"]))
     if "e2e_detector_auto" in res:
         variants.append(("detector input auto (from the frame size)", res["e2e_detector_auto"]))
     for name, e in variants:
-        lines.append(f"| {name} | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | "
-                     f"{_fmt(e['cpu_ms_per_frame']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {_fmt(e['fps']['median'])} | {_runs(e['fps'])} | {_fmt(e['faces_per_s']['median'])} | "
+            f"{_fmt(e['cpu_ms_per_frame']['median'])} | {_fmt(e['peak_rss_mib']['median'])} |"
+        )
     if "naive" in res:
         n = res["naive"]
         lines.append(f"| naive loop | {_fmt(n['fps']['median'])} | {_runs(n['fps'])} | | | |")
@@ -57,9 +63,12 @@ def _archive_tables(res: dict) -> list[str]:
 
 def _live_table(res: dict) -> list[str]:
     d = res.get("live_detect", {})
-    lines = [f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker; detector.live {d})", "",
-             "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"## Live mode ({res['live_clip']} replayed at 30 fps per stream, one worker; detector.live {d})",
+        "",
+        "| streams | p50 ms | p95 ms | p99 ms | max ms | p99 per window ms | published fps | dropped | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for n, lv in res["live"].items():
         lines.append(
             f"| {n} | {lv['p50_ms']} | {lv['p95_ms']} | {lv['p99_ms']} | {lv['max_ms']} | {lv['p99_per_window_ms']} | "
@@ -125,8 +134,10 @@ def markdown(res: dict) -> str:
             f"(faces matched at IoU>=0.5: {100 * cov['faces_iou50']:.1f}%) |",
         ]
     if "e2e_fps_detector_auto" in res:
-        lines.append(f"| e2e with detector input auto (frames/s) | {_fmt(res['e2e_fps_detector_auto'])} "
-                     f"(x{_fmt(res['ratios']['detector_auto_over_e2e'], 2)}) |")  # fmt: skip
+        lines.append(
+            f"| e2e with detector input auto (frames/s) | {_fmt(res['e2e_fps_detector_auto'])} "
+            f"(x{_fmt(res['ratios']['detector_auto_over_e2e'], 2)}) |"
+        )
     if "live_p99_ms" in res:
         lines.append(f"| live p99, one 640x360 30 fps stream (ms) | {_fmt(res['live_p99_ms'])} |")
     if "peak_rss_mib" in res:
@@ -171,15 +182,23 @@ def capacity_markdown(res: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
-        lines.append(f"| {r['cameras']} | {'yes' if r['ok'] else 'no'} | {100 * r['drop_rate']:.1f}% | {r['p99_ms']} | "
-                     f"{r['published_fps']} | {r['cpu_ms_per_frame']} | {', '.join(_fmt(x['p99_ms']) for x in r['runs'])} |")  # fmt: skip
-    lines += ["", f"CPU bound: {m['cores']} cores / ({res['rows'][-1]['cpu_ms_per_frame']} CPU ms per frame x 30 fps) = "
-                  f"**{res['cpu_bound_cameras']}** cameras with nothing else running (the last row's cost)."]  # fmt: skip
+        lines.append(
+            f"| {r['cameras']} | {'yes' if r['ok'] else 'no'} | {100 * r['drop_rate']:.1f}% | {r['p99_ms']} | "
+            f"{r['published_fps']} | {r['cpu_ms_per_frame']} | {', '.join(_fmt(x['p99_ms']) for x in r['runs'])} |"
+        )
+    lines += [
+        "",
+        f"CPU bound: {m['cores']} cores / ({res['rows'][-1]['cpu_ms_per_frame']} CPU ms per frame x 30 fps) = "
+        f"**{res['cpu_bound_cameras']}** cameras with nothing else running (the last row's cost).",
+    ]
     if "coverage" in res:
         c = res["coverage"]
-        lines += ["", f"Coverage against detecting every frame at 640x640 (archive workload, {c['base_face_frames']} "
-                      f"face-frames, {c['base_faces']} faces): face-frames {100 * c['face_frames']:.2f}%, "
-                      f"faces at IoU >= 0.5 {100 * c['faces_iou50']:.2f}%."]  # fmt: skip
+        lines += [
+            "",
+            f"Coverage against detecting every frame at 640x640 (archive workload, {c['base_face_frames']} "
+            f"face-frames, {c['base_faces']} faces): face-frames {100 * c['face_frames']:.2f}%, "
+            f"faces at IoU >= 0.5 {100 * c['faces_iou50']:.2f}%.",
+        ]
     lines += ["", f"Search time: {res['duration_s']} s.", ""]
     return "\n".join(lines)
 
@@ -187,11 +206,17 @@ def capacity_markdown(res: dict) -> str:
 def coverage_markdown(res: dict) -> str:
     """The coverage sweep (`bench capacity --coverage-sweep`) as a table."""
     m = res["machine"]
-    lines = [f"Coverage against detecting every frame at 640x640; measured {m['utc']}, load {m['loadavg_at_start']}.",
-             "", "| input | detect_every | face-frames | faces IoU>=0.5 | archive frames/s |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Coverage against detecting every frame at 640x640; measured {m['utc']}, load {m['loadavg_at_start']}.",
+        "",
+        "| input | detect_every | face-frames | faces IoU>=0.5 | archive frames/s |",
+        "|---|---|---|---|---|",
+    ]
     for c in res["coverage"]:
-        lines.append(f"| {c['input_size']} | {c['detect_every']} | {100 * c['face_frames']:.2f}% | "
-                     f"{100 * c['faces_iou50']:.2f}% | {c['archive_fps']} |")  # fmt: skip
+        lines.append(
+            f"| {c['input_size']} | {c['detect_every']} | {100 * c['face_frames']:.2f}% | "
+            f"{100 * c['faces_iou50']:.2f}% | {c['archive_fps']} |"
+        )
     return "\n".join(lines + [""])
 
 

@@ -116,7 +116,7 @@ def run_benchmark(s: Settings) -> dict:
     return out
 
 
-def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client) -> dict:
+def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client) -> dict:  # noqa: PLR0915 (the archive benchmark's one driver, in order)
     from affectstream.pipeline.frames.detect import FaceDetector
     from affectstream.pipeline.frames.processor import build_processor
 
@@ -140,8 +140,17 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
         log.info("run %d/%d: stage pass", r + 1, s.runs)
         # The extra detector sizes are informative only: measured in the first run, to keep the time budget.
         sizes = detectors if r == 0 else {primary: processor.detector}
-        stage_runs.append(stages.run_stage_pass(videos, processor, sizes, client, maxlen=100_000,
-                                                max_batch=s.max_batch, parallel=parallel if n_par > 1 else None))  # fmt: skip
+        stage_runs.append(
+            stages.run_stage_pass(
+                videos,
+                processor,
+                sizes,
+                client,
+                maxlen=100_000,
+                max_batch=s.max_batch,
+                parallel=parallel if n_par > 1 else None,
+            )
+        )
         log.info("run %d/%d: e2e archive", r + 1, s.runs)
         res = e2e.archive_run(videos, f"e2e{r}", detector, model, s.det_size, url, expected=expected)
         e2e_runs.append(e2e.archive_metrics(res))
@@ -181,7 +190,7 @@ def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: st
             "faces": sp.faces,
             "frames_with_faces": sp.frames_with_faces,
             "faces_per_frame": round(faces_per_frame, 3),
-        },  # fmt: skip
+        },
         "slowest_stage": slow_name,
         "slowest_stage_fps": round(slow_fps, 1),
         # cores / summed stage CPU per frame: the most any pipeline gets when all stages share the CPUs.

@@ -46,8 +46,10 @@ class StagePass:
 
     def cpu_ms_per_frame(self) -> dict[str, float]:
         """CPU per frame of each stage (engine: per face): robust to other load, unlike throughput."""
-        return {k: 1000.0 * v / (self.engine_faces[int(k[8:-6])] if k.startswith("engine_b") else self.frames)
-                for k, v in self.cpu_s.items()}  # fmt: skip
+        return {
+            k: 1000.0 * v / (self.engine_faces[int(k[8:-6])] if k.startswith("engine_b") else self.frames)
+            for k, v in self.cpu_s.items()
+        }
 
     def fps(self) -> dict[str, float]:
         """Throughput per stage: frames/s, except `engine_b*` in faces/s."""
@@ -75,8 +77,16 @@ class _Clock:
         return out, wall
 
 
-def run_stage_pass(videos: list[Path], processor, detectors: dict, redis_client, *, maxlen: int, max_batch: int,
-                   parallel: list | None = None) -> StagePass:  # fmt: skip
+def run_stage_pass(
+    videos: list[Path],
+    processor,
+    detectors: dict,
+    redis_client,
+    *,
+    maxlen: int,
+    max_batch: int,
+    parallel: list | None = None,
+) -> StagePass:
     """One serial pass over `videos`.
 
     Args:

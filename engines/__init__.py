@@ -43,18 +43,24 @@ class _Backend:
 
 BACKENDS: dict[str, _Backend] = {
     "onnxruntime": _Backend(
-        "affectstream.engines.onnxruntime", "OnnxRuntimeEngine", ("onnxruntime",),
+        "affectstream.engines.onnxruntime",
+        "OnnxRuntimeEngine",
+        ("onnxruntime",),
         "pip install affectstream (onnxruntime is a runtime dependency; onnxruntime-gpu for CUDA)",
     ),
     "tensorrt": _Backend(
-        "affectstream.engines.tensorrt", "create_tensorrt_engine", ("tensorrt", "pycuda"),
+        "affectstream.engines.tensorrt",
+        "create_tensorrt_engine",
+        ("tensorrt", "pycuda"),
         "pip install 'affectstream[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU and driver",
     ),
     "torch": _Backend(
-        "affectstream.engines.torch", "create_torch_engine", ("torch",),
+        "affectstream.engines.torch",
+        "create_torch_engine",
+        ("torch",),
         "pip install 'affectstream[train]' (torch, timm)",
     ),
-}  # fmt: skip
+}
 
 
 def backend_module(name: str):

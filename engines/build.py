@@ -49,8 +49,12 @@ def build_from_config(engine_cfg: Any, *, device_id: int = 0) -> BuildResult:
     from affectstream.engines import backend_module
 
     if engine_cfg.backend != "tensorrt":
-        return BuildResult(None, None, False,
-                           f"engine.backend is {engine_cfg.backend!r}: it runs the model file directly, nothing to build")  # fmt: skip
+        return BuildResult(
+            None,
+            None,
+            False,
+            f"engine.backend is {engine_cfg.backend!r}: it runs the model file directly, nothing to build",
+        )
     trt_backend = backend_module("tensorrt")  # fails fast here on a machine without TensorRT
     model = resolve_model(engine_cfg.model)
     if trt_backend.is_plan(model):
@@ -96,9 +100,10 @@ def plan_info(plan_path: str | Path) -> dict:
     theirs = key.target()
     info["compatible"] = ours == theirs
     info["compatibility"] = (
-        "built for this GPU and TensorRT version" if ours == theirs
+        "built for this GPU and TensorRT version"
+        if ours == theirs
         else f"built for {theirs}, this machine is {ours}: rebuild"
-    )  # fmt: skip
+    )
     return info
 
 

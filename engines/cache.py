@@ -75,8 +75,12 @@ class PlanKey:
 
     def same_model_and_profile(self, other: PlanKey) -> bool:
         return (self.onnx_sha256, self.precision, self.min_batch, self.opt_batch, self.max_batch) == (
-            other.onnx_sha256, other.precision, other.min_batch, other.opt_batch, other.max_batch,
-        )  # fmt: skip
+            other.onnx_sha256,
+            other.precision,
+            other.min_batch,
+            other.opt_batch,
+            other.max_batch,
+        )
 
 
 def file_sha256(path: str | Path) -> str:
@@ -184,8 +188,10 @@ def check_plan(plan_path: str | Path, device: DeviceInfo) -> tuple[PlanKey, Engi
             "(`affectstream engine build -c CONFIG` with engine.model set to the .onnx)"
         )
     if key.recipe != BUILD_RECIPE:
-        raise PlanMismatch(f"{plan_path} was built by build recipe {key.recipe}, this affectstream uses "
-                           f"{BUILD_RECIPE} (e.g. fp32 plans are no longer TF32): rebuild it from the ONNX")  # fmt: skip
+        raise PlanMismatch(
+            f"{plan_path} was built by build recipe {key.recipe}, this affectstream uses "
+            f"{BUILD_RECIPE} (e.g. fp32 plans are no longer TF32): rebuild it from the ONNX"
+        )
     return key, spec
 
 
@@ -224,8 +230,14 @@ def ensure_plan(
     if not onnx_path.is_file():
         raise ModelFileError(f"model file {onnx_path} does not exist")
     spec = spec or EngineSpec.from_onnx(onnx_path)
-    key = make_key(onnx_path, device, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
-                   calibration_sha256=calibration_sha256)  # fmt: skip
+    key = make_key(
+        onnx_path,
+        device,
+        precision=precision,
+        max_batch=max_batch,
+        opt_batch=opt_batch,
+        calibration_sha256=calibration_sha256,
+    )
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     plan = cache / plan_filename(key, spec.model_id)

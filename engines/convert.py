@@ -65,8 +65,15 @@ def to_fp16(source: str | Path, output: str | Path) -> EngineSpec:
     for value in graph.input:
         if value.type.tensor_type.elem_type == TensorProto.FLOAT:
             renamed[value.name] = f"{value.name}__fp16"
-            casts_in.append(helper.make_node("Cast", [value.name], [renamed[value.name]], to=TensorProto.FLOAT16,
-                                             name=f"{value.name}__to_fp16"))  # fmt: skip
+            casts_in.append(
+                helper.make_node(
+                    "Cast",
+                    [value.name],
+                    [renamed[value.name]],
+                    to=TensorProto.FLOAT16,
+                    name=f"{value.name}__to_fp16",
+                )
+            )
     for node in graph.node:
         for k, name in enumerate(node.input):
             if name in renamed:
@@ -89,10 +96,15 @@ def to_fp16(source: str | Path, output: str | Path) -> EngineSpec:
     graph.node.extend(nodes)
     del graph.value_info[:]  # intermediate types changed; shape inference below recomputes them
     converted = replace(spec, model_id=f"{spec.model_id}-fp16")
-    set_metadata(model, {
-        METADATA_KEY: converted.to_json(),
-        CONVERT_METADATA_KEY: json.dumps({"source_model_id": spec.model_id, "to": "fp16", "io": "float32"}),
-    })  # fmt: skip
+    set_metadata(
+        model,
+        {
+            METADATA_KEY: converted.to_json(),
+            CONVERT_METADATA_KEY: json.dumps(
+                {"source_model_id": spec.model_id, "to": "fp16", "io": "float32"}
+            ),
+        },
+    )
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,15 @@ def _conv(attrs, x, w, b=None):
     if pads[:half] != pads[half:]:  # asymmetric: pad explicitly (F.pad wants last axis first)
         x = F.pad(x, [p for i in reversed(range(half)) for p in (pads[i], pads[i + half])])
         pads = [0] * len(pads)
-    return F.conv2d(x, w, b, stride=attrs.get("strides", 1), padding=pads[:half],
-                    dilation=attrs.get("dilations", 1), groups=attrs.get("group", 1))  # fmt: skip
+    return F.conv2d(
+        x,
+        w,
+        b,
+        stride=attrs.get("strides", 1),
+        padding=pads[:half],
+        dilation=attrs.get("dilations", 1),
+        groups=attrs.get("group", 1),
+    )
 
 
 def _slice(attrs, x, starts, ends, axes=None, steps=None):
@@ -127,8 +134,13 @@ def _batchnorm(attrs, x, scale, bias, mean, var):
 
 def _maxpool(attrs, x):
     pads = list(attrs.get("pads", [0, 0, 0, 0]))
-    return F.max_pool2d(x, attrs["kernel_shape"], attrs.get("strides", 1), pads[: len(pads) // 2],
-                        ceil_mode=bool(attrs.get("ceil_mode", 0)))  # fmt: skip
+    return F.max_pool2d(
+        x,
+        attrs["kernel_shape"],
+        attrs.get("strides", 1),
+        pads[: len(pads) // 2],
+        ceil_mode=bool(attrs.get("ceil_mode", 0)),
+    )
 
 
 OPS: dict[str, Op] = {
@@ -192,8 +204,12 @@ class OnnxModule(torch.nn.Module):
             if node.op_type == "Constant":
                 attrs = _attrs(node)
                 value = attrs.get("value")
-                self._constant(node.output[0], numpy_helper.to_array(value) if value is not None else
-                               np.asarray(attrs.get("value_float", attrs.get("value_int"))))  # fmt: skip
+                self._constant(
+                    node.output[0],
+                    numpy_helper.to_array(value)
+                    if value is not None
+                    else np.asarray(attrs.get("value_float", attrs.get("value_int"))),
+                )
                 continue
             self._nodes.append((OPS[node.op_type], _attrs(node), list(node.input), list(node.output)))
         consts = set(self._cpu) | set(self._names)

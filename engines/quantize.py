@@ -101,26 +101,40 @@ def quantize_model(
             # (the symbolic pass would need sympy, which the runtime does not install).
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(
-                str(prepared), str(output), _Reader(crops),
-                quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=METHODS[method], nodes_to_exclude=_head_nodes(prepared),
+                str(prepared),
+                str(output),
+                _Reader(crops),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=METHODS[method],
+                nodes_to_exclude=_head_nodes(prepared),
                 extra_options=SYMMETRIC if symmetric else {},
-            )  # fmt: skip
+            )
         except Exception as exc:  # the quantiser raises assorted untyped errors
             raise EngineBuildError(f"INT8 quantisation of {source} failed: {exc}") from exc
     quantized_spec = replace(spec, model_id=f"{spec.model_id}-{'qdq' if symmetric else 'int8'}")
     model = onnx.load(str(output))
     # The quantiser drops the source's metadata: write the spec back, plus how the file was made.
     del model.metadata_props[:]
-    set_metadata(model, {
-        METADATA_KEY: quantized_spec.to_json(),
-        QUANT_METADATA_KEY: json.dumps({
-            "source_model_id": spec.model_id, "method": method, "calibration_crops": len(crops),
-            "format": "QDQ", "weights": "int8 per-channel symmetric",
-            "activations": "int8 symmetric" if symmetric else "uint8",
-        }, sort_keys=True),
-    })  # fmt: skip
+    set_metadata(
+        model,
+        {
+            METADATA_KEY: quantized_spec.to_json(),
+            QUANT_METADATA_KEY: json.dumps(
+                {
+                    "source_model_id": spec.model_id,
+                    "method": method,
+                    "calibration_crops": len(crops),
+                    "format": "QDQ",
+                    "weights": "int8 per-channel symmetric",
+                    "activations": "int8 symmetric" if symmetric else "uint8",
+                },
+                sort_keys=True,
+            ),
+        },
+    )
     onnx.save(model, str(output))
     log.info("quantised %s -> %s (%s, %d calibration crops)", source, output, method, len(crops))
     return quantized_spec

@@ -86,8 +86,12 @@ def current_device(device_id: int = 0) -> DeviceInfo:
     """The GPU name, compute capability, TensorRT version and its CUDA major a plan built here is tied to."""
     device = _cuda_device(device_id)
     major, minor = device.compute_capability()
-    return DeviceInfo(gpu_name=device.name(), compute_capability=f"{major}.{minor}", trt_version=trt.__version__,
-                      cuda_major=trt_cuda_major())  # fmt: skip
+    return DeviceInfo(
+        gpu_name=device.name(),
+        compute_capability=f"{major}.{minor}",
+        trt_version=trt.__version__,
+        cuda_major=trt_cuda_major(),
+    )
 
 
 class TensorRTEngine(ChunkedEngine):
@@ -118,8 +122,14 @@ class TensorRTEngine(ChunkedEngine):
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             self._alloc()
-        log.info("tensorrt engine %s: %s (%s, batch <= %d, %s)", self.spec.model_id, self.path.name,
-                 key.precision, self.max_batch, key.gpu_name)  # fmt: skip
+        log.info(
+            "tensorrt engine %s: %s (%s, batch <= %d, %s)",
+            self.spec.model_id,
+            self.path.name,
+            key.precision,
+            self.max_batch,
+            key.gpu_name,
+        )
 
     def _check_io(self) -> int:
         """The profile's max batch; errors name the tensor the plan lacks."""
@@ -212,8 +222,17 @@ def build_cached_plan(
         with _pushed(ctx):  # the calibrator allocates device memory in this context
             build_plan(onnx, plan, key, spec, calibration_dir=calibration_dir or None)
 
-    return ensure_plan(onnx_path, cache_dir, device, build, precision=precision, max_batch=max_batch,
-                       opt_batch=opt_batch, spec=spec, calibration_sha256=digest)  # fmt: skip
+    return ensure_plan(
+        onnx_path,
+        cache_dir,
+        device,
+        build,
+        precision=precision,
+        max_batch=max_batch,
+        opt_batch=opt_batch,
+        spec=spec,
+        calibration_sha256=digest,
+    )
 
 
 def create_tensorrt_engine(
@@ -230,7 +249,12 @@ def create_tensorrt_engine(
     if is_plan(model_path):
         return TensorRTEngine(model_path, max_batch=max_batch, device_id=device_id)
     plan, _key, _built = build_cached_plan(
-        model_path, cache_dir=cache_dir, precision=precision, max_batch=max_batch,
-        opt_batch=opt_batch, calibration_dir=calibration_dir, device_id=device_id,
-    )  # fmt: skip
+        model_path,
+        cache_dir=cache_dir,
+        precision=precision,
+        max_batch=max_batch,
+        opt_batch=opt_batch,
+        calibration_dir=calibration_dir,
+        device_id=device_id,
+    )
     return TensorRTEngine(plan, max_batch=max_batch, device_id=device_id)

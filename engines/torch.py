@@ -55,8 +55,10 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, EngineSpec]:
     loaders = entry_points(group=CHECKPOINT_LOADERS)
     if len(loaders) != 1:
         found = ", ".join(f"{ep.name} = {ep.value}" for ep in loaders) or "none"
-        raise BackendUnavailable(f"loading a checkpoint needs one '{CHECKPOINT_LOADERS}' entry point, found {found}: "
-                                 "pip install -e '.[train]' in the affectstream checkout")  # fmt: skip
+        raise BackendUnavailable(
+            f"loading a checkpoint needs one '{CHECKPOINT_LOADERS}' entry point, found {found}: "
+            "pip install -e '.[train]' in the affectstream checkout"
+        )
     (loader,) = loaders
     return loader.load()(path)
 
@@ -128,8 +130,13 @@ class TorchEngine(ChunkedEngine):
         with torch.inference_mode():
             for size in self._graph_sizes:
                 self._capture(size)
-        log.info("torch engine %s on %s (%s%s)", spec.model_id, self.device, "fp16" if self.fp16 else "fp32",
-                 f", CUDA graphs {self._graph_sizes}" if self._graph_sizes else "")  # fmt: skip
+        log.info(
+            "torch engine %s on %s (%s%s)",
+            spec.model_id,
+            self.device,
+            "fp16" if self.fp16 else "fp32",
+            f", CUDA graphs {self._graph_sizes}" if self._graph_sizes else "",
+        )
 
     @classmethod
     def from_checkpoint(cls, checkpoint_path: str | Path, **options) -> TorchEngine:

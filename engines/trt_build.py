@@ -152,8 +152,16 @@ def build_plan(
             cache, or the builder failed.
     """
     caps = capabilities()
-    log.info("TensorRT %s (%s): building %s (%s, batch %d/%d/%d)", trt.__version__, caps.mode, plan_path.name,
-             key.precision, key.min_batch, key.opt_batch, key.max_batch)  # fmt: skip
+    log.info(
+        "TensorRT %s (%s): building %s (%s, batch %d/%d/%d)",
+        trt.__version__,
+        caps.mode,
+        plan_path.name,
+        key.precision,
+        key.min_batch,
+        key.opt_batch,
+        key.max_batch,
+    )
     with tempfile.TemporaryDirectory(prefix="affectstream-trt-") as tmp:
         if caps.precision_flags:
             _build(onnx_path, plan_path, key, spec, caps, workspace_bytes, calibration_dir=calibration_dir)
@@ -162,8 +170,16 @@ def build_plan(
             _build(source, plan_path, key, spec, caps, workspace_bytes)
 
 
-def _build(onnx_path: Path, plan_path: Path, key: PlanKey, spec: EngineSpec, caps: Capabilities,
-           workspace_bytes: int, *, calibration_dir=None) -> None:  # fmt: skip
+def _build(
+    onnx_path: Path,
+    plan_path: Path,
+    key: PlanKey,
+    spec: EngineSpec,
+    caps: Capabilities,
+    workspace_bytes: int,
+    *,
+    calibration_dir=None,
+) -> None:
     builder = trt.Builder(TRT_LOGGER)
     flags = 0 if caps.precision_flags else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)  # explicit batch is the only mode since 10.x

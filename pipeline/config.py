@@ -34,8 +34,10 @@ def _from_env(name: str, default: str) -> Any:
 
 def _strides(size: tuple[int, int]) -> tuple[int, int]:
     if any(v % 32 for v in size):
-        raise ValueError(f"{list(size)} is not allowed; each side must be a multiple of 32 (SCRFD's strides), "
-                         "e.g. [640, 640], or \"auto\"")  # fmt: skip
+        raise ValueError(
+            f"{list(size)} is not allowed; each side must be a multiple of 32 (SCRFD's strides), "
+            'e.g. [640, 640], or "auto"'
+        )
     return size
 
 
@@ -191,8 +193,10 @@ class FleetConfig:
     def _inside_ttl(cls, every: float, info: ValidationInfo) -> float:
         ttl = info.data.get("lease_ttl_s", 0.0)
         if every >= ttl / 3:
-            raise ValueError(f"{every} must be below a third of fleet.lease_ttl_s ({ttl}): leases are renewed "
-                             "in the claim round, three times per TTL")  # fmt: skip
+            raise ValueError(
+                f"{every} must be below a third of fleet.lease_ttl_s ({ttl}): leases are renewed "
+                "in the claim round, three times per TTL"
+            )
         return every
 
 
@@ -213,8 +217,10 @@ class Config:
     @model_validator(mode="after")
     def _rules_between_sections(self) -> Config:
         if self.fleet.enabled and self.workers.count != 1:
-            raise ValueError(f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
-                             "member runs one worker; start more members")  # fmt: skip
+            raise ValueError(
+                f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
+                "member runs one worker; start more members"
+            )
         _check_one_per_key(self.sources)
         for i, spec in enumerate(self.sources):
             if spec.kind == "file":

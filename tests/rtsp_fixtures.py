@@ -7,6 +7,7 @@ run here they are skipped with the apt packages to install, and fail in CI (AFFE
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select
@@ -120,7 +121,7 @@ class RtspServer:
         last_err = ""
         while True:
             # stderr goes to a file: a pipe nobody reads would block a chatty server once it fills up.
-            self._log = tempfile.TemporaryFile(mode="w+")
+            self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open for the server's life: stop())
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
             line = self._read_line(deadline)
             if line.startswith("READY"):
@@ -141,10 +142,8 @@ class RtspServer:
             return ""
         if self.proc.poll() is None:
             self.proc.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
@@ -176,10 +175,8 @@ class RtspServer:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         self._reap()
 
 

@@ -33,11 +33,23 @@ _X264 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "24", "-pix_fmt", "yuv4
 SHAPES: dict[str, list[str]] = {
     "slices4": [*_X264, "-bf", "0", "-x264-params", "slices=4"],
     "slice-max-size": [*_X264, "-bf", "0", "-x264-params", "slice-max-size=1200"],
-    "hevc": ["-c:v", "libx265", "-preset", "veryfast", "-g", "24", "-x265-params", "log-level=error",
-             "-tag:v", "hvc1", "-pix_fmt", "yuv420p"],
+    "hevc": [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "veryfast",
+        "-g",
+        "24",
+        "-x265-params",
+        "log-level=error",
+        "-tag:v",
+        "hvc1",
+        "-pix_fmt",
+        "yuv420p",
+    ],
     "bframes": [*_X264, "-bf", "3", "-x264-params", "slices=2"],
     "odd-size": [*_X264, "-bf", "0", "-vf", "scale=718:406", "-x264-params", "slices=3"],
-}  # fmt: skip
+}
 # The resolution change: the first half at the source size, the second at 960x540, one MPEG-TS stream.
 RESIZE = "resize"
 CODECS = {RESIZE: "h264", "hevc": "h265"}
@@ -50,9 +62,21 @@ def encode(src: Path, out_dir: Path, shape: str, frames: int) -> Path:
         parts = []
         for i, (start, vf) in enumerate(((0, "null"), (half, "scale=960:540"))):
             part = out_dir / f"{RESIZE}-{i}.ts"
-            _ffmpeg(["-i", str(src), "-vf", f"select=gte(n\\,{start}),setpts=N/FRAME_RATE/TB,{vf}",
-                     "-frames:v", str(half), "-an", *SHAPES["slices4"], "-output_ts_offset", str(i * half / 24),
-                     str(part)])  # fmt: skip
+            _ffmpeg(
+                [
+                    "-i",
+                    str(src),
+                    "-vf",
+                    f"select=gte(n\\,{start}),setpts=N/FRAME_RATE/TB,{vf}",
+                    "-frames:v",
+                    str(half),
+                    "-an",
+                    *SHAPES["slices4"],
+                    "-output_ts_offset",
+                    str(i * half / 24),
+                    str(part),
+                ]
+            )
             parts.append(part)
         out = out_dir / f"{RESIZE}.ts"
         out.write_bytes(b"".join(p.read_bytes() for p in parts))  # MPEG-TS concatenates byte-wise
@@ -109,8 +133,18 @@ class VlcServer:
         clip = Path(self._dir) / self.media.name
         shutil.copyfile(self.media, clip)
         os.chmod(clip, 0o644)
-        cmd = ["cvlc", "--intf", "dummy", "--no-audio", "--loop", "--no-video-title-show", str(clip),
-               "--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{self.port}/cam}}", "--sout-keep"]  # fmt: skip
+        cmd = [
+            "cvlc",
+            "--intf",
+            "dummy",
+            "--no-audio",
+            "--loop",
+            "--no-video-title-show",
+            str(clip),
+            "--sout",
+            f"#rtp{{sdp=rtsp://127.0.0.1:{self.port}/cam}}",
+            "--sout-keep",
+        ]
         self.proc = subprocess.Popen(
             _as_unprivileged(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._dir
         )
@@ -221,8 +255,14 @@ class LossyRelay:
             if end < 0:
                 break
             head = buf[: end + 4]
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             if len(buf) < end + 4 + length:
                 break
             out.append(buf[: end + 4 + length])
@@ -275,8 +315,9 @@ class Reading:
         )
 
 
-def read_camera(url: str, detector, *, frames: int, seconds: float, until_end: bool = False,
-                **spec: object) -> Reading:  # fmt: skip
+def read_camera(
+    url: str, detector, *, frames: int, seconds: float, until_end: bool = False, **spec: object
+) -> Reading:
     """Read `url` with the pipeline's reader until `frames` frames, `seconds`, or (`until_end`) the end of
     the first connection's stream; each frame is scored by `detector` as it arrives."""
     from affectstream.pipeline.sources import SourceSpec, open_source

@@ -39,9 +39,17 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 REQUIRED_ELEMENTS = (
-    "filesrc", "qtdemux", "decodebin", "videoconvert", "x264enc", "h264parse", "rtph264pay",
-    "parsebin", "h265parse", "rtph265pay",
-)  # fmt: skip
+    "filesrc",
+    "qtdemux",
+    "decodebin",
+    "videoconvert",
+    "x264enc",
+    "h264parse",
+    "rtph264pay",
+    "parsebin",
+    "h265parse",
+    "rtph265pay",
+)
 
 
 def _launch(media: str, gop: int, fps: int | None, passthrough: str | None = None) -> str:
@@ -150,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gop", type=int, default=12, help="frames between keyframes")
     parser.add_argument("--fps", type=int, default=None, help="resample to this frame rate")
     parser.add_argument("--loop", action="store_true", help="replay the file forever")
-    parser.add_argument("--passthrough", choices=("h264", "h265"), default=None,
-                        help="serve the file's coded video as it is (no re-encoding)")  # fmt: skip
+    parser.add_argument(
+        "--passthrough",
+        choices=("h264", "h265"),
+        default=None,
+        help="serve the file's coded video as it is (no re-encoding)",
+    )
     args = parser.parse_args(argv)
 
     Gst.init(None)

@@ -46,7 +46,7 @@ rows = st.one_of(
         st.sampled_from(["a", "b", "x/y"]),
         st.integers(0, 12),
         st.lists(numbers, min_size=1, max_size=2).map(",".join),
-    ),  # fmt: skip
+    ),
 )
 files = st.tuples(
     st.one_of(st.sampled_from(HEADERS), st.text(max_size=30)),
@@ -92,10 +92,13 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-good_frame = st.fixed_dictionaries({
-    "valence": st.integers(-10, 10), "arousal": st.integers(-10, 10),
-    "landmarks": st.just([[float(i), float(i)] for i in range(68)]),
-})  # fmt: skip
+good_frame = st.fixed_dictionaries(
+    {
+        "valence": st.integers(-10, 10),
+        "arousal": st.integers(-10, 10),
+        "landmarks": st.just([[float(i), float(i)] for i in range(68)]),
+    }
+)
 frame = st.one_of(
     good_frame,
     good_frame.flatmap(

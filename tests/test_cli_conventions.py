@@ -29,8 +29,14 @@ def cli(
     """`affectstream ARGS` in a fresh interpreter; `block` makes that module unimportable (a missing extra)."""
     prelude = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
     code = prelude + "from affectstream.pipeline.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +63,15 @@ def test_version_and_a_help_without_developer_notes(capsys):
     assert "no logic lives here" not in text and "--log-format" in text
 
 
-@pytest.mark.parametrize("argv", [
-    ["--log-level", "debug", "--log-format", "json", "config", "schema"],
-    ["config", "schema", "--log-level", "debug", "--log-format", "json"],
-    ["-v", "--log-format", "json", "config", "schema"],
-    ["config", "schema", "-v", "--log-format", "json"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level", "debug", "--log-format", "json", "config", "schema"],
+        ["config", "schema", "--log-level", "debug", "--log-format", "json"],
+        ["-v", "--log-format", "json", "config", "schema"],
+        ["config", "schema", "-v", "--log-format", "json"],
+    ],
+)
 def test_logging_options_before_or_after_the_verb_reach_the_environment(argv, capsys, monkeypatch):
     seen = _environment_while_running(monkeypatch)
     assert main(argv) == 0
@@ -92,8 +101,15 @@ def _environment_while_running(monkeypatch) -> list[dict]:
 
 
 def test_json_log_lines_are_masked_objects(capsys):
-    record = logging.LogRecord("affectstream.pipeline.runtime.worker", logging.WARNING, __file__, 1,
-                               "cannot open %s", ("rtsp://alice:pa55word@cam/s",), None)  # fmt: skip
+    record = logging.LogRecord(
+        "affectstream.pipeline.runtime.worker",
+        logging.WARNING,
+        __file__,
+        1,
+        "cannot open %s",
+        ("rtsp://alice:pa55word@cam/s",),
+        None,
+    )
     line = json.loads(JsonFormatter().format(record))
     assert set(line) == {"time", "level", "logger", "process", "message"}
     assert (
@@ -154,8 +170,14 @@ def test_detector_only_on_verbs_that_use_it(verb, capsys):
 
 # --- the exit-status table, verb by verb -------------------------------------------------------------
 
-CONFIG_VERBS = [["run"], ["demo", "--source", "x.mp4"], ["health"], ["archive", "status"], ["archive", "work"],
-                ["engine", "build"]]  # fmt: skip
+CONFIG_VERBS = [
+    ["run"],
+    ["demo", "--source", "x.mp4"],
+    ["health"],
+    ["archive", "status"],
+    ["archive", "work"],
+    ["engine", "build"],
+]
 
 
 @pytest.mark.parametrize("verb", CONFIG_VERBS + [["config", "check"]])
@@ -183,18 +205,30 @@ def test_missing_input_files_exit_2(tmp_path, capsys):
     assert main(["run", "--source", gone, "--redis", NO_REDIS]) == 2  # the config check comes first
 
 
-@pytest.mark.parametrize("verb", [["run", "--source", "x=rtsp://h/s"], ["health"], ["tail", "cam"], ["archive", "status"],
-                                  ["archive", "retry"], ["archive", "work"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["run", "--source", "x=rtsp://h/s"],
+        ["health"],
+        ["tail", "cam"],
+        ["archive", "status"],
+        ["archive", "retry"],
+        ["archive", "work"],
+    ],
+)
 def test_unreachable_redis_exits_1(verb, capsys):
     assert main([*verb, "--redis", NO_REDIS]) == 1
     err = capsys.readouterr().err
     assert "cannot reach Redis" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, module, extra", [
-    (["dashboard", "--redis", NO_REDIS], "starlette", "ui"),
-    (["train", "-c", "configs/model/ferplus_mtlgcn.yaml"], "torch", "train"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, module, extra",
+    [
+        (["dashboard", "--redis", NO_REDIS], "starlette", "ui"),
+        (["train", "-c", "configs/model/ferplus_mtlgcn.yaml"], "torch", "train"),
+    ],
+)
 def test_missing_extra_exits_3_with_the_install_line(argv, module, extra):
     proc = cli(*argv, block=module)
     assert proc.returncode == 3, proc.stderr

@@ -119,18 +119,30 @@ def test_smoothing_window_validated(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("workers:\n  restart_backoff_s: -1\n", "workers.restart_backoff_s: -1.0 is out of range; allowed: from 0 to 3600"),
-        ("detector:\n  input_size: [0, 0]\n", "detector.input_size: (0, 0) is out of range; allowed: from 32 to 1920"),
-        ("detector:\n  input_size: [641, 333]\n", "detector.input_size: [641, 333] is not allowed; each side must be a multiple of 32"),
+        (
+            "workers:\n  restart_backoff_s: -1\n",
+            "workers.restart_backoff_s: -1.0 is out of range; allowed: from 0 to 3600",
+        ),
+        (
+            "detector:\n  input_size: [0, 0]\n",
+            "detector.input_size: (0, 0) is out of range; allowed: from 32 to 1920",
+        ),
+        (
+            "detector:\n  input_size: [641, 333]\n",
+            "detector.input_size: [641, 333] is not allowed; each side must be a multiple of 32",
+        ),
         ("detector:\n  threshold: 5\n", "detector.threshold: 5.0 is out of range; allowed: from 0.0 to 1.0"),
         ("metrics:\n  port: 70000\n", "metrics.port: 70000 is out of range; allowed: from 0 to 65535"),
         ("redis:\n  maxlen: 1e30\n", "redis.maxlen: 1000000000000000019884624838656 is out of range"),
         ("batch:\n  max_wait_ms: .nan\n", "batch.max_wait_ms: expected a finite float, got nan"),
-        ("redis:\n  url: 'redis://admin:Q9-leak@h:99999/0'\n", "redis url 'redis://admin:***@h:99999/0' is malformed"),
+        (
+            "redis:\n  url: 'redis://admin:Q9-leak@h:99999/0'\n",
+            "redis url 'redis://admin:***@h:99999/0' is malformed",
+        ),
         ("sources:\n  - {{url: '{txt}'}}\n", "is not a video file"),
         ("sources:\n  - {{url: '{missing}'}}\n", "does not exist or is not a file"),
     ],
-)  # fmt: skip
+)
 def test_run_refuses_bad_values_with_exit_2_and_no_traceback(tmp_path, capsys, text, message):
     """The values that once passed validation and then crashed or hung workers (issue 12)."""
     from affectstream.pipeline.cli.main import main
@@ -152,8 +164,13 @@ def test_schema_describes_the_resolved_config_and_secrets_stay_masked(tmp_path, 
     from affectstream.pipeline.config import json_schema, resolved
 
     monkeypatch.setenv("CAM_PW", "Q9secret")
-    cfg = load_config(write(tmp_path, "redis: {url: 'redis://u:Q9redis@h:1/0'}\n"
-                                      "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\n"))  # fmt: skip
+    cfg = load_config(
+        write(
+            tmp_path,
+            "redis: {url: 'redis://u:Q9redis@h:1/0'}\n"
+            "sources:\n  - {name: c, url: 'rtsp://u:${CAM_PW}@h/s'}\n",
+        )
+    )
     plain, schema = resolved(cfg), json_schema()
     jsonschema.validate(plain, schema)
     assert "Q9secret" not in json.dumps(plain) and "Q9redis" not in json.dumps(plain)

@@ -58,10 +58,12 @@ def by_source_worker(sample: dict[tuple, float]) -> dict[tuple[str, str], float]
     return out
 
 
-def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server, redis_url, tmp_path):
+def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server, redis_url, tmp_path):  # noqa: PLR0915 (one end-to-end run, its checks in order)
     port = free_port()
-    files = {"clip-a": need_shared("media", "videos", "single_face.mp4"),
-             "clip-b": need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")}  # fmt: skip
+    files = {
+        "clip-a": need_shared("media", "videos", "single_face.mp4"),
+        "clip-b": need_shared("media", "videos", "WolfgangLanger_Pexels.mp4"),
+    }
     cfg = tmp_path / "two.yaml"
     cfg.write_text(
         "workers:\n  count: 2\n  heartbeat_s: 0.5\n"
@@ -112,11 +114,20 @@ def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server,
         info = last["affectstream_build_info"]
         assert {dict(k)["worker"] for k in info} == set(up)
         assert all(dict(k)["model"] and dict(k)["backend"] for k in info)
-        states = {dict(k)["state"]: v for k, v in last["affectstream_source_state"].items()
-                  if dict(k)["source"] == "cam"}  # fmt: skip
+        states = {
+            dict(k)["state"]: v
+            for k, v in last["affectstream_source_state"].items()
+            if dict(k)["source"] == "cam"
+        }
         assert sum(states.values()) == 1.0 and set(states) >= {"live", "reconnecting", "eof"}
-        assert sum(v for k, v in last["affectstream_frames_published_total"].items()
-                   if dict(k)["source"] == "cam") > 0  # fmt: skip
+        assert (
+            sum(
+                v
+                for k, v in last["affectstream_frames_published_total"].items()
+                if dict(k)["source"] == "cam"
+            )
+            > 0
+        )
         assert sum(last["affectstream_expressions_total"].values()) == sum(
             last["affectstream_faces_total"].values()
         )

@@ -51,9 +51,22 @@ def compose() -> list[str]:
 @pytest.fixture(scope="module")
 def services(compose) -> dict:
     result = subprocess.run(
-        [*compose, "-f", str(REPO / "docker-compose.yml"), "--profile", "monitoring", "config", "--format", "json"],
-        cwd=REPO, env={**_clean_env(), **ENV}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            *compose,
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--profile",
+            "monitoring",
+            "config",
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        env={**_clean_env(), **ENV},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
     assert "grafana-data" in resolved["volumes"]
@@ -65,8 +78,14 @@ def _clean_env() -> dict[str, str]:
 
 
 def _compose(compose, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([*compose, "-f", str(REPO / "docker-compose.yml"), *args], cwd=REPO,
-                          env={**_clean_env(), **env}, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [*compose, "-f", str(REPO / "docker-compose.yml"), *args],
+        cwd=REPO,
+        env={**_clean_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +172,12 @@ def test_grafana_refuses_to_start_without_a_password(services, tmp_path):
     script = script.replace("exec /run.sh", f"exec {shutil.which('true')}")  # Grafana's own entrypoint
     bare = subprocess.run(["sh", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert bare.returncode == 1 and "GRAFANA_ADMIN_PASSWORD" in bare.stderr
-    ok = subprocess.run(["sh", "-c", script], env={"PATH": "/usr/bin:/bin", "GF_SECURITY_ADMIN_PASSWORD": "x"},
-                        capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": "/usr/bin:/bin", "GF_SECURITY_ADMIN_PASSWORD": "x"},
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -341,8 +364,11 @@ def _family_of(series: str) -> str | None:
     """The FAMILIES key a series name belongs to, by prometheus_client's naming (counters end in `_total`,
     histograms add `_bucket`, `_sum`, `_count`)."""
     for name, (kind, _, _) in FAMILIES.items():
-        names = {"counter": {f"{name}_total"}, "gauge": {name},
-                 "histogram": {f"{name}_bucket", f"{name}_sum", f"{name}_count"}}[kind]  # fmt: skip
+        names = {
+            "counter": {f"{name}_total"},
+            "gauge": {name},
+            "histogram": {f"{name}_bucket", f"{name}_sum", f"{name}_count"},
+        }[kind]
         if series in names:
             return name
     return None
@@ -418,8 +444,9 @@ def test_queries_parse_as_promql(dashboard, promtool, tmp_path):
 
 
 def test_prometheus_config_is_valid(promtool):
-    result = subprocess.run([promtool, "check", "config", str(PROMETHEUS)], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

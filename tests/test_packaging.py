@@ -21,28 +21,61 @@ OLD_NAMES = ("pipeline", "engines", "training", "scoring", "settings")
 def installed(tmp_path_factory) -> Path:
     """The wheel of this checkout, installed (without its dependencies: the test's own serve) into a folder."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(out / "dist"), str(REPO)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (out / "dist").glob("affectstream-*.whl")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(out / "site"),
-                    str(wheel)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(out / "site"),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return out
 
 
 def _python(installed: Path, *args: str) -> subprocess.CompletedProcess:
     """Python outside the repository, seeing the installed wheel first (then the test's dependencies)."""
     env = {**os.environ, "PYTHONPATH": str(installed / "site")}
-    return subprocess.run([sys.executable, *args], cwd=installed, env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args], cwd=installed, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_wheel_holds_one_top_level_package_with_its_data(installed):
     (wheel,) = (installed / "dist").glob("affectstream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"affectstream", wheel.name.split("-py3")[0] + ".dist-info"}
-    for data in ("affectstream/pipeline/streams/schema/frame_entry.schema.json",
-                 "affectstream/pipeline/consumers/dashboard/static/index.html",
-                 "affectstream/configs/pipeline/demo.yaml", "affectstream/configs/graph/label_embeddings.json"):  # fmt: skip
+    for data in (
+        "affectstream/pipeline/streams/schema/frame_entry.schema.json",
+        "affectstream/pipeline/consumers/dashboard/static/index.html",
+        "affectstream/configs/pipeline/demo.yaml",
+        "affectstream/configs/graph/label_embeddings.json",
+    ):
         assert data in names, data
     assert any(n.startswith("affectstream/engines/models/") and n.endswith(".onnx") for n in names)
 

@@ -41,8 +41,26 @@ def test_split_keyframes_are_joined_into_the_pictures_the_file_has(tmp_path):
 
     src = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
     raw = tmp_path / "slices.h264"
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-frames:v", "30", "-an", "-c:v", "libx264",
-           "-x264-params", "slices=4", "-bf", "0", "-g", "10", str(raw)]  # fmt: skip
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(src),
+        "-frames:v",
+        "30",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-x264-params",
+        "slices=4",
+        "-bf",
+        "0",
+        "-g",
+        "10",
+        str(raw),
+    ]
     subprocess.run(cmd, check=True, timeout=120)
     with av.open(str(raw)) as box:
         pictures = [bytes(p) for p in box.demux(video=0) if p.size]

@@ -19,8 +19,17 @@ from affectstream.pipeline.streams.replies import (
 )
 from affectstream.pipeline.streams.writer import StreamWriter
 
-SERVER_WIDE = ["OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
-               "CLUSTERDOWN"]  # fmt: skip
+SERVER_WIDE = [
+    "OOM",
+    "MISCONF",
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+]
 
 
 @pytest.mark.parametrize("code", SERVER_WIDE)

@@ -103,8 +103,15 @@ def test_lost_packets_are_counted_as_corrupt_never_delivered(media, detector):
     server = RtspServer(clip, loop=False, passthrough="h264").start()
     relay = LossyRelay(server.port, server.name, loss=0.02)
     try:
-        cam = read_camera(relay.url, detector, frames=10**6, seconds=60, until_end=True,
-                          rtsp_transport="tcp", **ONE_CONNECTION)  # fmt: skip
+        cam = read_camera(
+            relay.url,
+            detector,
+            frames=10**6,
+            seconds=60,
+            until_end=True,
+            rtsp_transport="tcp",
+            **ONE_CONNECTION,
+        )
     finally:
         relay.close()
         server.stop()
@@ -137,8 +144,10 @@ def test_camera_that_returns_at_another_resolution_says_so(media, detector):
         from affectstream.pipeline.sources import SourceSpec, open_source
 
         events: list[tuple[str, dict]] = []
-        src = open_source(SourceSpec("cam", server.url, backoff_first_s=0.2, backoff_cap_s=0.5),
-                          lambda _n, kind, detail: events.append((kind, detail))).start()  # fmt: skip
+        src = open_source(
+            SourceSpec("cam", server.url, backoff_first_s=0.2, backoff_cap_s=0.5),
+            lambda _n, kind, detail: events.append((kind, detail)),
+        ).start()
         try:
             assert _wait_frame(src, (640, 360))
             server.stop()
@@ -192,8 +201,10 @@ def test_vlc_refusing_tcp_is_reported_with_the_fix(media):
     server = VlcServer(media("slices4")[0]).start()
     events: list[tuple[str, dict]] = []
     try:
-        src = open_source(SourceSpec("cam", server.url, rtsp_transport="tcp", backoff_first_s=5),
-                          lambda _n, kind, detail: events.append((kind, detail))).start()  # fmt: skip
+        src = open_source(
+            SourceSpec("cam", server.url, rtsp_transport="tcp", backoff_first_s=5),
+            lambda _n, kind, detail: events.append((kind, detail)),
+        ).start()
         try:
             import time
 

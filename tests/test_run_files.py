@@ -86,9 +86,17 @@ def test_bad_sources_do_not_stop_a_healthy_one(redis_url, tmp_path):
     garbage = tmp_path / "notes.mp4"
     garbage.write_text("this is not a video\n" * 100)
     proc = run_cli(
-        "--source", f"good={video}", "--source", f"corrupt={corrupt}", "--source", f"text={garbage}",
-        "--source", "dead=rtsp://127.0.0.1:9/none", redis_url=redis_url, wait=False,
-    )  # fmt: skip
+        "--source",
+        f"good={video}",
+        "--source",
+        f"corrupt={corrupt}",
+        "--source",
+        f"text={garbage}",
+        "--source",
+        "dead=rtsp://127.0.0.1:9/none",
+        redis_url=redis_url,
+        wait=False,
+    )
     client = connect(redis_url)
     try:
         assert wait_for(lambda: len(entries(client, "good")) == 72, timeout=180), (
@@ -141,9 +149,12 @@ def test_crashed_worker_restarts_and_resumes_without_duplicates(redis_url):
     assert frames == list(range(472)), "every frame exactly once, in order, after the restart"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--source", "x=rtsp://h/s", "--redis", "http://nope"], "scheme must be one of"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--source", "x=rtsp://h/s", "--redis", "http://nope"], "scheme must be one of"),
+    ],
+)
 def test_bad_command_line_fails_fast_with_message(argv, message):
     proc = subprocess.run(
         [sys.executable, "-m", "affectstream", "run", *argv],

@@ -145,12 +145,14 @@ def test_sigterm_ends_a_run_whatever_state_its_cameras_are_in(rtsp_server, redis
     proc = run_cli(*args, redis_url=redis_url, wait=False)
     client = connect(redis_url)
     try:
-        assert wait_for(lambda: len(entries(client, "gone")) >= 3 and len(entries(client, "frozen")) >= 3,
-                        timeout=90)  # fmt: skip
+        assert wait_for(
+            lambda: len(entries(client, "gone")) >= 3 and len(entries(client, "frozen")) >= 3, timeout=90
+        )
         rtsp_server.kill()
         frozen.pause()
-        assert wait_for(lambda: all("reconnecting" in events(client, s) for s in ("down", "half", "gone")),
-                        timeout=30)  # fmt: skip
+        assert wait_for(
+            lambda: all("reconnecting" in events(client, s) for s in ("down", "half", "gone")), timeout=30
+        )
         time.sleep(1.0)  # `frozen` is now blocked in a read, `half` in an open
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -57,12 +57,17 @@ def test_no_secret_survives_mask_url_or_source_naming(case):
 
 
 @settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(urls_with_secret(), st.sampled_from([
-    "cannot open {u}: Connection refused",
-    "Invalid data found when processing input: '{u}'",
-    "Error 111 connecting to {u}. Connection refused.",
-    "[rtsp @ 0x55d] method DESCRIBE failed: 401 Unauthorized ({u})",
-]))  # fmt: skip
+@given(
+    urls_with_secret(),
+    st.sampled_from(
+        [
+            "cannot open {u}: Connection refused",
+            "Invalid data found when processing input: '{u}'",
+            "Error 111 connecting to {u}. Connection refused.",
+            "[rtsp @ 0x55d] method DESCRIBE failed: 401 Unauthorized ({u})",
+        ]
+    ),
+)
 def test_no_secret_survives_mask_text_in_error_messages(case, template):
     """Free text cannot hold a whitespace-free secret boundary, so secrets here have no spaces."""
     url, secret = case
@@ -99,9 +104,13 @@ _scalars = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["auto", "fp16", "onnxruntime", "1e30", "${NOPE}", "${X:-3}", "-1"]),
 )
-_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                          st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                       max_leaves=6)  # fmt: skip
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 _sections = {
     "redis": ["url", "data_dir", "maxlen"],
     "detector": ["model", "backend", "input_size", "threshold", "detect_every", "providers"],
@@ -118,9 +127,28 @@ def configs(draw):
     doc = {}
     for section in draw(st.lists(st.sampled_from([*_sections, "sources", "bogus"]), max_size=4, unique=True)):
         if section == "sources":
-            doc["sources"] = draw(st.one_of(_values, st.lists(st.fixed_dictionaries(
-                {"url": st.one_of(st.sampled_from(["rtsp://h/s", "rtsp://u:p@h:1/", "x.txt", "/nope.mp4"]), _scalars)},
-                optional={"name": _scalars, "timeout_s": _scalars, "queue_size": _scalars, "live": _scalars}), max_size=2)))  # fmt: skip
+            doc["sources"] = draw(
+                st.one_of(
+                    _values,
+                    st.lists(
+                        st.fixed_dictionaries(
+                            {
+                                "url": st.one_of(
+                                    st.sampled_from(["rtsp://h/s", "rtsp://u:p@h:1/", "x.txt", "/nope.mp4"]),
+                                    _scalars,
+                                )
+                            },
+                            optional={
+                                "name": _scalars,
+                                "timeout_s": _scalars,
+                                "queue_size": _scalars,
+                                "live": _scalars,
+                            },
+                        ),
+                        max_size=2,
+                    ),
+                )
+            )
         elif section == "bogus":
             doc["bogus"] = draw(_values)
         else:
@@ -147,8 +175,15 @@ def test_config_loader_raises_only_config_errors(tmp_path, doc):
         assert str(exc).strip()  # a reason, never an empty message
 
 
-@pytest.mark.parametrize("text", ["redis: {url: 'redis://:p@ss@h:99999/0'}", "redis: {url: 'redis://h:port/0'}",
-                                  "redis: {url: 'redis://u:Q9x@h/notadb'}", "redis: {url: 'http://u:Q9x@h/'}"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "redis: {url: 'redis://:p@ss@h:99999/0'}",
+        "redis: {url: 'redis://h:port/0'}",
+        "redis: {url: 'redis://u:Q9x@h/notadb'}",
+        "redis: {url: 'http://u:Q9x@h/'}",
+    ],
+)
 def test_malformed_redis_url_is_one_masked_line(tmp_path, text):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError) as err:

@@ -20,7 +20,7 @@ faces = st.lists(
     st.builds(
         lambda box, track, expr, v, a: FaceResult(
             track, sorted(box[:2]) + sorted(box[2:]), 0.9, [[box[0], box[1]]], expr, {expr: 0.7}, v, a
-        ),  # fmt: skip
+        ),
         st.lists(coord, min_size=4, max_size=4),
         st.integers(0, 10**6),
         st.sampled_from(["Happy", "Neutral", "a-label-nobody-planned \u00e9\u4e2d"]),

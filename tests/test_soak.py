@@ -64,7 +64,7 @@ def test_soak_rss_flat_and_results_flowing(redis_url, tmp_path, request):
     )
     env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(detector), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "affectstream", "run", "-c", str(config), "--redis", redis_url]
-    log = open(tmp_path / "run.log", "w")  # closed in finally, after the run
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 (closed in finally, after the run)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = connect(redis_url)
     samples: list[tuple[int, float, int]] = []  # (minute, RSS MiB, entries added in that minute)

@@ -477,8 +477,21 @@ def test_probe_reports_stream_facts_and_takes_the_camera_options(rtsp_server, ca
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["probe", rtsp_server.url, "--frames", "10", "--json", "--rtsp-transport", "udp",
-                              "--timeout", "3", "--silent-after", "4"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "probe",
+            rtsp_server.url,
+            "--frames",
+            "10",
+            "--json",
+            "--rtsp-transport",
+            "udp",
+            "--timeout",
+            "3",
+            "--silent-after",
+            "4",
+        ]
+    )
     assert args.handler(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames"] == 10 and summary["corrupt"] == 0

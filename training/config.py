@@ -131,11 +131,15 @@ class Recipe:
     def _distillation_needs_a_teacher_and_soft_targets(self) -> Recipe:
         w = self.loss.distill_weight
         if w > 0 and not self.data.teacher:
-            raise ValueError(f"loss.distill_weight: {w} needs data.teacher (an .npz from `python -m training "
-                             "teacher`); set data.teacher or loss.distill_weight: 0")  # fmt: skip
+            raise ValueError(
+                f"loss.distill_weight: {w} needs data.teacher (an .npz from `python -m training "
+                "teacher`); set data.teacher or loss.distill_weight: 0"
+            )
         if w > 0 and self.loss.ce != "soft":
-            raise ValueError(f"loss.distill_weight: {w} needs loss.ce: soft (the teacher's probabilities are "
-                             f"soft targets); loss.ce is {self.loss.ce!r}")  # fmt: skip
+            raise ValueError(
+                f"loss.distill_weight: {w} needs loss.ce: soft (the teacher's probabilities are "
+                f"soft targets); loss.ce is {self.loss.ce!r}"
+            )
         return self
 
 

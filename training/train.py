@@ -91,7 +91,7 @@ def _batch(samples: Samples, idx: np.ndarray, device: torch.device) -> dict[str,
     }
 
 
-def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True) -> dict:
+def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True) -> dict:  # noqa: PLR0915 (the training loop; to be split (issue 26))
     """Train (or resume) one recipe; returns the best validation report."""
     from tqdm import tqdm
 

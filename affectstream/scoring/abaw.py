@@ -52,10 +52,21 @@ _IMAGE = re.compile(r"^(?P<video>.+)/(?P<frame>\d+)\.(?:jpg|png)$")
 # Model label names (lower case) that mean an ABAW class; anything else (FER+/AffectNet "Contempt",
 # "Unknown") has no ABAW class and is never predicted.
 _SYNONYMS = {
-    "neutral": "Neutral", "anger": "Anger", "angry": "Anger", "disgust": "Disgust", "disgusted": "Disgust",
-    "fear": "Fear", "fearful": "Fear", "happiness": "Happiness", "happy": "Happiness", "sadness": "Sadness",
-    "sad": "Sadness", "surprise": "Surprise", "surprised": "Surprise", "other": "Other",
-}  # fmt: skip
+    "neutral": "Neutral",
+    "anger": "Anger",
+    "angry": "Anger",
+    "disgust": "Disgust",
+    "disgusted": "Disgust",
+    "fear": "Fear",
+    "fearful": "Fear",
+    "happiness": "Happiness",
+    "happy": "Happiness",
+    "sadness": "Sadness",
+    "sad": "Sadness",
+    "surprise": "Surprise",
+    "surprised": "Surprise",
+    "other": "Other",
+}
 
 
 def abaw_class(label: str) -> int | None:

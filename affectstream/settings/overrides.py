@@ -44,5 +44,11 @@ def nested(pairs: Iterable[tuple[str, Any]]) -> dict:
 
 def add_set_option(parser: argparse.ArgumentParser, what: str = "a config key") -> None:
     """`--set KEY=VALUE` (repeatable) on `parser`; `args.set` is a list of (dotted key, value)."""
-    parser.add_argument("--set", action="append", type=parse_set, default=[], metavar="KEY=VALUE",
-                        help=f"override {what}, value read as YAML (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        type=parse_set,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override {what}, value read as YAML (repeatable)",
+    )

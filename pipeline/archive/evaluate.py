@@ -189,8 +189,13 @@ def evaluate(pred_dir: str | Path, ann_dir: str | Path) -> dict:
             covs = [c for _, _, c, _ in cat]
             cov_all = None if any(c is None for c in covs) else np.concatenate(covs)
             classes = max((c for *_, c in cat), key=lambda c: len(c or ()))
-            overall = _scores(kind, np.concatenate([p for p, *_ in cat]), np.concatenate([a for _, a, *_ in cat]),
-                              cov_all, classes)  # fmt: skip
+            overall = _scores(
+                kind,
+                np.concatenate([p for p, *_ in cat]),
+                np.concatenate([a for _, a, *_ in cat]),
+                cov_all,
+                classes,
+            )
         report[kind] = {"videos": videos, "overall": overall, "missing": missing}
     return report
 
@@ -208,20 +213,27 @@ def format_report(report: dict) -> str:
     score on the frames not filled)."""
     lines = []
     if "VA" in report:
-        lines.append(f"{'VA video':<32} {'frames':>7} {'valid':>7} {'CCC-V':>6} {'CCC-A':>6} {'VA':>6} "
-                     f"{'filled':>6} {'VA cov':>6}")  # fmt: skip
+        lines.append(
+            f"{'VA video':<32} {'frames':>7} {'valid':>7} {'CCC-V':>6} {'CCC-A':>6} {'VA':>6} "
+            f"{'filled':>6} {'VA cov':>6}"
+        )
         for video, s in [*report["VA"]["videos"].items(), ("OVERALL", report["VA"]["overall"])]:
             if s is not None:
-                lines.append(f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['ccc_valence'])} "
-                             f"{_fmt(s['ccc_arousal'])} {_fmt(s['va'])} {_fmt(s['filled_share'])} "
-                             f"{_cov(s, 'va')}")  # fmt: skip
+                lines.append(
+                    f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['ccc_valence'])} "
+                    f"{_fmt(s['ccc_arousal'])} {_fmt(s['va'])} {_fmt(s['filled_share'])} "
+                    f"{_cov(s, 'va')}"
+                )
     if "EXPR" in report:
-        lines.append(f"{'EXPR video':<32} {'frames':>7} {'valid':>7} {'F1':>6} {'acc':>6} {'filled':>6} "
-                     f"{'F1 cov':>6}")  # fmt: skip
+        lines.append(
+            f"{'EXPR video':<32} {'frames':>7} {'valid':>7} {'F1':>6} {'acc':>6} {'filled':>6} {'F1 cov':>6}"
+        )
         for video, s in [*report["EXPR"]["videos"].items(), ("OVERALL", report["EXPR"]["overall"])]:
             if s is not None:
-                lines.append(f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['f1'])} "
-                             f"{_fmt(s['accuracy'])} {_fmt(s['filled_share'])} {_cov(s, 'f1')}")  # fmt: skip
+                lines.append(
+                    f"{video:<32} {s['frames']:>7} {s['valid']:>7} {_fmt(s['f1'])} "
+                    f"{_fmt(s['accuracy'])} {_fmt(s['filled_share'])} {_cov(s, 'f1')}"
+                )
     for kind in ("VA", "EXPR"):
         if report.get(kind, {}).get("missing"):
             lines.append(f"no {kind} prediction for: {', '.join(report[kind]['missing'])}")

@@ -128,12 +128,20 @@ def submit(
                 pipe.hset(
                     key,
                     mapping={
-                        "id": jid, "path": path, "out": os.path.realpath(out), "source": source,
-                        "params": json.dumps(params, sort_keys=True), "state": QUEUED, "reason": "",
-                        "frames_done": 0, "frames_total": 0, "attempts": 0, "worker": "",
+                        "id": jid,
+                        "path": path,
+                        "out": os.path.realpath(out),
+                        "source": source,
+                        "params": json.dumps(params, sort_keys=True),
+                        "state": QUEUED,
+                        "reason": "",
+                        "frames_done": 0,
+                        "frames_total": 0,
+                        "attempts": 0,
+                        "worker": "",
                         "submitted": f"{time.time():.3f}",
                     },
-                )  # fmt: skip
+                )
                 pipe.sadd(JOBS_INDEX, jid)
                 pipe.xadd(JOBS_STREAM, {"job": jid})
                 pipe.execute()
@@ -187,9 +195,14 @@ def _accept(client: redis.Redis, msg_id: str, fields: dict | None, consumer: str
         return None
     client.hset(
         job_key(jid),
-        mapping={"state": RUNNING, "worker": consumer, "attempts": attempts, "msg": msg_id,
-                 "started": f"{time.time():.3f}"},
-    )  # fmt: skip
+        mapping={
+            "state": RUNNING,
+            "worker": consumer,
+            "attempts": attempts,
+            "msg": msg_id,
+            "started": f"{time.time():.3f}",
+        },
+    )
     return Job(jid, raw["path"], raw["out"], raw["source"], json.loads(raw["params"]), msg_id, attempts)
 
 

@@ -138,8 +138,18 @@ def _file_id(path: str) -> str:
 class _Commits:
     """The durable side of a job: each chunk stitched and published, progress recorded, the claim kept."""
 
-    def __init__(self, client, job: jobs.Job, consumer: str, *, maxlen: int, prev: list[dict], next_track: int,
-                 touch_every_s: float, heartbeat: Callable[[], None] | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client,
+        job: jobs.Job,
+        consumer: str,
+        *,
+        maxlen: int,
+        prev: list[dict],
+        next_track: int,
+        touch_every_s: float,
+        heartbeat: Callable[[], None] | None,
+    ) -> None:
         from affectstream.pipeline.streams.writer import ResultPublisher
 
         self.client, self.job, self.consumer = client, job, consumer
@@ -216,8 +226,16 @@ def run_job(
     if client.hget(hkey, "file") not in (None, ident.encode()) and client.xlen(key):
         log.info("%s changed since its results were published: starting over", job.path)
         client.delete(key)
-    client.hset(hkey, mapping={"file": ident, "frames_total": info["frames"], "fps": info["fps"],
-                               "width": info["width"], "height": info["height"]})  # fmt: skip
+    client.hset(
+        hkey,
+        mapping={
+            "file": ident,
+            "frames_total": info["frames"],
+            "fps": info["fps"],
+            "width": info["width"],
+            "height": info["height"],
+        },
+    )
     processor = processor_for(params)  # loading models can take a while: say we are alive right after
     if not jobs.touch(client, job, consumer):
         raise JobLost(job.id)
@@ -228,13 +246,23 @@ def run_job(
     prev, next_track, prev_model = _prev_state(client, key, start)
     earlier = {prev_model, top[0][1].get(b"model", b"").decode() if top else ""} - {"", model_id}
     if earlier:
-        raise JobFailed(f"frames so far were computed by model {sorted(earlier)[0]!r}, this worker runs "
-                        f"{model_id!r}; resubmit with --force to start over")  # fmt: skip
+        raise JobFailed(
+            f"frames so far were computed by model {sorted(earlier)[0]!r}, this worker runs "
+            f"{model_id!r}; resubmit with --force to start over"
+        )
     if done:
         log.info("job %s: resuming %s at frame %d (%d already published)", job.id, job.path, start, done)
     # Cap at the video's own length: the cap then never trims one of this video's frames.
-    commits = _Commits(client, job, consumer, maxlen=max(info["frames"], 1) * 2 + 1000, prev=prev,
-                       next_track=next_track, touch_every_s=touch_every_s, heartbeat=heartbeat)  # fmt: skip
+    commits = _Commits(
+        client,
+        job,
+        consumer,
+        maxlen=max(info["frames"], 1) * 2 + 1000,
+        prev=prev,
+        next_track=next_track,
+        touch_every_s=touch_every_s,
+        heartbeat=heartbeat,
+    )
     source = processor.new_source(job.source)
     n, t0, computed = start, time.monotonic(), 0
     decode = DecodeStats()
@@ -255,6 +283,12 @@ def run_job(
         )
     seconds = time.monotonic() - t0
     summary = write_outputs(client, job, params, info, n, model_id)
-    jobs.finish(client, job, frames_done=n, frames_total=n, model=model_id,
-                fps_processing=f"{computed / seconds:.2f}" if seconds > 0 else "0")  # fmt: skip
+    jobs.finish(
+        client,
+        job,
+        frames_done=n,
+        frames_total=n,
+        model=model_id,
+        fps_processing=f"{computed / seconds:.2f}" if seconds > 0 else "0",
+    )
     return summary

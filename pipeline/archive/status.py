@@ -30,8 +30,10 @@ def format_status(rows: list[dict[str, str]]) -> str:
         note = job.get("worker", "") if state == "running" else job.get("reason", "")
         if state == "running" and int(job.get("attempts") or 1) > 1:
             note += f" (attempt {job['attempts']})"
-        lines.append(f"{job['id']}  {bar(done, total)} {pct} {done:>7}/{total:<7} {state:<7} "
-                     f"{Path(job['path']).name}  {note}".rstrip())  # fmt: skip
+        lines.append(
+            f"{job['id']}  {bar(done, total)} {pct} {done:>7}/{total:<7} {state:<7} "
+            f"{Path(job['path']).name}  {note}".rstrip()
+        )
     summary = ", ".join(f"{states[s]} {s}" for s in ("queued", "running", "done", "failed") if states[s])
     lines.append(f"{len(rows)} job(s): {summary}; frames {frames_done}/{frames_total}")
     return "\n".join(lines)

@@ -101,8 +101,14 @@ def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None
     ttl_ms = int(
         ttl_s * 1000
     )  # stated, so that readers date the beat by Redis's clock (`pipeline.streams.liveness`)
-    beat = {"ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "published": published, "sources": [],
-            "archive_job": job}  # fmt: skip
+    beat = {
+        "ts": time.time(),
+        "ttl_ms": ttl_ms,
+        "pid": os.getpid(),
+        "published": published,
+        "sources": [],
+        "archive_job": job,
+    }
     client.set(heartbeat_key(consumer), json.dumps(beat), px=ttl_ms)
 
 
@@ -134,9 +140,14 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
         _beat(client, consumer, job.id, done, opts.idle_timeout_s)
         try:
             summary = run_job(
-                client, job, cache, consumer=consumer, stop=stop, touch_every_s=opts.idle_timeout_s / 4,
+                client,
+                job,
+                cache,
+                consumer=consumer,
+                stop=stop,
+                touch_every_s=opts.idle_timeout_s / 4,
                 heartbeat=partial(_beat, client, consumer, job.id, done, opts.idle_timeout_s),
-            )  # fmt: skip
+            )
             done += 1
             log.info("job %s done: %d frames -> %s", job.id, summary["frames"], job.out)
         except JobFailed as exc:

@@ -95,11 +95,19 @@ def job_params(args: argparse.Namespace, cfg) -> dict:
     from affectstream.pipeline.archive.params import JobParams
 
     chosen = {name: getattr(args, name) for name in ("subject", "smooth", "chunk", "fill", "fill_max_gap")}
-    chosen |= {"detect_every": args.detect_every, "detector": args.detector, "model": args.model,
-               "det_size": None if args.det_size is None else _square_size(args.det_size, "--det-size")}  # fmt: skip
+    chosen |= {
+        "detect_every": args.detect_every,
+        "detector": args.detector,
+        "model": args.model,
+        "det_size": None if args.det_size is None else _square_size(args.det_size, "--det-size"),
+    }
     if args.config:
-        from_config = {"detect_every": cfg.detector.detect_every, "det_size": _square_size(cfg.detector.input_size, "detector.input_size"),
-                       "detector": cfg.detector.model, "model": cfg.engine.model}  # fmt: skip
+        from_config = {
+            "detect_every": cfg.detector.detect_every,
+            "det_size": _square_size(cfg.detector.input_size, "detector.input_size"),
+            "detector": cfg.detector.model,
+            "model": cfg.engine.model,
+        }
         chosen = {k: from_config[k] if v is None and k in from_config else v for k, v in chosen.items()}
     return JobParams(**{k: v for k, v in chosen.items() if v is not None}).to_dict()
 
@@ -128,11 +136,15 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     def body(_client, cfg, url) -> int:
         opts = WorkerOptions(
-            redis_url=url, detector=cfg.detector.model, engine=cfg.engine.backend,
-            threads=args.threads or cfg.engine.threads, idle_timeout_s=args.idle_timeout,
-            max_attempts=args.max_attempts, until_empty=args.until_empty,
+            redis_url=url,
+            detector=cfg.detector.model,
+            engine=cfg.engine.backend,
+            threads=args.threads or cfg.engine.threads,
+            idle_timeout_s=args.idle_timeout,
+            max_attempts=args.max_attempts,
+            until_empty=args.until_empty,
             restart_backoff_s=cfg.workers.restart_backoff_s,
-        )  # fmt: skip
+        )
         return work(opts, args.jobs)
 
     return _with_redis(args, body)
@@ -189,9 +201,12 @@ def register(sub) -> None:
     archive = sub.add_parser("archive", help="reprocess video archives: a Redis job queue, Aff-Wild2 files")
     asub = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
 
-    p = asub.add_parser("submit", help="queue one job per video (files, folders, globs)",
-                        description="Job parameters not given here come from the -c config's detector and "
-                        "engine sections, else from the defaults shown.")  # fmt: skip
+    p = asub.add_parser(
+        "submit",
+        help="queue one job per video (files, folders, globs)",
+        description="Job parameters not given here come from the -c config's detector and "
+        "engine sections, else from the defaults shown.",
+    )
     add_common(p, detector=True, overrides=True)
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="video file, folder (searched recursively) or glob"
@@ -264,8 +279,14 @@ def register(sub) -> None:
     p.add_argument(
         "--results", "--out", required=True, metavar="DIR", help="the `archive submit --output` folder"
     )
-    p.add_argument("-o", "--output", "--dest", required=True, metavar="DIR",
-                   help="folder for VA.txt and EXPR.txt (outside --results)")  # fmt: skip
+    p.add_argument(
+        "-o",
+        "--output",
+        "--dest",
+        required=True,
+        metavar="DIR",
+        help="folder for VA.txt and EXPR.txt (outside --results)",
+    )
     p.set_defaults(handler=cmd_submission)
 
     p = sub.add_parser("evaluate-abaw", help="ABAW scores (CCC, macro-F1) of Aff-Wild2-format predictions")

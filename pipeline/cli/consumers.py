@@ -65,11 +65,18 @@ def cmd_render(args: argparse.Namespace) -> int:
         from affectstream.pipeline.frames.processor import build_processor
 
         model = args.model or os.environ.get(env.MODEL)
-        processor = build_processor(detector=args.detector, engine=args.engine, model=model,
-                                    detect_every=args.detect_every, det_size=args.det_size)  # fmt: skip
+        processor = build_processor(
+            detector=args.detector,
+            engine=args.engine,
+            model=model,
+            detect_every=args.detect_every,
+            det_size=args.det_size,
+        )
         stats = render_live(args.video, args.output, processor, plots_dir=args.plots)
-    print(f"wrote {args.output}: {stats.frames} frames, {stats.faces} faces, {stats.tracks} tracks "
-          f"in {stats.seconds:.1f} s ({stats.frames / max(stats.seconds, 1e-9):.1f} frames/s)")  # fmt: skip
+    print(
+        f"wrote {args.output}: {stats.frames} frames, {stats.faces} faces, {stats.tracks} tracks "
+        f"in {stats.seconds:.1f} s ({stats.frames / max(stats.seconds, 1e-9):.1f} frames/s)"
+    )
     if stats.missing:
         print(f"warning: {stats.missing} frames had no result in the stream", file=sys.stderr)
     for path in stats.plots:
@@ -85,8 +92,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(env.DASHBOARD_TOKEN) or None
     check_bind(args.host, token)  # before starting anything
     with _redis(args.redis) as (url, _client):
-        serve(url, host=args.host, port=args.port, token=token, stale_s=args.stale_after,
-              forget_after_s=args.forget_after, drop_warning=args.drop_warning / 100)  # fmt: skip
+        serve(
+            url,
+            host=args.host,
+            port=args.port,
+            token=token,
+            stale_s=args.stale_after,
+            forget_after_s=args.forget_after,
+            drop_warning=args.drop_warning / 100,
+        )
     return 0
 
 
@@ -130,10 +144,25 @@ def register(subparsers) -> None:
     )
     p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     p.add_argument("--token", help="require this token (?token=..., or $AFFECTSTREAM_DASHBOARD_TOKEN)")
-    p.add_argument("--stale-after", type=positive_float, default=10.0, metavar="S",
-                   help="a source with no news for S seconds is shown stale, greyed (default 10)")  # fmt: skip
-    p.add_argument("--forget-after", type=positive_float, default=3600.0, metavar="S",
-                   help="a source with no news for S seconds is no longer shown (default 3600)")  # fmt: skip
-    p.add_argument("--drop-warning", type=percent, default=5.0, metavar="PCT",
-                   help="flag a source that dropped more than PCT%% of its frames in the last minute (default 5)")  # fmt: skip
+    p.add_argument(
+        "--stale-after",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="a source with no news for S seconds is shown stale, greyed (default 10)",
+    )
+    p.add_argument(
+        "--forget-after",
+        type=positive_float,
+        default=3600.0,
+        metavar="S",
+        help="a source with no news for S seconds is no longer shown (default 3600)",
+    )
+    p.add_argument(
+        "--drop-warning",
+        type=percent,
+        default=5.0,
+        metavar="PCT",
+        help="flag a source that dropped more than PCT%% of its frames in the last minute (default 5)",
+    )
     p.set_defaults(handler=cmd_dashboard)

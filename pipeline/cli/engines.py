@@ -24,10 +24,11 @@ def register(subparsers) -> None:
     engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
 
     build = engine_sub.add_parser(
-        "build", help="build the TensorRT plan of a pipeline config ahead of time and print its cache key",
+        "build",
+        help="build the TensorRT plan of a pipeline config ahead of time and print its cache key",
         description="Build (or find in engine.cache_dir) the plan for engine.model, engine.precision and "
         "engine.max_batch on this GPU. Needs TensorRT, pycuda and an NVIDIA GPU.",
-    )  # fmt: skip
+    )
     build.add_argument("-c", "--config", required=True, help="pipeline YAML config (its engine: section)")
     build.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
     build.set_defaults(handler=build_handler)
@@ -38,20 +39,27 @@ def register(subparsers) -> None:
     info.set_defaults(handler=info_handler)
 
     quantize = engine_sub.add_parser(
-        "quantize", help="write an INT8 copy of an exported model (ONNX Runtime on CPU, or --symmetric for TensorRT)",
+        "quantize",
+        help="write an INT8 copy of an exported model (ONNX Runtime on CPU, or --symmetric for TensorRT)",
         description="Static INT8 quantisation (QDQ, per-channel weights) calibrated on face crops; "
         "see engines/quantize.py. This is how engines/models/mtlgcn_ferplus_int8.onnx is made. "
         "--symmetric: int8 activations with zero points 0, the Q/DQ form TensorRT accepts.",
-    )  # fmt: skip
+    )
     quantize.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
     quantize.add_argument("output", nargs="?", help="where the INT8 .onnx goes (or -o)")
     quantize.add_argument(
         "-o", "--output", dest="output_opt", metavar="OUT", help="where the INT8 .onnx goes"
     )
-    quantize.add_argument("--symmetric", action="store_true",
-                          help="int8 weights and activations, all zero points 0 (TensorRT-compatible Q/DQ)")  # fmt: skip
-    quantize.add_argument("--calibration", default="",
-                          help="folder of face crops (default $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train)")  # fmt: skip
+    quantize.add_argument(
+        "--symmetric",
+        action="store_true",
+        help="int8 weights and activations, all zero points 0 (TensorRT-compatible Q/DQ)",
+    )
+    quantize.add_argument(
+        "--calibration",
+        default="",
+        help="folder of face crops (default $AFFECTSTREAM_SHARED/data/ferplus/FER2013Train)",
+    )
     quantize.add_argument(
         "--limit", type=int, default=1024, help="calibration crops (first N in path order; default 1024)"
     )
@@ -59,10 +67,11 @@ def register(subparsers) -> None:
     quantize.set_defaults(handler=quantize_handler)
 
     convert = engine_sub.add_parser(
-        "convert", help="write an FP16 copy of an exported model (what a TensorRT 11 fp16 build parses)",
+        "convert",
+        help="write an FP16 copy of an exported model (what a TensorRT 11 fp16 build parses)",
         description="FP16 weights and activations, float32 inputs and outputs, the spec in its metadata; "
         "runs on ONNX Runtime too. See engines/convert.py.",
-    )  # fmt: skip
+    )
     convert.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
     convert.add_argument("--to", required=True, choices=("fp16",), help="target precision")
     convert.add_argument("-o", "--output", required=True, help="where the converted .onnx goes")
@@ -196,8 +205,17 @@ def models_handler(args: argparse.Namespace) -> int:
             )
             continue
         s = m.spec
-        rows.append((m.name, s.model_id, f"{s.channels}x{s.input_size[0]}x{s.input_size[1]} {s.colour}",
-                     str(len(s.labels)), "yes" if s.has_va else "no", f"{m.size_bytes / 1e6:.1f}", str(m.path)))  # fmt: skip
+        rows.append(
+            (
+                m.name,
+                s.model_id,
+                f"{s.channels}x{s.input_size[0]}x{s.input_size[1]} {s.colour}",
+                str(len(s.labels)),
+                "yes" if s.has_va else "no",
+                f"{m.size_bytes / 1e6:.1f}",
+                str(m.path),
+            )
+        )
     print(format_table(("name", "model id", "input", "classes", "VA", "MB", "path"), rows))
     return 0
 

@@ -83,8 +83,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         client.close()
     print(f"{'added' if new else 'replaced'} camera {camera.name}: {camera.safe_url}")
     if camera.safe_url != camera.url:
-        print("note: the URL's credentials are stored in Redis; write them as ${VAR}, set on every member, "
-              "to keep them out of it", file=sys.stderr)  # fmt: skip
+        print(
+            "note: the URL's credentials are stored in Redis; write them as ${VAR}, set on every member, "
+            "to keep them out of it",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -56,10 +56,21 @@ def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
     group.add_argument(
         "--log-level", choices=LEVELS, default=default, help=f"default: ${env.LOG_LEVEL}, else info"
     )
-    group.add_argument("--log-format", choices=FORMATS, default=default,
-                       help=f"text, or one JSON object per line (default: ${env.LOG_FORMAT}, else text)")  # fmt: skip
-    group.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="debug",
-                       default=default, help="same as --log-level debug")  # fmt: skip
+    group.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=default,
+        help=f"text, or one JSON object per line (default: ${env.LOG_FORMAT}, else text)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const="debug",
+        default=default,
+        help="same as --log-level debug",
+    )
 
 
 def _verbs(parser: argparse.ArgumentParser):

@@ -29,10 +29,18 @@ def register(subparsers) -> None:
     p.add_argument("--live", choices=("auto", "yes", "no"), default="auto", help="newest-frame policy")
     p.add_argument("--realtime", action="store_true", help="files: replay at the native frame rate")
     p.add_argument("--timeout", type=float, default=5.0, help="open/socket timeout, seconds (timeout_s)")
-    p.add_argument("--rtsp-transport", choices=RTSP_TRANSPORTS, default="auto",
-                   help="RTSP lower transport; auto: TCP, then UDP when the server refuses TCP (461)")  # fmt: skip
-    p.add_argument("--silent-after", type=float, default=5.0,
-                   help="live: a connected source that delivers no frame this long is down (silent_after_s)")  # fmt: skip
+    p.add_argument(
+        "--rtsp-transport",
+        choices=RTSP_TRANSPORTS,
+        default="auto",
+        help="RTSP lower transport; auto: TCP, then UDP when the server refuses TCP (461)",
+    )
+    p.add_argument(
+        "--silent-after",
+        type=float,
+        default=5.0,
+        help="live: a connected source that delivers no frame this long is down (silent_after_s)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=probe)
 
@@ -45,8 +53,15 @@ def probe(args: argparse.Namespace) -> int:
     if "://" not in args.url and not Path(args.url).exists():  # a typo, not a camera that is down
         raise SourceError(f"{args.url}: no such file or device")
     live = {"auto": None, "yes": True, "no": False}[args.live]
-    spec = SourceSpec(args.name, args.url, live=live, realtime=args.realtime, timeout_s=args.timeout,
-                      rtsp_transport=args.rtsp_transport, silent_after_s=args.silent_after)  # fmt: skip
+    spec = SourceSpec(
+        args.name,
+        args.url,
+        live=live,
+        realtime=args.realtime,
+        timeout_s=args.timeout,
+        rtsp_transport=args.rtsp_transport,
+        silent_after_s=args.silent_after,
+    )
     t0 = time.monotonic()
     stream: dict = {}  # what the last started/recovered event said about the stream
     last_reason: list[str] = []

@@ -115,8 +115,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rows = summarise(client, [s.name for s in cfg.sources], since_ms=start_ms)
     print(format_summary(rows))
     if not cfg.redis.url:
-        print(f"results kept in the embedded Redis under {Path(cfg.redis.data_dir).resolve()}; "
-              f"`affectstream tail {cfg.sources[0].name}` shows them")  # fmt: skip
+        print(
+            f"results kept in the embedded Redis under {Path(cfg.redis.data_dir).resolve()}; "
+            f"`affectstream tail {cfg.sources[0].name}` shows them"
+        )
     return code
 
 
@@ -177,6 +179,9 @@ def register(sub) -> None:
     )
     add_common(p)
     p.add_argument("--stale-after", type=float, help="seconds (default: workers.stale_after_s)")
-    p.add_argument("--all", action="store_true",
-                   help="every worker of every host, and the fleet: stale members, unowned cameras")  # fmt: skip
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every worker of every host, and the fleet: stale members, unowned cameras",
+    )
     p.set_defaults(handler=cmd_health)

@@ -95,11 +95,17 @@ def summarise(client, sources: list[str], since_ms: int = 0) -> list[dict]:
                 if face["valence"] is not None:
                     vals.append(face["valence"])
                     ars.append(face["arousal"])
-        rows.append({
-            "source": name, "frames": frames, "faces": faces, "expressions": dict(exprs.most_common()),
-            "valence": float(np.mean(vals)) if vals else None, "arousal": float(np.mean(ars)) if ars else None,
-            "fps": frames / max(last_added - first_ts, 1e-3) if frames else 0.0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "source": name,
+                "frames": frames,
+                "faces": faces,
+                "expressions": dict(exprs.most_common()),
+                "valence": float(np.mean(vals)) if vals else None,
+                "arousal": float(np.mean(ars)) if ars else None,
+                "fps": frames / max(last_added - first_ts, 1e-3) if frames else 0.0,
+            }
+        )
     return rows
 
 
@@ -109,7 +115,17 @@ def format_summary(rows: list[dict]) -> str:
     def number(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    cells = [(r["source"], r["frames"], r["faces"], f"{r['fps']:.1f}", number(r["valence"]), number(r["arousal"]),
-              ", ".join(f"{k} {v}" for k, v in r["expressions"].items()) or "-") for r in rows]  # fmt: skip
+    cells = [
+        (
+            r["source"],
+            r["frames"],
+            r["faces"],
+            f"{r['fps']:.1f}",
+            number(r["valence"]),
+            number(r["arousal"]),
+            ", ".join(f"{k} {v}" for k, v in r["expressions"].items()) or "-",
+        )
+        for r in rows
+    ]
     header = ("source", "frames", "faces", "fps", "valence", "arousal", "expressions")
     return format_table(header, cells, align="<>>>>><", rule=True)

@@ -85,8 +85,12 @@ class RenderStats:
     plots: list[Path] = field(default_factory=list)
 
 
-def render_pairs(pairs: Iterable[tuple[np.ndarray, FrameResult | None]], out: str | Path, info: VideoInfo,
-                 plots_dir: str | Path | None = None) -> RenderStats:  # fmt: skip
+def render_pairs(
+    pairs: Iterable[tuple[np.ndarray, FrameResult | None]],
+    out: str | Path,
+    info: VideoInfo,
+    plots_dir: str | Path | None = None,
+) -> RenderStats:
     """Write annotated frames (and plots) from (BGR image, result) pairs in frame order."""
     from affectstream.pipeline.consumers.plots import write_track_plots
 

@@ -19,12 +19,28 @@ def entry_dict(entry: Entry) -> dict:
     """A JSON-ready view of an entry: the schema-v1 fields, faces decoded, plus the stream id."""
     r = entry.result
     faces = [
-        {"track": f.track, "box": f.box, "score": f.score, "expr": f.expr, "probs": f.probs,
-         "valence": f.valence, "arousal": f.arousal}
+        {
+            "track": f.track,
+            "box": f.box,
+            "score": f.score,
+            "expr": f.expr,
+            "probs": f.probs,
+            "valence": f.valence,
+            "arousal": f.arousal,
+        }
         for f in r.faces
-    ]  # fmt: skip
-    return {"id": entry.id, "source": r.source, "frame": r.frame, "pts": r.pts, "ts": r.ts,
-            "n": len(faces), "faces": faces, "model": r.model, "latency_ms": r.latency_ms}  # fmt: skip
+    ]
+    return {
+        "id": entry.id,
+        "source": r.source,
+        "frame": r.frame,
+        "pts": r.pts,
+        "ts": r.ts,
+        "n": len(faces),
+        "faces": faces,
+        "model": r.model,
+        "latency_ms": r.latency_ms,
+    }
 
 
 def _signed(x: float | None) -> str:
@@ -43,8 +59,15 @@ def face_summary(entry: Entry) -> str:
 def format_row(entry: Entry) -> str:
     r = entry.result
     clock = datetime.fromtimestamp(r.ts).strftime("%H:%M:%S.%f")[:-3]
-    cells = (clock, r.source, str(r.frame), f"{r.pts:.3f}", str(len(r.faces)), f"{r.latency_ms:.1f}",
-             face_summary(entry))  # fmt: skip
+    cells = (
+        clock,
+        r.source,
+        str(r.frame),
+        f"{r.pts:.3f}",
+        str(len(r.faces)),
+        f"{r.latency_ms:.1f}",
+        face_summary(entry),
+    )
     return "  ".join(c.ljust(w) if w else c for c, (_, w) in zip(cells, COLUMNS, strict=True)).rstrip()
 
 

@@ -64,8 +64,13 @@ def member_capacity(value: int | str) -> int:
     if {k: machine.get(k) for k in here} != here:
         log.warning(
             "capacity: %s was measured on %s x%s, this is %s x%s; using %d",
-            path, machine.get("cpu"), machine.get("cores"), here["cpu"], here["cores"], FALLBACK,
-        )  # fmt: skip
+            path,
+            machine.get("cpu"),
+            machine.get("cores"),
+            here["cpu"],
+            here["cores"],
+            FALLBACK,
+        )
         return FALLBACK
     if measured < 1:  # not even one camera met the targets here: hold one anyway, not none
         log.warning("capacity: %s says %d cameras meet the targets; using 1", path, measured)

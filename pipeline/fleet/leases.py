@@ -9,6 +9,7 @@ the publish stage reads its token for the fence in `pipeline.streams.writer`).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import redis
@@ -52,10 +53,8 @@ class Lease:
 
     def release(self) -> None:
         """Delete the lease if it is still ours (a lost one is left to its new holder)."""
-        try:
+        with contextlib.suppress(LockNotOwnedError, LockError):
             self._lock.release()
-        except (LockNotOwnedError, LockError):
-            pass
 
     @property
     def fence(self) -> tuple[str, str]:

@@ -21,6 +21,7 @@ a member that dies loses them with it, after at most one TTL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -86,12 +87,14 @@ class Member:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        log.info("fleet member %s (worker %s): capacity %d cameras", self.member, self.worker.worker_id,
-                 self.capacity)  # fmt: skip
-        try:  # announced before the first claim: members starting together see each other's capacity
-            self._beat()
-        except redis.RedisError:
-            pass
+        log.info(
+            "fleet member %s (worker %s): capacity %d cameras",
+            self.member,
+            self.worker.worker_id,
+            self.capacity,
+        )
+        with contextlib.suppress(redis.RedisError):  # announced before the first claim: members starting
+            self._beat()  # together see each other's capacity
         self._thread.start()
 
     def stop_claiming(self) -> None:
@@ -111,10 +114,8 @@ class Member:
             log.warning("fleet: could not publish `released` events: %s", mask_text(str(exc)))
         for name in list(self.leases):
             self._drop_lease(name)
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.client.delete(member_key(self.member))
-        except redis.RedisError:
-            pass
         self.client.close()
 
     def _loop(self) -> None:
@@ -181,14 +182,21 @@ class Member:
         living below what they must take over, past TTL + 2 s. A record that states no TTL (an older
         member) counts while it exists."""
         members, _unreadable = read_members(self.client)
-        return [m for m in members if m.get("member") != self.member
-                and (m["beat_age_s"] is None or m["beat_age_s"] <= self.cfg.lease_ttl_s)]  # fmt: skip
+        return [
+            m
+            for m in members
+            if m.get("member") != self.member
+            and (m["beat_age_s"] is None or m["beat_age_s"] <= self.cfg.lease_ttl_s)
+        ]
 
     def _claim(self, desired: dict[str, Camera], target: int) -> None:
         now = time.monotonic()
         static = set(self.worker.source_names) - set(self.leases)  # the config's own sources, never leased
-        free = [c for name, c in desired.items()
-                if name not in self.leases and name not in static and self._hold_off.get(name, 0.0) <= now]  # fmt: skip
+        free = [
+            c
+            for name, c in desired.items()
+            if name not in self.leases and name not in static and self._hold_off.get(name, 0.0) <= now
+        ]
         random.shuffle(free)
         for camera in free:
             if len(self.leases) >= target:
@@ -290,6 +298,14 @@ class Member:
         self._published = Counter({name: self._published[name] for name in self.leases})
         self._beat_at = now
         ttl_ms = int(3000 * self.cfg.lease_ttl_s)
-        record = {"member": self.member, "worker": self.worker.worker_id, "host": host_id(), "pid": os.getpid(),
-                  "capacity": self.capacity, "cameras": cameras, "ts": wall, "ttl_ms": ttl_ms}  # fmt: skip
+        record = {
+            "member": self.member,
+            "worker": self.worker.worker_id,
+            "host": host_id(),
+            "pid": os.getpid(),
+            "capacity": self.capacity,
+            "cameras": cameras,
+            "ts": wall,
+            "ttl_ms": ttl_ms,
+        }
         self.client.set(member_key(self.member), json.dumps(record), px=ttl_ms)

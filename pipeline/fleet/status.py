@@ -88,22 +88,24 @@ def camera_rows(client, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
         owner = by_worker.get(worker) if worker else None
         stats = (owner or {}).get("cameras", {}).get(name) or {}
         camera = desired.get(name)
-        rows.append({
-            "name": name,
-            "desired": camera is not None,
-            "url": camera.safe_url if camera else None,
-            "options": camera.options if camera else {},
-            "owner": owner.get("member", worker) if owner else worker,  # "" when unowned
-            "worker": worker,
-            "lease_age_s": _since_beat(stats.get("held_s"), owner),
-            "lease_ttl_s": round(pttl / 1000, 3) if pttl and pttl > 0 else None,
-            "fps": stats.get("fps"),
-            "decoded": stats.get("decoded"),
-            "dropped": stats.get("dropped"),
-            "dropped_by": stats.get("dropped_by"),
-            "last_frame_ts": stats.get("last_frame_ts"),
-            "last_frame_age_s": _since_beat(stats.get("last_frame_age_s"), owner),
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "desired": camera is not None,
+                "url": camera.safe_url if camera else None,
+                "options": camera.options if camera else {},
+                "owner": owner.get("member", worker) if owner else worker,  # "" when unowned
+                "worker": worker,
+                "lease_age_s": _since_beat(stats.get("held_s"), owner),
+                "lease_ttl_s": round(pttl / 1000, 3) if pttl and pttl > 0 else None,
+                "fps": stats.get("fps"),
+                "decoded": stats.get("decoded"),
+                "dropped": stats.get("dropped"),
+                "dropped_by": stats.get("dropped_by"),
+                "last_frame_ts": stats.get("last_frame_ts"),
+                "last_frame_age_s": _since_beat(stats.get("last_frame_age_s"), owner),
+            }
+        )
     return rows
 
 
@@ -149,7 +151,7 @@ def format_members(rows: list[dict[str, Any]]) -> str:
                 _seconds(r["beat_age_s"], " ago"),
             )
             for r in rows
-        ],  # fmt: skip
+        ],
         align="<<>><<",
     )
     return f"{head}\n{table}"
@@ -173,7 +175,7 @@ def format_cameras(rows: list[dict[str, Any]]) -> str:
                 r["url"] if r["desired"] else "(removed, stopping)",
             )
             for r in rows
-        ],  # fmt: skip
+        ],
         align="<<>>>><",
     )
     return f"{head}\n{table}"
@@ -194,7 +196,7 @@ def format_camera_list(rows: list[dict[str, Any]]) -> str:
                 r["url"],
             )
             for r in rows
-        ],  # fmt: skip
+        ],
         align="<<><<",
     )
 

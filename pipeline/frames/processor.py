@@ -68,8 +68,9 @@ class FrameProcessor:
                 int(self._live_sources * 0.618034 * every) % every,
                 self._live_sources + 1,
             )
-            return SourceContext(name, detect_every=every, smooth_window=smooth_window, detector_input=size,
-                                 detect_phase=phase)  # fmt: skip
+            return SourceContext(
+                name, detect_every=every, smooth_window=smooth_window, detector_input=size, detect_phase=phase
+            )
         return SourceContext(name, detect_every=self.detect_every, smooth_window=smooth_window)
 
     def prepare(self, frame: Frame, source: SourceContext, detections: list[Detection] | None) -> Prepared:
@@ -202,8 +203,14 @@ def build_processor(
     from affectstream.engines import create_engine
     from affectstream.pipeline.frames.detect import configured_detector
 
-    detectors = load_detectors(configured_detector(detector), parallel=parallel, input_size=det_size, threshold=threshold,
-                               providers=list(providers) or None, backend=detector_backend)  # fmt: skip
+    detectors = load_detectors(
+        configured_detector(detector),
+        parallel=parallel,
+        input_size=det_size,
+        threshold=threshold,
+        providers=list(providers) or None,
+        backend=detector_backend,
+    )
     eng = create_engine(engine, model or "default", **(engine_options or {}))
     return FrameProcessor(detectors, eng, detect_every=detect_every, live=live)
 

@@ -88,14 +88,20 @@ class CausalSmoother:
         for face in result.faces:
             key = (result.source, face.track)
             hist = self._history.setdefault(key, deque(maxlen=self.window))
-            hist.append({"probs": face.probs, "valence": face.valence, "arousal": face.arousal,
-                         "expr": face.expr})  # fmt: skip
+            hist.append(
+                {"probs": face.probs, "valence": face.valence, "arousal": face.arousal, "expr": face.expr}
+            )
             self._last_seen[key] = result.frame
             mean = _mean_face(hist)
             faces.append(
-                replace(face, probs=mean["probs"], expr=mean["expr"], valence=mean["valence"],
-                        arousal=mean["arousal"])
-            )  # fmt: skip
+                replace(
+                    face,
+                    probs=mean["probs"],
+                    expr=mean["expr"],
+                    valence=mean["valence"],
+                    arousal=mean["arousal"],
+                )
+            )
         self._forget(result.source, result.frame)
         return replace(result, faces=faces)
 

@@ -22,8 +22,14 @@ class MicroBatcher:
     latency to every frame of a live stream (bench/: -10 ms at p50 for one camera on CPU).
     """
 
-    def __init__(self, inbox: queue.Queue, *, max_faces: int, max_wait_ms: float,
-                 producer_idle: Callable[[], bool] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        inbox: queue.Queue,
+        *,
+        max_faces: int,
+        max_wait_ms: float,
+        producer_idle: Callable[[], bool] | None = None,
+    ) -> None:
         self.inbox = inbox
         self.max_faces = max_faces
         self.max_wait = max_wait_ms / 1000.0

@@ -49,8 +49,13 @@ class SourceLane:
             `close` can return: a worker that closes the lane has counted every frame taken from it.
     """
 
-    def __init__(self, source, context: SourceContext, skip_until: int = -1,
-                 on_take: Callable[[str], None] = lambda _name: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source,
+        context: SourceContext,
+        skip_until: int = -1,
+        on_take: Callable[[str], None] = lambda _name: None,
+    ) -> None:
         self.source = source
         self.name = source.name
         self.context = context

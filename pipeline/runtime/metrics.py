@@ -37,27 +37,49 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "affectstream_frames_decoded": ("counter", "Frames decoded from the source", ("source", "worker")),
     "affectstream_frames_published": ("counter", "Frame entries written to Redis", ("source", "worker")),
     "affectstream_frames_dropped": (
-        "counter", "Decoded frames not published, by reason (decoded = published + dropped)",
-        ("source", "worker", "reason")),
+        "counter",
+        "Decoded frames not published, by reason (decoded = published + dropped)",
+        ("source", "worker", "reason"),
+    ),
     "affectstream_faces": ("counter", "Faces published", ("source", "worker")),
     "affectstream_expressions": (
-        "counter", "Faces published, by top expression", ("source", "worker", "expression")),
+        "counter",
+        "Faces published, by top expression",
+        ("source", "worker", "expression"),
+    ),
     "affectstream_source_reconnects": ("counter", "Reconnect attempts of the source", ("source", "worker")),
-    "affectstream_source_up": ("gauge", "1 while the source's reader is live and reading", ("source", "worker")),
+    "affectstream_source_up": (
+        "gauge",
+        "1 while the source's reader is live and reading",
+        ("source", "worker"),
+    ),
     "affectstream_source_state": (
-        "gauge", "1 for the source's current reader state", ("source", "worker", "state")),
+        "gauge",
+        "1 for the source's current reader state",
+        ("source", "worker", "state"),
+    ),
     "affectstream_queue_depth": ("gauge", "Items waiting in a worker queue", ("worker", "queue")),
     "affectstream_queue_capacity": ("gauge", "Capacity of a worker queue", ("worker", "queue")),
     "affectstream_batch_fill_ratio": (
-        "gauge", "Mean faces per engine call over batch.max_batch, last 60 s", ("worker",)),
+        "gauge",
+        "Mean faces per engine call over batch.max_batch, last 60 s",
+        ("worker",),
+    ),
     "affectstream_engine_batch_faces": ("histogram", "Faces per engine call", ("worker",)),
     "affectstream_stage_duration_seconds": ("histogram", "Time per stage call", ("worker", "stage")),
     "affectstream_frame_latency_seconds": (
-        "histogram", "Capture to XADD, per published frame", ("source", "worker")),
-    "affectstream_build_info": ("gauge", "Always 1: what this worker runs", ("worker", "version", "model", "backend")),
+        "histogram",
+        "Capture to XADD, per published frame",
+        ("source", "worker"),
+    ),
+    "affectstream_build_info": (
+        "gauge",
+        "Always 1: what this worker runs",
+        ("worker", "version", "model", "backend"),
+    ),
     "affectstream_worker_up": ("gauge", "1 while the worker process is alive and answers", ("worker",)),
     "affectstream_worker_restarts": ("counter", "Restarts of the worker process after a crash", ("worker",)),
-}  # fmt: skip
+}
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -12,6 +12,7 @@ encoding and the Redis write run on this module's own thread, and offers are dro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -39,9 +40,14 @@ def encode_snapshot(image: np.ndarray, result: FrameResult, width: int, max_byte
     width = round(image.shape[1] * scale)
     small = cv2.resize(image, (width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     for face in result.faces:  # drawn after scaling, so that labels stay readable
-        draw_face(small, dataclasses.replace(
-            face, box=[v * scale for v in face.box],
-            landmarks=[[x * scale, y * scale] for x, y in face.landmarks or []]))  # fmt: skip
+        draw_face(
+            small,
+            dataclasses.replace(
+                face,
+                box=[v * scale for v in face.box],
+                landmarks=[[x * scale, y * scale] for x, y in face.landmarks or []],
+            ),
+        )
     for quality in QUALITIES:
         ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok and len(jpeg) <= max_bytes:
@@ -74,10 +80,8 @@ class SnapshotWriter:
         if now < self._due.get(result.source, 0.0):
             return
         self._due[result.source] = now + self.cfg.every_s
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait((image, result))
-        except queue.Full:
-            pass
 
     def close(self) -> None:
         if self._thread is not None:

@@ -255,8 +255,11 @@ class Supervisor:
         ok = self.group.run()
         self._clear_heartbeats()
         if self.failed_sources:
-            log.error("%d sources failed: %s", len(self.failed_sources),
-                      "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed_sources.items())))  # fmt: skip
+            log.error(
+                "%d sources failed: %s",
+                len(self.failed_sources),
+                "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed_sources.items())),
+            )
         return 0 if ok and not self.failed_sources else 1
 
     def _worker_view(self) -> dict[str, tuple[bool, int]]:

@@ -24,6 +24,7 @@ files' passes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,9 +66,19 @@ class Worker:
         report: Called with (source, reason) for each source that failed for good.
     """
 
-    def __init__(self, cfg, specs, worker_id: str, redis_url: str, *, passes: dict[str, int] | None = None,
-                 fences: Mapping | None = None, metrics=None, stop: threading.Event | None = None,
-                 report=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg,
+        specs,
+        worker_id: str,
+        redis_url: str,
+        *,
+        passes: dict[str, int] | None = None,
+        fences: Mapping | None = None,
+        metrics=None,
+        stop: threading.Event | None = None,
+        report=None,
+    ) -> None:
         self.cfg = cfg
         self.specs = list(specs)
         self.worker_id = worker_id
@@ -136,8 +147,11 @@ class Worker:
             lane.finished = True
             lane.source.stop(timeout=0)
         if source in self.fences:
-            self._failed_for_good(source, f"run {holder or 'unknown'} took over writing {source}'s streams; "
-                                          "this run stopped writing them")  # fmt: skip
+            self._failed_for_good(
+                source,
+                f"run {holder or 'unknown'} took over writing {source}'s streams; "
+                "this run stopped writing them",
+            )
         else:
             self._fenced.put((source, holder))
 
@@ -196,13 +210,18 @@ class Worker:
         context = self._processor.new_source(
             spec.name, smooth_window=self.cfg.smoothing.window, live=spec.live
         )
-        lane = SourceLane(open_source(spec, self._on_event), context, self.outbox.resume_after.get(spec.name, -1),
-                          on_take=self._count_taken)  # fmt: skip
+        lane = SourceLane(
+            open_source(spec, self._on_event),
+            context,
+            self.outbox.resume_after.get(spec.name, -1),
+            on_take=self._count_taken,
+        )
         self._lanes = {**self._lanes, spec.name: lane}
         lane.source.start()
 
-    def remove_source(self, name: str, *, drain: bool, then: tuple[str, dict] | None = None,
-                      timeout_s: float = 5.0) -> int:  # fmt: skip
+    def remove_source(
+        self, name: str, *, drain: bool, then: tuple[str, dict] | None = None, timeout_s: float = 5.0
+    ) -> int:
         """Stop `name` (any thread, while `run` runs) and forget it.
 
         `drain` (the camera is released): every frame already taken is published, then the event `then`,
@@ -333,8 +352,12 @@ class Worker:
         # frame a 10 ms wait gives engine calls of 1-2 faces (bench/: x1.04 frames/s with 100 ms).
         live = self._fleet or any(spec.live for spec in self.specs)
         wait_ms = self.cfg.batch.max_wait_ms if live else self.cfg.batch.file_max_wait_ms
-        batcher = MicroBatcher(self._prepared, max_faces=self.cfg.batch.max_batch, max_wait_ms=wait_ms,
-                               producer_idle=lambda: all(e.is_set() for e in self._idle))  # fmt: skip
+        batcher = MicroBatcher(
+            self._prepared,
+            max_faces=self.cfg.batch.max_batch,
+            max_wait_ms=wait_ms,
+            producer_idle=lambda: all(e.is_set() for e in self._idle),
+        )
         try:
             while batch := batcher.next_batch():
                 t = time.perf_counter()
@@ -364,10 +387,8 @@ class Worker:
         try:
             while not done:
                 batch = []
-                try:  # a short wait: events (a camera reconnecting) go out even when no frame comes
-                    batch.append(self._results.get(timeout=0.1))
-                except queue.Empty:
-                    pass
+                with contextlib.suppress(queue.Empty):  # a short wait: events (a camera reconnecting) go out
+                    batch.append(self._results.get(timeout=0.1))  # even when no frame comes
                 while batch and len(batch) < 256:
                     try:
                         batch.append(self._results.get_nowait())
@@ -448,8 +469,11 @@ class Worker:
         """`stopped` for each configured source that did not end by itself (a stop, SIGTERM), written
         after its last frame; a fleet camera says `released` instead (its member does)."""
         static = {spec.name for spec in self.specs}
-        stopped = [(name, lane) for name, lane in self._lanes.items()
-                   if name in static and lane.source.state not in ("eof", "error")]  # fmt: skip
+        stopped = [
+            (name, lane)
+            for name, lane in self._lanes.items()
+            if name in static and lane.source.state not in ("eof", "error")
+        ]
         for name, lane in stopped:
             self.outbox.add_event(name, "stopped", {"frames": lane.source.stats.decoded})
         if stopped and not self.failed:
@@ -464,9 +488,15 @@ class Worker:
         r = self.reading()
         with self._lock:
             inflight = dict(self._inflight)
-        return {name: {"decoded": d, "published": r.published.get(name, 0), "dropped": r.dropped.get(name, {}),
-                       "in_flight": inflight.get(name, 0)}
-                for name, (d, _x, _n, _state) in r.sources.items()}  # fmt: skip
+        return {
+            name: {
+                "decoded": d,
+                "published": r.published.get(name, 0),
+                "dropped": r.dropped.get(name, {}),
+                "in_flight": inflight.get(name, 0),
+            }
+            for name, (d, _x, _n, _state) in r.sources.items()
+        }
 
     def _log_accounting(self) -> None:
         """One line per source with its account; an error when it does not add up (a frame lost unsaid)."""
@@ -481,21 +511,40 @@ class Worker:
         r = self.reading()
         lanes = self._lanes
         stats = {
-            name: {"decoded": d, "dropped": x, "dropped_by": r.dropped.get(name, {}), "reconnects": n,
-                   "state": state, "published": r.published.get(name, 0), "faces": r.faces.get(name, 0),
-                   "live": bool(lanes[name].source.spec.live) if name in lanes else None}
+            name: {
+                "decoded": d,
+                "dropped": x,
+                "dropped_by": r.dropped.get(name, {}),
+                "reconnects": n,
+                "state": state,
+                "published": r.published.get(name, 0),
+                "faces": r.faces.get(name, 0),
+                "live": bool(lanes[name].source.spec.live) if name in lanes else None,
+            }
             for name, (d, x, n, state) in r.sources.items()
-        }  # fmt: skip
+        }
         try:
             # Expires well after `stale_after_s`: `health` still reports a hung worker as stale, and
             # the keys of past runs (ids are unique per run) do not pile up. `ttl_ms` lets a reader tell the
             # beat's age from the key's PTTL by Redis's clock alone (`pipeline.streams.liveness`); `ts` is data.
             ttl_ms = int(heartbeat_ttl_s(self.cfg.workers.stale_after_s) * 1000)
-            self.redis.set(key, json.dumps({
-                "ts": time.time(), "ttl_ms": ttl_ms, "pid": os.getpid(), "host": host_id(),
-                "published": self.published, "member": (self.cfg.fleet.member or None) if self._fleet else None,
-                "sources": list(lanes), "stats": stats, "queues": {k: list(v) for k, v in r.queues.items()},
-            }), px=ttl_ms)  # fmt: skip
+            self.redis.set(
+                key,
+                json.dumps(
+                    {
+                        "ts": time.time(),
+                        "ttl_ms": ttl_ms,
+                        "pid": os.getpid(),
+                        "host": host_id(),
+                        "published": self.published,
+                        "member": (self.cfg.fleet.member or None) if self._fleet else None,
+                        "sources": list(lanes),
+                        "stats": stats,
+                        "queues": {k: list(v) for k, v in r.queues.items()},
+                    }
+                ),
+                px=ttl_ms,
+            )
         except Exception as exc:
             log.warning("heartbeat failed: %s", exc)
 
@@ -508,17 +557,29 @@ class Worker:
             self.cfg, parallel=True
         )  # every model loaded before the first frame
         detectors = processor.detectors  # one prepare thread each
-        self._build = {"version": _version(), "model": processor.engine.spec.model_id,
-                       "backend": type(processor.engine).__name__}  # fmt: skip
+        self._build = {
+            "version": _version(),
+            "model": processor.engine.spec.model_id,
+            "backend": type(processor.engine).__name__,
+        }
         if self._on_metrics_port is not None:
             self._on_metrics_port(self.metrics.serve("127.0.0.1", 0))
         if self.cfg.snapshots.enabled:
             self._snapshots = SnapshotWriter(connect(self.redis_url), self.cfg.snapshots)
             self._snapshots.start()
         self._beat(heartbeat_key(self.worker_id))
-        self.outbox = Outbox(self.redis, self.worker_id, (), self.passes, maxlen=self.cfg.redis.maxlen,
-                             stopping=self._stop.is_set, drain_s=DRAIN_RETRY_S, on_source_failed=self._on_publish_failed,
-                             drained=self._drained, on_fenced=self._on_fenced)  # fmt: skip
+        self.outbox = Outbox(
+            self.redis,
+            self.worker_id,
+            (),
+            self.passes,
+            maxlen=self.cfg.redis.maxlen,
+            stopping=self._stop.is_set,
+            drain_s=DRAIN_RETRY_S,
+            on_source_failed=self._on_publish_failed,
+            drained=self._drained,
+            on_fenced=self._on_fenced,
+        )
         for spec in self.specs:
             self.outbox.add_source(spec, self.fences.get(spec.name))
             self._start_lane(spec)
@@ -579,8 +640,12 @@ def _reader_counts(lane) -> Counter[str]:
     """What a lane's reader counted: decoded (less the frames a resumed pass passed over: they are in the
     stream already, published by an earlier worker of the run), stale and corrupt drops, reconnects."""
     stats = lane.source.stats
-    return Counter(decoded=stats.decoded - lane.skipped, stale=stats.dropped,
-                   corrupt=stats.corrupt, reconnects=stats.reconnects)  # fmt: skip
+    return Counter(
+        decoded=stats.decoded - lane.skipped,
+        stale=stats.dropped,
+        corrupt=stats.corrupt,
+        reconnects=stats.reconnects,
+    )
 
 
 def _snapshot(counter: Counter) -> Counter:
@@ -608,8 +673,18 @@ def _join(thread: threading.Thread) -> None:
         thread.join(0.2)
 
 
-def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, int], fences: dict, ports=None,
-                failures=None, *, stop: threading.Event) -> int:  # fmt: skip
+def worker_main(
+    cfg,
+    specs,
+    worker_id: str,
+    redis_url: str,
+    passes: dict[str, int],
+    fences: dict,
+    ports=None,
+    failures=None,
+    *,
+    stop: threading.Event,
+) -> int:
     """A worker process's target (`pipeline.runtime.supervisor`); `fences` the run's writer leases of `specs`
     (`pipeline.streams.writer_leases`); `ports` is a queue that receives (worker id,
     metrics port) once it serves its metrics (None: no metrics); `failures` one that receives (worker id,
@@ -620,6 +695,15 @@ def worker_main(cfg, specs, worker_id: str, redis_url: str, passes: dict[str, in
         register_url(url)
     report = None if failures is None else (lambda source, reason: failures.put((worker_id, source, reason)))
     metrics = None if ports is None else (lambda port: ports.put((worker_id, port)))
-    worker = Worker(cfg, specs, worker_id, redis_url, passes=passes, fences=fences, metrics=metrics, stop=stop,
-                    report=report)  # fmt: skip
+    worker = Worker(
+        cfg,
+        specs,
+        worker_id,
+        redis_url,
+        passes=passes,
+        fences=fences,
+        metrics=metrics,
+        stop=stop,
+        report=report,
+    )
     return worker.run()

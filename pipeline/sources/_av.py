@@ -45,8 +45,12 @@ def open_options(spec: SourceSpec, transport: str | None = None) -> dict[str, st
         # Probing: the codec parameters come with the SDP (or the first keyframe) and the frame rate is only
         # reported, so half a second of stream instead of FFmpeg's default (~1.2 s measured): a camera
         # taken over by another fleet member, or reconnected, delivers its first frame that much sooner.
-        return {"rtsp_transport": transport or transports(spec)[0] or "tcp", "timeout": us, "allowed_media_types": "video",
-                "analyzeduration": "500000"}  # fmt: skip
+        return {
+            "rtsp_transport": transport or transports(spec)[0] or "tcp",
+            "timeout": us,
+            "allowed_media_types": "video",
+            "analyzeduration": "500000",
+        }
     if spec.kind == "http":
         return {"timeout": us, "rw_timeout": us}
     return {}
@@ -86,8 +90,9 @@ def open_container(spec: SourceSpec, transport: str | None = None) -> Any:
         # at its socket timeout with "Invalid data found": name it for what it is.
         waited = time.monotonic() - started
         if spec.kind in ("rtsp", "http") and waited >= 0.9 * spec.timeout_s:
-            raise TimeoutError(f"{spec.safe_url} accepted the connection but sent nothing for {waited:.1f} s "
-                               "(timed out)") from exc  # fmt: skip
+            raise TimeoutError(
+                f"{spec.safe_url} accepted the connection but sent nothing for {waited:.1f} s (timed out)"
+            ) from exc
         raise
 
 

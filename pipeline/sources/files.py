@@ -92,8 +92,14 @@ def probe(path: str | Path) -> VideoInfo:
                 duration = float(s.duration * s.time_base)
             elif container.duration:
                 duration = container.duration / av.time_base
-            return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(rate) if rate else None,
-                             int(s.frames or 0), duration, s.codec_context.name)  # fmt: skip
+            return VideoInfo(
+                s.codec_context.width,
+                s.codec_context.height,
+                Fraction(rate) if rate else None,
+                int(s.frames or 0),
+                duration,
+                s.codec_context.name,
+            )
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise SourceError(
             f"{path} is not a readable video: {mask_text(str(exc) or type(exc).__name__)}"
@@ -173,9 +179,13 @@ class VideoFile:
 
 
 def read_video(
-    path: str | Path, *, name: str = "video", start: int = 0, max_bad_packets: int = 0,
+    path: str | Path,
+    *,
+    name: str = "video",
+    start: int = 0,
+    max_bad_packets: int = 0,
     stats: DecodeStats | None = None,
-) -> Iterator[Frame]:  # fmt: skip
+) -> Iterator[Frame]:
     """Every frame of a local video file from index `start` on, decoded in order (see `VideoFile.frames`).
 
     Strict by default (`max_bad_packets=0`): callers of this function match frames by index.

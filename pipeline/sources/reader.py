@@ -273,8 +273,12 @@ class Source:
                 container = _av.open_container(self.spec, transport)
             except Exception as exc:
                 if i + 1 < len(order) and _av.transport_refused(exc):
-                    log.info("source %s: rtsp_transport %s refused (461), trying %s", self.name, transport,
-                             order[i + 1])  # fmt: skip
+                    log.info(
+                        "source %s: rtsp_transport %s refused (461), trying %s",
+                        self.name,
+                        transport,
+                        order[i + 1],
+                    )
                     continue
                 reason = _av.describe_error(exc, self.spec, opening=True, transport=transport)
                 raise _OpenFailed(reason) from exc

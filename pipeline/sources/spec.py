@@ -17,8 +17,20 @@ KINDS = ("file", "rtsp", "http", "device")
 RTSP_TRANSPORTS = ("auto", "tcp", "udp", "udp_multicast", "http", "https")
 # What a file source, a folder of sources and an archive job accept (FFmpeg reads more, e.g. text as "tty").
 VIDEO_SUFFIXES = (
-    ".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp",
-)  # fmt: skip
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+)
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 _SCHEME_KINDS = {"rtsp": "rtsp", "rtsps": "rtsp", "http": "http", "https": "http", "file": "file"}
 _SECONDS = Annotated[float, Range(0, 3600, open_low=True)]

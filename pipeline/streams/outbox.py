@@ -105,10 +105,20 @@ class Outbox:
         on_fenced: Called with (source, holder) when a write of a leased source was fenced.
     """
 
-    def __init__(self, client: redis.Redis, worker: str, sources: Iterable, passes: dict[str, int], *, maxlen: int,
-                 stopping: Callable[[], bool], drain_s: float, on_source_failed: Callable[[str, str], None],
-                 drained: Callable[[str], bool], on_fenced: Callable[[str, str], None] = lambda *_: None,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: redis.Redis,
+        worker: str,
+        sources: Iterable,
+        passes: dict[str, int],
+        *,
+        maxlen: int,
+        stopping: Callable[[], bool],
+        drain_s: float,
+        on_source_failed: Callable[[str, str], None],
+        drained: Callable[[str], bool],
+        on_fenced: Callable[[str, str], None] = lambda *_: None,
+    ) -> None:
         self.client = client
         self.worker = worker
         self.maxlen = maxlen
@@ -136,8 +146,11 @@ class Outbox:
         self._passes = passes
         for spec in sources:
             self.add_source(spec)
-        self._retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries=-1,
-                            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient))  # fmt: skip
+        self._retry = Retry(
+            ExponentialWithJitterBackoff(cap=5.0, base=0.1),
+            retries=-1,
+            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient),
+        )
 
     # -- sources --------------------------------------------------------------------------------
     def add_source(self, spec, fence: Fence | tuple[str, str] | None = None) -> None:
@@ -219,8 +232,10 @@ class Outbox:
         decoded = int(fields.get("frames", in_stream))
         fields["frames"], fields["decoded"] = str(in_stream), str(decoded)
         if in_stream != decoded:
-            self._fail_source(source, f"pass incomplete: {in_stream} of the {decoded} frames decoded are in "
-                                      f"{frames_key(source)}")  # fmt: skip
+            self._fail_source(
+                source,
+                f"pass incomplete: {in_stream} of the {decoded} frames decoded are in {frames_key(source)}",
+            )
 
     def _events_done(self, key: str, entries: list) -> None:
         """Unqueue the events of `entries` (the head of the source's queue when they were sent). By id, not
@@ -339,8 +354,9 @@ class Outbox:
         if isinstance(reply, Written):
             if reply.rejected:
                 self._rejected.update(reply.rejected)
-                log.error("%s: %d entries not written: another writer went past their ids",
-                          key, len(reply.rejected))  # fmt: skip
+                log.error(
+                    "%s: %d entries not written: another writer went past their ids", key, len(reply.rejected)
+                )
             if is_events:
                 self.lost_events += len(reply.rejected)
                 self._events_done(key, entries)

@@ -157,9 +157,13 @@ class StreamWriter:
         self.client = client
         self._script = client.register_script(_ADD_SCRIPT)
 
-    def write(self, batches: Mapping[str, Sequence[Entry]], maxlen: Mapping[str, int] | int,
-              expect: Mapping[str, str] | None = None,
-              fences: Mapping[str, Fence | tuple[str, str]] | None = None) -> dict[str, Written | Exception]:  # fmt: skip
+    def write(
+        self,
+        batches: Mapping[str, Sequence[Entry]],
+        maxlen: Mapping[str, int] | int,
+        expect: Mapping[str, str] | None = None,
+        fences: Mapping[str, Fence | tuple[str, str]] | None = None,
+    ) -> dict[str, Written | Exception]:
         """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
 
         Args:
@@ -259,8 +263,9 @@ def encode_frame(result: FrameResult, worker: str = "") -> dict[str, str]:
     return fields
 
 
-def encode_event(source: str, kind: str, detail: Mapping | None = None, *, ts: float | None = None,
-                 worker: str = "") -> dict[str, str]:  # fmt: skip
+def encode_event(
+    source: str, kind: str, detail: Mapping | None = None, *, ts: float | None = None, worker: str = ""
+) -> dict[str, str]:
     """The entry of a source event; every detail value is masked (reasons quote URLs and server errors)."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
@@ -316,8 +321,10 @@ class ResultPublisher:
             if isinstance(reply, Exception):
                 raise reply
             if reply.rejected:
-                raise redis.RedisError(f"{key}: {len(reply.rejected)} entries below its last id and absent: "
-                                       "another writer went past them")  # fmt: skip
+                raise redis.RedisError(
+                    f"{key}: {len(reply.rejected)} entries below its last id and absent: "
+                    "another writer went past them"
+                )
             written[key] = reply
         # Within one key the script skips a prefix (ids at or below the last id) and adds the rest.
         return [place >= written[key].skipped for key, place in position]

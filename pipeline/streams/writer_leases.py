@@ -157,13 +157,17 @@ class WriterLeases:
         if not held and self.client.set(key, token, nx=True, px=self.ttl_ms):  # it expired just now
             self.tokens[source] = token
             return
-        if held and self._wait_unless_renewed(key, held):  # its holder stopped renewing it, and it expired
-            if self.client.set(key, token, nx=True, px=self.ttl_ms):
-                log.warning(
-                    "source %s: run %s stopped renewing its lease; taking over its stream", source, holder
-                )
-                self.tokens[source] = token
-                return
+        # its holder stopped renewing it, and it expired
+        if (
+            held
+            and self._wait_unless_renewed(key, held)
+            and self.client.set(key, token, nx=True, px=self.ttl_ms)
+        ):
+            log.warning(
+                "source %s: run %s stopped renewing its lease; taking over its stream", source, holder
+            )
+            self.tokens[source] = token
+            return
         ttl = max(0.0, (self.client.pttl(key) or 0) / 1000)
         raise WriterBusy(
             f"source {source!r} is being written by run {holder or 'unknown'} (lease {key}); one stream "
@@ -182,8 +186,13 @@ class WriterLeases:
         pttl = int(self.client.pttl(key))
         if pttl < 0 or pttl >= stale_below:
             return False
-        log.warning("lease %s: run %s has not renewed it for %.0f s; waiting %.0f s for it to expire",
-                    key, holder_of(held), (self.ttl_ms - pttl) / 1000, pttl / 1000)  # fmt: skip
+        log.warning(
+            "lease %s: run %s has not renewed it for %.0f s; waiting %.0f s for it to expire",
+            key,
+            holder_of(held),
+            (self.ttl_ms - pttl) / 1000,
+            pttl / 1000,
+        )
         while True:
             self._stop.wait(min(0.5, pttl / 1000 + 0.01))
             now_held, pttl = text(self.client.get(key)), int(self.client.pttl(key))
@@ -199,8 +208,12 @@ class WriterLeases:
         last = last_id(self.client, frames_key(source))
         base = int(record["base"]) if record.get("base", "").isdigit() else 0
         if base and record.get("file") == digest and last[0] <= base:
-            log.warning("source %s: resuming the unfinished pass of run %s after frame %d",
-                        source, record.get("run", "?"), last[1] if last[0] == base else -1)  # fmt: skip
+            log.warning(
+                "source %s: resuming the unfinished pass of run %s after frame %d",
+                source,
+                record.get("run", "?"),
+                last[1] if last[0] == base else -1,
+            )
             return base
         base = pass_base_after(last)
         self.client.hset(key, mapping={"base": base, "file": digest, "run": self.run})
@@ -225,8 +238,11 @@ class WriterLeases:
                 log.warning("source %s: renewing the writer lease failed: %s", source, mask_text(str(exc)))
                 continue
             if holder:
-                log.error("source %s: run %s took over its stream; this run no longer writes it",
-                          source, holder_of(holder))  # fmt: skip
+                log.error(
+                    "source %s: run %s took over its stream; this run no longer writes it",
+                    source,
+                    holder_of(holder),
+                )
                 del self.tokens[source]
 
     def release(self) -> None:

@@ -128,8 +128,12 @@ def test_submission_rows_are_checked(tmp_path):
     from affectstream.scoring.errors import AnnotationFormatError
 
     text = submission_text("VA", {"b": np.array([[0.5, -0.5]]), "a": np.array([[0.1, 0.2], [0.3, 0.4]])})
-    assert text.splitlines() == ["image_location,valence,arousal", "a/00001.jpg,0.100000,0.200000",
-                                 "a/00002.jpg,0.300000,0.400000", "b/00001.jpg,0.500000,-0.500000"]  # fmt: skip
+    assert text.splitlines() == [
+        "image_location,valence,arousal",
+        "a/00001.jpg,0.100000,0.200000",
+        "a/00002.jpg,0.300000,0.400000",
+        "b/00001.jpg,0.500000,-0.500000",
+    ]
     path = tmp_path / "VA.txt"
     path.write_text(text)
     kind, videos = read_submission(path)

@@ -132,8 +132,15 @@ def test_round_trip_archive_submission_evaluate(archived, tmp_path):
     lines = (tmp_path / "sub" / "VA.txt").read_text().splitlines()
     assert lines[0] == "image_location,valence,arousal" and lines[1].startswith("occluded/00001.jpg,")
     assert len(lines) == 1 + 2 * FRAMES
-    proc = cli("evaluate-abaw", "--pred", str(tmp_path / "sub"), "--annotations", str(fx["annotations"]),
-               "-o", str(tmp_path / "r.json"))  # fmt: skip
+    proc = cli(
+        "evaluate-abaw",
+        "--pred",
+        str(tmp_path / "sub"),
+        "--annotations",
+        str(fx["annotations"]),
+        "-o",
+        str(tmp_path / "r.json"),
+    )
     assert proc.returncode == 0, proc.stderr
     print("\n" + proc.stdout)
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(per_video))

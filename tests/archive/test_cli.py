@@ -27,11 +27,30 @@ def test_submit_refuses_two_videos_with_one_name_in_one_folder(redis_url, tmp_pa
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "clip.mp4").write_bytes(b"x")
-    proc = cli("archive", "submit", "--redis", redis_url, "--out", str(tmp_path / "out"),
-               str(tmp_path / "x" / "clip.mp4"), str(tmp_path / "y" / "clip.mp4"))  # fmt: skip
+    proc = cli(
+        "archive",
+        "submit",
+        "--redis",
+        redis_url,
+        "--out",
+        str(tmp_path / "out"),
+        str(tmp_path / "x" / "clip.mp4"),
+        str(tmp_path / "y" / "clip.mp4"),
+    )
     assert proc.returncode == 2 and "would both write clip.txt" in proc.stderr
     status = cli("archive", "status", "--redis", redis_url)
     assert status.returncode == 0 and "no archive jobs" in status.stdout
-    proc = cli("archive", "submit", "--redis", redis_url, "--out", str(tmp_path / "out"), "--chunk", "10",
-               "--detect-every", "3", str(tmp_path / "x" / "clip.mp4"))  # fmt: skip
+    proc = cli(
+        "archive",
+        "submit",
+        "--redis",
+        redis_url,
+        "--out",
+        str(tmp_path / "out"),
+        "--chunk",
+        "10",
+        "--detect-every",
+        "3",
+        str(tmp_path / "x" / "clip.mp4"),
+    )
     assert proc.returncode == 2 and "chunk 10 must be a positive multiple of detect_every 3" in proc.stderr

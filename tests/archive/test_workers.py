@@ -29,8 +29,20 @@ PARAMS = ("--det-size", "320", "--detect-every", "2", "--chunk", "16")
 
 
 def submit(url: str, out: Path, paths, model: str, detector: str) -> None:
-    proc = cli("archive", "submit", "--redis", url, "--out", str(out), "--model", model, "--detector", detector,
-               *PARAMS, *map(str, paths))  # fmt: skip
+    proc = cli(
+        "archive",
+        "submit",
+        "--redis",
+        url,
+        "--out",
+        str(out),
+        "--model",
+        model,
+        "--detector",
+        detector,
+        *PARAMS,
+        *map(str, paths),
+    )
     assert proc.returncode == 0, proc.stderr
 
 

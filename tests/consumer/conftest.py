@@ -27,8 +27,9 @@ def small_processor(model_path):
     detector = need_shared("models", "scrfd_500m.onnx")
 
     def make(detect_every: int = 3):
-        return build_processor(detector=str(detector), model=model_path, detect_every=detect_every,
-                               det_size=(320, 192))  # fmt: skip
+        return build_processor(
+            detector=str(detector), model=model_path, detect_every=detect_every, det_size=(320, 192)
+        )
 
     return make
 

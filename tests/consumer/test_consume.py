@@ -82,8 +82,12 @@ def test_globs_new_only_and_point_in_time(redis_url):
 
     everything = list(read_results(client, ["cam-*"], start="0", follow=False))
     assert sorted((e.source, e.result.frame) for e in everything) == [
-        ("cam-1", 0), ("cam-1", 1), ("cam-1", 2), ("cam-2", 0), ("cam-2", 1)
-    ]  # fmt: skip
+        ("cam-1", 0),
+        ("cam-1", 1),
+        ("cam-1", 2),
+        ("cam-2", 0),
+        ("cam-2", 1),
+    ]
     # "new only": what was there before the reader started is not returned
     assert list(read_results(client, ["cam-*"], start="$", follow=False)) == []
 
@@ -97,8 +101,14 @@ def test_follow_sees_new_entries_and_new_streams(redis_url):
     client = connect(redis_url)
     publish(client, "cam-1", range(2))
     stop_at = time.monotonic() + 10
-    reader = read_results(client, ["cam-*"], start="$", block_ms=100, rescan_s=0.2,
-                          should_stop=lambda: time.monotonic() > stop_at)  # fmt: skip
+    reader = read_results(
+        client,
+        ["cam-*"],
+        start="$",
+        block_ms=100,
+        rescan_s=0.2,
+        should_stop=lambda: time.monotonic() > stop_at,
+    )
     publish(client, "cam-1", range(2, 3))
     first = next(reader)
     assert (first.source, first.result.frame) == ("cam-1", 2)
@@ -141,9 +151,19 @@ def test_killed_consumer_entries_are_redelivered(redis_url):
     publish(client, "cam-k", range(10))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("group_worker.py")), redis_url, "cam-k", "grp", "doomed", "10"],
-        stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(Path(__file__).with_name("group_worker.py")),
+            redis_url,
+            "cam-k",
+            "grp",
+            "doomed",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         taken = json.loads(proc.stdout.readline())
     finally:

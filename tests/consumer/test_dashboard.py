@@ -6,6 +6,7 @@ check the dashboard's arithmetic; the browser test drives a real `affectstream r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -64,14 +65,29 @@ def event(client, source: str, kind: str, ts: float, **detail) -> None:
 
 def beat(client, worker: str, ts: float, stats: dict, member: str | None = None) -> None:
     """A worker heartbeat as `pipeline.runtime.worker` writes it (the contract's fields)."""
-    doc = {"ts": ts, "pid": 1, "host": "h", "published": 0, "member": member, "sources": sorted(stats),
-           "stats": stats, "queues": {"prepared": [0, 16], "results": [0, 32]}}  # fmt: skip
+    doc = {
+        "ts": ts,
+        "pid": 1,
+        "host": "h",
+        "published": 0,
+        "member": member,
+        "sources": sorted(stats),
+        "stats": stats,
+        "queues": {"prepared": [0, 16], "results": [0, 32]},
+    }
     client.set(heartbeat_key(worker), json.dumps(doc))
 
 
 def counters(decoded: int, dropped: int = 0, *, state: str = "live", reconnects: int = 0, live: bool = True):
-    return {"decoded": decoded, "dropped": dropped, "reconnects": reconnects, "published": decoded - dropped,
-            "faces": 0, "state": state, "live": live}  # fmt: skip
+    return {
+        "decoded": decoded,
+        "dropped": dropped,
+        "reconnects": reconnects,
+        "published": decoded - dropped,
+        "faces": 0,
+        "state": state,
+        "live": live,
+    }
 
 
 def by_name(state: DashboardState) -> dict[str, dict]:
@@ -165,8 +181,16 @@ def test_a_worker_whose_clock_is_behind_is_dated_by_redis(redis_url):
     client = connect(redis_url)
     behind = time.time() - 30  # the worker's clock is 30 s behind; it beat 0.5 s ago
     event(client, "cam", "reconnecting", behind - 5, reason="connection refused")
-    doc = {"ts": behind, "pid": 1, "host": "h", "published": 0, "member": "m-1", "sources": ["cam"],
-           "stats": {"cam": counters(0, state="reconnecting")}, "ttl_ms": 60_000}  # fmt: skip
+    doc = {
+        "ts": behind,
+        "pid": 1,
+        "host": "h",
+        "published": 0,
+        "member": "m-1",
+        "sources": ["cam"],
+        "stats": {"cam": counters(0, state="reconnecting")},
+        "ttl_ms": 60_000,
+    }
     client.set(heartbeat_key("w0"), json.dumps(doc), px=59_500)
     state = DashboardState(client, stale_s=10)
     state.discover()
@@ -331,18 +355,29 @@ def test_dashboard_command_serves_and_stops_on_sigint(redis_url):
     fill(client)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "affectstream.pipeline.cli.main", "dashboard", "--redis", redis_url,
-                             "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "affectstream.pipeline.cli.main",
+            "dashboard",
+            "--redis",
+            redis_url,
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         names: list = []
         while time.monotonic() < deadline and "cam-flaky" not in names:
-            try:
+            with contextlib.suppress(urllib.error.URLError, ConnectionError):
                 names = [
                     s["name"] for s in json.loads(get(f"http://127.0.0.1:{port}/api/state")[2])["sources"]
                 ]
-            except (urllib.error.URLError, ConnectionError):
-                pass
             time.sleep(0.2)
         assert "cam-flaky" in names
         proc.send_signal(signal.SIGINT)

@@ -34,9 +34,19 @@ pytestmark = pytest.mark.rtsp
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # Without these, Chromium waits on network services that a closed network never answers.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,860", "--hide-scrollbars")  # fmt: skip
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,860",
+    "--hide-scrollbars",
+)
 DOCS = REPO / "docs" / "consumer"
 READ_PAGE = """
 const text = (root, sel) => { const n = root.querySelector(sel); return n ? n.textContent : null; };
@@ -89,8 +99,11 @@ def chromium():
 
 def start_run(config: Path, redis_url: str, log: Path, nice: int = 0) -> subprocess.Popen:
     """`affectstream run -c config` as a real process (its output into `log`)."""
-    env = {**os.environ, "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AFFECTSTREAM_DETECTOR": str(need_shared("models", "scrfd_500m.onnx")),
+        "PYTHONUNBUFFERED": "1",
+    }
     cmd = [sys.executable, "-m", "affectstream", "run", "--redis", redis_url, "-c", str(config)]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
@@ -151,8 +164,10 @@ def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_
         "  live: {detect_every: 1, input_size: [1280, 736]}\n"
         f"sources:\n  - {{name: cam-busy, url: '{rtsp_server.url}'}}\n"
     )
-    runs = [start_run(healthy, redis_url, tmp_path / "run-a.log"),
-            start_run(busy, redis_url, tmp_path / "run-b.log", nice=10)]  # fmt: skip
+    runs = [
+        start_run(healthy, redis_url, tmp_path / "run-a.log"),
+        start_run(busy, redis_url, tmp_path / "run-b.log", nice=10),
+    ]
     try:
         with serve_app(create_app(DashboardState(connect(redis_url)))) as base:
             chromium.get(base + "/")

@@ -65,8 +65,20 @@ def test_render_from_stream_via_cli(tmp_path, redis_url, small_processor, capsys
     results = [r for _, r in iter_file_results(str(video), small_processor(), name="clip")]
     ResultPublisher(client, maxlen=10_000).publish(results[:60])  # the last 12 frames have no result
     out = tmp_path / "from_stream.mp4"
-    code = cli_main(["render", str(video), "-o", str(out), "--redis", redis_url, "--source", "clip",
-                     "--plots", str(tmp_path / "plots")])  # fmt: skip
+    code = cli_main(
+        [
+            "render",
+            str(video),
+            "-o",
+            str(out),
+            "--redis",
+            redis_url,
+            "--source",
+            "clip",
+            "--plots",
+            str(tmp_path / "plots"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr()
     assert "72 frames" in printed.out and "12 frames had no result" in printed.err
@@ -79,6 +91,19 @@ def test_render_errors_name_the_problem(tmp_path, redis_url):
     with pytest.raises(Exception, match="does not exist"):
         probe(tmp_path / "missing.mp4")
     video = need_shared("media", "videos", "single_face.mp4")
-    assert cli_main(["render", str(video), "-o", str(tmp_path / "x.mp4"), "--redis", redis_url,
-                     "--source", "nothing-here"]) == 2  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "render",
+                str(video),
+                "-o",
+                str(tmp_path / "x.mp4"),
+                "--redis",
+                redis_url,
+                "--source",
+                "nothing-here",
+            ]
+        )
+        == 2
+    )
     assert sum(1 for _ in read_video(video)) == 72

@@ -35,8 +35,11 @@ def test_build_on_cpu_fails_fast_without_traceback(tmp_path, tiny):
     cfg = _config(tmp_path, backend="tensorrt", model=str(tiny.onnx), cache_dir=str(tmp_path / "cache"))
     result = subprocess.run(
         [sys.executable, "-m", "affectstream", "engine", "build", "-c", str(cfg)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     assert "cannot build a TensorRT engine on this machine" in result.stderr

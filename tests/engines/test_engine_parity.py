@@ -139,8 +139,11 @@ def test_torch_runs_the_shipped_onnx_like_onnxruntime():
 
 @pytest.mark.gpu
 @cuda
-@pytest.mark.parametrize("fp16,graphs", [(False, False), (False, True), (True, False), (True, True)],
-                         ids=["fp32", "fp32-graphs", "fp16", "fp16-graphs"])  # fmt: skip
+@pytest.mark.parametrize(
+    "fp16,graphs",
+    [(False, False), (False, True), (True, False), (True, True)],
+    ids=["fp32", "fp32-graphs", "fp16", "fp16-graphs"],
+)
 def test_torch_cuda_shipped_model_matches_onnxruntime_cpu(fp16, graphs):
     crops = _shipped_crops(400)
     p_ort, v_ort = _shipped_ort(crops)

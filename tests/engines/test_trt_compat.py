@@ -157,8 +157,11 @@ def stand_in(monkeypatch):
     def install(version: str, *, legacy: bool, gpus: int = 1):
         rec = Recorder()
         pycuda, driver = fake_pycuda(gpus=gpus, rec=rec)
-        for name, module in (("tensorrt", fake_tensorrt(version, legacy=legacy, rec=rec)), ("pycuda", pycuda),
-                             ("pycuda.driver", driver)):  # fmt: skip
+        for name, module in (
+            ("tensorrt", fake_tensorrt(version, legacy=legacy, rec=rec)),
+            ("pycuda", pycuda),
+            ("pycuda.driver", driver),
+        ):
             sys.modules[name] = module
         for name in OURS:
             sys.modules.pop(name, None)
@@ -296,8 +299,14 @@ def _cli_build(tmp_path: Path, fake_trt_init: str | None) -> subprocess.Complete
         (pkg / "__init__.py").write_text(fake_trt_init)
         env["PYTHONPATH"] = str(tmp_path / "site")
     repo = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", "affectstream.pipeline.cli.main", "engine", "build", "-c", str(cfg)],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "affectstream.pipeline.cli.main", "engine", "build", "-c", str(cfg)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("installed", ["libraries missing", "bindings load, no GPU"])

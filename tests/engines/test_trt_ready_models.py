@@ -23,8 +23,11 @@ AGREEMENT = 0.99
 
 @pytest.fixture(scope="module")
 def valid_crops():
-    return load_crops(need_shared("data", "ferplus", "FER2013Valid"), EngineSpec.from_onnx(default_model_path()),
-                      limit=HELD_OUT)  # fmt: skip
+    return load_crops(
+        need_shared("data", "ferplus", "FER2013Valid"),
+        EngineSpec.from_onnx(default_model_path()),
+        limit=HELD_OUT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +65,23 @@ def test_fp16_copy_agrees_with_float32(tmp_path, valid_crops, float_out, capsys)
 def test_symmetric_qdq_copy_has_zero_points_0_and_agrees(tmp_path, valid_crops, float_out, capsys):
     out = tmp_path / "qdq.onnx"
     train = need_shared("data", "ferplus", "FER2013Train")
-    assert main(["engine", "quantize", str(default_model_path()), "--symmetric", "-o", str(out),
-                 "--calibration", str(train), "--limit", "256"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "engine",
+                "quantize",
+                str(default_model_path()),
+                "--symmetric",
+                "-o",
+                str(out),
+                "--calibration",
+                str(train),
+                "--limit",
+                "256",
+            ]
+        )
+        == 0
+    )
     assert "-qdq" in capsys.readouterr().out
     model = onnx.load(str(out))
     inits = {i.name: i for i in model.graph.initializer}

@@ -64,12 +64,19 @@ def start_run(
     lines = ["sources:"] + [f"  - {{name: {name}, url: '{url}'}}" for name, url in sources.items()]
     cfg = tmp_path / "run.yaml"
     detector = need_shared("models", "scrfd_500m.onnx")
-    cfg.write_text("\n".join(lines) + f"\ndetector:\n  model: '{detector}'\n"
-                   "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra)  # fmt: skip
+    cfg.write_text(
+        "\n".join(lines) + f"\ndetector:\n  model: '{detector}'\n"
+        "workers:\n  heartbeat_s: 0.5\n  restart_backoff_s: 0.2\n" + extra
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with open(tmp_path / "run.log", "a") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-m", "affectstream", "run", "-c", str(cfg), "--redis", redis_url],
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "affectstream", "run", "-c", str(cfg), "--redis", redis_url],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def worker_pids(client: redis.Redis) -> list[int]:
@@ -110,8 +117,10 @@ def wait_for(predicate, timeout: float, every: float = 0.1, proc: subprocess.Pop
 
 def frames_of(client: redis.Redis, source: str) -> list[tuple[tuple[int, int], int, str]]:
     """(entry id, frame, worker) of every entry of a source's results stream, in stream order."""
-    return [(parse_id(eid), int(f[b"frame"]), f.get(b"worker", b"").decode())
-            for eid, f in client.xrange(frames_key(source))]  # fmt: skip
+    return [
+        (parse_id(eid), int(f[b"frame"]), f.get(b"worker", b"").decode())
+        for eid, f in client.xrange(frames_key(source))
+    ]
 
 
 @dataclass
@@ -142,8 +151,15 @@ def passes_of(client: redis.Redis, source: str, archive: bool = False) -> list[l
 
 def _audit(source: str, frames: list[int], expected: int, events: list[str]) -> Audit:
     unique = set(frames)
-    return Audit(source, expected, len(frames), len(frames) - len(unique), len(set(range(expected)) - unique),
-                 frames == sorted(frames), events)  # fmt: skip
+    return Audit(
+        source,
+        expected,
+        len(frames),
+        len(frames) - len(unique),
+        len(set(range(expected)) - unique),
+        frames == sorted(frames),
+        events,
+    )
 
 
 def audit_file(
@@ -167,8 +183,15 @@ def audit_live(client: redis.Redis, source: str, order_by: str = "ts") -> Audit:
     restarted (a new reader counts from 0)."""
     frames = [(float(f[b"ts"]), int(f[b"frame"])) for _eid, f in client.xrange(frames_key(source))]
     order = [ts for ts, _frame in frames] if order_by == "ts" else [frame for _ts, frame in frames]
-    return Audit(source, None, len(frames), len(frames) - len(set(frames)), 0, order == sorted(order),
-                 event_kinds(client, source))  # fmt: skip
+    return Audit(
+        source,
+        None,
+        len(frames),
+        len(frames) - len(set(frames)),
+        0,
+        order == sorted(order),
+        event_kinds(client, source),
+    )
 
 
 def event_kinds(client: redis.Redis, source: str) -> list[str]:

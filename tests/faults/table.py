@@ -9,6 +9,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 
 def table(rows: list[dict]) -> str:
@@ -40,9 +41,11 @@ def table(rows: list[dict]) -> str:
                     "accounts": accounts.get(audit["source"]),
                 }
             )
-    lines = ["| fault | source kind | trials | streams | frames expected | published | duplicates | gaps | out of order "
-             "| lost events | recover s (median) | decoded = published + dropped (reasons) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| fault | source kind | trials | streams | frames expected | published | duplicates | gaps | out of order "
+        "| lost events | recover s (median) | decoded = published + dropped (reasons) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for (fault, kind), items in groups.items():
         audits = [i["audit"] for i in items]
         expected = sum(a["expected"] or 0 for a in audits) if kind != "camera" else "-"
@@ -74,4 +77,5 @@ def _accounts(items: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    print(table([json.loads(line) for path in sys.argv[1:] for line in open(path) if line.strip()]))
+    lines = [line for path in sys.argv[1:] for line in Path(path).read_text().splitlines()]
+    print(table([json.loads(line) for line in lines if line.strip()]))

@@ -29,7 +29,7 @@ from tests.faults.harness import (
     start_run,
     wait_for,
     worker_pids,
-)  # fmt: skip
+)
 
 FRAMES = 472  # WolfgangLanger_Pexels.mp4
 CI_TRIALS = 3
@@ -51,8 +51,12 @@ def _eof(client, source: str) -> bool:
 def _kill_point(client, rng: random.Random, proc) -> float:
     """Wait until the file is somewhere in its first 90% (a random number of published frames)."""
     target = rng.randint(1, int(FRAMES * 0.9))
-    assert wait_for(lambda: client.exists(frames_key("clip")) and client.xlen(frames_key("clip")) >= target,
-                    timeout=180, every=0.02, proc=proc), "no progress"  # fmt: skip
+    assert wait_for(
+        lambda: client.exists(frames_key("clip")) and client.xlen(frames_key("clip")) >= target,
+        timeout=180,
+        every=0.02,
+        proc=proc,
+    ), "no progress"
     return target
 
 
@@ -99,8 +103,17 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
             proc.wait()
     final = audit_file(client, "clip", FRAMES)
     first = audit_prefix(client, "clip", 0) if target == "supervisor" else None
-    report({"fault": f"sigkill-{target}", "kind": "run (file)", "seed": seed, "killed_at_frame": at,
-            "files": [final], "prefix": first, "recover_s": round(recover_s or -1, 2)})  # fmt: skip
+    report(
+        {
+            "fault": f"sigkill-{target}",
+            "kind": "run (file)",
+            "seed": seed,
+            "killed_at_frame": at,
+            "files": [final],
+            "prefix": first,
+            "recover_s": round(recover_s or -1, 2),
+        }
+    )
     log = (tmp_path / "run.log").read_text()
     assert code == 0, log[-3000:]
     assert final.complete, final
@@ -121,9 +134,29 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
     client = server.client()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "affectstream", "archive"]
-    subprocess.run([*base, "submit", "--redis", server.url, "--out", str(tmp_path / "out"), "--model", model_path,
-                    "--detector", detector, "--det-size", "320", "--chunk", "16", str(video)],
-                   cwd=REPO, env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *base,
+            "submit",
+            "--redis",
+            server.url,
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            model_path,
+            "--detector",
+            detector,
+            "--det-size",
+            "320",
+            "--chunk",
+            "16",
+            str(video),
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     work = [*base, "work", "--redis", server.url, "--until-empty", "--idle-timeout", "2"]
     source = None
     with open(tmp_path / "archive.log", "w") as log:
@@ -145,8 +178,15 @@ def test_archive_job_survives_sigkill_of_its_worker(trial, tmp_path, model_path,
                 first.kill()
                 first.wait()
     audit = audit_file(client, source, FRAMES, archive=True)
-    report({"fault": "sigkill-archive-worker", "kind": "archive job", "seed": seed, "killed_at_frame": target,
-            "files": [audit]})  # fmt: skip
+    report(
+        {
+            "fault": "sigkill-archive-worker",
+            "kind": "archive job",
+            "seed": seed,
+            "killed_at_frame": target,
+            "files": [audit],
+        }
+    )
     assert second.returncode == 0, (tmp_path / "archive.log").read_text()[-3000:]
     assert audit.complete, audit
     assert [job["state"] for job in list_jobs(client)] == ["done"]  # an archive job's "eof"
@@ -159,8 +199,13 @@ def test_archive_children_exit_when_their_parent_is_killed(tmp_path, redis_proce
     server = redis_process()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(tmp_path / "archive.log", "w") as log:  # the child keeps its own copy of the descriptor
-        parent = subprocess.Popen([sys.executable, "-m", "affectstream", "archive", "work", "--redis", server.url,
-                                   "-j", "2"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "affectstream", "archive", "work", "--redis", server.url, "-j", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     children: list[int] = []
 
     def workers() -> list[int]:  # not multiprocessing's resource tracker

@@ -151,8 +151,11 @@ def test_nothing_lost_unsaid_through_a_fault(fault, tmp_path, rtsp_server, redis
     env = {"AFFECTSTREAM_TEST_CLOCK_FILE": str(clock), "PYTHONPATH": f"{CLOCKSHIFT}{os.pathsep}{REPO}"}
     proc = start_run(server.url, {"clip": _video(), "cam": rtsp_server.url}, tmp_path, env=env)
     try:
-        assert wait_for(lambda: client.xlen(frames_key("clip")) >= 60 and client.xlen(frames_key("cam")) >= 30,
-                        timeout=120, proc=proc), (tmp_path / "run.log").read_text()[-3000:]  # fmt: skip
+        assert wait_for(
+            lambda: client.xlen(frames_key("clip")) >= 60 and client.xlen(frames_key("cam")) >= 30,
+            timeout=120,
+            proc=proc,
+        ), (tmp_path / "run.log").read_text()[-3000:]
         t0 = time.monotonic()
         if fault == "misconf":
             _misconf(server, True)
@@ -180,8 +183,16 @@ def test_nothing_lost_unsaid_through_a_fault(fault, tmp_path, rtsp_server, redis
     cam = audit_live(client, "cam", order_by="frame" if fault.startswith("clock") else "ts")
     clip = audit_file(client, "clip", FILE_FRAMES)
     found = assert_accounts_hold(log, ["clip", "cam"])
-    report({"fault": fault, "trials": 1, "files": [clip], "cameras": [cam], "fault_s": round(fault_s, 1),
-            "accounts": found})  # fmt: skip
+    report(
+        {
+            "fault": fault,
+            "trials": 1,
+            "files": [clip],
+            "cameras": [cam],
+            "fault_s": round(fault_s, 1),
+            "accounts": found,
+        }
+    )
     assert code == 0, log[-3000:]
     assert clip.complete and clip.events.count("eof") == 1, clip
     assert _eof_frames(client, "clip") == [FILE_FRAMES]
@@ -219,12 +230,19 @@ def test_two_runs_at_once_from_the_command_line_exit_statuses(tmp_path, redis_pr
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     detector = str(need_shared("models", "scrfd_500m.onnx"))
     base = [sys.executable, "-m", "affectstream", "run", "--redis", server.url, "--detector", detector]
-    first = subprocess.Popen([*base, "--source", f"clip={video}"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    first = subprocess.Popen(
+        [*base, "--source", f"clip={video}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_for(lambda: client.exists(lease_key("clip")), timeout=60, proc=first)
-        second = subprocess.run([*base, "--source", str(odd)], cwd=REPO, env=env, capture_output=True,
-                                text=True, timeout=60)  # fmt: skip
+        second = subprocess.run(
+            [*base, "--source", str(odd)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == 1, second.stdout + second.stderr
         assert "'clip' is being written by run" in second.stdout + second.stderr
         out, _ = first.communicate(timeout=300)

@@ -86,8 +86,16 @@ def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(
         server_log = (tmp_path / "run.log").read_text()
     files = [audit_file(client, s, FILE_FRAMES) for s in ("file-a", "file-b")]
     cams = [audit_live(client, s) for s in ("cam-open", "cam-secure")]
-    report({"fault": fault, "trials": 1, "files": files, "cameras": cams, "recover_s": round(recover_s, 2),
-            "fault_s": round(t_back - t_fault, 1)})  # fmt: skip
+    report(
+        {
+            "fault": fault,
+            "trials": 1,
+            "files": files,
+            "cameras": cams,
+            "recover_s": round(recover_s, 2),
+            "fault_s": round(t_back - t_fault, 1),
+        }
+    )
     assert code == 0, server_log[-3000:]
     for a in files:
         assert a.complete, a

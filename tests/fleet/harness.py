@@ -9,6 +9,7 @@ Every trial appends one row to $AFFECTSTREAM_FLEET_REPORT (JSON lines) when it i
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import signal
@@ -61,8 +62,19 @@ class Member:
 
     def start(self) -> Member:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        cmd = [sys.executable, "-m", "affectstream", "run", "--fleet", "--member", self.member,
-               "-c", str(self.config), "--redis", self.redis_url]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "affectstream",
+            "run",
+            "--fleet",
+            "--member",
+            self.member,
+            "-c",
+            str(self.config),
+            "--redis",
+            self.redis_url,
+        ]
         with open(self.log_path, "a") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
@@ -83,10 +95,8 @@ class Member:
         procs = self.tree()
         at = time.time()
         for proc in reversed(procs):
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
         return at
 
     def kill(self) -> float:
@@ -139,8 +149,10 @@ class Fleet:
             self.cameras.append(name)
 
     def start(self, *names: str, env: dict[str, str] | None = None) -> list[Member]:
-        started = [Member(n, self.config, self.redis_url, self.workdir / f"{n}.log", dict(env or {})).start()
-                   for n in names]  # fmt: skip
+        started = [
+            Member(n, self.config, self.redis_url, self.workdir / f"{n}.log", dict(env or {})).start()
+            for n in names
+        ]
         self.members.update((m.member, m) for m in started)
         return started
 
@@ -249,8 +261,15 @@ def events(client: redis.Redis, camera: str, kinds: tuple[str, ...]) -> list[dic
     for _eid, f in client.xrange(events_key(camera)):
         kind = text(f.get(b"kind"))
         if kind in kinds:
-            out.append({"kind": kind, "worker": text(f.get(b"worker")), "member": text(f.get(b"member")),
-                        "reason": text(f.get(b"reason")), "ts": float(f[b"ts"])})  # fmt: skip
+            out.append(
+                {
+                    "kind": kind,
+                    "worker": text(f.get(b"worker")),
+                    "member": text(f.get(b"member")),
+                    "reason": text(f.get(b"reason")),
+                    "ts": float(f[b"ts"]),
+                }
+            )
     return out
 
 
@@ -319,9 +338,11 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["trial"], row["ttl_s"])].append(row)
-    lines = ["| trial | trials | lease TTL s | timed | n | until claimed s (median / max) | time s "
-             "(median / max) | moves | frames after fencing | overlapping frames |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| trial | trials | lease TTL s | timed | n | until claimed s (median / max) | time s "
+        "(median / max) | moves | frames after fencing | overlapping frames |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for (trial, ttl), items in groups.items():
         times = [t for r in items for t in r.get("times_s", [])]
         claimed = [t for r in items for t in r.get("claimed_s", [])]
@@ -336,4 +357,5 @@ def table(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    print(table([json.loads(line) for path in sys.argv[1:] for line in open(path) if line.strip()]))
+    lines = [line for path in sys.argv[1:] for line in Path(path).read_text().splitlines()]
+    print(table([json.loads(line) for line in lines if line.strip()]))

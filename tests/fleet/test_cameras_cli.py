@@ -23,8 +23,23 @@ def ls(redis_url: str, capsys) -> dict:
 
 
 def test_add_ls_rm_round_trip(redis_url, capsys):
-    assert main(["cameras", "add", "lobby", "rtsp://cam1/stream1", "--redis", redis_url,
-                 "--set", "rtsp_transport=udp", "--set", "timeout_s=3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "cameras",
+                "add",
+                "lobby",
+                "rtsp://cam1/stream1",
+                "--redis",
+                redis_url,
+                "--set",
+                "rtsp_transport=udp",
+                "--set",
+                "timeout_s=3",
+            ]
+        )
+        == 0
+    )
     assert "added camera lobby: rtsp://cam1/stream1" in capsys.readouterr().out
     assert main(["cameras", "add", "door", "rtsp://cam2/s", "--redis", redis_url]) == 0
     assert main(["cameras", "add", "door", "rtsp://cam3/s", "--redis", redis_url]) == 0
@@ -48,9 +63,16 @@ def test_ls_table_names_owner_lease_age_and_unreadable_entries(redis_url, capsys
     assert main(["cameras", "add", "lobby", "rtsp://cam1/s", "--redis", redis_url]) == 0
     assert main(["cameras", "add", "door", "rtsp://cam2/s", "--redis", redis_url]) == 0
     client.set(lease_key("lobby"), "vm-1-77-w0/0123abcd", px=6000)
-    record = {"member": "vm-1-77", "worker": "vm-1-77-w0", "host": "vm-1", "pid": 77, "capacity": 3,
-              "cameras": {"lobby": {"claimed": time.time() - 42, "held_s": 42}}, "ts": time.time(),
-              "ttl_ms": 20_000}  # fmt: skip
+    record = {
+        "member": "vm-1-77",
+        "worker": "vm-1-77-w0",
+        "host": "vm-1",
+        "pid": 77,
+        "capacity": 3,
+        "cameras": {"lobby": {"claimed": time.time() - 42, "held_s": 42}},
+        "ts": time.time(),
+        "ttl_ms": 20_000,
+    }
     client.set(member_key("vm-1-77"), json.dumps(record), px=20_000)
     client.hset(FLEET_CAMERAS, "broken", "{not json")
     capsys.readouterr()
@@ -70,14 +92,17 @@ def test_ls_table_names_owner_lease_age_and_unreadable_entries(redis_url, capsys
     client.close()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bad name", "rtsp://cam/s"], "camera name"),
-    (["cam", "ftp://cam/s"], "unsupported scheme"),
-    (["cam", "rtsp://cam/s", "--set", "timeout_s=-1"], "timeout_s"),
-    (["cam", "rtsp://cam/s", "--set", "colour=red"], "colour"),
-    (["cam", "rtsp://cam/s", "--set", "name=other"], "'name' is not an option"),
-    (["cam", "rtsp://cam/s", "--set", "live=false"], "'live' is not an option"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bad name", "rtsp://cam/s"], "camera name"),
+        (["cam", "ftp://cam/s"], "unsupported scheme"),
+        (["cam", "rtsp://cam/s", "--set", "timeout_s=-1"], "timeout_s"),
+        (["cam", "rtsp://cam/s", "--set", "colour=red"], "colour"),
+        (["cam", "rtsp://cam/s", "--set", "name=other"], "'name' is not an option"),
+        (["cam", "rtsp://cam/s", "--set", "live=false"], "'live' is not an option"),
+    ],
+)
 def test_a_bad_camera_exits_2_and_stores_nothing(redis_url, capsys, argv, message):
     assert main(["cameras", "add", *argv, "--redis", redis_url]) == 2
     assert message in capsys.readouterr().err
@@ -98,8 +123,13 @@ def test_no_redis_is_exit_1_and_no_embedded_server_is_started(tmp_path, monkeypa
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(password=st.text(alphabet=string.ascii_letters + string.digits + "!%&'()*+,-./:;<=>?@[]^_`{|}~",
-                         min_size=1, max_size=24))  # fmt: skip
+@given(
+    password=st.text(
+        alphabet=string.ascii_letters + string.digits + "!%&'()*+,-./:;<=>?@[]^_`{|}~",
+        min_size=1,
+        max_size=24,
+    )
+)
 def test_ls_masks_any_password(redis_url, capsys, password):
     url = f"rtsp://viewer:{password}@cam.example:8554/stream1"
     assert main(["cameras", "add", "cam", url, "--redis", redis_url]) == 0
@@ -157,13 +187,19 @@ sources:
     assert cameras["door"].url == "rtsp://10.0.0.8:8554/door"
 
 
-@pytest.mark.parametrize("sources, message", [
-    ("[{name: clip, url: /no/such.mp4}]", "no live source to import"),
-    ("[{name: a, url: 'rtsp://h/a'}, {name: b, url: 'rtsp://h/b', timeout_s: 0}]", "sources[1]: camera b"),
-    ("[{name: a, url: 'rtsp://h/a'}, {name: a, url: 'rtsp://h/b'}]", "two sources are named 'a'"),
-    ("[{name: a}]", "sources[0]: expected a mapping with at least `url`"),
-    ("{a: 1}", "sources: expected a list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "sources, message",
+    [
+        ("[{name: clip, url: /no/such.mp4}]", "no live source to import"),
+        (
+            "[{name: a, url: 'rtsp://h/a'}, {name: b, url: 'rtsp://h/b', timeout_s: 0}]",
+            "sources[1]: camera b",
+        ),
+        ("[{name: a, url: 'rtsp://h/a'}, {name: a, url: 'rtsp://h/b'}]", "two sources are named 'a'"),
+        ("[{name: a}]", "sources[0]: expected a mapping with at least `url`"),
+        ("{a: 1}", "sources: expected a list"),
+    ],
+)
 def test_a_bad_import_exits_2_and_stores_nothing(redis_url, capsys, tmp_path, sources, message):
     config = tmp_path / "bad.yaml"
     config.write_text(f"sources: {sources}\n")

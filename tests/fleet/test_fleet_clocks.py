@@ -37,8 +37,16 @@ def other_member(
 ) -> None:
     """Another member's record as its claim loop writes it, `age_s` ago by Redis (its TTL less that), from a
     host whose clock is `skew_s` off."""
-    record = {"member": name, "worker": f"{name}-w0", "host": "vm-x", "pid": 1, "capacity": capacity,
-              "cameras": {}, "ts": time.time() - age_s + skew_s, "ttl_ms": ttl_ms}  # fmt: skip
+    record = {
+        "member": name,
+        "worker": f"{name}-w0",
+        "host": "vm-x",
+        "pid": 1,
+        "capacity": capacity,
+        "cameras": {},
+        "ts": time.time() - age_s + skew_s,
+        "ttl_ms": ttl_ms,
+    }
     client.set(member_key(name), json.dumps(record), px=ttl_ms - int(age_s * 1000))
 
 
@@ -46,11 +54,15 @@ def other_member(
     "skew_s, age_s, claimed",
     [
         # A record rewritten 0.2 s ago (by Redis) counts, whatever its writer's clock says: a fair share of 2.
-        (-10.0, 0.2, 2), (10.0, 0.2, 2), (-600.0, 0.2, 2),
+        (-10.0, 0.2, 2),
+        (10.0, 0.2, 2),
+        (-600.0, 0.2, 2),
         # One not rewritten for a lease TTL (it lives three, for `fleet status`) is dead: all 4 are taken.
-        (0.0, 4.0, 4), (10.0, 4.0, 4), (600.0, 4.0, 4),
+        (0.0, 4.0, 4),
+        (10.0, 4.0, 4),
+        (600.0, 4.0, 4),
     ],
-)  # fmt: skip
+)
 def test_another_members_record_is_judged_by_its_age_in_redis(redis_url, skew_s, age_s, claimed):
     client = connect(redis_url)
     _add(client, "a", "b", "c", "d")
@@ -85,7 +97,7 @@ def _published_by(client: redis.Redis, cameras: list[str], worker: str) -> int:
         # A member on time joins one 10 s ahead that holds every camera (the joiner looked dead to it).
         pytest.param(10.0, "off", id="ahead-holds"),
     ],
-)  # fmt: skip
+)
 def test_a_member_whose_clock_is_off_gets_its_share_and_is_not_stale(
     redis_url, rtsp_server, tmp_path, capsys, skew_s, first
 ):

@@ -36,7 +36,7 @@ from tests.fleet.harness import (
     publishers_since,
     report,
     wait_for,
-)  # fmt: skip
+)
 
 TTL_S = 3.0
 CI_TRIALS = 3
@@ -73,9 +73,15 @@ def _takeover_row(trial: str, fleet: Fleet, taken: dict[str, float], at: float, 
         ]
         return sorted(round(t - at, 2) for t in first if t)
 
-    row = {"trial": trial, "ttl_s": fleet.ttl_s, "times_s": sorted(round(t - at, 2) for t in taken.values()),
-           "claimed_s": after("claimed"), "opened_s": after("started"), "overlap_frames": fleet.overlap_frames(),
-           **extra}  # fmt: skip
+    row = {
+        "trial": trial,
+        "ttl_s": fleet.ttl_s,
+        "times_s": sorted(round(t - at, 2) for t in taken.values()),
+        "claimed_s": after("claimed"),
+        "opened_s": after("started"),
+        "overlap_frames": fleet.overlap_frames(),
+        **extra,
+    }
     report(row)
     return row
 
@@ -123,12 +129,19 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
     victim.signal_all(signal.SIGCONT)
 
     def lost_written() -> bool:
-        return all(any(e["worker"] == victim.worker and e["ts"] > resumed_at
-                       for e in events(fleet.client, c, ("lost",))) for c in lost)  # fmt: skip
+        return all(
+            any(
+                e["worker"] == victim.worker and e["ts"] > resumed_at
+                for e in events(fleet.client, c, ("lost",))
+            )
+            for c in lost
+        )
 
     noticed = wait_for(lost_written, timeout=TTL_S + 5)
-    rejoined = wait_for(lambda: any(victim.worker in publishers_since(fleet.client, c, resumed_at)
-                                    for c in fleet.cameras), timeout=30)  # fmt: skip
+    rejoined = wait_for(
+        lambda: any(victim.worker in publishers_since(fleet.client, c, resumed_at) for c in fleet.cameras),
+        timeout=30,
+    )
     fenced = sum(_fenced_frames(fleet, c, victim.worker, stopped_at) for c in lost)
     # which check stopped it first: a failed renewal (claim loop, `reason`) or a fenced write (the
     # publish script refused the frames it had in flight; the outbox logs each such write)
@@ -136,13 +149,26 @@ def test_sigstop_member_is_fenced_then_rejoins(fleet):
         e["reason"] for c in lost for e in events(fleet.client, c, ("lost",)) if e["worker"] == victim.worker
     ]
     refused = victim.log().count("lease lost (now held by")
-    row = _takeover_row("SIGSTOP past the TTL, then SIGCONT", fleet, taken, stopped_at, cameras=len(lost),
-                        frames_after_fencing=fenced, lost_reasons=reasons, fenced_writes=refused,
-                        rejoined_s=round(rejoined - resumed_at, 2) if rejoined else None)  # fmt: skip
+    row = _takeover_row(
+        "SIGSTOP past the TTL, then SIGCONT",
+        fleet,
+        taken,
+        stopped_at,
+        cameras=len(lost),
+        frames_after_fencing=fenced,
+        lost_reasons=reasons,
+        fenced_writes=refused,
+        rejoined_s=round(rejoined - resumed_at, 2) if rejoined else None,
+    )
     assert fenced == 0, row
     assert row["overlap_frames"] == 0, row
-    kinds = {c: [(e["kind"], e["worker"], round(e["ts"] - resumed_at, 2))
-                 for e in events(fleet.client, c, ("claimed", "released", "lost"))] for c in lost}  # fmt: skip
+    kinds = {
+        c: [
+            (e["kind"], e["worker"], round(e["ts"] - resumed_at, 2))
+            for e in events(fleet.client, c, ("claimed", "released", "lost"))
+        ]
+        for c in lost
+    }
     assert noticed is not None, f"no `lost` event from {victim.worker}: {kinds}\n{fleet.logs()}"
     assert rejoined is not None, f"{victim.worker} did not publish again\n{fleet.logs()}"
     assert other.proc is not None and other.proc.poll() is None
@@ -163,9 +189,15 @@ def test_lease_taken_away_fences_the_next_write(fleet):
     time.sleep(1.0)
     after = sum(1 for _ts, w in entries(fleet.client, "cam0")[before:] if w == member.worker)
     reasons = [e["reason"] for e in events(fleet.client, "cam0", ("lost",))]
-    row = {"trial": "lease taken by another token", "ttl_s": fleet.ttl_s, "frames_after_fencing": after,
-           "times_s": [round(lost - taken_at, 2)] if lost else [], "lost_reasons": reasons,
-           "fenced_writes": member.log().count("lease lost (now held by"), "overlap_frames": 0}  # fmt: skip
+    row = {
+        "trial": "lease taken by another token",
+        "ttl_s": fleet.ttl_s,
+        "frames_after_fencing": after,
+        "times_s": [round(lost - taken_at, 2)] if lost else [],
+        "lost_reasons": reasons,
+        "fenced_writes": member.log().count("lease lost (now held by"),
+        "overlap_frames": 0,
+    }
     report(row)
     assert after == 0, row
     assert lost is not None and any("fenced" in r and "intruder-w0" in r for r in reasons), row
@@ -192,10 +224,14 @@ def test_member_joins_takes_only_what_is_needed(fleet):
         first = first_frame_after(fleet.client, camera, taker, at)
         handover.append(first - at if first else float("inf"))
     releases = sorted(released)
-    row = {"trial": "a member joins (1 -> 2, 4 cameras)", "ttl_s": fleet.ttl_s, "moves": len(moves),
-           "times_s": sorted(round(t, 2) for t in handover),
-           "release_gaps_s": [round(b - a, 2) for a, b in itertools.pairwise(releases)],
-           "overlap_frames": fleet.overlap_frames()}  # fmt: skip
+    row = {
+        "trial": "a member joins (1 -> 2, 4 cameras)",
+        "ttl_s": fleet.ttl_s,
+        "moves": len(moves),
+        "times_s": sorted(round(t, 2) for t in handover),
+        "release_gaps_s": [round(b - a, 2) for a, b in itertools.pairwise(releases)],
+        "overlap_frames": fleet.overlap_frames(),
+    }
     report(row)
     assert [m["worker"] for m in moves] == ["m2-w0", "m2-w0"], row
     assert all(gap >= 2.0 - 0.3 for gap in row["release_gaps_s"]), row  # one per rebalance_every_s
@@ -210,8 +246,15 @@ def test_member_leaves_on_sigterm_hands_over_within_2s(fleet):
     taken = first_frames_by_others(fleet.client, handed, leaving.worker, stopped_at, timeout=15)
     code = leaving.reap()
     moves = moves_since(fleet.client, fleet.cameras, stopped_at)
-    row = _takeover_row("a member leaves (SIGTERM)", fleet, taken, stopped_at, cameras=len(handed),
-                        moves=len(moves), exit=code)  # fmt: skip
+    row = _takeover_row(
+        "a member leaves (SIGTERM)",
+        fleet,
+        taken,
+        stopped_at,
+        cameras=len(handed),
+        moves=len(moves),
+        exit=code,
+    )
     assert code == 0, fleet.logs()
     assert set(taken) == set(handed), f"not handed over: {set(handed) - set(taken)}\n{fleet.logs()}"
     assert len(row["claimed_s"]) == len(handed) and max(row["claimed_s"]) < 2.0, row  # the handover itself
@@ -234,10 +277,24 @@ def test_cameras_add_and_rm_take_effect_within_2s(fleet):
     time.sleep(2.5)
     after = [ts for ts, _w in entries(fleet.client, "late") if ts > removed_at + 2.0]
     overlap = fleet.overlap_frames()
-    report({"trial": "cameras add", "ttl_s": fleet.ttl_s, "claimed_s": [round(claimed - added_at, 2)],
-            "times_s": [round(published - added_at, 2)], "overlap_frames": overlap})  # fmt: skip
-    report({"trial": "cameras rm", "ttl_s": fleet.ttl_s, "times_s": [round(released - removed_at, 2)] if released else [],
-            "frames_after_2s": len(after), "overlap_frames": overlap})  # fmt: skip
+    report(
+        {
+            "trial": "cameras add",
+            "ttl_s": fleet.ttl_s,
+            "claimed_s": [round(claimed - added_at, 2)],
+            "times_s": [round(published - added_at, 2)],
+            "overlap_frames": overlap,
+        }
+    )
+    report(
+        {
+            "trial": "cameras rm",
+            "ttl_s": fleet.ttl_s,
+            "times_s": [round(released - removed_at, 2)] if released else [],
+            "frames_after_2s": len(after),
+            "overlap_frames": overlap,
+        }
+    )
     assert claimed - added_at <= 2.0
     assert released is not None and released - removed_at <= 2.0, fleet.logs()
     assert after == [], f"{len(after)} frames of a removed camera captured more than 2 s after `cameras rm`"

@@ -73,9 +73,18 @@ def test_a_writer_with_a_stale_token_is_fenced_and_writes_nothing(redis_url):
 def test_the_outbox_drops_a_fenced_sources_frames_and_tells_the_worker(redis_url):
     client = connect(redis_url)
     fenced: list[tuple[str, str]] = []
-    box = Outbox(client, "m1-w0", [], {}, maxlen=100, stopping=lambda: False, drain_s=1.0,
-                 on_source_failed=lambda *a: pytest.fail(f"not a source failure: {a}"),
-                 drained=lambda _s: True, on_fenced=lambda *a: fenced.append(a))  # fmt: skip
+    box = Outbox(
+        client,
+        "m1-w0",
+        [],
+        {},
+        maxlen=100,
+        stopping=lambda: False,
+        drain_s=1.0,
+        on_source_failed=lambda *a: pytest.fail(f"not a source failure: {a}"),
+        drained=lambda _s: True,
+        on_fenced=lambda *a: fenced.append(a),
+    )
     lease = Lease(client, "cam", "m1-w0", ttl_s=5)
     assert lease.acquire()
     box.add_source(SourceSpec(name="cam", url="rtsp://127.0.0.1:1/x", live=True), lease.fence)

@@ -31,13 +31,27 @@ def client(redis_url):
 
 
 def member(
-    client, name: str, cameras: dict, *, capacity: int = 3, age_s: float = 0.5, host: str = "vm-a",
+    client,
+    name: str,
+    cameras: dict,
+    *,
+    capacity: int = 3,
+    age_s: float = 0.5,
+    host: str = "vm-a",
     skew_s: float = 0.0,
-) -> None:  # fmt: skip
+) -> None:
     """A record written `age_s` ago (by Redis: its TTL less that) by a member whose clock is `skew_s` off."""
     ttl_ms = 30_000
-    record = {"member": name, "worker": f"{name}-w0", "host": host, "pid": 100, "capacity": capacity,
-              "cameras": cameras, "ts": time.time() - age_s + skew_s, "ttl_ms": ttl_ms}  # fmt: skip
+    record = {
+        "member": name,
+        "worker": f"{name}-w0",
+        "host": host,
+        "pid": 100,
+        "capacity": capacity,
+        "cameras": cameras,
+        "ts": time.time() - age_s + skew_s,
+        "ttl_ms": ttl_ms,
+    }
     client.set(member_key(name), json.dumps(record), px=ttl_ms - int(age_s * 1000))
 
 
@@ -59,8 +73,15 @@ def fleet(client):
     now = time.time()
     for name in ("lobby", "door", "yard"):
         add_camera(client, check_camera(name, f"rtsp://viewer:s3cret-pw@{name}.cam/s"))
-    stats = {"claimed": now - 30, "held_s": 29.5, "fps": 29.7, "decoded": 900, "dropped": 4,
-             "last_frame_ts": now - 0.2, "last_frame_age_s": 0.1}  # fmt: skip
+    stats = {
+        "claimed": now - 30,
+        "held_s": 29.5,
+        "fps": 29.7,
+        "decoded": 900,
+        "dropped": 4,
+        "last_frame_ts": now - 0.2,
+        "last_frame_age_s": 0.1,
+    }
     member(
         client, "vm-a-1", {"lobby": stats, "door": {**stats, "claimed": now - 5, "held_s": 4.5}}, capacity=3
     )
@@ -179,8 +200,13 @@ def test_health_all_judges_the_fleet(client, fleet, redis_url, capsys):
 def test_a_member_whose_clock_is_off_is_judged_by_redis(client, redis_url, capsys, skew_s):
     """Issue 24: ages come from the keys' TTLs, not from `ts` (the writer's clock) against the reader's."""
     add_camera(client, check_camera("gate", "rtsp://gate.cam/s"))
-    member(client, "vm-c-3", {"gate": {"claimed": time.time() + skew_s - 20, "held_s": 20.0, "last_frame_age_s": 0.1}},
-           host="vm-c", skew_s=skew_s)  # fmt: skip
+    member(
+        client,
+        "vm-c-3",
+        {"gate": {"claimed": time.time() + skew_s - 20, "held_s": 20.0, "last_frame_age_s": 0.1}},
+        host="vm-c",
+        skew_s=skew_s,
+    )
     lease(client, "gate", "vm-c-3-w0")
     beat(client, "vm-c-3-w0", skew_s=skew_s, host="vm-c")
     status = fleet_status(client)
@@ -195,8 +221,11 @@ def test_a_member_whose_clock_is_off_is_judged_by_redis(client, redis_url, capsy
 
 
 def test_a_beat_of_stated_ttl_and_one_without_a_ttl(client):
-    client.set(heartbeat_key("vm-d-1-w0"), json.dumps({"ts": 0, "pid": 1, "published": 0, "host": "vm-d",
-                                                      "ttl_ms": 4000}), px=1000)  # fmt: skip
+    client.set(
+        heartbeat_key("vm-d-1-w0"),
+        json.dumps({"ts": 0, "pid": 1, "published": 0, "host": "vm-d", "ttl_ms": 4000}),
+        px=1000,
+    )
     healthy, lines = worker_health(client, 2.5, host="vm-d")
     assert not healthy and lines == ["vm-d-1-w0: STALE (last beat 3.0 s ago, pid 1, published 0)"]
     client.set(
@@ -216,8 +245,10 @@ def test_an_archive_workers_beat_is_dated_by_redis(client):
 
 
 def test_health_says_what_each_worker_dropped_and_why(client):
-    stats = {"cam": {"decoded": 12, "dropped": 5, "dropped_by": {"stale": 2, "redis_unavailable": 3}},
-             "clip": {"decoded": 7, "dropped": 0, "dropped_by": {}}}  # fmt: skip
+    stats = {
+        "cam": {"decoded": 12, "dropped": 5, "dropped_by": {"stale": 2, "redis_unavailable": 3}},
+        "clip": {"decoded": 7, "dropped": 0, "dropped_by": {}},
+    }
     beat = {"ts": 0, "pid": 1, "published": 14, "host": "vm-e", "ttl_ms": 60_000, "stats": stats}
     client.set(heartbeat_key("vm-e-1-w0"), json.dumps(beat), px=59_500)
     healthy, lines = worker_health(client, 5, host="vm-e")

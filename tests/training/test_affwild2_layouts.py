@@ -17,8 +17,14 @@ from affectstream.training.errors import DataError
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "affwild2" / "cropped_aligned"
 
 
-def release(tmp: Path, va_dir: str | None, expr_dir: str | None, header: str = EXPR_HEADER,
-            expr: str = "0\n4\n7\n", parent: str = "annotations") -> Path:  # fmt: skip
+def release(
+    tmp: Path,
+    va_dir: str | None,
+    expr_dir: str | None,
+    header: str = EXPR_HEADER,
+    expr: str = "0\n4\n7\n",
+    parent: str = "annotations",
+) -> Path:
     """A release root with video3 (3 frames) annotated in the given folders, for both splits."""
     root = tmp / "release"
     (root / "cropped_aligned").mkdir(parents=True)
@@ -75,8 +81,11 @@ def test_eight_class_set_on_a_seven_class_recipe_masks_other(tmp_path):
 
 def test_empty_split_is_an_error_naming_the_path(tmp_path):
     root = release(tmp_path, "VA_Estimation_Challenge", None)
-    with pytest.raises(DataError, match=r"no EXPR annotation files; looked for .*release/\[annotations/\]"
-                                        r"\{EXPR_Classification_Challenge,.*\}/Validation_Set"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"no EXPR annotation files; looked for .*release/\[annotations/\]"
+        r"\{EXPR_Classification_Challenge,.*\}/Validation_Set",
+    ):
         load_affwild2(root, "valid", 32, "rgb")
     assert len(load_affwild2(root, "valid", 32, "rgb", tasks=("VA",))) == 2  # a VA-only recipe is fine
     unannotated = release(tmp_path / "u", "VA_Set", "EXPR_Set", expr="-1\n-1\n-1\n")

@@ -50,8 +50,15 @@ def test_keep_epochs_then_average_from_the_cli(tmp_path, monkeypatch, capsys):
     from affectstream.training.train import train
 
     monkeypatch.setenv("AFFECTNET_ROOT", str(FIXTURES / "affectnet"))
-    over = tiny_overrides(**{"data.input_size": 32, "optim.max_steps": 0, "optim.batch_size": 3,
-                             "optim.epochs": 3, "optim.keep_epochs": 2})  # fmt: skip
+    over = tiny_overrides(
+        **{
+            "data.input_size": 32,
+            "optim.max_steps": 0,
+            "optim.batch_size": 3,
+            "optim.epochs": 3,
+            "optim.keep_epochs": 2,
+        }
+    )
     train(load_recipe(REPO / "configs/model/affectnet7_paper.yaml", over), tmp_path, progress=False)
     kept = sorted(p.name for p in tmp_path.glob("epoch_*.pt"))
     assert kept == ["epoch_002.pt", "epoch_003.pt"]

@@ -80,8 +80,11 @@ def test_a_teacher_for_other_samples_is_refused(tmp_path):
     path = tmp_path / "t.npz"
     write_teacher(path, _teacher_rows(), samples, source="ferplus 'train'")
     assert np.array_equal(load_teacher(path, samples), _teacher_rows())
-    with pytest.raises(ConfigError, match=r"data\.teacher: .*made for ferplus 'train'.* has 3 samples; the "
-                                          r"training split has 2 \(another split"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.teacher: .*made for ferplus 'train'.* has 3 samples; the "
+        r"training split has 2 \(another split",
+    ):
         load_teacher(path, samples.subset(np.arange(2)))
     other_votes = samples.dist.copy()
     other_votes[1] = other_votes[0]
@@ -119,7 +122,7 @@ def test_bad_combinations_name_the_key(tmp_path, capsys):
     assert "gone.pt does not exist" in capsys.readouterr().err
 
 
-def test_two_runs_teach_a_third_that_resumes(tmp_path, monkeypatch, capsys):
+def test_two_runs_teach_a_third_that_resumes(tmp_path, monkeypatch, capsys):  # noqa: PLR0915 (one end-to-end scenario, its checks in order)
     shared_path("data", "ferplus")
     from affectstream.training.__main__ import main
     from affectstream.training.build import build_model

@@ -94,14 +94,17 @@ class LoopbackHostGuard:
             host = Request(scope).headers.get("host", "")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name.lower() not in LOOPBACK_HOSTS:
-                response = PlainTextResponse("dashboard answers only Host: localhost, 127.0.0.1 or [::1] "
-                                             "without a token", status_code=421)  # fmt: skip
+                response = PlainTextResponse(
+                    "dashboard answers only Host: localhost, 127.0.0.1 or [::1] without a token",
+                    status_code=421,
+                )
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
-def create_app(state: DashboardState, *, token: str | None = None, interval_s: float = 0.5,
-               poll: bool = True) -> Starlette:  # fmt: skip
+def create_app(
+    state: DashboardState, *, token: str | None = None, interval_s: float = 0.5, poll: bool = True
+) -> Starlette:
     """The ASGI app over `state`; with `poll`, a background thread feeds `state` from Redis."""
 
     async def index(_request: Request) -> FileResponse:
@@ -181,8 +184,9 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def serve(redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None,
-          **settings: Any) -> None:  # fmt: skip
+def serve(
+    redis_url: str, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None, **settings: Any
+) -> None:
     """Run the dashboard until interrupted; `settings` go to `DashboardState` (stale_s, forget_after_s,
     drop_warning)."""
     import uvicorn

@@ -40,12 +40,25 @@ log = logging.getLogger(__name__)
 # `claimed` is live; its former owner's `lost` may come after the new owner's events, so it says nothing
 # (docs/fleet.md). `stopped` (a worker stopped reading on purpose) and `released` (a fleet member handed
 # the camera back) are not failures.
-EVENT_STATUS = {"started": "live", "recovered": "live", "claimed": "live", "reconnecting": "reconnecting",
-                "eof": "finished", "error": "down", "stopped": "stopped", "released": "stopped"}  # fmt: skip
+EVENT_STATUS = {
+    "started": "live",
+    "recovered": "live",
+    "claimed": "live",
+    "reconnecting": "reconnecting",
+    "eof": "finished",
+    "error": "down",
+    "stopped": "stopped",
+    "released": "stopped",
+}
 # A heartbeat's reader state (`pipeline.sources.STATES`); `down` there means the worker no longer reads
 # the source (its counters are kept): the source's own events say why.
-READER_STATUS = {"starting": "starting", "live": "live", "reconnecting": "reconnecting",
-                 "eof": "finished", "error": "down"}  # fmt: skip
+READER_STATUS = {
+    "starting": "starting",
+    "live": "live",
+    "reconnecting": "reconnecting",
+    "eof": "finished",
+    "error": "down",
+}
 ACTIVE = ("live", "starting", "reconnecting")
 STATUSES = ("live", "starting", "reconnecting", "down", "finished", "stopped", "stale")
 
@@ -100,9 +113,18 @@ class DashboardState:
         seed: Newest entries read per results stream when it is first seen.
     """
 
-    def __init__(self, client: redis.Redis, *, window_s: float = 60.0, va_window_s: float = 60.0,
-                 rate_window_s: float = 5.0, stale_s: float = 10.0, forget_after_s: float = 3600.0,
-                 drop_warning: float = 0.05, seed: int = 500) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        window_s: float = 60.0,
+        va_window_s: float = 60.0,
+        rate_window_s: float = 5.0,
+        stale_s: float = 10.0,
+        forget_after_s: float = 3600.0,
+        drop_warning: float = 0.05,
+        seed: int = 500,
+    ) -> None:
         self.client = client
         self.window_s, self.va_window_s, self.rate_window_s = window_s, va_window_s, rate_window_s
         self.stale_s, self.forget_after_s, self.drop_warning = stale_s, forget_after_s, drop_warning
@@ -151,8 +173,15 @@ class DashboardState:
                     continue
                 stats = doc.get("stats") or {}
                 ts, age = float(doc.get("ts") or 0), beat_age_s(doc, pttl)
-                beats.append(Beat(keys.worker_of(key), ts, doc.get("member") or None,
-                                  stats if isinstance(stats, dict) else {}, ts if age is None else now - age))  # fmt: skip
+                beats.append(
+                    Beat(
+                        keys.worker_of(key),
+                        ts,
+                        doc.get("member") or None,
+                        stats if isinstance(stats, dict) else {},
+                        ts if age is None else now - age,
+                    )
+                )
             except (ValueError, TypeError) as exc:
                 log.warning("unreadable heartbeat %s: %s", key, type(exc).__name__)
         with self._lock:
@@ -170,8 +199,15 @@ class DashboardState:
             if not isinstance(s, dict):
                 continue
             series = self._series.setdefault((beat.worker, source), CounterSeries())
-            series.add(Sample(beat.seen, int(s.get("decoded") or 0), int(s.get("dropped") or 0),
-                              int(s.get("reconnects") or 0), int(s.get("published") or 0)))  # fmt: skip
+            series.add(
+                Sample(
+                    beat.seen,
+                    int(s.get("decoded") or 0),
+                    int(s.get("dropped") or 0),
+                    int(s.get("reconnects") or 0),
+                    int(s.get("published") or 0),
+                )
+            )
             series.prune(beat.seen - self.window_s - 5)
             if s.get("state") in READER_STATUS:  # read now (a source it stopped reading keeps its counters)
                 self._source(source)
@@ -298,11 +334,14 @@ class DashboardState:
                 decoded, dropped = (decoded or 0) + d, (dropped or 0) + x
         share = dropped / decoded if decoded and dropped is not None else (0.0 if decoded == 0 else None)
         last = series.last if series is not None else None
-        return {"input_fps": None if input_fps is None else round(input_fps, 2),
-                "decoded_1m": decoded, "dropped_1m": dropped,
-                "drop_share": None if share is None else round(share, 4),
-                "dropping": bool(share is not None and share > self.drop_warning and dropped),
-                "reconnects": last.reconnects if last else None}  # fmt: skip
+        return {
+            "input_fps": None if input_fps is None else round(input_fps, 2),
+            "decoded_1m": decoded,
+            "dropped_1m": dropped,
+            "drop_share": None if share is None else round(share, 4),
+            "dropping": bool(share is not None and share > self.drop_warning and dropped),
+            "reconnects": last.reconnects if last else None,
+        }
 
     def _forget(self, now: float) -> None:
         """Drop sources, heartbeats and counter series with no news for `forget_after_s`."""
@@ -333,8 +372,10 @@ class DashboardState:
                     by_source.setdefault(src, Counter())[ex] += 1
                 if t >= va_from and v is not None and a is not None:
                     points[src, tr, int(t * 2)] = (t, src, tr, ex, v, a)
-        va = [{"source": src, "track": tr, "expr": ex, "v": round(v, 4), "a": round(a, 4), "ts": round(t, 3)}
-              for t, src, tr, ex, v, a in sorted(points.values(), key=lambda p: p[0])][-6000:]  # fmt: skip
+        va = [
+            {"source": src, "track": tr, "expr": ex, "v": round(v, 4), "a": round(a, 4), "ts": round(t, 3)}
+            for t, src, tr, ex, v, a in sorted(points.values(), key=lambda p: p[0])
+        ][-6000:]
         total: Counter[str] = Counter()
         for counts in by_source.values():
             total.update(counts)
@@ -348,14 +389,14 @@ class DashboardState:
                 "total": sum(total.values()),
                 "counts": dict(total.most_common()),
                 "by_source": {k: dict(v.most_common()) for k, v in sorted(by_source.items())},
-            },  # fmt: skip
+            },
             "settings": {
                 "stale_s": self.stale_s,
                 "forget_after_s": self.forget_after_s,
                 "drop_warning": self.drop_warning,
                 "window_s": self.window_s,
                 "rate_window_s": self.rate_window_s,
-            },  # fmt: skip
+            },
             "errors": self.errors,
         }
 
@@ -380,15 +421,25 @@ class DashboardState:
         last = s.last
         faces = []
         if last is not None and status in ACTIVE and now - last.result.ts <= self.stale_s:
-            faces = [{"track": f.track, "expr": f.expr, "conf": round(f.probs.get(f.expr, 0.0), 3),
-                      "valence": f.valence, "arousal": f.arousal}
-                     for f in last.result.faces]  # fmt: skip
+            faces = [
+                {
+                    "track": f.track,
+                    "expr": f.expr,
+                    "conf": round(f.probs.get(f.expr, 0.0), 3),
+                    "valence": f.valence,
+                    "arousal": f.arousal,
+                }
+                for f in last.result.faces
+            ]
         kind = None
         if stats is not None and stats.get("live") is not None:
             kind = "camera" if stats["live"] else "file"
         p50, p95 = percentile(recent, 50), percentile(recent, 95)
         return {
-            "name": s.name, "status": status, "detail": detail, "kind": kind,
+            "name": s.name,
+            "status": status,
+            "detail": detail,
+            "kind": kind,
             "last_seen": round(last_seen, 3) if last_seen else None,
             "last_age_s": round(now - last_seen, 1) if last_seen else None,
             "worker": beat.worker if beat else (s.event_worker or None),
@@ -397,6 +448,9 @@ class DashboardState:
             "latency_p50_ms": None if p50 is None else round(p50, 1),
             "latency_p95_ms": None if p95 is None else round(p95, 1),
             **self._rates(s.name, beat, now),
-            "frames": s.frames, "last_frame": last.result.frame if last else None,
-            "model": last.result.model if last else "", "faces": faces, "bad_entries": s.bad,
-        }  # fmt: skip
+            "frames": s.frames,
+            "last_frame": last.result.frame if last else None,
+            "model": last.result.model if last else "",
+            "faces": faces,
+            "bad_entries": s.bad,
+        }
