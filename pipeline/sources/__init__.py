@@ -2,7 +2,7 @@
 
 A `Source` reads on its own thread (`run`); finite sources can also be read synchronously with
 `VideoFile` / `read_video` and inspected with `probe` (`archive`, `render`): one decode path for all.
-`import pipeline.sources` does not import PyAV; it loads when a source opens.
+`import affectstream.pipeline.sources` does not import PyAV; it loads when a source opens.
 """
 
 from affectstream.pipeline.sources._av import BgrConverter

@@ -12,8 +12,8 @@ Sources are names or shell-style globs (`cam-*`), matched against the streams pr
 Every entry's schema version is checked; an unknown `v` raises `SchemaVersionError` naming it.
 
 Example:
-    >>> from pipeline.redis_conn import connect
-    >>> from pipeline.consume import read_results
+    >>> from affectstream.pipeline.streams.connection import connect
+    >>> from affectstream.pipeline.streams.read import read_results
     >>> for entry in read_results(connect("redis://127.0.0.1:6379/0"), ["cam-*"], start="0"):
     ...     print(entry.source, entry.result.frame, [f.expr for f in entry.result.faces])
 """

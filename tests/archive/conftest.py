@@ -20,7 +20,7 @@ def detector() -> str:
 
 
 def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m pipeline ARGS` from the repository root; returns the finished process."""
+    """Run `python -m affectstream ARGS` from the repository root; returns the finished process."""
     return subprocess.run(
         [sys.executable, "-m", "affectstream", *args],
         cwd=REPO,
@@ -32,7 +32,7 @@ def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess
 
 
 def start_cli(*args: str, log: Path) -> subprocess.Popen:
-    """Start `python -m pipeline ARGS` in the background, its output going to `log`."""
+    """Start `python -m affectstream ARGS` in the background, its output going to `log`."""
     with open(log, "w") as fh:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "affectstream", *args], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
