@@ -17,6 +17,7 @@ from redis.exceptions import LockError, LockNotOwnedError
 from redis.lock import Lock
 
 from affectstream.pipeline.streams.keys import holder_of, lease_key
+from affectstream.pipeline.streams.writer import Fence
 
 
 class Lease:
@@ -57,9 +58,9 @@ class Lease:
             self._lock.release()
 
     @property
-    def fence(self) -> tuple[str, str]:
-        """(lease key, token): what every write of this camera's entries is checked against."""
-        return self.key, self.token
+    def fence(self) -> Fence:
+        """What every write of this camera's entries is checked against (only its claim loop takes it)."""
+        return Fence(self.key, self.token)
 
 
 def lease_holder(client: redis.Redis, camera: str) -> str:

@@ -42,6 +42,7 @@ from affectstream.pipeline.runtime.snapshots import SnapshotWriter
 from affectstream.pipeline.streams.connection import connect
 from affectstream.pipeline.streams.keys import heartbeat_key, heartbeat_ttl_s, host_id
 from affectstream.pipeline.streams.outbox import Outbox
+from affectstream.pipeline.streams.writer import Fence
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ class Worker:
         # Counters of sources removed while running (`_reader_counts`): a camera claimed again gets a new
         # reader that counts from 0, and its totals in this worker must not go back.
         self._retired: dict[str, Counter[str]] = {}
-        self.dropped: Counter[tuple[str, str]] = Counter()  # (source, reason) dropped by this class
         self._counts_lock = threading.Lock()  # published / faces / expressions, read by scrapes
         self.published = 0
         self.published_by_source: Counter[str] = Counter()
@@ -186,11 +186,9 @@ class Worker:
     def source_names(self) -> list[str]:
         return list(self._lanes)
 
-    def add_source(
-        self, spec, fence: tuple[str, str] | None = None, first: tuple[str, dict] | None = None
-    ) -> None:
+    def add_source(self, spec, fence: Fence | None = None, first: tuple[str, dict] | None = None) -> None:
         """Start reading `spec` (any thread, while `run` runs); its entries are written only while the
-        lease `fence` (lease key, token) holds the token; `first` (kind, detail) is its first event."""
+        lease `fence` holds its token; `first` (kind, detail) is its first event."""
         with self._sources_lock:
             if spec.name in self._lanes:
                 raise ValueError(f"source {spec.name!r} is already running in {self.worker_id}")
@@ -319,8 +317,7 @@ class Worker:
         """Drop a taken frame unprocessed, keeping its lane's order and its account."""
         with taken.lane.in_order(taken.seq, aborted=lambda: self.failed is not None):
             pass
-        with self._counts_lock:
-            self.dropped[taken.lane.name, reason] += 1
+        self.outbox.dropped.add(taken.lane.name, reason)
         with self._lock:
             self._inflight[taken.lane.name] -= 1
 
@@ -344,8 +341,16 @@ class Worker:
         while lane.source.get(0) is not None:
             left += 1
         if left:
-            with self._counts_lock:
-                self.dropped[lane.name, reason] += left
+            self.outbox.dropped.add(lane.name, reason, left)
+
+    def _abandon_in_flight(self) -> None:
+        """A failed worker's frames still in its queues will not be published by it: count them
+        (`worker_failed`); its restart reads the pass again from what the stream holds."""
+        with self._lock:
+            left = {source: n for source, n in self._inflight.items() if n > 0}
+            for source, n in left.items():
+                self.outbox.dropped.add(source, "worker_failed", n)
+                self._inflight[source] = 0
 
     def _engine_loop(self, processor) -> None:
         # Archives wait longer for fuller batches: nobody watches their latency, and at ~1 face per
@@ -446,7 +451,7 @@ class Worker:
             r.faces = dict(self.faces_by_source)
             r.expressions = dict(self.expressions)
             retired = dict(self._retired)
-            dropped = self.dropped + (_snapshot(outbox.dropped) if outbox is not None else Counter())
+            dropped = outbox.dropped.snapshot() if outbox is not None else Counter()
         counts = {name: _reader_counts(lane) for name, lane in lanes.items()}
         for name in retired.keys() | counts.keys():
             c = retired.get(name, Counter()) + counts.get(name, Counter())
@@ -624,6 +629,8 @@ class Worker:
             member.close()  # `released` for each camera, then the leases deleted: the takers start now
         processor.engine.close()  # device buffers freed now, in their CUDA context, not by destructors at exit
         self._stop.set()
+        if self.failed:
+            self._abandon_in_flight()
         self._beat(heartbeat_key(self.worker_id))
         self.redis.close()
         log.info("worker %s: took %d frames, published %d", self.worker_id, self.taken, self.published)
@@ -646,15 +653,6 @@ def _reader_counts(lane) -> Counter[str]:
         corrupt=stats.corrupt,
         reconnects=stats.reconnects,
     )
-
-
-def _snapshot(counter: Counter) -> Counter:
-    """A copy of a counter another thread may be adding keys to."""
-    while True:
-        try:
-            return Counter(dict(counter))
-        except RuntimeError:  # changed size during the copy: try again
-            continue
 
 
 def _version() -> str:

@@ -65,19 +65,35 @@ HELD_UNTIL_DRAINED = ("eof",)  # events that must follow the source's last frame
 
 # Why a decoded frame was not published: the one list (DESIGN.md, "Every frame accounted for"). The
 # reader counts `stale` (a live source keeping only the newest frame) and `corrupt` (a picture the decoder
-# flagged); the worker `redis_unavailable` (live frames skipped while Redis refuses writes) and `shutdown`
-# (decoded, never taken: the buffer at stop); the outbox the rest.
+# flagged); the worker `redis_unavailable` (live frames skipped while Redis refuses writes), `shutdown`
+# (decoded, never taken: the buffer at stop) and `worker_failed`; the outbox the rest. Nothing drops for a
+# full queue: the worker's queues apply backpressure.
 DROP_REASONS = (
     "stale",  # replaced unread under the live policy
     "corrupt",  # the decoder flagged the picture as damaged (a slice lost in transit)
-    "queue_full",  # no room in a bounded queue (reserved: the worker's queues apply backpressure)
     "redis_unavailable",  # live frames skipped while Redis refused writes; or given up on at shutdown
     "shutdown",  # decoded but never taken: in the source's buffer when the worker stopped
     "source_failed",  # its stream refused writes for good (WRONGTYPE, ACL): the source failed
     "fenced",  # the writer's lease was lost: another writer owns the stream now
     "rejected",  # the stream already went past its id (another writer): not in the stream
-    "redis_lost_data",  # Redis lost acknowledged entries: the worker restarts and resumes the pass
+    "worker_failed",  # taken by a worker that failed (a stage, or Redis lost data): its restart resumes
 )
+
+
+class DropCounts(Counter):
+    """(source, reason) -> frames dropped; added to by the stages' threads, read by metrics scrapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def add(self, source: str, reason: str, frames: int = 1) -> None:
+        with self._lock:
+            self[source, reason] += frames
+
+    def snapshot(self) -> Counter:
+        with self._lock:
+            return Counter(dict(self))
 
 
 class _Transient(redis.RedisError):
@@ -124,7 +140,7 @@ class Outbox:
         self.maxlen = maxlen
         self.failed: dict[str, str] = {}  # source -> reason (permanent failures)
         self.lost_events = 0
-        self.dropped: Counter[tuple[str, str]] = Counter()  # (source, reason) -> frames never published
+        self.dropped = DropCounts()  # (source, reason) -> frames never published
         self.stalled = False  # Redis refuses writes right now (transient): a retry is under way
         self._pass_published: Counter[str] = Counter()  # file source -> frames of its pass published here
         self._rejected: set[str] = set()  # entry ids of the current round trip that another writer went past
@@ -153,9 +169,9 @@ class Outbox:
         )
 
     # -- sources --------------------------------------------------------------------------------
-    def add_source(self, spec, fence: Fence | tuple[str, str] | None = None) -> None:
-        """Publish `spec`'s frames and events from now on; with `fence` (a `Fence`, or a fleet camera's
-        (lease key, token)) only while that lease holds the token. Ids continue above what its streams have."""
+    def add_source(self, spec, fence: Fence | None = None) -> None:
+        """Publish `spec`'s frames and events from now on; with `fence` only while that lease holds its
+        token. Ids continue above what its streams have."""
         events_after = last_id(self.client, events_key(spec.name))
         last = last_id(self.client, frames_key(spec.name))
         with self._lock:
@@ -163,7 +179,7 @@ class Outbox:
             self._events.setdefault(spec.name, deque())
             self._event_ids[spec.name] = ClockIds(events_after)
             if fence is not None:
-                self._fences[spec.name] = Fence(*fence) if isinstance(fence, tuple) else fence
+                self._fences[spec.name] = fence
             if spec.live:
                 self._frame_ids[spec.name] = ClockIds(last)
                 self._since[spec.name] = time.monotonic()
@@ -266,11 +282,11 @@ class Outbox:
         kept: list[FrameResult] = []
         for r in results:
             if r.source in self.failed:
-                self.dropped[r.source, "source_failed"] += 1
+                self.dropped.add(r.source, "source_failed")
                 continue
             ids = self._frame_ids.get(r.source)
             if ids is None or r.mono < self._since.get(r.source, 0.0):  # lost, or made before a re-claim
-                self.dropped[r.source, "fenced"] += 1
+                self.dropped.add(r.source, "fenced")
                 continue
             if r.entry_id is None:  # chosen once: every retry sends the same id
                 r.entry_id = ids(r.frame, r.ts)
@@ -282,20 +298,20 @@ class Outbox:
             self._send(frames, events)
         except PublishGaveUp:
             for r in kept:
-                self.dropped[r.source, "redis_unavailable"] += 1
+                self.dropped.add(r.source, "redis_unavailable")
             raise
         except RedisLostData:
             for r in kept:  # the restarted worker publishes them again
-                self.dropped[r.source, "redis_lost_data"] += 1
+                self.dropped.add(r.source, "worker_failed")
             raise
         published = []
         for r in kept:
             if r.source in self._fenced:
                 continue  # counted by _settle
             if r.source in self.failed:
-                self.dropped[r.source, "source_failed"] += 1
+                self.dropped.add(r.source, "source_failed")
             elif r.entry_id in self._rejected:
-                self.dropped[r.source, "rejected"] += 1
+                self.dropped.add(r.source, "rejected")
             else:
                 published.append(r)
                 if r.source in self.resume_after:
@@ -370,7 +386,7 @@ class Outbox:
             if is_events:
                 self._events_done(key, entries)
             else:
-                self.dropped[source, "fenced"] += len(entries)
+                self.dropped.add(source, "fenced", len(entries))
             if source not in self._fenced:
                 self._fenced.add(source)
                 log.warning("source %s: %s", source, reply)

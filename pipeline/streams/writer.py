@@ -162,7 +162,7 @@ class StreamWriter:
         batches: Mapping[str, Sequence[Entry]],
         maxlen: Mapping[str, int] | int,
         expect: Mapping[str, str] | None = None,
-        fences: Mapping[str, Fence | tuple[str, str]] | None = None,
+        fences: Mapping[str, Fence] | None = None,
     ) -> dict[str, Written | Exception]:
         """Append each key's entries (ids strictly increasing per key) in one pipelined round trip.
 
@@ -171,8 +171,8 @@ class StreamWriter:
             maxlen: The approximate cap (`MAXLEN ~`), one for all keys or per key.
             expect: Stream key -> the last id this writer saw acknowledged there; a stream whose last id
                 is below it answers `RedisLostData`.
-            fences: Stream key -> `Fence` (or a (lease key, token) pair): the key is written only while
-                the lease holds the token, else it answers `Fenced` (lease keys share their stream's hash tag).
+            fences: Stream key -> `Fence`: the key is written only while the lease holds the token,
+                else it answers `Fenced` (lease keys share their stream's hash tag).
 
         Returns:
             Key -> `Written`, or the exception of that key's script (per key: one key's fault leaves the
@@ -189,7 +189,6 @@ class StreamWriter:
         for key in keys:
             cap = maxlen if isinstance(maxlen, int) else maxlen[key]
             fence = (fences or {}).get(key)
-            fence = Fence(*fence) if isinstance(fence, tuple) else fence
             lease, token, take = (fence.key, fence.token, fence.take_ms or "") if fence else ("", "", "")
             args: list = [cap, (expect or {}).get(key, ""), token, take]
             for entry_id, fields in batches[key]:

@@ -232,9 +232,8 @@ class WriterLeases:
         for source, token in list(self.tokens.items()):
             try:
                 holder = text(self._renew(keys=[lease_key(source)], args=[token, self.ttl_ms]))
-            except (
-                redis.RedisError
-            ) as exc:  # a stall: the TTL covers it, and the publish script re-takes a free lease
+            except redis.RedisError as exc:
+                # A stall: the TTL covers it, and the publish script takes a free lease again.
                 log.warning("source %s: renewing the writer lease failed: %s", source, mask_text(str(exc)))
                 continue
             if holder:

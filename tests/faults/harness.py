@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -192,6 +193,21 @@ def audit_live(client: redis.Redis, source: str, order_by: str = "ts") -> Audit:
         order == sorted(order),
         event_kinds(client, source),
     )
+
+
+def accounts(log: str) -> list[dict]:
+    """Every worker's closing account per source (`accounting {...}` lines)."""
+    return [json.loads(m) for m in re.findall(r"accounting (?:does not add up )?(\{.*\})", log)]
+
+
+def assert_accounts_hold(log: str, sources: list[str]) -> list[dict]:
+    """Each source has a closing account, and each adds up: decoded = published + dropped, none in flight."""
+    found = accounts(log)
+    assert "does not add up" not in log, log[-3000:]
+    assert {a["source"] for a in found} >= set(sources), (found, log[-3000:])
+    for a in found:
+        assert a["in_flight"] == 0 and a["decoded"] == a["published"] + sum(a["dropped"].values()), a
+    return found
 
 
 def event_kinds(client: redis.Redis, source: str) -> list[str]:

@@ -21,7 +21,9 @@ from affectstream.pipeline.archive.jobs import list_jobs
 from affectstream.pipeline.streams.keys import events_key, frames_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
+    accounts,
     alive,
+    assert_accounts_hold,
     audit_file,
     audit_prefix,
     passes_of,
@@ -112,10 +114,14 @@ def test_run_survives_sigkill(target, trial, tmp_path, redis_process):
             "files": [final],
             "prefix": first,
             "recover_s": round(recover_s or -1, 2),
+            "accounts": accounts((tmp_path / "run.log").read_text()),
         }
     )
     log = (tmp_path / "run.log").read_text()
     assert code == 0, log[-3000:]
+    assert_accounts_hold(
+        log, ["clip"]
+    )  # every worker that ended (not the SIGKILLed one) accounts to the frame
     assert final.complete, final
     assert final.events.count("eof") == 1 and final.events[-1] == "eof", final
     if first is not None:

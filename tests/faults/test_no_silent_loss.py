@@ -13,9 +13,7 @@ Each run must end with its accounting holding per source, to the frame: decoded 
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from affectstream.pipeline.streams.keys import events_key, frames_key, lease_key
 from tests.conftest import REPO, need_shared
 from tests.faults.harness import (
     alive,
+    assert_accounts_hold,
     audit_file,
     audit_live,
     event_kinds,
@@ -44,21 +43,6 @@ CLOCKSHIFT = REPO / "tests" / "clockshift"
 
 def _video() -> str:
     return str(need_shared("media", "videos", "WolfgangLanger_Pexels.mp4"))
-
-
-def accounts(log: str) -> list[dict]:
-    """Every worker's closing account per source (`accounting {...}` lines)."""
-    return [json.loads(m) for m in re.findall(r"accounting (?:does not add up )?(\{.*\})", log)]
-
-
-def assert_accounts_hold(log: str, sources: list[str]) -> list[dict]:
-    """Each source has a closing account, and each adds up: decoded = published + dropped, none in flight."""
-    found = accounts(log)
-    assert "does not add up" not in log, log[-3000:]
-    assert {a["source"] for a in found} >= set(sources), (found, log[-3000:])
-    for a in found:
-        assert a["in_flight"] == 0 and a["decoded"] == a["published"] + sum(a["dropped"].values()), a
-    return found
 
 
 def _eof_frames(client, source: str) -> list[int]:

@@ -16,7 +16,15 @@ import pytest
 
 from affectstream.pipeline.streams.keys import events_key, frames_key
 from tests.conftest import need_shared
-from tests.faults.harness import audit_file, audit_live, report, start_run, wait_for
+from tests.faults.harness import (
+    accounts,
+    assert_accounts_hold,
+    audit_file,
+    audit_live,
+    report,
+    start_run,
+    wait_for,
+)
 from tests.rtsp_fixtures import PASSWORD
 
 pytestmark = pytest.mark.rtsp
@@ -93,10 +101,12 @@ def test_files_exactly_once_and_cameras_at_most_once_through_a_redis_fault(
             "files": files,
             "cameras": cams,
             "recover_s": round(recover_s, 2),
+            "accounts": accounts(server_log),
             "fault_s": round(t_back - t_fault, 1),
         }
     )
     assert code == 0, server_log[-3000:]
+    assert_accounts_hold(server_log, list(sources))  # per source: decoded = published + dropped{reason}
     for a in files:
         assert a.complete, a
         assert a.events[-1] == "eof" and a.events.count("eof") == 1 and a.events[0] == "started", a
@@ -140,8 +150,10 @@ def test_a_wrongtype_key_fails_its_source_alone(tmp_path, rtsp_server, redis_pro
         code = proc.wait(timeout=90)
     log = (tmp_path / "run.log").read_text()
     good, cams = audit_file(client, "good", 72), [audit_live(client, s) for s in ("cam-open", "cam-secure")]
-    report({"fault": "wrongtype", "trials": 1, "files": [good], "cameras": cams})
+    report({"fault": "wrongtype", "trials": 1, "files": [good], "cameras": cams, "accounts": accounts(log)})
     assert good.complete and good.events == ["started", "eof"], good
+    found = assert_accounts_hold(log, list(sources))
+    assert all(a["published"] == 0 for a in found if a["source"] == "broken"), found
     for cam in cams:
         assert cam.duplicates == 0 and cam.in_order and cam.published > 0, cam
     assert PASSWORD not in log

@@ -22,7 +22,7 @@ from affectstream.pipeline.streams.keys import events_key, frames_key, lease_key
 from affectstream.pipeline.streams.outbox import Outbox
 from affectstream.pipeline.streams.replies import is_transient
 from affectstream.pipeline.streams.schema import event_entry_schema, validate_event
-from affectstream.pipeline.streams.writer import Fenced, StreamWriter, Written
+from affectstream.pipeline.streams.writer import Fence, Fenced, StreamWriter, Written
 from affectstream.pipeline.types import FrameResult
 from tests.faults.harness import RedisProcess
 from tests.fleet.harness import Fleet, events, publishers_since, wait_for
@@ -167,7 +167,7 @@ def test_claim_loop_claims_up_to_capacity_follows_removals_and_notices_a_lost_le
     member.round()
     assert len(worker.running) == 2 and all(c[2] == "claimed" for c in worker.calls)
     for name, fence in worker.running.items():
-        assert fence == (lease_key(name), client.get(lease_key(name)).decode())
+        assert fence == Fence(lease_key(name), client.get(lease_key(name)).decode())
     first, second = sorted(worker.running)
     remove_camera(client, first)
     member.round()  # released (drained), and the third camera claimed in its place
