@@ -24,7 +24,7 @@ _SCHEME = r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)"
 _USERINFO_TEXT = re.compile(_SCHEME + r"(?P<info>\S*)@(?=" + _HOST + _END + ")")
 _USERINFO_URL = re.compile(_SCHEME + r"(?P<info>.*)@(?=" + _HOST + _END + ")", re.S)
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:password|passwd|pwd|pass|token|access_token|auth|api_key|apikey|key|secret|signature|sig)=)[^&#\s'\"]*"
+    r"(?i)([?&;](?:password|sentinel_password|passwd|pwd|pass|token|access_token|auth|api_key|apikey|key|secret|signature|sig)=)[^&#\s'\"]*"
 )
 
 _known: set[str] = set()

