@@ -12,14 +12,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Runtime only: no torch.
+# The runtime (the `worker` extra: decoding, detection, ONNX Runtime on CPU), no torch.
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[worker]'
 	touch $@
 
 # Tests need the train extra (torch, timm) and the UI extra as well.
 $(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[train,ui,dev]'
+	$(BIN)/pip install -q -e '.[worker,train,ui,dev]'
 	touch $@
 
 demo: $(VENV)/.runtime

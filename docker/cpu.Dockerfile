@@ -19,7 +19,7 @@ COPY engines ./engines
 COPY training ./training
 COPY affectstream ./affectstream
 COPY configs ./configs
-RUN pip install . \
+RUN pip install ".[worker]" \
  && python -c "import sys, affectstream.engines, affectstream.pipeline; sys.exit('torch' in sys.modules)"
 
 FROM ${PYTHON_IMAGE}

@@ -37,7 +37,7 @@ COPY configs ./configs
 # provider's own libraries resolve in this image (libcuda comes from the host driver at run time); the
 # worker checks again at start, on the session's real providers, and fails instead of falling back to CPU.
 RUN python3 -c "import tensorrt; print('TensorRT', tensorrt.__version__)" \
- && python3 -m pip install . "pycuda==${PYCUDA}" \
+ && python3 -m pip install ".[worker]" "pycuda==${PYCUDA}" \
  && python3 -m pip uninstall -y onnxruntime \
  && python3 -m pip install "onnxruntime-gpu==${ORT_GPU}" \
  && provider=$(python3 -c "import onnxruntime, pathlib; print(pathlib.Path(onnxruntime.__file__).parent / 'capi' / 'libonnxruntime_providers_cuda.so')") \

@@ -19,8 +19,9 @@ EXIT_CANNOT_RUN = 5  # configuration or model trouble found at start: not restar
 
 # Top-level modules of the optional extras (pyproject.toml), for "pip install 'affectstream[EXTRA]'".
 EXTRAS = {
+    "worker": ("av", "insightface", "onnxruntime", "onnx", "cv2"),
     "ui": ("starlette", "uvicorn", "matplotlib"),
-    "train": ("torch", "torchvision", "timm", "onnx", "scipy", "tqdm"),
+    "train": ("torch", "torchvision", "timm", "scipy", "tqdm"),
     "gpu": ("tensorrt", "pycuda"),
 }
 
@@ -29,6 +30,19 @@ def extra_for(module: str | None) -> str | None:
     """The extra that installs `module` (a dotted name is judged by its top level), or None."""
     top = (module or "").partition(".")[0]
     return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
+
+
+def require(*modules: str) -> None:
+    """Check, before any work, that an extra's modules are installed (found, not imported).
+
+    Raises:
+        ModuleNotFoundError: The first one missing; the CLI reports it as the extra to install (exit 3).
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 
 
 class AffectstreamError(Exception):

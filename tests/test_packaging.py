@@ -1,20 +1,30 @@
 """The wheel: one import name. Built from this checkout, installed outside it, `affectstream` imports and its
 command runs with the packaged defaults and example configs; none of the old generic top-level names
-(`pipeline`, `engines`, `training`, `scoring`, `settings`) is importable from it."""
+(`pipeline`, `engines`, `training`, `scoring`, `settings`) is importable from it.
+
+And installed as a user would, with its dependencies, into fresh virtual environments outside the
+repository: `affectstream[worker]` runs `--version`, `config show` and `demo` on the shipped clip; the bare
+`affectstream` (the consumer install) has no av, insightface or onnxruntime, and its consumer API and `tail`
+read results a worker wrote to a real redis-server. pip installs from its configured index and wheel cache
+(`~/.cache/pip`), so after the first run nothing is downloaded again."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from affectstream.settings import env
 from tests.conftest import REPO
 
 OLD_NAMES = ("pipeline", "engines", "training", "scoring", "settings")
+WORKER_ONLY = ("av", "insightface", "onnxruntime", "onnx", "cv2")  # what the consumer install must not pull
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +85,7 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(installed):
         "affectstream/pipeline/consumers/dashboard/static/index.html",
         "affectstream/configs/pipeline/demo.yaml",
         "affectstream/configs/graph/label_embeddings.json",
+        "affectstream/py.typed",
     ):
         assert data in names, data
     assert any(n.startswith("affectstream/engines/models/") and n.endswith(".onnx") for n in names)
@@ -99,3 +110,108 @@ def test_installed_its_command_runs_on_the_packaged_defaults(installed):
     example = installed / "site" / "affectstream" / "configs" / "pipeline" / "demo.yaml"
     checked = _python(installed, "-m", "affectstream", "config", "check", str(example))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _venv(path: Path, requirement: str) -> Path:
+    """A fresh virtual environment at `path` with `requirement` installed; returns its bin folder."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
+    pip = subprocess.run(
+        [str(path / "bin" / "python"), "-m", "pip", "install", "-q", requirement],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    return path / "bin"
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user outside the checkout: no PYTHONPATH, no detector set by hand."""
+    drop = {"PYTHONPATH", "VIRTUAL_ENV", env.DETECTOR, env.REDIS_URL}
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def _wheel(installed: Path) -> Path:
+    (wheel,) = (installed / "dist").glob("affectstream-*.whl")
+    return wheel
+
+
+def test_worker_install_runs_version_config_and_the_demo(installed, tmp_path, redis_server, shared):
+    bin_ = _venv(tmp_path / "venv", f"{_wheel(installed)}[worker]")
+    user = _user_env(**{env.DETECTOR: str(shared / "models" / "scrfd_500m.onnx")})
+
+    def affectstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(bin_ / "affectstream"), *args],
+            cwd=tmp_path,
+            env=user,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    version = affectstream("--version")
+    assert version.returncode == 0 and version.stdout.strip() == "affectstream 0.1.0", version
+    shown = affectstream("config", "show")
+    assert shown.returncode == 0 and "maxlen: 100000" in shown.stdout, shown.stdout + shown.stderr
+    demo = affectstream("demo", "--redis", redis_server, timeout=600)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    (row,) = [
+        cells
+        for cells in map(str.split, demo.stdout.splitlines())
+        if cells[:1] == ["demo"] and cells[1].isdigit()
+    ]
+    frames, faces = int(row[1]), int(row[2])
+    assert frames > 0 and faces >= frames, demo.stdout  # every frame of the clip has faces
+
+    # `render --plots` needs the `ui` extra, which this install lacks: said at once, before any frame
+    found = subprocess.run([str(bin_ / "python"), "-c", "import matplotlib"], capture_output=True)
+    assert found.returncode != 0, "matplotlib came with [worker]: this check needs an install without it"
+    started = time.monotonic()
+    render = affectstream("render", "var/demo/demo_clip.mp4", "-o", "out.mp4", "--plots", "plots")
+    assert render.returncode == 3, render.stdout + render.stderr
+    assert "needs matplotlib: pip install 'affectstream[ui]'" in render.stderr, render.stderr
+    assert time.monotonic() - started < 30 and not (tmp_path / "out.mp4").exists()
+
+
+def test_consumer_install_reads_and_tails_without_the_worker_packages(installed, tmp_path, redis_url):
+    from affectstream.pipeline.streams.connection import connect
+    from tests.consumer.test_consume import publish
+
+    bin_ = _venv(tmp_path / "venv", str(_wheel(installed)))
+    probe = f"import importlib.util as u; print([m for m in {WORKER_ONLY!r} if u.find_spec(m)])"
+    found = subprocess.run([str(bin_ / "python"), "-c", probe], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0 and found.stdout.strip() == "[]", found.stdout + found.stderr
+
+    publish(connect(redis_url), "cam-pkg", range(3))  # a worker's results (written by this checkout)
+    read = (
+        "from affectstream.pipeline.streams.connection import connect\n"
+        "from affectstream.pipeline.streams.read import read_results\n"
+        f"for e in read_results(connect({redis_url!r}), ['cam-*'], start='0', follow=False):\n"
+        "    print(e.result.source, e.result.frame, [f.expr for f in e.result.faces])\n"
+    )
+    user = _user_env()
+    out = subprocess.run(
+        [str(bin_ / "python"), "-c", read], cwd=tmp_path, env=user, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[:2] for line in out.stdout.splitlines()] == [["cam-pkg", str(i)] for i in range(3)]
+    tail = subprocess.run(
+        [str(bin_ / "affectstream"), "tail", "cam-*", "--json", "--redis", redis_url],
+        cwd=tmp_path,
+        env=user,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert [json.loads(line)["frame"] for line in tail.stdout.splitlines()] == [0, 1, 2]
+    run = subprocess.run(
+        [str(bin_ / "affectstream"), "run", "--source", "x.mp4"],
+        cwd=tmp_path,
+        env=user,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 3 and "pip install 'affectstream[worker]'" in run.stderr, run.stderr

@@ -53,6 +53,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from affectstream.pipeline.errors import EXTRAS, require
+
+    # decoding the video; detecting and scoring too unless an existing results stream is drawn
+    require("av", *(() if args.redis or args.source else EXTRAS["worker"]))
+    if args.plots is not None:
+        require("matplotlib")  # before the video is processed, not after
     from affectstream.pipeline.consumers.render import render_from_stream, render_live
 
     if args.redis or args.source:

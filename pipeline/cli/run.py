@@ -89,7 +89,10 @@ def _supervise(cfg, url: str, duration: float | None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from affectstream.pipeline.config import load_config
+    from affectstream.pipeline.errors import EXTRAS, require
     from affectstream.pipeline.streams.connection import redis_session
+
+    require(*EXTRAS["worker"])  # here, not in a worker process that would crash and be restarted
 
     cfg = load_config(args.config, overrides_from_args(args))
     with redis_session(cfg.redis.url, cfg.redis.data_dir) as (url, _client):
@@ -99,7 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from affectstream.pipeline.config import load_config
     from affectstream.pipeline.consumers.demo import build_demo_clip, format_summary, summarise
+    from affectstream.pipeline.errors import EXTRAS, require
     from affectstream.pipeline.streams.connection import redis_session
+
+    require(*EXTRAS["worker"])
 
     over = overrides_from_args(args)
     cfg = load_config(args.config, over)
