@@ -6,3 +6,14 @@ streams, processes, fleet, archive, consumers and the `affectstream` command), `
 ABAW file formats) and `affectstream.settings` (typed settings, environment, overrides). In the
 repository the first three are the top-level folders the design names; `affectstream/` links them in.
 """
+
+
+def version() -> str:
+    """The installed distribution's version; "unknown" in a checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("affectstream")
+    except PackageNotFoundError:
+        return "unknown"

@@ -113,7 +113,7 @@ def run_streams(  # noqa: PLR0915 (one GPU sitting, read top to bottom)
                         faces += len(batch[-1].faces)
                     except queue.Empty:
                         break
-                processor.infer(batch)
+                processor.complete(batch)
                 counter.add(len(batch), faces)
         except BaseException as exc:
             errors.append(exc)

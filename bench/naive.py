@@ -74,7 +74,7 @@ class NaiveLoop:
 
     def run(self, videos: list[Path], client, maxlen: int = 100_000) -> NaiveRun:
         """Process every frame of `videos` in order and publish one entry per frame; returns timings."""
-        from affectstream.pipeline.frames.detect import auto_input_size
+        from affectstream.pipeline.frames.scrfd import auto_input_size
         from affectstream.pipeline.streams.keys import frames_key
 
         out = NaiveRun()

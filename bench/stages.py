@@ -153,7 +153,7 @@ def run_stage_pass(
     _engine_batches(processor, prepared, out, clock)
     results = []
     for i in range(0, len(prepared), max_batch):
-        results.extend(processor.infer(prepared[i : i + max_batch]))
+        results.extend(processor.complete(prepared[i : i + max_batch]))
     publisher = ResultPublisher(redis_client, maxlen)
     for i in range(0, len(results), PUBLISH_CHUNK):  # with ids chosen once, as the worker publishes
         chunk = results[i : i + PUBLISH_CHUNK]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +20,31 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def choose_providers(device: str = "auto", providers: list[str] | tuple[str, ...] | None = None) -> list[str]:
-    """Execution providers for a session.
+Provider = str | tuple[str, dict]  # a provider name, or (name, provider options)
+
+
+def provider_name(entry: Provider) -> str:
+    return str(entry[0]) if isinstance(entry, (tuple, list)) else str(entry)
+
+
+def choose_providers(device: str = "auto", providers: Sequence[Provider] | None = None) -> list[Provider]:
+    """Execution providers for a session: the one policy of the engine and the face detector.
 
     Args:
         device: "auto" (CUDA when this onnxruntime has it, else CPU), "cpu" or "cuda".
-        providers: An explicit provider list; overrides `device`. CPU is always appended last so
-            nodes a GPU provider cannot run still have a home.
+        providers: An explicit provider list (names, or (name, options) pairs); overrides `device`. CPU is
+            always appended last so nodes a GPU provider cannot run still have a home.
 
     Raises:
         BackendUnavailable: "cuda" was asked for, or a listed provider is missing from this build.
     """
     available = ort.get_available_providers()
     if providers:
-        missing = [p for p in providers if p not in available]
+        missing = [provider_name(p) for p in providers if provider_name(p) not in available]
         if missing:
             raise BackendUnavailable(
                 f"ONNX Runtime providers {missing} are not available (this build has {available}); "
-                "install onnxruntime-gpu for CUDA/TensorRT providers"
+                "install onnxruntime-gpu for CUDA/TensorRT providers (docs/gpu.md)"
             )
         chosen = list(providers)
     elif device not in DEVICES:
@@ -48,12 +56,31 @@ def choose_providers(device: str = "auto", providers: list[str] | tuple[str, ...
         )
     else:
         chosen = [CUDA] if device in ("auto", "cuda") and CUDA in available else []
-    if CPU not in chosen:
+    if CPU not in {provider_name(p) for p in chosen}:
         chosen.append(CPU)
     return chosen
 
 
-def runs_on_cpu(device: str = "auto", providers: list[str] | tuple[str, ...] | None = None) -> bool:
+def check_active(requested: Sequence[Provider], active: Sequence[str], *, what: str) -> None:
+    """Fail when a session silently dropped a requested provider.
+
+    onnxruntime-gpu lists CUDA in `get_available_providers()` even when its CUDA or cuDNN libraries
+    cannot load (a CUDA 13 build on a CUDA 12 host, say); the session then runs on the CPU with one
+    warning in ONNX Runtime's own log. A GPU deployment running on the CPU is a failure, not a mode.
+
+    Raises:
+        BackendUnavailable: A requested provider is not among the session's active ones.
+    """
+    inactive = [provider_name(p) for p in requested if provider_name(p) not in active]
+    if inactive:
+        raise BackendUnavailable(
+            f"{what}: ONNX Runtime could not enable {inactive} and would run on {list(active)}; the CUDA, "
+            "cuDNN or TensorRT libraries of this onnxruntime-gpu do not load here (check its CUDA major "
+            "version against the driver's, see docs/gpu.md), or ask for the CPU on purpose"
+        )
+
+
+def runs_on_cpu(device: str = "auto", providers: Sequence[Provider] | None = None) -> bool:
     """Whether a session with these settings runs on the CPU alone (see `choose_providers`)."""
     return choose_providers(device, providers) == [CPU]
 
@@ -97,7 +124,7 @@ class OnnxRuntimeEngine(ChunkedEngine):
         max_batch: int = 32,
         threads: int = 0,
         device: str = "auto",
-        providers: list[str] | tuple[str, ...] | None = None,
+        providers: Sequence[Provider] | None = None,
         spin: bool = False,
     ) -> None:
         path = Path(model_path)
@@ -115,14 +142,7 @@ class OnnxRuntimeEngine(ChunkedEngine):
         except Exception as exc:  # onnxruntime raises untyped errors for unreadable files
             raise ModelFileError(f"{path} is not a loadable ONNX model: {exc}") from exc
         active = self._session.get_providers()
-        if CUDA in self.providers and CUDA not in active:
-            # onnxruntime-gpu lists CUDA as available even when its CUDA/cuDNN libraries cannot load;
-            # the session then quietly runs on the CPU. A GPU deployment on the CPU is a failure.
-            raise BackendUnavailable(
-                f"ONNX Runtime could not enable CUDAExecutionProvider for {path} (the session runs on {active}): "
-                "this onnxruntime-gpu's CUDA/cuDNN libraries do not load here (its CUDA major must match the "
-                "host's, see docs/gpu.md); use device 'cpu' to run on the CPU on purpose"
-            )
+        check_active(self.providers, active, what=f"engine {path.name}")
         self.providers = active
         self.spec = EngineSpec.from_metadata(self._session.get_modelmeta().custom_metadata_map, path)
         self._outputs = self._check_io(path)

@@ -8,7 +8,6 @@ A bad key or value fails at start with its dotted path and what is allowed, neve
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,13 +16,15 @@ import yaml
 from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 
 from affectstream.pipeline.errors import ConfigError
-from affectstream.pipeline.frames.detect import DEFAULT_PACK
+from affectstream.pipeline.frames.detector_files import DEFAULT_PACK
 from affectstream.pipeline.masking import mask_text, mask_url, register_url
-from affectstream.pipeline.sources.spec import VIDEO_SUFFIXES, SourceSpec, source_name_from_url
+from affectstream.pipeline.sources.entries import check_sources, parse_sources
+from affectstream.pipeline.sources.spec import SourceSpec
 from affectstream.pipeline.streams.connection import check_redis_url
-from affectstream.pipeline.streams.keys import check_name, frames_key, safe_name
+from affectstream.pipeline.streams.keys import check_name
 from affectstream.settings import env
-from affectstream.settings.interpolate import UnsetVariable, expand
+from affectstream.settings.interpolate import UnsetVariable, expand_tree
+from affectstream.settings.overrides import merge
 from affectstream.settings.typed import Range, typed, validate
 from affectstream.settings.typed import json_schema as schema_of
 
@@ -221,112 +222,11 @@ class Config:
                 f"workers.count: {self.workers.count} is not allowed with fleet.enabled; a fleet "
                 "member runs one worker; start more members"
             )
-        _check_one_per_key(self.sources)
-        for i, spec in enumerate(self.sources):
-            if spec.kind == "file":
-                _check_video_file(i, spec.url.removeprefix("file://"))
+        check_sources(self.sources)
         return self
 
 
 _SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name != "sources"]
-
-
-def _check_one_per_key(sources: tuple[SourceSpec, ...]) -> None:
-    """Two sources of one name would write one stream (e.g. two files whose names sanitise alike)."""
-    seen: dict[str, SourceSpec] = {}
-    for spec in sources:
-        other = seen.setdefault(spec.name, spec)
-        if other is not spec:
-            raise ValueError(
-                f"sources: {other.safe_url!r} and {spec.safe_url!r} are both named {spec.name!r}, so both would "
-                f"write {frames_key(spec.name)}; give each source a unique `name`"
-            )
-
-
-def _check_video_file(i: int, url: str) -> None:
-    """A file source must exist and look like a video (as `archive` refuses other files)."""
-    path = Path(url).expanduser()
-    if not path.is_file():
-        raise ValueError(f"sources[{i}].url: {url!r} does not exist or is not a file")
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(
-            f"sources[{i}].url: {url!r} is not a video file (allowed: {', '.join(VIDEO_SUFFIXES)})"
-        )
-
-
-def _interpolate(value: Any, path: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return expand(value)
-        except UnsetVariable as exc:
-            raise ConfigError(
-                f"{path}: environment variable {exc.name} is not set (write ${{{exc.name}:-default}})"
-            ) from None
-    if isinstance(value, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _parse_sources(raw: Any) -> list[dict]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ConfigError("sources: expected a list of {name, url, ...} mappings")
-    out = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):  # shorthand: just a URL or path
-            item = {"url": item}
-        if not isinstance(item, dict) or not item.get("url"):
-            raise ConfigError(f"sources[{i}]: expected a mapping with at least `url`")
-        item = dict(item)
-        if item.get("name") is not None:  # an explicit name is checked, never sanitised
-            item["name"] = _explicit_name(item["name"], f"sources[{i}].name")
-        files = expand_local(str(item["url"]))
-        if files is None:
-            item.setdefault("name", source_name_from_url(str(item["url"])))
-            out.append(item)
-            continue
-        if not files:
-            raise ConfigError(
-                f"sources[{i}].url: {item['url']!r} matches no video file ({', '.join(VIDEO_SUFFIXES)})"
-            )
-        prefix = item.pop("name", None)
-        for path in files:  # a folder or glob: one source per file
-            name = source_name_from_url(str(path))
-            name = safe_name(f"{prefix}-{name}") if prefix else name
-            out.append({**item, "url": str(path), "name": name})
-    return out
-
-
-def _explicit_name(name: Any, path: str) -> str:
-    try:
-        return check_name(str(name))
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def expand_local(url: str) -> list[Path] | None:
-    """Files of a local folder or glob pattern (sorted), or None when `url` is a single source."""
-    if "://" in url or url.startswith("/dev/"):
-        return None
-    path = Path(url).expanduser()
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if any(ch in url for ch in "*?["):
-        return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
-    return None
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -355,8 +255,13 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     data = read_config_file(path) if path is not None else {}
     overrides = dict(overrides or {})
     extra_sources = overrides.pop("sources", [])
-    data = _interpolate(_merge(data, overrides), "")
-    data["sources"] = _parse_sources(data.get("sources")) + _parse_sources(extra_sources)
+    try:
+        data = expand_tree(merge(data, overrides))
+    except UnsetVariable as exc:
+        raise ConfigError(
+            f"{exc.path}: environment variable {exc.name} is not set (write ${{{exc.name}:-default}})"
+        ) from None
+    data["sources"] = parse_sources(data.get("sources")) + parse_sources(extra_sources)
     for section in _SECTIONS:  # validated from a mapping, so that errors carry the section's path
         data.setdefault(section, {})
     try:

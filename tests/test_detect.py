@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,9 @@ import pytest
 from affectstream.pipeline.errors import DetectorError
 from affectstream.pipeline.frames.detect import (
     FaceDetector,
-    auto_input_size,
-    resolve_detector,
-    select_providers,
 )
+from affectstream.pipeline.frames.detector_files import resolve_detector
+from affectstream.pipeline.frames.scrfd import auto_input_size
 from tests.conftest import need_shared
 
 
@@ -114,31 +112,36 @@ def test_auto_detector_uses_frame_shape(scrfd):
     assert len(det.detect(_image("media", "images", "multi_face.jpg"))) == 5
 
 
-def test_unavailable_providers_are_dropped_with_one_log_line(scrfd, caplog):
+def test_unavailable_providers_are_an_error_naming_them(scrfd):
+    """A detector asked for providers this onnxruntime lacks does not quietly run elsewhere (the engine's
+    policy too): the error names what is missing."""
     import onnxruntime
 
     available = onnxruntime.get_available_providers()
     requested = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    with caplog.at_level(logging.WARNING, logger="affectstream.pipeline.frames.detect"):
-        det = FaceDetector(scrfd, input_size=(320, 320), providers=requested)
     missing = [p for p in requested if p not in available]
-    lines = [r for r in caplog.records if "not in this onnxruntime build" in r.getMessage()]
-    assert len(lines) == (1 if missing else 0)
-    for name in missing:
-        assert name in lines[0].getMessage()
-    if "CUDAExecutionProvider" not in available:
-        assert det.providers == ["CPUExecutionProvider"]
-    assert det.providers[-1] == "CPUExecutionProvider"
+    if not missing:
+        pytest.skip("this onnxruntime has every provider asked for")
+    with pytest.raises(DetectorError, match="not available") as caught:
+        FaceDetector(scrfd, input_size=(320, 320), providers=requested)
+    assert all(name in str(caught.value) for name in missing)
+    det = FaceDetector(scrfd, input_size=(320, 320), providers=["CPUExecutionProvider"])
+    assert det.providers == ["CPUExecutionProvider"]
 
 
-def test_select_providers_default_and_options():
+def test_detector_providers_default_and_options():
+    """The detector's providers follow the engine's one policy (`engines.onnxruntime.choose_providers`)."""
     import onnxruntime
 
+    from affectstream.engines.onnxruntime import choose_providers
+
     available = onnxruntime.get_available_providers()
-    default = select_providers(None)
+    default = choose_providers("auto", None)
     assert default[-1] == "CPUExecutionProvider"
     assert ("CUDAExecutionProvider" in default) == ("CUDAExecutionProvider" in available)
-    with_options = select_providers([("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})])
+    with_options = choose_providers(
+        "auto", [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
+    )
     assert with_options == [("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})]
 
 

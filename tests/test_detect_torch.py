@@ -75,13 +75,16 @@ def test_unknown_backend_names_the_allowed_ones(scrfd):
 
 def test_silent_cpu_fallback_is_an_error():
     """onnxruntime-gpu lists CUDA even when its libraries cannot load; the session then runs on the CPU."""
-    from affectstream.pipeline.frames.detect import check_providers
+    from affectstream.engines.errors import BackendUnavailable
+    from affectstream.engines.onnxruntime import check_active
 
-    with pytest.raises(DetectorError, match=r"could not enable \['CUDAExecutionProvider'\] and would run on"):
-        check_providers(
+    with pytest.raises(
+        BackendUnavailable, match=r"could not enable \['CUDAExecutionProvider'\] and would run on"
+    ):
+        check_active(
             ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], what="detector x"
         )
-    check_providers([("CPUExecutionProvider", {})], ["CPUExecutionProvider"], what="detector x")
+    check_active([("CPUExecutionProvider", {})], ["CPUExecutionProvider"], what="detector x")
 
 
 def test_processor_from_config_wires_the_backend(scrfd, tmp_path):

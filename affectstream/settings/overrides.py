@@ -52,3 +52,14 @@ def add_set_option(parser: argparse.ArgumentParser, what: str = "a config key") 
         metavar="KEY=VALUE",
         help=f"override {what}, value read as YAML (repeatable)",
     )
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid over `base`, mapping by mapping (a file's settings, then the command line's)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

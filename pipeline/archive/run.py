@@ -272,7 +272,7 @@ def run_job(
         if stop is not None and stop.is_set():
             raise JobReleased(job.id)
         source.reset()  # a chunk's results depend only on its own frames
-        chunk = list(processor.results(processor.prepare_next(f, source) for f in commits.touching(frames)))
+        chunk = [result for _, result in processor.in_order(commits.touching(frames), source)]
         commits.commit(chunk)
         n, computed = chunk[-1].frame + 1, computed + len(chunk)
     if n == 0:

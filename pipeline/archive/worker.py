@@ -9,12 +9,9 @@ one process, `pipeline.runtime.supervisor` starts, restarts and stops them, as i
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import threading
-import time
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -24,7 +21,8 @@ from affectstream.pipeline.archive.params import JobParams
 from affectstream.pipeline.archive.run import JobFailed, JobLost, JobReleased, run_job
 from affectstream.pipeline.errors import AffectstreamError
 from affectstream.pipeline.masking import mask_text
-from affectstream.pipeline.streams.keys import heartbeat_key
+from affectstream.pipeline.runtime.heartbeat import clear_heartbeat, write_heartbeat
+from affectstream.pipeline.streams.keys import process_id
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,8 @@ class ProcessorCache:
     def __call__(self, params: JobParams):
         from affectstream.engines import create_engine
         from affectstream.pipeline.errors import DetectorError
-        from affectstream.pipeline.frames.detect import FaceDetector, configured_detector
+        from affectstream.pipeline.frames.detect import FaceDetector
+        from affectstream.pipeline.frames.detector_files import configured_detector
         from affectstream.pipeline.frames.processor import FrameProcessor
 
         detector = params.detector or configured_detector(self.opts.detector)
@@ -92,24 +91,8 @@ class ProcessorCache:
         return self._built[key]
 
 
-def consumer_name() -> str:
-    """Unique per process and readable in `archive status`: host and pid (no ':' for the heartbeat key)."""
-    return f"{socket.gethostname().replace(':', '_')}-{os.getpid()}"
-
-
 def _beat(client, consumer: str, job: str, published: int, ttl_s: float) -> None:
-    ttl_ms = int(
-        ttl_s * 1000
-    )  # stated, so that readers date the beat by Redis's clock (`pipeline.streams.liveness`)
-    beat = {
-        "ts": time.time(),
-        "ttl_ms": ttl_ms,
-        "pid": os.getpid(),
-        "published": published,
-        "sources": [],
-        "archive_job": job,
-    }
-    client.set(heartbeat_key(consumer), json.dumps(beat), px=ttl_ms)
+    write_heartbeat(client, consumer, int(ttl_s * 1000), published=published, sources=[], archive_job=job)
 
 
 def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
@@ -117,7 +100,7 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
     from affectstream.pipeline.streams.connection import connect
 
     client = connect(opts.redis_url)
-    consumer = consumer_name()
+    consumer = process_id()  # unique per process and readable in `archive status`
     cache = ProcessorCache(opts)
     idle_ms = int(opts.idle_timeout_s * 1000)
     done = 0
@@ -168,7 +151,7 @@ def work_loop(opts: WorkerOptions, stop: threading.Event) -> int:
                 raise  # Redis trouble is not the job's fault: leave it pending for another worker
             log.exception("job %s: unexpected error", job.id)
             jobs.fail(client, job, mask_text(f"internal error: {type(exc).__name__}: {exc}"))
-    client.delete(heartbeat_key(consumer))
+    clear_heartbeat(client, consumer)
     return 0
 
 

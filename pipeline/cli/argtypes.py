@@ -19,7 +19,7 @@ def positive_int(text: str) -> int:
 def det_size(text: str) -> tuple[int, int] | str:
     """A detector input size: `N` (square), `WxH`, or `auto`; sides positive multiples of 32."""
     from affectstream.pipeline.errors import DetectorError
-    from affectstream.pipeline.frames.detect import _check_input_size
+    from affectstream.pipeline.frames.scrfd import check_input_size
 
     if text == "auto":
         return text
@@ -31,7 +31,7 @@ def det_size(text: str) -> tuple[int, int] | str:
             f"detector size {text!r} is not N, WxH or auto (e.g. 640x384)"
         ) from None
     try:
-        _check_input_size(size)  # the detector's own rule, checked before anything starts
+        check_input_size(size)  # the detector's own rule, checked before anything starts
     except DetectorError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return size

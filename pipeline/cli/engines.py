@@ -1,7 +1,8 @@
 """`affectstream engine build|info|quantize|convert` and `affectstream models`: argument parsing only.
 
-Exit status (the table of every verb): 0 done; 1 the model or plan is bad or the build failed; 2 the
-command line or config is invalid; 3 the backend cannot run here (no TensorRT, no pycuda, no GPU, no onnx).
+Exit status (the table of every verb, `main` maps each named error to it): 0 done; 1 the model or plan is
+bad or the build failed; 2 the command line or config is invalid; 3 the backend cannot run here (no
+TensorRT, no pycuda, no GPU, no onnx: the extra to install is named).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-from affectstream.engines.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE
+from affectstream.engines.errors import EXIT_FAILED
 from affectstream.settings import env
 
 
@@ -46,10 +46,7 @@ def register(subparsers) -> None:
         "--symmetric: int8 activations with zero points 0, the Q/DQ form TensorRT accepts.",
     )
     quantize.add_argument("model", help="float32 MTL-GCN .onnx (from `affectstream export`)")
-    quantize.add_argument("output", nargs="?", help="where the INT8 .onnx goes (or -o)")
-    quantize.add_argument(
-        "-o", "--output", dest="output_opt", metavar="OUT", help="where the INT8 .onnx goes"
-    )
+    quantize.add_argument("-o", "--output", required=True, help="where the INT8 .onnx goes")
     quantize.add_argument(
         "--symmetric",
         action="store_true",
@@ -82,27 +79,18 @@ def register(subparsers) -> None:
     models.set_defaults(handler=models_handler)
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
 def build_handler(args: argparse.Namespace) -> int:
     from affectstream.engines.build import build_from_config
-    from affectstream.engines.errors import BackendUnavailable, EngineError
+    from affectstream.engines.errors import BackendUnavailable, EngineBuildError
     from affectstream.pipeline.config import load_config
-    from affectstream.pipeline.errors import ConfigError
 
-    try:
-        engine_cfg = load_config(args.config).engine
-    except ConfigError as exc:
-        return _fail(EXIT_USAGE, str(exc))
+    engine_cfg = load_config(args.config).engine
     try:
         result = build_from_config(engine_cfg, device_id=args.device)
     except BackendUnavailable as exc:
-        return _fail(EXIT_UNAVAILABLE, f"cannot build a TensorRT engine on this machine: {exc}")
-    except (EngineError, ValueError) as exc:
-        return _fail(EXIT_FAILED, str(exc))
+        raise BackendUnavailable(f"cannot build a TensorRT engine on this machine: {exc}") from exc
+    except ValueError as exc:
+        raise EngineBuildError(str(exc)) from exc
     print(result.message)
     if result.key is not None:
         print(f"key: {result.key.digest()}")
@@ -112,9 +100,6 @@ def build_handler(args: argparse.Namespace) -> int:
 
 
 def quantize_handler(args: argparse.Namespace) -> int:
-    output = args.output_opt or args.output
-    if not output or (args.output_opt and args.output and args.output_opt != args.output):
-        return _fail(EXIT_USAGE, "name the output once: `engine quantize MODEL.onnx -o OUT.onnx`")
     calibration = args.calibration
     if not calibration:
         shared = Path(os.environ.get(env.SHARED, "../shared"))
@@ -127,7 +112,7 @@ def quantize_handler(args: argparse.Namespace) -> int:
             model, out, calibration, limit=args.limit, method=args.method, symmetric=args.symmetric
         )
 
-    return _write_model(quantize, args.model, output, "quantisation needs onnx and onnxruntime.quantization")
+    return _write_model(quantize, args.model, args.output)
 
 
 def convert_handler(args: argparse.Namespace) -> int:
@@ -136,38 +121,28 @@ def convert_handler(args: argparse.Namespace) -> int:
 
         return to_fp16(model, out)
 
-    return _write_model(convert, args.model, args.output, "conversion needs the onnx package")
+    return _write_model(convert, args.model, args.output)
 
 
-def _write_model(make, model: str, output: str, needs: str) -> int:
-    """Run `make(model, output)` (a tool that imports optional packages); exit 3 when they are missing."""
-    from affectstream.engines.errors import EngineError
+def _write_model(make, model: str, output: str) -> int:
+    """The one shape of `engine quantize` and `engine convert`: MODEL -o OUT, `make(model, output)` writes
+    the copy (a missing optional package is reported as its extra by `main`)."""
+    from affectstream.pipeline.errors import ConfigError
 
     if not Path(model).is_file():
-        return _fail(EXIT_USAGE, f"model file {model} does not exist")
-    try:
-        spec = make(model, output)
-    except ImportError as exc:
-        from affectstream.pipeline.errors import extra_for
-
-        extra = extra_for(exc.name) or "train"
-        return _fail(EXIT_UNAVAILABLE, f"{needs}: {exc}; pip install 'affectstream[{extra}]'")
-    except EngineError as exc:
-        return _fail(EXIT_FAILED, str(exc))
+        raise ConfigError(f"model file {model} does not exist")
+    spec = make(model, output)
     print(f"wrote {output}: {spec.model_id}")
     return 0
 
 
 def info_handler(args: argparse.Namespace) -> int:
     from affectstream.engines.build import plan_info
-    from affectstream.engines.errors import ModelFileError
+    from affectstream.pipeline.errors import ConfigError
 
     if not Path(args.plan).is_file():
-        return _fail(EXIT_USAGE, f"plan {args.plan} does not exist")
-    try:
-        info = plan_info(args.plan)
-    except ModelFileError as exc:
-        return _fail(EXIT_FAILED, str(exc))
+        raise ConfigError(f"plan {args.plan} does not exist")
+    info = plan_info(args.plan)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

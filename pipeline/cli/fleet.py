@@ -42,7 +42,7 @@ def cameras_from_sources(sources: Any, where: str) -> tuple[list, list[str]]:
     Raises:
         ConfigError: A malformed entry, a bad option or two sources of one name (nothing is stored then).
     """
-    from affectstream.pipeline.config import expand_local
+    from affectstream.pipeline.sources.entries import expand_local
     from affectstream.pipeline.errors import ConfigError
     from affectstream.pipeline.fleet.cameras import check_camera
     from affectstream.pipeline.sources.spec import kind_from_url, source_name_from_url

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+import affectstream
 from affectstream.engines.errors import EngineError
 from affectstream.pipeline.errors import (
     EXIT_FAILED,
@@ -36,15 +37,6 @@ _AREAS = (
     "affectstream.training.cli",
     "bench.cli",
 )
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("affectstream")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
 
 def _add_logging_options(parser: argparse.ArgumentParser, default) -> None:
@@ -86,7 +78,7 @@ def _verbs(parser: argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affectstream", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {affectstream.version()}")
     _add_logging_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _AREAS:

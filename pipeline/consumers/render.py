@@ -116,7 +116,7 @@ def render_pairs(
 
 
 def render_live(video: str | Path, out: str | Path, processor, *, plots_dir=None) -> RenderStats:
-    """Render while running the pipeline on every frame of `video` (`pipeline.frames.processor`)."""
+    """Render while running the frame path on every frame of `video` (`pipeline.frames.processor`)."""
     from affectstream.pipeline.frames.processor import iter_file_results
 
     info = probe(video)

@@ -1,10 +1,12 @@
-"""The processing stages: detect -> track -> align -> engine -> FrameResult.
+"""The frame path: detect -> track -> align (`prepare`), then engine -> finish -> smooth (`complete`).
 
 `FrameProcessor` holds the stages, built once from the config; it keeps no per-source state: that
-lives in each source's `SourceContext` (`pipeline.runtime.lanes`), passed to the step that needs it. The
-worker runs detection on several threads and the rest in frame order per source (`pipeline.runtime.lanes`);
-archive jobs and rendering take one source's frames in order (`prepare_next`). Both batch the faces
-of many frames into one engine call (`infer`, `results`).
+lives in each source's `SourceContext`, which a `Prepared` frame carries to the step that needs it.
+Every entry point runs these same two halves, so a frame gets the same result whichever way it came:
+`run`'s worker calls them on different threads (detection of many sources on several threads, the
+engine on one: `pipeline.runtime.stages`); `archive work`, `render` and the Python API call them in one
+thread, one source's frames in order (`in_order`, `iter_file_results`). Both batch the faces of many
+frames into one engine call.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Prepared:
     """A frame whose faces are found and aligned, waiting for the engine."""
 
     frame: Frame
+    context: SourceContext  # the frame's source: `complete` smooths the result with it
     faces: list[Detection]
     inputs: np.ndarray  # float32 NCHW, one row per face
 
@@ -85,7 +88,7 @@ class FrameProcessor:
         crops = [align_face(frame.image, d.landmarks, self.spec) for d in faces]
         h, w = self.spec.input_size
         inputs = to_input(crops, self.spec) if crops else np.zeros((0, self.spec.channels, h, w), np.float32)
-        return Prepared(frame, faces, inputs)
+        return Prepared(frame, source, faces, inputs)
 
     def prepare_next(self, frame: Frame, source: SourceContext) -> Prepared:
         """detect (when due) -> track -> align, for callers that take one source's frames in order."""
@@ -93,8 +96,9 @@ class FrameProcessor:
         detections = self.detector.detect(frame.image, source.detector_input) if due else None
         return self.prepare(frame, source, detections)
 
-    def infer(self, batch: Sequence[Prepared]) -> list[FrameResult]:
-        """One engine call for the faces of all `batch` frames."""
+    def complete(self, batch: Sequence[Prepared]) -> list[FrameResult]:
+        """engine -> finish -> smooth: one engine call for the faces of all `batch` frames, then each
+        result smoothed by its source's context. Call in frame order per source (the smoother's state)."""
         inputs = [p.inputs for p in batch if len(p.inputs)]
         if inputs:
             probs, va = self.engine.infer(np.concatenate(inputs) if len(inputs) > 1 else inputs[0])
@@ -103,24 +107,24 @@ class FrameProcessor:
         out, row = [], 0
         for p in batch:
             n = len(p.faces)
-            out.append(self.finish(p, probs[row : row + n], va[row : row + n]))
+            out.append(p.context.smooth(self.finish(p, probs[row : row + n], va[row : row + n])))
             row += n
         return out
 
-    def results(self, prepared: Iterable[Prepared]) -> Iterator[FrameResult]:
-        """Results of `prepared` frames in order, one engine call per `engine.max_batch` faces (or frames:
-        a batch holds its frames' images)."""
+    def in_order(self, frames: Iterable[Frame], source: SourceContext) -> Iterator[tuple[Frame, FrameResult]]:
+        """The frame path in one thread: each of one source's `frames` with its result, in order; one
+        engine call per `engine.max_batch` faces (or frames: a batch holds its frames' images)."""
         limit = self.engine.max_batch
         batch: list[Prepared] = []
         faces = 0
-        for p in prepared:
-            batch.append(p)
-            faces += len(p.faces)
+        for frame in frames:
+            batch.append(self.prepare_next(frame, source))
+            faces += len(batch[-1].faces)
             if faces >= limit or len(batch) >= limit:
-                yield from self.infer(batch)
+                yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
                 batch, faces = [], 0
         if batch:
-            yield from self.infer(batch)
+            yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
 
     def finish(self, p: Prepared, probs: np.ndarray, va: np.ndarray) -> FrameResult:
         """The result of `p` from its faces' rows of the engine's output."""
@@ -201,7 +205,7 @@ def build_processor(
     `live`: (detect_every, detector input) of live sources (`FrameProcessor`).
     """
     from affectstream.engines import create_engine
-    from affectstream.pipeline.frames.detect import configured_detector
+    from affectstream.pipeline.frames.detector_files import configured_detector
 
     detectors = load_detectors(
         configured_detector(detector),
@@ -247,33 +251,19 @@ def engine_options(engine_cfg) -> dict:
 
 
 def iter_file_results(
-    path: str, processor: FrameProcessor, *, name: str | None = None
+    path: str, processor: FrameProcessor, *, name: str | None = None, smooth_window: int = 1
 ) -> Iterator[tuple[Frame, FrameResult]]:
-    """Every frame of a video file, in order, with its result."""
-    from affectstream.pipeline.errors import SourceError
-    from affectstream.pipeline.sources import SourceSpec, open_source
+    """Every frame of a video file, in order, with its result (`FrameProcessor.in_order`).
+
+    Strict: a packet that cannot be decoded raises `SourceError`, as skipping it would shift the index
+    of every later frame.
+    """
+    from affectstream.pipeline.sources import read_video
     from affectstream.pipeline.sources.spec import source_name_from_url
 
-    errors: list[str] = []
-
-    def on_event(_source: str, kind: str, detail: dict) -> None:
-        if kind == "error":
-            errors.append(str(detail.get("reason", "unknown error")))
-
-    spec = SourceSpec(name=name or source_name_from_url(path), url=str(path))
-    context = processor.new_source(spec.name)
-    source = open_source(spec, on_event)
-    source.start()
-    try:
-        while True:
-            frame = source.get(timeout=0.5)
-            if frame is not None:
-                result = processor.infer([processor.prepare_next(frame, context)])[0]
-                stamp_latency([result])
-                yield frame, result
-            elif source.finished:
-                break
-    finally:
-        source.stop()
-    if errors:
-        raise SourceError(f"{path}: {errors[0]}")
+    name = name or source_name_from_url(path)
+    context = processor.new_source(name, smooth_window=smooth_window)
+    results = processor.in_order(read_video(path, name=name), context)
+    for frame, result in results:
+        stamp_latency([result])
+        yield frame, result

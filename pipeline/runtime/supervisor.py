@@ -37,7 +37,7 @@ from multiprocessing.process import BaseProcess
 
 from affectstream.pipeline.errors import EXIT_CANNOT_RUN, EXIT_SOURCES_FAILED, AffectstreamError
 from affectstream.pipeline.streams.connection import connect, refuse_evicting
-from affectstream.pipeline.streams.keys import heartbeat_key, host_id
+from affectstream.pipeline.streams.keys import heartbeat_key, process_id
 from affectstream.pipeline.streams.writer_leases import WriterBusy, WriterLeases
 
 log = logging.getLogger(__name__)
@@ -183,18 +183,13 @@ def split_sources(specs: list, count: int) -> list[list]:
     return [specs[i::count] for i in range(count)]
 
 
-def run_id() -> str:
-    """Unique per run and host, key-safe: `<host>-<pid>`."""
-    return f"{host_id()}-{os.getpid()}"
-
-
 class Supervisor:
     """`affectstream run`: the config's sources over `workers.count` worker processes."""
 
     def __init__(self, cfg, redis_url: str) -> None:
-        from affectstream.pipeline.runtime.worker import worker_main
+        from affectstream.pipeline.runtime.worker_process import worker_main
 
-        run = run_id()
+        run = process_id()  # the run's id: unique per run and host
         if cfg.fleet.enabled:  # one worker (the config refuses more); its id names the member
             cfg = dataclasses.replace(
                 cfg, fleet=dataclasses.replace(cfg.fleet, member=cfg.fleet.member or run)

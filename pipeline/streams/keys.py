@@ -1,5 +1,6 @@
 """Every Redis key and stream name, in one place (schema v1, see DESIGN.md)."""
 
+import os
 import re
 import socket
 
@@ -105,6 +106,12 @@ def host_id() -> str:
     """This host's name, key-safe: the first part of run, member and worker ids (`{host}-{pid}-w0`), and
     the `host` of a heartbeat, by which `affectstream health` finds this host's workers."""
     return safe_name(socket.gethostname(), "host", 40)
+
+
+def process_id() -> str:
+    """This process, key-safe and unique on this host while it runs: `<host>-<pid>` (a run's id, an archive
+    worker's consumer name; a writer lease's holder, which `writer_leases` reads back as host and pid)."""
+    return f"{host_id()}-{os.getpid()}"
 
 
 def worker_of(key: bytes | str) -> str:

@@ -19,7 +19,7 @@ from tests.conftest import need_shared
 
 
 class StopAfter:
-    """A processor that sets `stop` once it has prepared frame `index` (a SIGTERM arriving then)."""
+    """A processor that sets `stop` once it has processed frame `index` (a SIGTERM arriving then)."""
 
     def __init__(self, inner, index: int, stop: threading.Event) -> None:
         self.inner, self.index, self.stop = inner, index, stop
@@ -27,10 +27,11 @@ class StopAfter:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def prepare_next(self, frame, source):
-        if frame.index == self.index:
-            self.stop.set()
-        return self.inner.prepare_next(frame, source)
+    def in_order(self, frames, source):
+        for frame, result in self.inner.in_order(frames, source):
+            if frame.index == self.index:
+                self.stop.set()
+            yield frame, result
 
 
 def test_stop_resume_and_replay_publish_each_frame_once(redis_url, tmp_path, model_path, detector):

@@ -74,6 +74,7 @@ def test_quantize_cli_writes_a_model_the_runtime_loads(tmp_path, tiny):
                 "engine",
                 "quantize",
                 str(tiny.onnx),
+                "-o",
                 str(out),
                 "--calibration",
                 str(crops),
