@@ -3,69 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 from pathlib import Path
-
-from affectstream.pipeline.sources.spec import VIDEO_SUFFIXES
-
-
-def expand_paths(items: list[str]) -> list[Path]:
-    """Files as given; folders (recursively) and globs to the video files in them, by extension.
-
-    A file named explicitly is queued whatever its extension (if it is no video, its job fails and says
-    so); one found through a folder or a glob must have a video extension.
-
-    Raises:
-        ConfigError: An item does not exist, or a folder or glob holds no video file.
-    """
-    from affectstream.pipeline.errors import ConfigError
-
-    found: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_file():
-            found.append(path)
-            continue
-        if path.is_dir():
-            hits = [p for p in sorted(path.rglob("*")) if p.is_file()]
-        elif glob.has_magic(item):
-            hits = []
-            for match in sorted(glob.glob(item, recursive=True)):
-                hits += (
-                    sorted(p for p in Path(match).rglob("*") if p.is_file())
-                    if Path(match).is_dir()
-                    else [Path(match)]
-                )
-        else:
-            raise ConfigError(f"{item}: no such file or folder")
-        videos = [p for p in hits if p.suffix.lower() in VIDEO_SUFFIXES]
-        if not videos:
-            raise ConfigError(f"{item}: no video files in it (looked for {', '.join(VIDEO_SUFFIXES)})")
-        found += videos
-    unique = {os.path.realpath(p): p for p in found}
-    return [Path(p) for p in unique]
-
-
-def _check_names(client, paths: list[Path], out: str) -> None:
-    """Output files are named after the video: two videos with one name must not share an output folder."""
-    from affectstream.pipeline.archive.jobs import job_id_for, list_jobs
-    from affectstream.pipeline.errors import ConfigError
-
-    taken = {
-        Path(j["path"]).stem: j["path"] for j in list_jobs(client) if j.get("out") == os.path.realpath(out)
-    }
-    seen: dict[str, str] = {}
-    for path in paths:
-        real = os.path.realpath(path)
-        other = seen.get(path.stem) or taken.get(path.stem)
-        if other and job_id_for(other) != job_id_for(real):
-            raise ConfigError(
-                f"{real} and {other} would both write {path.stem}.txt under {out}; "
-                "submit them with different --output folders (or rename one)"
-            )
-        seen[path.stem] = real
 
 
 def _with_redis(args: argparse.Namespace, body) -> int:
@@ -113,13 +52,14 @@ def job_params(args: argparse.Namespace, cfg) -> dict:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from affectstream.pipeline.archive.inputs import check_output_names, expand_paths
     from affectstream.pipeline.archive.jobs import submit
 
     paths = expand_paths(args.paths)
 
     def body(client, cfg, _url) -> int:
         params = job_params(args, cfg)
-        _check_names(client, paths, args.output)
+        check_output_names(client, paths, args.output)
         queued = 0
         for path in paths:
             result = submit(client, path, args.output, params, force=args.force)

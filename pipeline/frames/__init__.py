@@ -1,3 +1,5 @@
-"""The per-frame stages: detect faces (SCRFD, ONNX Runtime or torch), align them, track them across
-frames, smooth per track, and `processor.FrameProcessor`, which runs those stages and the engine on a frame.
+"""The frame path: detect faces (SCRFD on ONNX Runtime or torch: `detect`, `scrfd`, `detector_files`),
+track them across frames, align them, the engine, smooth per track. `processor.FrameProcessor` holds the
+stages; its `prepare` and `complete` are the path's two halves, the same for `run`, `archive work`,
+`render` and the Python API. Per-source state lives in `context.SourceContext`.
 """

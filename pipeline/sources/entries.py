@@ -1,14 +1,15 @@
 """The `sources:` list of a config: shorthand URLs, folders and globs, names, and the checks of the list.
 
 A config (or `run FILE...`, or `cameras import`) lists sources as URLs or `{name, url, ...}` mappings. A
-local folder or glob expands to one source per video file in it (sorted, `VIDEO_SUFFIXES`), named after
-the file; an explicit name is checked (`keys.check_name`), never sanitised. After validation, no two
+local folder (recursively) or glob expands to one source per video file in it (sorted, `VIDEO_SUFFIXES`),
+named after the file; an explicit name is checked (`keys.check_name`), never sanitised. After validation, no two
 sources may share a name (they would write one stream) and every file source must be a video file.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,22 @@ def _explicit_name(name: Any, path: str) -> str:
 
 
 def expand_local(url: str) -> list[Path] | None:
-    """Files of a local folder or glob pattern (sorted), or None when `url` is a single source."""
+    """The video files (by suffix) of a local folder, recursively, or of a glob pattern (a matched folder
+    recursively too), sorted and each once; None when `url` is no folder or pattern (a URL, a device, a
+    single file): the one expansion of `sources:` entries, `run FILE...` and `archive submit`."""
     if "://" in url or url.startswith("/dev/"):
         return None
     path = Path(url).expanduser()
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if any(ch in url for ch in "*?["):
-        return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in VIDEO_SUFFIXES)
-    return None
+        roots = [path]
+    elif glob.has_magic(url):
+        roots = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+    else:
+        return None
+    found: dict[str, Path] = {}
+    for root in roots:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            if f.suffix.lower() in VIDEO_SUFFIXES:
+                found.setdefault(os.path.realpath(f), f)
+    return list(found.values())

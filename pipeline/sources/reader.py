@@ -1,4 +1,12 @@
-"""A running source: one reader thread decoding with PyAV into a frame buffer."""
+"""A running source: one reader thread decoding with PyAV into a frame buffer (`Source`, `open_source`).
+
+A file is read once to its end (`eof`) or its first unreadable packet (`error`); a live source (RTSP,
+HTTP, a device) reconnects forever with capped, jittered backoff, reports its life as events (`started`,
+`reconnecting`, `recovered`, `degraded`) and states, and never raises into its consumer. Over 300 lines
+on purpose: the life of one reader thread (open, decode, reconnect, count, stop) reads best in one class;
+each step it takes is its own module beside it (`_av` opening and errors, `_decode` packets to frames,
+`_pictures` joining split pictures, `_corruption` counting damaged ones, `_buffer`, `_backoff`).
+"""
 
 from __future__ import annotations
 

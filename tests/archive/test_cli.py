@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from affectstream.pipeline.cli.archive import expand_paths
+from affectstream.pipeline.archive.inputs import expand_paths
 from affectstream.pipeline.errors import ConfigError
 from tests.archive.conftest import cli
 
