@@ -42,9 +42,9 @@ def cameras_from_sources(sources: Any, where: str) -> tuple[list, list[str]]:
     Raises:
         ConfigError: A malformed entry, a bad option or two sources of one name (nothing is stored then).
     """
-    from affectstream.pipeline.sources.entries import expand_local
     from affectstream.pipeline.errors import ConfigError
     from affectstream.pipeline.fleet.cameras import check_camera
+    from affectstream.pipeline.sources.entries import expand_local
     from affectstream.pipeline.sources.spec import kind_from_url, source_name_from_url
 
     if not isinstance(sources, list):
@@ -93,10 +93,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     from affectstream.pipeline.fleet.cameras import remove_camera
+    from affectstream.pipeline.fleet.fences import clear_dead_fence
+    from affectstream.pipeline.fleet.view import read_members_info
 
     client = _client(args)
     try:
         removed = remove_camera(client, args.name)
+        if removed:
+            live = {str(f.get("worker")) for f in read_members_info(client).values()}
+            clear_dead_fence(client, args.name, live)
     finally:
         client.close()
     if not removed:
@@ -116,7 +121,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     client = _client(args)
     try:
-        rows = [r for r in camera_rows(client, read_members(client)[0]) if r["desired"]]
+        now_ms, members, _bad = read_members(client)
+        rows = [r for r in camera_rows(client, now_ms, members) if r["desired"]]
         bad = unreadable_cameras(client)
     finally:
         client.close()
@@ -133,7 +139,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from affectstream.pipeline.config import read_config_file
     from affectstream.pipeline.errors import ConfigError
-    from affectstream.pipeline.fleet.cameras import add_camera
+    from affectstream.pipeline.fleet.cameras import add_cameras
 
     if not args.config:
         raise ConfigError("cameras import: give the config whose `sources:` to import with -c CONFIG")
@@ -144,10 +150,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: no live source to import")
     client = _client(args)
     try:
-        pipe = client.pipeline(transaction=True)  # all or nothing
-        for camera in cameras:
-            add_camera(pipe, camera)
-        new = sum(map(int, pipe.execute()))
+        new = add_cameras(client, cameras)  # all or nothing: one script
     finally:
         client.close()
     print(f"imported {len(cameras)} camera(s) from {args.config}: {new} new, {len(cameras) - new} replaced")
@@ -163,6 +166,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         client.close()
     print(json.dumps(status, indent=1) if args.json else format_status(status))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from affectstream.pipeline.fleet.cameras import migrate_v1
+
+    client = _client(args)
+    try:
+        moved = migrate_v1(client)
+    finally:
+        client.close()
+    print(
+        f"moved {moved} camera(s) from the fleet schema 1 list to schema 2" if moved else "nothing to migrate"
+    )
     return 0
 
 
@@ -201,3 +218,9 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=cmd_status)
+    p = fsub.add_parser(
+        "migrate",
+        help="move the camera list of fleet schema 1 (affect:fleet:cameras) to schema 2 (docs/fleet.md)",
+    )
+    add_common(p)
+    p.set_defaults(handler=cmd_migrate)

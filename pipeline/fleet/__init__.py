@@ -1,1 +1,3 @@
-"""The camera fleet: desired cameras in Redis, members holding one lease per camera (docs/fleet.md)."""
+"""The camera fleet: the desired cameras in Redis, members that share them out and claim their own,
+fenced so that a camera's stream has one writer, and what `fleet status` reads (docs/fleet.md).
+"""

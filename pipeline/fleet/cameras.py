@@ -1,5 +1,8 @@
 """The fleet's desired cameras: one Redis hash, written by `affectstream cameras ...`, read by members.
 
+Every change bumps the `cameras` version (`keys.FLEET_VERSION`) and is logged (`keys.FLEET_CHANGES`) in the
+same script, so a member reads what changed, not the whole list (`pipeline.fleet.view`).
+
 Each field is a camera name; its value is JSON `{"url": ..., "options": {...}, "added": <unix s>}` where
 `options` are `SourceSpec` fields (`rtsp_transport`, `timeout_s`, ...). The URL is stored as given: it may
 carry credentials, or an `${ENV}` reference that each member resolves from its own environment, so a
@@ -17,7 +20,14 @@ from typing import Any
 from affectstream.pipeline.errors import ConfigError
 from affectstream.pipeline.masking import mask_url, url_secrets
 from affectstream.pipeline.sources.spec import SourceSpec, SourceSpecError
-from affectstream.pipeline.streams.keys import FLEET_CAMERAS, check_name, text
+from affectstream.pipeline.streams.keys import (
+    FLEET_CAMERAS,
+    FLEET_CHANGES,
+    FLEET_V1_CAMERAS,
+    FLEET_VERSION,
+    check_name,
+    text,
+)
 from affectstream.settings.interpolate import UnsetVariable, expand
 
 # `name` and `url` are the camera itself; `live` is always true for a fleet camera.
@@ -84,14 +94,70 @@ def check_camera(name: str, url: str, options: dict[str, Any] | None = None) -> 
     return camera
 
 
+# KEYS cameras, changes, version; ARGV op (add|rm), then a name and (add) its JSON per camera. Bumps the
+# cameras version and logs the change (one entry; `reload` when it names too many cameras to be worth
+# listing). Returns how many fields were added (add) or removed (rm).
+_CHANGE = """
+local v = redis.call('HINCRBY', KEYS[3], 'cameras', 1)
+local op, n, names = ARGV[1], 0, {}
+local step = op == 'add' and 2 or 1
+for i = 2, #ARGV, step do
+  if op == 'add' then n = n + redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  else n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+  names[#names + 1] = ARGV[i]
+end
+if #names > tonumber(LOG_NAMES) then op, names = 'reload', {} end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', LOG_ENTRIES, '*', 'v', v, 'op', op, 'names', table.concat(names, ' '))
+return n
+"""
+_LOG_NAMES = 100  # a change naming more cameras makes members re-read the names instead
+_LOG_ENTRIES = 1000  # changes kept; a member further behind re-reads the names
+_KEYS = [FLEET_CAMERAS, FLEET_CHANGES, FLEET_VERSION]
+
+
+def _change(client, op: str, args: list[str]) -> int:
+    script = _CHANGE.replace("LOG_NAMES", str(_LOG_NAMES)).replace("LOG_ENTRIES", str(_LOG_ENTRIES))
+    return int(client.eval(script, len(_KEYS), *_KEYS, op, *args))
+
+
+def add_cameras(client, cameras: list[Camera]) -> int:
+    """Store `cameras` (replacing those of the same names) in one step; how many are new."""
+    return _change(client, "add", [x for c in cameras for x in (c.name, c.to_json())]) if cameras else 0
+
+
 def add_camera(client, camera: Camera) -> bool:
     """Store `camera` (replacing one of the same name); True when it is new."""
-    return bool(client.hset(FLEET_CAMERAS, camera.name, camera.to_json()))
+    return bool(add_cameras(client, [camera]))
 
 
 def remove_camera(client, name: str) -> bool:
     """Remove a camera; True when it existed. Its owner stops it within a claim round."""
-    return bool(client.hdel(FLEET_CAMERAS, name))
+    return bool(_change(client, "rm", [name]))
+
+
+def read_change_log(client, after: str) -> list[tuple[str, int, str, list[str]]]:
+    """(entry id, cameras version, op, names) of each change logged after the entry id `after`."""
+    out = []
+    for entry_id, fields in client.xrange(FLEET_CHANGES, min=f"({after}", max="+"):
+        f = {text(k): text(v) for k, v in fields.items()}
+        out.append((text(entry_id), int(f.get("v") or 0), f.get("op", ""), f.get("names", "").split()))
+    return out
+
+
+def _parse(name: str, raw) -> Camera | None:
+    try:
+        data = json.loads(text(raw))
+        return Camera(name, str(data["url"]), dict(data.get("options") or {}), float(data.get("added", 0)))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_cameras(client, names: list[str]) -> dict[str, Camera]:
+    """The desired cameras of these names (one HMGET); a missing or unreadable one is left out."""
+    if not names:
+        return {}
+    found = zip(names, client.hmget(FLEET_CAMERAS, names), strict=True)
+    return {name: camera for name, raw in found if raw is not None and (camera := _parse(name, raw))}
 
 
 def list_cameras(client) -> dict[str, Camera]:
@@ -100,11 +166,20 @@ def list_cameras(client) -> dict[str, Camera]:
     out = {}
     for raw_name, raw in client.hgetall(FLEET_CAMERAS).items():
         name = text(raw_name)
-        try:
-            data = json.loads(text(raw))
-            out[name] = Camera(
-                name, str(data["url"]), dict(data.get("options") or {}), float(data.get("added", 0))
-            )
-        except (ValueError, KeyError, TypeError):
-            continue
+        if camera := _parse(name, raw):
+            out[name] = camera
     return out
+
+
+def migrate_v1(client) -> int:
+    """Move the cameras of fleet schema 1 (`keys.FLEET_V1_CAMERAS`) into schema 2, keeping any camera of the
+    same name already there, then delete the old list; how many moved. Run once every member is upgraded."""
+    old = {}
+    for raw_name, raw in client.hgetall(FLEET_V1_CAMERAS).items():
+        name = text(raw_name)
+        if (camera := _parse(name, raw)) is not None:
+            old[name] = camera
+    existing = set(map(text, client.hkeys(FLEET_CAMERAS)))
+    moved = add_cameras(client, [c for n, c in sorted(old.items()) if n not in existing])
+    client.delete(FLEET_V1_CAMERAS)
+    return moved

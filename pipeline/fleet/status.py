@@ -1,14 +1,17 @@
-"""What the fleet is doing, read from Redis alone: members (their records) and cameras (desired, leased).
+"""What the fleet is doing, read from Redis alone: members (alive, with their facts and measurements) and
+cameras (desired, and who runs them).
 
 Pure functions over a client, for `affectstream fleet status`, `cameras ls`, `health --all` and the
-dashboard. Nothing here writes. The truth about who owns a camera is its lease (`keys.holder_of` of
-the token); a member record only adds what the owner measured (fps, drops, claim time), so an owner
-whose record has expired still shows as the owner.
+dashboard. Nothing here writes, and nothing scans the keyspace: the members are the sorted set
+`keys.FLEET_MEMBERS` with their facts in `keys.FLEET_INFO`, each member's measurements its stats record
+(`pipeline.fleet.stats`), and a camera's owner its fence (`pipeline.fleet.fences`): a live member's worker
+in it is the owner, a dead member's fence is no owner (the camera waits for the next claim), a run's writer
+lease names that run.
 
-Ages are Redis's: a record's `beat_age_s` comes from its key's TTL (`pipeline.streams.liveness`), and a lease's age
-or a last frame's is what the owner measured on its own clocks when it wrote the record plus that age.
-No member's wall clock is compared with another's or with the reader's (`ts`, `claimed`, `last_frame_ts`
-are shown as data).
+Ages are Redis's: a member's `beat_age_s` is its TTL less the time left before its score (Redis TIME) passes,
+a camera's `lease_age_s` is Redis's TIME now less the claim time in its fence, and a last frame's age is
+what the owner measured when it wrote its stats plus that record's age (its TTL less its PTTL). No member's
+wall clock is compared with another's or with the reader's (`last_frame_ts` is shown as data).
 """
 
 from __future__ import annotations
@@ -18,75 +21,91 @@ import time
 from typing import Any
 
 from affectstream.pipeline.fleet.cameras import list_cameras
-from affectstream.pipeline.streams.keys import FLEET_CAMERAS, MEMBER_PATTERN, holder_of, lease_key, text
+from affectstream.pipeline.fleet.fences import claimed_ms, is_fleet_token
+from affectstream.pipeline.streams.keys import (
+    FLEET_CAMERAS,
+    FLEET_INFO,
+    FLEET_MEMBERS,
+    holder_of,
+    lease_key,
+    member_stats_key,
+    text,
+)
 from affectstream.pipeline.streams.liveness import beat_age_s, read_with_pttl
 from affectstream.pipeline.tables import format_table
 
+# One slot (`{fleet}`): Redis's clock, the members' deadlines and their facts at one moment.
+_READ = """
+return {redis.call('TIME'), redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[2])}
+"""
 
-def read_members(client) -> tuple[list[dict[str, Any]], list[str]]:
-    """(member records sorted by id, keys of records that are not valid JSON).
 
-    A record is `{member, worker, host, pid, capacity, cameras: {name: {claimed, held_s, fps, decoded,
-    dropped, last_frame_ts, last_frame_age_s}}, ts, ttl_ms}` (docs/fleet.md); it expires when its member
-    stops beating. Each record read gets `beat_age_s`: seconds since it was written, by Redis's clock (None
-    for a record that does not state its `ttl_ms`).
+def read_members(client) -> tuple[int, list[dict[str, Any]], list[str]]:
+    """(Redis's clock in ms, member records sorted by id, unreadable entries).
+
+    A record is the member's facts `{member, worker, host, pid, capacity, ttl_ms}` (docs/fleet.md) with
+    `beat_age_s`, seconds since its last beat by Redis's clock (None when its facts do not state a TTL),
+    and `stats`, its stats record with that record's own age in `stats_age_s` ({} when there is none).
     """
-    keys = sorted(text(k) for k in client.scan_iter(match=MEMBER_PATTERN, count=1000))
+    (sec, usec), scores, info = client.eval(_READ, 2, FLEET_MEMBERS, FLEET_INFO)
+    now_ms = int(sec) * 1000 + int(usec) // 1000
+    deadline = {text(scores[i]): int(float(scores[i + 1])) for i in range(0, len(scores), 2)}
     members, bad = [], []
-    for key, (raw, pttl) in zip(keys, read_with_pttl(client, keys), strict=True):
-        if raw is None:  # expired between SCAN and GET
+    for i in range(0, len(info), 2):
+        name = text(info[i])
+        try:
+            facts = json.loads(info[i + 1])
+            if not isinstance(facts, dict):
+                raise ValueError("not a member's facts")
+        except ValueError:
+            bad.append(f"{FLEET_INFO} {name}")
+            continue
+        left = deadline.get(name, now_ms) - now_ms
+        members.append({**facts, "member": name, "beat_age_s": beat_age_s(facts, max(0, left))})
+    members.sort(key=lambda m: m["member"])
+    keys = [member_stats_key(m["member"]) for m in members]
+    for m, key, (raw, pttl) in zip(members, keys, read_with_pttl(client, keys), strict=True):
+        m["stats"] = {}
+        if raw is None:
             continue
         try:
             record = json.loads(raw)
             if not isinstance(record, dict) or not isinstance(record.get("cameras", {}), dict):
-                raise ValueError("not a member record")
+                raise ValueError("not a stats record")
         except ValueError:
             bad.append(key)
             continue
-        members.append({**record, "beat_age_s": beat_age_s(record, pttl)})
-    return sorted(members, key=lambda m: str(m.get("member", ""))), bad
+        m["stats"] = {**record, "stats_age_s": beat_age_s(record, pttl)}
+    return now_ms, members, bad
 
 
-def _since_beat(seconds: Any, member: dict[str, Any] | None) -> float | None:
-    """A duration the member measured when it wrote its record, plus the record's age: that duration now."""
-    beat = (member or {}).get("beat_age_s")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or beat is None:
+def _plus_age(seconds: Any, age: Any) -> float | None:
+    """A duration the member measured when it wrote its stats, plus that record's age: that duration now."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or age is None:
         return None
-    return round(seconds + beat, 3)
+    return round(seconds + age, 3)
 
 
-def member_rows(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "member": m.get("member", ""),
-            "worker": m.get("worker", ""),
-            "host": m.get("host", ""),
-            "pid": m.get("pid"),
-            "capacity": m.get("capacity"),
-            "cameras": sorted(m.get("cameras", {})),
-            "beat_age_s": m.get("beat_age_s"),
-        }
-        for m in members
-    ]
-
-
-def camera_rows(client, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per camera that is desired or still held (a removed camera is held until its owner's
-    next round): URL as shown by `Camera.safe_url`, owner, lease age and the owner's numbers."""
+def camera_rows(client, now_ms: int, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per camera that is desired or still run (a removed camera runs until its owner's next
+    round): URL as shown by `Camera.safe_url`, owner (from its fence), lease age and the owner's numbers."""
     desired = list_cameras(client)
     by_worker = {m.get("worker"): m for m in members}
-    held = {name for m in members for name in m.get("cameras", {})}
-    names = sorted(set(desired) | held)
-    pipe = client.pipeline(transaction=False)
+    reported = {name for m in members for name in m["stats"].get("cameras", {})}
+    names = sorted(set(desired) | reported)
+    pipe = client.pipeline(transaction=False)  # one GET each: the fences are in their cameras' slots
     for name in names:
         pipe.get(lease_key(name))
-        pipe.pttl(lease_key(name))
-    replies = pipe.execute() if names else []
+    fences = [text(v) for v in pipe.execute()] if names else []
     rows = []
-    for i, name in enumerate(names):
-        worker, pttl = holder_of(replies[2 * i]), replies[2 * i + 1]
-        owner = by_worker.get(worker) if worker else None
-        stats = (owner or {}).get("cameras", {}).get(name) or {}
+    for name, fence in zip(names, fences, strict=True):
+        worker = holder_of(fence)
+        owner = by_worker.get(worker)
+        if not desired.get(name) and not owner:
+            continue  # reported before it was released: gone now
+        stats = (owner or {}).get("stats", {})
+        numbers = stats.get("cameras", {}).get(name) or {}
+        claimed = claimed_ms(fence)
         camera = desired.get(name)
         rows.append(
             {
@@ -94,16 +113,16 @@ def camera_rows(client, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "desired": camera is not None,
                 "url": camera.safe_url if camera else None,
                 "options": camera.options if camera else {},
-                "owner": owner.get("member", worker) if owner else worker,  # "" when unowned
+                # a live member; a run writing it under its writer lease; "" for none or a dead member's fence
+                "owner": owner["member"] if owner else ("" if is_fleet_token(fence) else worker),
                 "worker": worker,
-                "lease_age_s": _since_beat(stats.get("held_s"), owner),
-                "lease_ttl_s": round(pttl / 1000, 3) if pttl and pttl > 0 else None,
-                "fps": stats.get("fps"),
-                "decoded": stats.get("decoded"),
-                "dropped": stats.get("dropped"),
-                "dropped_by": stats.get("dropped_by"),
-                "last_frame_ts": stats.get("last_frame_ts"),
-                "last_frame_age_s": _since_beat(stats.get("last_frame_age_s"), owner),
+                "lease_age_s": None if claimed is None else round(max(0, now_ms - claimed) / 1000, 3),
+                "fps": numbers.get("fps"),
+                "decoded": numbers.get("decoded"),
+                "dropped": numbers.get("dropped"),
+                "dropped_by": numbers.get("dropped_by"),
+                "last_frame_ts": numbers.get("last_frame_ts"),
+                "last_frame_age_s": _plus_age(numbers.get("last_frame_age_s"), stats.get("stats_age_s")),
             }
         )
     return rows
@@ -114,13 +133,29 @@ def unreadable_cameras(client) -> list[str]:
     return sorted(set(map(text, client.hkeys(FLEET_CAMERAS))) - set(list_cameras(client)))
 
 
+def member_rows(members: list[dict[str, Any]], cameras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "member": m["member"],
+            "worker": m.get("worker", ""),
+            "host": m.get("host", ""),
+            "pid": m.get("pid"),
+            "capacity": m.get("capacity"),
+            "cameras": [c["name"] for c in cameras if c["owner"] == m["member"]],
+            "beat_age_s": m["beat_age_s"],
+        }
+        for m in members
+    ]
+
+
 def fleet_status(client) -> dict[str, Any]:
     """Members and cameras as plain data (`fleet status --json`); `ts` is when (this host's clock: data)."""
-    members, bad = read_members(client)
+    now_ms, members, bad = read_members(client)
+    cameras = camera_rows(client, now_ms, members)
     return {
         "ts": time.time(),
-        "members": member_rows(members),
-        "cameras": camera_rows(client, members),
+        "members": member_rows(members, cameras),
+        "cameras": cameras,
         "unreadable": bad + [f"{FLEET_CAMERAS} {name}" for name in unreadable_cameras(client)],
     }
 

@@ -37,7 +37,10 @@ def safe_name(text: str, default: str = "source", limit: int = NAME_MAX) -> str:
     return _UNSAFE_RUN.sub("_", text).strip("_")[:limit] or default
 
 
-JOBS_STREAM = "affect:jobs"
+# Archive jobs (pipeline/archive), jobs schema 2: the queue, the index and every job's hash share the hash
+# tag `{jobs}`, so one MULTI may span them on a cluster (schema 1 names: `affect:jobs`, `affect:jobs:index`,
+# `affect:job:<id>`; docs/deploy.md says how to move). A job's frames stream has its source's own tag.
+JOBS_STREAM = "affect:{jobs}:queue"
 JOBS_GROUP = "workers"
 
 
@@ -120,29 +123,41 @@ def worker_of(key: bytes | str) -> str:
 
 
 def job_key(job_id: str) -> str:
-    return f"affect:job:{job_id}"
+    return f"affect:{{jobs}}:job:{job_id}"
 
 
-# Archive jobs (pipeline/archive): every job id ever submitted, for `archive status` without SCAN.
-JOBS_INDEX = "affect:jobs:index"
+# Every job id ever submitted, for `archive status` without SCAN.
+JOBS_INDEX = "affect:{jobs}:index"
 
 
-# Camera fleet (pipeline/fleet, docs/fleet.md). The desired cameras: a hash name -> JSON
-# {"url", "options", "added"}; `affectstream cameras add|rm|import` write it, members read it.
-FLEET_CAMERAS = "affect:fleet:cameras"
-# Members announce themselves here (JSON, expires: a member that stops beating disappears).
-MEMBER_PATTERN = "affect:fleet:member:*"
+# Camera fleet (pipeline/fleet, docs/fleet.md), fleet schema 2. The fleet-wide keys share the hash tag
+# `{fleet}`, so one script or MULTI may span them on a cluster. Schema 1 (`affect:fleet:cameras`, one
+# `affect:fleet:member:<id>` record per member, read with SCAN) is migrated by `affectstream fleet migrate`.
+FLEET_SCHEMA = 2
+# The desired cameras: a hash name -> JSON {"url", "options", "added"}; `affectstream cameras ...` write it.
+FLEET_CAMERAS = "affect:{fleet}:cameras"
+# What changed in it: a stream of {v: cameras version, op: add|rm|reload, names: space-separated}.
+FLEET_CHANGES = "affect:{fleet}:changes"
+# Versions, a hash {members, cameras, handovers}: members read it every round and the rest only on change.
+FLEET_VERSION = "affect:{fleet}:version"
+# Live members: a sorted set member -> the Redis TIME (ms) at which it counts as dead unless it beats again.
+FLEET_MEMBERS = "affect:{fleet}:members"
+# Each live member's facts: a hash member -> JSON {member, worker, host, pid, capacity, ttl_ms}.
+FLEET_INFO = "affect:{fleet}:info"
+FLEET_V1_CAMERAS = "affect:fleet:cameras"
 
 
-def member_key(member: str) -> str:
-    """JSON {member, host, pid, capacity, cameras: {name: {claimed, fps, ...}}, ts}, with a TTL."""
-    return f"affect:fleet:member:{member}"
+def member_stats_key(member: str) -> str:
+    """JSON {member, worker, cameras: {name: {fps, decoded, ...}}, ttl_ms}: what a member measured of its
+    cameras, for `fleet status` (telemetry, not read by members), expiring."""
+    return f"affect:fleet:stats:{member}"
 
 
 def lease_key(source: str) -> str:
-    """The one writer of a source's streams: the holder's token (`<worker or run id>/<random>`), with a TTL;
-    a fleet camera's lease (redis-py `Lock`) or a run's writer lease (`pipeline.streams.writer_leases`). Same hash tag
-    as the source's streams, so the publish script can check it in the same slot."""
+    """The one writer of a source's streams: a run's writer lease (`pipeline.streams.writer_leases`: the
+    token `<run id>/<random>`, with a TTL) or a fleet camera's fence (`pipeline.fleet.fences`: `<worker>/<random>/
+    <claimed, Redis ms>`, written at the claim, no TTL). Same hash tag as the source's streams, so the publish
+    script checks it in the same slot."""
     return f"{_SOURCE_PREFIX}{source}}}:lease"
 
 

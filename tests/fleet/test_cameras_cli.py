@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import string
-import time
 
 import pytest
 import redis
@@ -13,8 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from affectstream.pipeline.cli.main import main
-from affectstream.pipeline.fleet.cameras import list_cameras
-from affectstream.pipeline.streams.keys import FLEET_CAMERAS, lease_key, member_key
+from affectstream.pipeline.fleet.cameras import (
+    add_cameras,
+    check_camera,
+    list_cameras,
+    read_change_log,
+    remove_camera,
+)
+from affectstream.pipeline.streams.keys import (
+    FLEET_CAMERAS,
+    FLEET_CHANGES,
+    FLEET_V1_CAMERAS,
+    FLEET_VERSION,
+    lease_key,
+)
+from tests.fleet.test_status import lease, member
 
 
 def ls(redis_url: str, capsys) -> dict:
@@ -62,18 +74,8 @@ def test_ls_table_names_owner_lease_age_and_unreadable_entries(redis_url, capsys
     client = redis.Redis.from_url(redis_url)
     assert main(["cameras", "add", "lobby", "rtsp://cam1/s", "--redis", redis_url]) == 0
     assert main(["cameras", "add", "door", "rtsp://cam2/s", "--redis", redis_url]) == 0
-    client.set(lease_key("lobby"), "vm-1-77-w0/0123abcd", px=6000)
-    record = {
-        "member": "vm-1-77",
-        "worker": "vm-1-77-w0",
-        "host": "vm-1",
-        "pid": 77,
-        "capacity": 3,
-        "cameras": {"lobby": {"claimed": time.time() - 42, "held_s": 42}},
-        "ts": time.time(),
-        "ttl_ms": 20_000,
-    }
-    client.set(member_key("vm-1-77"), json.dumps(record), px=20_000)
+    lease(client, "lobby", "vm-1-77-w0", age_s=42.0)
+    member(client, "vm-1-77", {"lobby": {"fps": 25.0}}, host="vm-1")
     client.hset(FLEET_CAMERAS, "broken", "{not json")
     capsys.readouterr()
 
@@ -228,3 +230,49 @@ def test_without_a_url_the_running_embedded_server_is_used(tmp_path, monkeypatch
         assert main(["cameras", "add", "cam", "rtsp://cam/s", "-c", str(config)]) == 0
         assert main(["cameras", "ls", "--json", "-c", str(config)]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["cameras"][0]["name"] == "cam"
+
+
+def test_every_change_bumps_the_version_and_is_logged(redis_url):
+    """What members read instead of the whole list (pipeline.fleet.view): a version, and the names changed."""
+    client = redis.Redis.from_url(redis_url)
+    add_cameras(client, [check_camera("a", "rtsp://a/s"), check_camera("b", "rtsp://b/s")])
+    remove_camera(client, "a")
+    add_cameras(client, [check_camera(f"c{i}", "rtsp://c/s") for i in range(150)])  # too many to list
+    assert int(client.hget(FLEET_VERSION, "cameras")) == 3
+    log = [(v, op, names) for _id, v, op, names in read_change_log(client, "0-0")]
+    assert log == [(1, "add", ["a", "b"]), (2, "rm", ["a"]), (3, "reload", [])]
+    assert client.xlen(FLEET_CHANGES) == 3
+    client.close()
+
+
+def test_rm_clears_the_fence_of_a_dead_member_and_leaves_a_live_ones(redis_url, capsys):
+    client = redis.Redis.from_url(redis_url)
+    for name in ("gone", "held"):
+        assert main(["cameras", "add", name, "rtsp://cam/s", "--redis", redis_url]) == 0
+    member(client, "vm-1-77", {}, host="vm-1")
+    lease(client, "gone", "vm-9-1-w0")  # its member is not alive
+    lease(client, "held", "vm-1-77-w0")
+    assert main(["cameras", "rm", "gone", "--redis", redis_url]) == 0
+    assert main(["cameras", "rm", "held", "--redis", redis_url]) == 0
+    assert not client.exists(lease_key("gone"))  # a run of that name may start
+    assert client.exists(lease_key("held"))  # its owner releases it in its next round
+    client.close()
+
+
+def test_migrate_moves_a_schema_1_list(redis_url, capsys):
+    client = redis.Redis.from_url(redis_url)
+    old = check_camera("lobby", "rtsp://viewer:${PW}@lobby/s", {"timeout_s": 3})
+    client.hset(
+        FLEET_V1_CAMERAS,
+        mapping={"lobby": old.to_json(), "door": check_camera("door", "rtsp://d/s").to_json()},
+    )
+    assert main(["cameras", "add", "door", "rtsp://new-door/s", "--redis", redis_url]) == 0
+    assert main(["fleet", "migrate", "--redis", redis_url]) == 0
+    assert "moved 1 camera(s)" in capsys.readouterr().out
+    cameras = list_cameras(client)
+    assert cameras["lobby"].url == old.url and cameras["lobby"].options == {"timeout_s": 3}
+    assert cameras["door"].url == "rtsp://new-door/s"  # the schema 2 entry wins
+    assert not client.exists(FLEET_V1_CAMERAS)
+    assert main(["fleet", "migrate", "--redis", redis_url]) == 0
+    assert "nothing to migrate" in capsys.readouterr().out
+    client.close()

@@ -1,5 +1,5 @@
-"""Fleet members whose wall clocks are off (issue 24, DESIGN.md "Clocks"): liveness is measured by Redis (the
-member record's TTL), never by comparing members' clocks, so a member 10 s behind or ahead still gets its
+"""Fleet members whose wall clocks are off (issue 24, DESIGN.md "Clocks"): liveness is measured by Redis (a
+member's deadline in the members' set, from Redis TIME), never by comparing members' clocks, so a member 10 s behind or ahead still gets its
 share of the cameras, and neither `health --all` nor `fleet status` calls it stale.
 
 The clock is shifted inside the member's processes (`tests/clockshift/sitecustomize.py`): `time.time` reads
@@ -17,7 +17,7 @@ import redis
 
 from affectstream.pipeline.cli.main import main
 from affectstream.pipeline.streams.connection import connect
-from affectstream.pipeline.streams.keys import frames_key, member_key
+from affectstream.pipeline.streams.keys import FLEET_INFO, FLEET_MEMBERS, frames_key
 from tests.conftest import REPO
 from tests.fleet.harness import Fleet, wait_for
 from tests.fleet.test_member import _add, _member
@@ -33,45 +33,51 @@ def clock_off(seconds: float) -> dict[str, str]:
 
 
 def other_member(
-    client, name: str, *, capacity: int, skew_s: float, age_s: float, ttl_ms: int = 9000
+    client, name: str, *, capacity: int, skew_s: float, age_s: float, ttl_ms: int = 3000
 ) -> None:
-    """Another member's record as its claim loop writes it, `age_s` ago by Redis (its TTL less that), from a
-    host whose clock is `skew_s` off."""
-    record = {
+    """Another member as its beat leaves it, `age_s` ago by Redis's clock (its deadline in the members' set
+    is then TTL less that from now), from a host whose clock is `skew_s` off (only its `ts`, data, shows it)."""
+    sec, usec = client.time()
+    now_ms = sec * 1000 + usec // 1000
+    facts = {
         "member": name,
         "worker": f"{name}-w0",
         "host": "vm-x",
         "pid": 1,
         "capacity": capacity,
-        "cameras": {},
-        "ts": time.time() - age_s + skew_s,
         "ttl_ms": ttl_ms,
+        "ts": time.time() - age_s + skew_s,
     }
-    client.set(member_key(name), json.dumps(record), px=ttl_ms - int(age_s * 1000))
+    client.zadd(FLEET_MEMBERS, {name: now_ms + ttl_ms - int(age_s * 1000)})
+    client.hset(FLEET_INFO, name, json.dumps(facts))
 
 
 @pytest.mark.parametrize(
     "skew_s, age_s, claimed",
     [
-        # A record rewritten 0.2 s ago (by Redis) counts, whatever its writer's clock says: a fair share of 2.
+        # A member that beat 0.2 s ago (by Redis) counts, whatever its host's clock says: a fair share of 2.
         (-10.0, 0.2, 2),
         (10.0, 0.2, 2),
         (-600.0, 0.2, 2),
-        # One not rewritten for a lease TTL (it lives three, for `fleet status`) is dead: all 4 are taken.
+        # One silent for more than its TTL is dead (reaped by the next beat): all 4 are taken.
         (0.0, 4.0, 4),
         (10.0, 4.0, 4),
         (600.0, 4.0, 4),
     ],
 )
-def test_another_members_record_is_judged_by_its_age_in_redis(redis_url, skew_s, age_s, claimed):
+def test_another_member_is_judged_by_its_age_in_redis(redis_url, skew_s, age_s, claimed):
     client = connect(redis_url)
     _add(client, "a", "b", "c", "d")
     other_member(client, "m2", capacity=4, skew_s=skew_s, age_s=age_s)
     member, worker = _member(redis_url, max_sources=4, lease_ttl_s=3, claim_every_s=0.1)
+    member.start()
+    member._closed.set()  # rounds by hand
     member.round()
     assert len(worker.running) == claimed
-    record = json.loads(client.get(member_key("m1")))  # its own record states its TTL
-    assert record["ttl_ms"] == 9000 and 8000 < client.pttl(member_key("m1")) <= 9000
+    facts = json.loads(client.hget(FLEET_INFO, "m1"))  # its own facts state its TTL
+    sec, usec = client.time()
+    left = client.zscore(FLEET_MEMBERS, "m1") - (sec * 1000 + usec // 1000)
+    assert facts["ttl_ms"] == 3000 and 2000 < left <= 3000
     member.close()
 
 

@@ -1,5 +1,5 @@
 """`fleet status` and `health` over hand-written member records, leases and heartbeats (the contract of
-docs/fleet.md), on a real Redis: owners from lease tokens, unowned and removed cameras, host filtering."""
+docs/fleet.md), on a real Redis: owners from fences, unowned and removed cameras, host filtering."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from affectstream.pipeline.fleet.status import fleet_status, format_status
 from affectstream.pipeline.runtime.health import fleet_health, worker_health
 from affectstream.pipeline.streams.keys import (
     FLEET_CAMERAS,
+    FLEET_INFO,
+    FLEET_MEMBERS,
     heartbeat_key,
     heartbeat_ttl_s,
     host_id,
     lease_key,
-    member_key,
+    member_stats_key,
 )
 
 
@@ -30,6 +32,11 @@ def client(redis_url):
     c.close()
 
 
+def redis_ms(client) -> int:
+    sec, usec = client.time()
+    return sec * 1000 + usec // 1000
+
+
 def member(
     client,
     name: str,
@@ -38,25 +45,27 @@ def member(
     capacity: int = 3,
     age_s: float = 0.5,
     host: str = "vm-a",
-    skew_s: float = 0.0,
 ) -> None:
-    """A record written `age_s` ago (by Redis: its TTL less that) by a member whose clock is `skew_s` off."""
+    """A member that beat `age_s` ago by Redis's clock (its deadline is its TTL less that from now) and
+    wrote its stats record then."""
     ttl_ms = 30_000
-    record = {
+    facts = {
         "member": name,
         "worker": f"{name}-w0",
         "host": host,
         "pid": 100,
         "capacity": capacity,
-        "cameras": cameras,
-        "ts": time.time() - age_s + skew_s,
         "ttl_ms": ttl_ms,
     }
-    client.set(member_key(name), json.dumps(record), px=ttl_ms - int(age_s * 1000))
+    client.zadd(FLEET_MEMBERS, {name: redis_ms(client) + ttl_ms - int(age_s * 1000)})
+    client.hset(FLEET_INFO, name, json.dumps(facts))
+    stats = {"member": name, "worker": f"{name}-w0", "cameras": cameras, "ttl_ms": 15_000}
+    client.set(member_stats_key(name), json.dumps(stats), px=15_000 - int(age_s * 1000))
 
 
-def lease(client, camera: str, worker: str, ttl_ms: int = 6000) -> None:
-    client.set(lease_key(camera), f"{worker}/5f2c0e", px=ttl_ms)
+def lease(client, camera: str, worker: str, age_s: float = 30.0) -> None:
+    """`worker`'s fence on `camera`, claimed `age_s` ago by Redis's clock."""
+    client.set(lease_key(camera), f"{worker}/5f2c0e/{redis_ms(client) - int(age_s * 1000)}")
 
 
 def beat(client, worker: str, *, age_s: float = 0.5, skew_s: float = 0.0, **extra) -> None:
@@ -73,23 +82,13 @@ def fleet(client):
     now = time.time()
     for name in ("lobby", "door", "yard"):
         add_camera(client, check_camera(name, f"rtsp://viewer:s3cret-pw@{name}.cam/s"))
-    stats = {
-        "claimed": now - 30,
-        "held_s": 29.5,
-        "fps": 29.7,
-        "decoded": 900,
-        "dropped": 4,
-        "last_frame_ts": now - 0.2,
-        "last_frame_age_s": 0.1,
-    }
-    member(
-        client, "vm-a-1", {"lobby": stats, "door": {**stats, "claimed": now - 5, "held_s": 4.5}}, capacity=3
-    )
+    stats = {"fps": 29.7, "decoded": 900, "dropped": 4, "last_frame_ts": now - 0.2, "last_frame_age_s": 0.1}
+    member(client, "vm-a-1", {"lobby": stats, "door": stats}, capacity=3)
     member(client, "vm-b-2", {"old": stats}, capacity=2, age_s=1.5, host="vm-b")
     lease(client, "lobby", "vm-a-1-w0")
-    lease(client, "door", "vm-a-1-w0")
+    lease(client, "door", "vm-a-1-w0", age_s=5.0)
     lease(client, "old", "vm-b-2-w0")
-    client.set(member_key("garbled"), "{", ex=30)
+    client.hset(FLEET_INFO, "garbled", "{")
     return now
 
 
@@ -104,25 +103,30 @@ def test_status_reads_members_and_cameras(client, fleet):
     assert list(cameras) == ["door", "lobby", "old", "yard"]
     lobby = cameras["lobby"]
     assert lobby["owner"] == "vm-a-1" and lobby["worker"] == "vm-a-1-w0"
-    assert 29.9 < lobby["lease_age_s"] < 30.1 and 0 < lobby["lease_ttl_s"] <= 6
+    assert 29.9 < lobby["lease_age_s"] < 30.2
     assert (lobby["fps"], lobby["decoded"], lobby["dropped"]) == (29.7, 900, 4)
     assert 0.5 < lobby["last_frame_age_s"] < 0.7
     assert lobby["url"] == "rtsp://viewer:***@lobby.cam/s"
-    assert 4.9 < cameras["door"]["lease_age_s"] < 5.1
+    assert 4.9 < cameras["door"]["lease_age_s"] < 5.2
     assert cameras["yard"]["owner"] == "" and cameras["yard"]["lease_age_s"] is None
     assert cameras["old"]["desired"] is False and cameras["old"]["owner"] == "vm-b-2"
-    assert status["unreadable"] == [member_key("garbled")]
+    assert status["unreadable"] == [f"{FLEET_INFO} garbled"]
     assert "s3cret" not in json.dumps(status)
 
 
-def test_the_lease_decides_the_owner_not_the_record(client, fleet):
-    """A member whose record still lists a camera another member has taken over is not its owner."""
+def test_the_fence_decides_the_owner_not_the_stats(client, fleet):
+    """A member whose stats still list a camera another member has taken over is not its owner; a dead
+    member's fence is no owner."""
     lease(client, "lobby", "vm-b-2-w0")
     lobby = next(c for c in fleet_status(client)["cameras"] if c["name"] == "lobby")
     assert lobby["owner"] == "vm-b-2" and lobby["fps"] is None  # vm-b-2 has not reported it yet
-    client.delete(member_key("vm-b-2"))  # an owner without a record: named by its worker id
+    client.zrem(FLEET_MEMBERS, "vm-b-2")  # reaped: dead
+    client.hdel(FLEET_INFO, "vm-b-2")
     lobby = next(c for c in fleet_status(client)["cameras"] if c["name"] == "lobby")
-    assert lobby["owner"] == "vm-b-2-w0"
+    assert lobby["owner"] == "" and lobby["worker"] == "vm-b-2-w0"
+    client.set(lease_key("lobby"), "vm-z-9/0a1b")  # a run's writer lease: that run writes it
+    lobby = next(c for c in fleet_status(client)["cameras"] if c["name"] == "lobby")
+    assert lobby["owner"] == "vm-z-9" and lobby["lease_age_s"] is None
 
 
 def test_status_table_and_json_from_the_command(client, fleet, redis_url, capsys):
@@ -133,7 +137,7 @@ def test_status_table_and_json_from_the_command(client, fleet, redis_url, capsys
     rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
     assert rows["yard"].split()[1] == "(unowned)"
     assert "(removed, stopping)" in rows["old"] and "29.7" in rows["lobby"]
-    assert "unreadable (skipped): affect:fleet:member:garbled" in out
+    assert "unreadable (skipped): affect:{fleet}:info garbled" in out
     assert "s3cret" not in out
 
     assert main(["fleet", "status", "--json", "--redis", redis_url]) == 0
@@ -186,8 +190,8 @@ def test_health_all_judges_the_fleet(client, fleet, redis_url, capsys):
     healthy, lines = fleet_health(client, 15)
     assert not healthy
     assert lines[0] == "fleet: 2 member(s), 2 of 3 camera(s) held"
-    assert "camera yard: UNOWNED" in lines and f"unreadable: {member_key('garbled')}" in lines
-    client.delete(member_key("garbled"))
+    assert "camera yard: UNOWNED" in lines and f"unreadable: {FLEET_INFO} garbled" in lines
+    client.hdel(FLEET_INFO, "garbled")
     lease(client, "yard", "vm-b-2-w0")
     assert fleet_health(client, 15)[0]
     healthy, lines = fleet_health(client, 1.0)  # vm-b-2 last beat 1.5 s ago
@@ -198,21 +202,21 @@ def test_health_all_judges_the_fleet(client, fleet, redis_url, capsys):
 
 @pytest.mark.parametrize("skew_s", [-10.0, 10.0, -3600.0])
 def test_a_member_whose_clock_is_off_is_judged_by_redis(client, redis_url, capsys, skew_s):
-    """Issue 24: ages come from the keys' TTLs, not from `ts` (the writer's clock) against the reader's."""
+    """Issue 24: ages come from Redis (deadlines by its TIME, keys' TTLs), not from a writer's clock against
+    the reader's: the member's `last_frame_ts` is off by `skew_s` and nothing else shows it."""
     add_camera(client, check_camera("gate", "rtsp://gate.cam/s"))
     member(
         client,
         "vm-c-3",
-        {"gate": {"claimed": time.time() + skew_s - 20, "held_s": 20.0, "last_frame_age_s": 0.1}},
+        {"gate": {"last_frame_ts": time.time() + skew_s, "last_frame_age_s": 0.1}},
         host="vm-c",
-        skew_s=skew_s,
     )
-    lease(client, "gate", "vm-c-3-w0")
+    lease(client, "gate", "vm-c-3-w0", age_s=20.5)
     beat(client, "vm-c-3-w0", skew_s=skew_s, host="vm-c")
     status = fleet_status(client)
     assert 0.4 < status["members"][0]["beat_age_s"] < 0.7
     gate = status["cameras"][0]
-    assert 20.4 < gate["lease_age_s"] < 20.7 and 0.5 < gate["last_frame_age_s"] < 0.8
+    assert 20.4 < gate["lease_age_s"] < 20.8 and 0.5 < gate["last_frame_age_s"] < 0.8
     assert fleet_health(client, 5) == (True, ["fleet: 1 member(s), 1 of 1 camera(s) held"])
     healthy, lines = worker_health(client, 5, host="vm-c", beat_ttl_s=heartbeat_ttl_s(15))
     assert healthy and lines[0].startswith("vm-c-3-w0: ok (last beat 0.")
