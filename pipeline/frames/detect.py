@@ -138,7 +138,7 @@ class FaceDetector:
         if threads > 0:
             options.intra_op_num_threads = threads
         # Idle intra-op threads must sleep, not spin: in a worker the decoder, engine and publisher
-        # threads need those cores between detections (spinning doubled the CPU per frame, bench/).
+        # threads need those cores between detections (spinning cost CPU per frame: docs/bench.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             model = get_model(str(path), providers=providers, sess_options=options)

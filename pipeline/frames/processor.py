@@ -171,8 +171,7 @@ def load_detectors(model: str, *, parallel: bool = False, threads: int = 0, **op
     detector per core.
 
     On CPU each core gets its own single-threaded detector, so detections run in parallel without
-    relying on intra-op threading, which costs CPU per call (bench/: 34-37 -> 31-34 CPU ms per
-    frame); with work sharing (`pipeline.runtime.lanes`) this holds for a single source too. A GPU detector
+    relying on intra-op threading, which costs CPU per call (docs/bench.md, d87c50d); with work sharing (`pipeline.runtime.lanes`) this holds for a single source too. A GPU detector
     or a one-core machine keeps one detector (one prepare thread).
     """
     from affectstream.pipeline.frames.detect import FaceDetector

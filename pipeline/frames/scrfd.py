@@ -1,9 +1,8 @@
 """SCRFD's own arithmetic around the ONNX session: input sizes, the letterboxed input, decoding, NMS.
 
 Done here instead of by insightface's `SCRFD.detect`, because on a CPU detection is the bottleneck of
-the whole pipeline: `cv2.dnn.blobFromImage` alone costs ~4 ms per 640x640 frame where a preallocated
-buffer (`Letterbox`) costs ~0.3 ms, and decoding only the anchors above the threshold skips most of
-the arithmetic. The results match `SCRFD.detect` (tests/test_detect.py).
+the whole pipeline: a preallocated buffer (`Letterbox`) costs a fraction of `cv2.dnn.blobFromImage`, and
+decoding only the anchors above the threshold skips most of the arithmetic (docs/bench.md). The results match `SCRFD.detect` (tests/test_detect.py).
 """
 
 from __future__ import annotations

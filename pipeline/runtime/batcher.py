@@ -19,7 +19,7 @@ class MicroBatcher:
 
     `producer_idle` (optional) tells whether the producer is waiting for input; while it is, nothing
     can arrive within the wait, so the batch is cut at once instead of adding `max_wait_ms` of
-    latency to every frame of a live stream (bench/: -10 ms at p50 for one camera on CPU).
+    latency to every frame of a live stream (docs/bench.md, 142887b).
     """
 
     def __init__(

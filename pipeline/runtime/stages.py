@@ -118,7 +118,7 @@ class EngineStage:
         batch: The `batch:` config section (faces per engine call, how long a batch waits for more).
         live: Cameras are among the sources: a batch waits `max_wait_ms` for more faces; archives wait
             `file_max_wait_ms`, longer: nobody watches their latency, and at ~1 face per frame a 10 ms wait
-            gives engine calls of 1-2 faces (bench/: x1.04 frames/s with 100 ms).
+            gives engine calls of 1-2 faces (docs/bench.md: `batch.file_max_wait_ms`).
     """
 
     def __init__(

@@ -162,7 +162,7 @@ class BgrConverter:
     """Decoded frames to BGR arrays through one reused swscale context (one converter per reader thread).
 
     `VideoFrame.to_ndarray(format="bgr24")` builds a new reformatter, and with it a new swscale
-    context, for every frame: ~0.3 ms of a 640x360 frame's ~0.4 ms conversion (bench/). A kept
+    context, for every frame: most of the conversion's cost (docs/bench.md, "Reused swscale context"). A kept
     `VideoReformatter` rebuilds its context only when the frame size or format changes.
     """
 
