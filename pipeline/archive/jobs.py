@@ -5,7 +5,12 @@ a job is queued; the consumer group `workers` hands every entry to exactly one w
 entry stays pending until that worker acknowledges it (job done or failed). A working worker re-claims its
 own entry now and then (`touch`), which resets the entry's idle time; an entry idle for longer than the
 timeout belongs to a dead worker and another worker takes it over with XAUTOCLAIM. The hash
-`affect:job:<id>` holds state, parameters and progress; the set `affect:jobs:index` lists every job.
+`affect:{jobs}:job:<id>` holds state, parameters and progress; the set `affect:{jobs}:index` lists every job.
+
+On a Redis Cluster: the queue, the index and the job hashes share the hash tag `{jobs}`, so they live in one
+slot and every MULTI and script here spans that slot alone (archive jobs are videos, a few per second at
+most: one slot serves them). The one other key a job touches, its frames stream, has its source's tag and
+is only ever written or deleted on its own.
 
 A job is one video. Its id is derived from the video's real path, so submitting the same file twice finds
 the existing job instead of queueing a second one.
@@ -113,7 +118,7 @@ def submit(
     jid = job_id_for(path)
     key = job_key(jid)
     source = source_id_for(path, jid)
-    with client.pipeline() as pipe:
+    with client.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(key)
@@ -123,8 +128,11 @@ def submit(
                 if state and not force:
                     hint = "`archive retry`" if state == FAILED else "--force"
                     return Submitted(path, jid, False, f"already {state} (use {hint} to run it again)")
+                # The old frames go before the job is queued (no worker writes them now: the job is
+                # neither queued nor running), on their own: they are in another slot on a cluster.
+                client.delete(frames_key(source))
                 pipe.multi()
-                pipe.delete(key, frames_key(source))
+                pipe.delete(key)
                 pipe.hset(
                     key,
                     mapping={
@@ -253,7 +261,7 @@ def retry(client: redis.Redis, job_ids: list[str] | None = None) -> list[str]:
     requeued = []
     for jid in sorted(wanted):
         key = job_key(jid)
-        with client.pipeline() as pipe:
+        with client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)

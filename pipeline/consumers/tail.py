@@ -10,7 +10,8 @@ from typing import TextIO
 import redis
 
 from affectstream.pipeline.errors import AffectstreamError
-from affectstream.pipeline.streams.read import Entry, latest, list_sources, read_results, resolve_sources
+from affectstream.pipeline.streams.entries import Entry, list_sources, resolve_sources
+from affectstream.pipeline.streams.read import latest, read_results
 
 COLUMNS = (("time", 12), ("source", 16), ("frame", 7), ("pts", 9), ("n", 2), ("ms", 7), ("faces", 0))
 
@@ -82,9 +83,11 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 def newest(client: redis.Redis, sources: Iterable[str], n: int) -> list[Entry]:
     """The newest `n` entries over all `sources`, oldest first (ordered by capture time)."""
+    if n <= 0:  # `tail -n 0 -f`: new entries only (XREVRANGE refuses COUNT 0)
+        return []
     entries = [e for s in sources for e in latest(client, s, n)]
     entries.sort(key=lambda e: (e.result.ts, e.source, _id_key(e.id)))
-    return entries[-n:] if n > 0 else []
+    return entries[-n:]
 
 
 def tail(

@@ -9,7 +9,9 @@ Two ways to read the per-source result streams (`affect:{<source>}:frames`, sche
   never acknowledged are claimed by a live one (`XAUTOCLAIM`), so processing is at-least-once.
 
 Sources are names or shell-style globs (`cam-*`), matched against the streams present in Redis.
-Every entry's schema version is checked; an unknown `v` raises `SchemaVersionError` naming it.
+Every entry's schema version is checked; an unknown `v` raises `SchemaVersionError` naming it. Both work
+alike on one server, through Sentinel and on a Redis Cluster, where the streams of many sources sit in
+many slots and are read per slot (`pipeline.streams.entries.read_many`).
 
 Example:
     >>> from affectstream.pipeline.streams.connection import connect
@@ -20,8 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,153 +29,20 @@ from datetime import datetime
 
 import redis
 
-from affectstream.pipeline.errors import AffectstreamError, SchemaVersionError
 from affectstream.pipeline.streams import keys
-from affectstream.pipeline.types import FaceResult, FrameResult
-
-START_NEW = "$"
-START_BEGINNING = "0-0"
-_MAX_SEQ = 2**64 - 1
-_WALL_MS = 10**11  # stream ids below this (1973) are not insertion times but frame numbers
-_GLOB_CHARS = "*?["
-_REQUIRED = ("v", "source", "frame", "pts", "ts", "n", "faces")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One result entry read from a stream.
-
-    Attributes:
-        source: Source id (from the stream key).
-        id: Redis stream entry id, e.g. "1732752000000-0".
-        result: The decoded frame result (`landmarks` are empty: schema v1 does not carry them).
-    """
-
-    source: str
-    id: str
-    result: FrameResult
-
-    @property
-    def stream(self) -> str:
-        return keys.frames_key(self.source)
-
-
-def list_sources(client: redis.Redis) -> list[str]:
-    """Every source that has a results stream, sorted."""
-    found = set()
-    for key in client.scan_iter(match=keys.frames_key("*"), count=500, _type="stream"):
-        source = keys.source_of_stream(key)
-        if source is not None:
-            found.add(source)
-    return sorted(found)
-
-
-def resolve_sources(client: redis.Redis, patterns: Iterable[str]) -> list[str]:
-    """Expand source names and globs into source ids.
-
-    A plain name is kept even when its stream does not exist yet (a reader may start before the
-    producer); a glob expands to the matching streams present now.
-    """
-    patterns = list(patterns)
-    if not patterns:
-        raise AffectstreamError("no source given: name one or more sources or globs (e.g. 'cam-*')")
-    present = list_sources(client) if any(c in p for p in patterns for c in _GLOB_CHARS) else []
-    out: list[str] = []
-    for pattern in patterns:
-        if any(c in pattern for c in _GLOB_CHARS):
-            out.extend(s for s in present if fnmatch.fnmatchcase(s, pattern))
-        else:
-            out.append(pattern)
-    return list(dict.fromkeys(out))
-
-
-def decode_entry(fields: dict, *, source: str = "?", entry_id: str = "?") -> FrameResult:
-    """Decode one schema-v1 entry (fields as bytes or str) into a `FrameResult`.
-
-    Raises:
-        SchemaVersionError: `v` is missing or not a version this code reads, or a field is malformed.
-    """
-    f = {keys.text(k): keys.text(v) for k, v in fields.items()}
-    where = f"entry {entry_id} of source {source!r}"
-    if "v" not in f:
-        raise SchemaVersionError(f"{where} has no schema version field 'v'; is it an affectstream stream?")
-    if f["v"] != str(keys.SCHEMA_VERSION):
-        raise SchemaVersionError(
-            f"{where} has schema version v={f['v']!r}; this consumer reads v={keys.SCHEMA_VERSION}: "
-            "upgrade affectstream on the consumer side"
-        )
-    missing = [name for name in _REQUIRED if name not in f]
-    if missing:
-        raise SchemaVersionError(f"{where} lacks schema v1 fields {missing}")
-    try:
-        faces = [
-            FaceResult(
-                track=int(face["track"]),
-                box=[float(x) for x in face["box"]],
-                score=float(face["score"]),
-                landmarks=[],
-                expr=str(face["expr"]),
-                probs={str(k): float(p) for k, p in face["probs"].items()},
-                valence=None if face.get("valence") is None else float(face["valence"]),
-                arousal=None if face.get("arousal") is None else float(face["arousal"]),
-            )
-            for face in json.loads(f["faces"])
-        ]
-        return FrameResult(
-            source=f["source"],
-            frame=int(f["frame"]),
-            pts=float(f["pts"]),
-            ts=float(f["ts"]),
-            faces=faces,
-            model=f.get("model", ""),
-            latency_ms=float(f.get("latency_ms", 0.0)),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SchemaVersionError(f"{where} is not valid schema v1: {type(exc).__name__}: {exc}") from exc
-
-
-def start_id(start: str | float | datetime | None) -> str:
-    """Translate a start position into an exclusive XREAD id.
-
-    Args:
-        start: "$" or None (new entries only), "0" / "0-0" (from the beginning), a stream id
-            ("1732752000000-0", exclusive), or a point in time as unix seconds or a datetime (entries
-            added at or after it; result-stream ids of live sources are their insertion times in ms;
-            `read_results` filters archive streams, whose ids are frame numbers, by capture time).
-    """
-    if start is None or start == START_NEW:
-        return START_NEW
-    if isinstance(start, datetime):
-        start = start.timestamp()
-    if isinstance(start, int | float) and not isinstance(start, bool):
-        at_ms = int(float(start) * 1000)
-        # XREAD is exclusive: the largest id just before `at_ms` makes `at_ms-0` the first one returned.
-        return START_BEGINNING if at_ms <= 0 else f"{at_ms - 1}-{_MAX_SEQ}"
-    text = str(start)
-    if text in ("0", "-"):
-        return START_BEGINNING
-    ms, _, seq = text.partition("-")
-    if not ms.isdigit() or (seq and not seq.isdigit()):
-        raise AffectstreamError(
-            f"start {text!r} is not '$', '0', a stream id like '1732752000000-0' or unix seconds"
-        )
-    return text
-
-
-def _last_id(client: redis.Redis, key: str) -> str:
-    """The id after which new entries of `key` will land ("0-0" for a stream that does not exist)."""
-    try:
-        return keys.text(client.xinfo_stream(key)["last-generated-id"])
-    except redis.ResponseError:  # no such key
-        return START_BEGINNING
-
-
-def _decode_batch(response) -> Iterator[tuple[str, str, dict]]:
-    for key, entries in response or []:
-        source = keys.source_of_stream(key) or keys.text(key)
-        for entry_id, fields in entries:
-            if entry_id is not None:  # redis-py's placeholder for an entry deleted while pending
-                yield source, keys.text(entry_id), fields
+from affectstream.pipeline.streams.entries import (
+    START_BEGINNING,
+    START_NEW,
+    WALL_MS,
+    Entry,
+    decode_batch,
+    decode_entry,
+    last_id,
+    read_group_many,
+    read_many,
+    resolve_sources,
+    start_id,
+)
 
 
 def read_results(
@@ -217,10 +84,10 @@ def read_results(
             key = keys.frames_key(source)
             if key in positions:
                 continue
-            positions[key] = _last_id(client, key) if initial == START_NEW else initial
+            positions[key] = last_id(client, key) if initial == START_NEW else initial
             if at_time is not None and initial == first:
-                top = _last_id(client, key)
-                if int(top.split("-")[0]) < _WALL_MS:  # archive ids number frames (`<frame>-1`)
+                top = last_id(client, key)
+                if int(top.split("-")[0]) < WALL_MS:  # archive ids number frames (`<frame>-1`)
                     positions[key], since_ts[key] = START_BEGINNING, at_time
                     continue
                 # A file pass's ids carry the pass's start (`<start ms>-<frame>`), not each frame's time:
@@ -246,10 +113,10 @@ def _follow(client, patterns, positions, since_ts, add, follow, block_ms, count,
                 return
             time.sleep(min(block_ms / 1000, rescan_s))
             continue
-        response = client.xread(positions, count=count, block=block_ms if follow else None)
+        response = read_many(client, positions, count=count, block_ms=block_ms if follow else None)
         if not response and not follow:
             return
-        for source, entry_id, fields in _decode_batch(response):
+        for source, entry_id, fields in decode_batch(response):
             key = keys.frames_key(source)
             positions[key] = entry_id
             result = decode_entry(fields, source=source, entry_id=entry_id)
@@ -342,7 +209,7 @@ class GroupReader:
 
     def _deliveries(self, response, claimed: bool) -> list[Delivery]:
         out = []
-        for source, entry_id, fields in _decode_batch(response):
+        for source, entry_id, fields in decode_batch(response):
             if not fields:  # trimmed away (MAXLEN) while pending: nothing to deliver, drop it
                 self.client.xack(keys.frames_key(source), self.group, entry_id)
                 continue
@@ -371,7 +238,7 @@ class GroupReader:
             return []
         if not self._own_pending_done:
             # id 0 returns this consumer's own pending entries (a restart under the same name)
-            reply = self.client.xreadgroup(self.group, self.consumer, dict.fromkeys(self._keys, "0"))
+            reply = read_group_many(self.client, self.group, self.consumer, dict.fromkeys(self._keys, "0"))
             self._own_pending_done = True
             pending = self._deliveries(reply, claimed=False)
             if pending:
@@ -382,8 +249,13 @@ class GroupReader:
             if claimed:
                 return claimed
         block = self.block_ms if block_ms is None else block_ms
-        reply = self.client.xreadgroup(
-            self.group, self.consumer, dict.fromkeys(self._keys, ">"), count=self.count, block=block or None
+        reply = read_group_many(
+            self.client,
+            self.group,
+            self.consumer,
+            dict.fromkeys(self._keys, ">"),
+            count=self.count,
+            block_ms=block or None,
         )
         return self._deliveries(reply, claimed=False)
 

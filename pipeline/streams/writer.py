@@ -24,16 +24,15 @@ key alone so the caller fails only the source that owns it.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
 
-from affectstream.pipeline.masking import mask_text
-from affectstream.pipeline.streams.keys import SCHEMA_VERSION, events_key, frames_key, holder_of, text
-from affectstream.pipeline.streams.schema import EVENT_KINDS
+from affectstream.pipeline.streams.encode import encode_event, encode_frame
+from affectstream.pipeline.streams.encode import encode_faces as encode_faces  # archive outputs use it
+from affectstream.pipeline.streams.keys import events_key, frames_key, holder_of, text
+from affectstream.pipeline.streams.scripts import LuaScript, is_noscript
 from affectstream.pipeline.types import FrameResult
 
 EVENTS_MAXLEN = 10_000
@@ -101,6 +100,9 @@ return {added, present, rejected, last}
 """
 
 
+_PUBLISH = LuaScript(_ADD_SCRIPT)
+
+
 class RedisLostData(redis.RedisError):
     """A stream's last id is below one this process had written and seen acknowledged: the server
     restarted without the entries (no AOF, or the last second of an `everysec` AOF)."""
@@ -155,7 +157,6 @@ class StreamWriter:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._script = client.register_script(_ADD_SCRIPT)
 
     def write(
         self,
@@ -185,7 +186,7 @@ class StreamWriter:
         keys = [k for k, entries in batches.items() if entries]
         if not keys:
             return {}
-        pipe = self.client.pipeline(transaction=False)
+        calls = {}
         for key in keys:
             cap = maxlen if isinstance(maxlen, int) else maxlen[key]
             fence = (fences or {}).get(key)
@@ -195,10 +196,10 @@ class StreamWriter:
                 args += [entry_id, 2 * len(fields)]
                 for name, value in fields.items():
                     args += [name, value]
-            self._script(keys=[key, lease] if lease else [key], args=args, client=pipe)
-        replies = pipe.execute(raise_on_error=False)
+            calls[key] = ([key, lease] if lease else [key], args)
+        replies = self._run(calls)
         out: dict[str, Written | Exception] = {}
-        for key, reply in zip(keys, replies, strict=True):
+        for key, reply in replies.items():
             if isinstance(reply, Exception):
                 out[key] = _classify(key, reply)
             else:
@@ -211,6 +212,21 @@ class StreamWriter:
                 )
         return out
 
+    def _run(self, calls: dict[str, tuple[list, list]]) -> dict:
+        """One pipelined `EVALSHA` per key; the keys a server answered NOSCRIPT for go again once the
+        script is loaded (the script adds nothing when it is not run, so resending is safe)."""
+        replies: dict = {}
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for key_list, args in calls.values():
+                _PUBLISH.queue(pipe, key_list, args)
+            replies.update(zip(calls, pipe.execute(raise_on_error=False), strict=True))
+            calls = {key: call for key, call in calls.items() if is_noscript(replies[key])}
+            if not calls or attempt:
+                break
+            _PUBLISH.load(self.client)
+        return replies
+
 
 def _classify(key: str, reply: Exception) -> Exception:
     """The script's own error replies as their exceptions; anything else as redis-py raised it."""
@@ -220,60 +236,6 @@ def _classify(key: str, reply: Exception) -> Exception:
     if code == "FENCED":
         return Fenced(key, holder_of(rest))
     return reply
-
-
-def _r(x: float, nd: int = 4) -> float:
-    return round(float(x), nd)
-
-
-def encode_faces(result: FrameResult) -> list[dict]:
-    return [
-        {
-            "track": int(f.track),
-            "box": [_r(v, 1) for v in f.box],
-            "score": _r(f.score),
-            "expr": f.expr,
-            "probs": {k: _r(p) for k, p in f.probs.items()},
-            "valence": None if f.valence is None else _r(f.valence),
-            "arousal": None if f.arousal is None else _r(f.arousal),
-        }
-        for f in result.faces
-    ]
-
-
-def encode_frame(result: FrameResult, worker: str = "") -> dict[str, str]:
-    """The stream entry of one frame result (all values strings, as Redis stores them).
-
-    `worker` (optional in schema v1) names the worker run that wrote the entry.
-    """
-    fields = {
-        "v": str(SCHEMA_VERSION),
-        "source": result.source,
-        "frame": str(result.frame),
-        "pts": f"{result.pts:.6f}",
-        "ts": f"{result.ts:.6f}",
-        "n": str(len(result.faces)),
-        "faces": json.dumps(encode_faces(result), separators=(",", ":")),
-        "model": result.model,
-        "latency_ms": f"{result.latency_ms:.2f}",
-    }
-    if worker:
-        fields["worker"] = worker
-    return fields
-
-
-def encode_event(
-    source: str, kind: str, detail: Mapping | None = None, *, ts: float | None = None, worker: str = ""
-) -> dict[str, str]:
-    """The entry of a source event; every detail value is masked (reasons quote URLs and server errors)."""
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
-    fields = {"kind": kind, "source": source, "ts": f"{time.time() if ts is None else ts:.6f}"}
-    if worker:
-        fields["worker"] = worker
-    for key, value in (detail or {}).items():
-        fields[str(key)] = mask_text(str(value))
-    return fields
 
 
 class ResultPublisher:

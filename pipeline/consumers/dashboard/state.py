@@ -31,8 +31,8 @@ import redis
 from affectstream.pipeline.consumers.dashboard.series import CounterSeries, Sample, percentile
 from affectstream.pipeline.errors import SchemaVersionError
 from affectstream.pipeline.streams import keys
+from affectstream.pipeline.streams.entries import Entry, decode_entry, read_many
 from affectstream.pipeline.streams.liveness import beat_age_s, read_with_pttl
-from affectstream.pipeline.streams.read import Entry, decode_entry
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,8 @@ class DashboardState:
                 self._source(source)
 
     def poll(self, block_ms: int = 500, scan_s: float = 2.0, beats_s: float = 1.0) -> int:
-        """One round: rescan for streams and reread heartbeats when due, then one blocking XREAD."""
+        """One round: rescan for streams and reread heartbeats when due, then one blocking XREAD (per slot on
+        a cluster)."""
         if time.monotonic() - self._last_scan >= scan_s:
             self.discover()
         elif time.monotonic() - self._last_beats >= beats_s:
@@ -221,7 +222,7 @@ class DashboardState:
         if not self._positions:
             time.sleep(block_ms / 1000)
             return 0
-        reply = self.client.xread(self._positions, count=1000, block=block_ms)
+        reply = read_many(self.client, self._positions, count=1000, block_ms=block_ms)
         n = 0
         for key, rows in reply or []:
             key = keys.text(key)
