@@ -110,6 +110,7 @@ def test_one_endpoint_for_two_workers_decoded_never_below_published(rtsp_server,
         last = scrapes[-1]
         up = {dict(k)["worker"]: v for k, v in last["affectstream_worker_up"].items()}
         assert len(up) == 2 and set(up.values()) == {1.0}, up
+        assert set(up) == {"w0", "w1"}, "the worker label is the slot: the same series after a restart"
         assert workers_seen == set(up), "both workers published through the one endpoint"
         info = last["affectstream_build_info"]
         assert {dict(k)["worker"] for k in info} == set(up)

@@ -5,8 +5,13 @@ the supervisor: its histograms, plus `WorkerCollector`, which reads the counters
 where they live (the sources' own decoded/dropped/reconnect counters, the worker's published counts),
 so that two numbers of one scrape are always consistent with each other. The supervisor's endpoint
 (`metrics.port`) fetches every live worker's page when it is scraped, labels each sample with its
-`worker` and merges the families (`WorkersCollector`), and adds whether each worker is up and how often
+`worker` slot and merges the families (`WorkersCollector`), and adds whether each worker is up and how often
 it was restarted. `FAMILIES` is the one list of what is exported (docs/monitoring.md).
+
+The `worker` label is the slot (`w0`, `w1`, ...), not the worker id (`{host}-{pid}-w0`): a restarted worker or
+a new run keeps its series, so the number of series stays bounded; the scrape's `instance` tells runs apart.
+
+Over 300 lines on purpose: the one list of families and every collector that exports them stay together.
 """
 
 from __future__ import annotations
@@ -79,10 +84,18 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "affectstream_worker_up": ("gauge", "1 while the worker process is alive and answers", ("worker",)),
     "affectstream_worker_restarts": ("counter", "Restarts of the worker process after a crash", ("worker",)),
+    "affectstream_consumer_group_lag": (
+        "gauge",
+        "Entries of a results stream not yet delivered to a consumer group (XINFO GROUPS lag)",
+        ("source", "group"),
+    ),
 }
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
-_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+# Faces per engine call is a whole number >= 1: one bucket per size up to 8, so a quantile rounded up
+# (`ceil`, as the dashboard does) is exact there; histogram_quantile interpolates from 0 inside the first
+# bucket, which made calls of one face show a p50 of 0.5. Up to `batch.max_batch`'s 4096.
+_BATCH_BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096)
 SCRAPE_TIMEOUT_S = 2.0
 
 
@@ -157,6 +170,7 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         from affectstream.pipeline.sources import STATES
+        from affectstream.pipeline.streams.outbox import DROP_REASONS
 
         r = self.read()
         worker = ""  # the supervisor fills it in
@@ -173,10 +187,12 @@ class WorkerCollector(Collector):
         stats = {n: r.sources.get(n, (0, 0, 0, "down")) for n in names}
         yield per_source("affectstream_frames_decoded", ((n, stats[n][0]) for n in names))
         yield per_source("affectstream_frames_published", ((n, r.published.get(n, 0)) for n in names))
+        # every reason of every source, 0 until it happens: a healthy camera shows 0 drops, not no data
         dropped = _family("affectstream_frames_dropped")
         for n in names:
-            for reason, frames in sorted(r.dropped.get(n, {}).items()):
-                dropped.add_metric([n, worker, reason], frames)
+            counts = r.dropped.get(n, {})
+            for reason in sorted(set(DROP_REASONS) | set(counts)):
+                dropped.add_metric([n, worker, reason], counts.get(reason, 0))
         yield dropped
         yield per_source("affectstream_faces", ((n, r.faces.get(n, 0)) for n in names))
         yield per_source("affectstream_source_reconnects", ((n, stats[n][2]) for n in names))
@@ -232,6 +248,7 @@ class WorkersCollector(Collector):
         up = _family("affectstream_worker_up")
         restarts = _family("affectstream_worker_restarts")
         for worker, (_, _, n) in sorted(workers.items()):
+            slot = worker_slot(worker)
             ok = False
             if worker in pages:
                 try:
@@ -240,12 +257,17 @@ class WorkersCollector(Collector):
                 except Exception as exc:  # a worker starting, stopping or hung: it shows as not up
                     log.debug("scrape of %s failed: %s", worker, exc)
                 if ok:
-                    _merge(merged, text, worker)
-            up.add_metric([worker], float(ok))
-            restarts.add_metric([worker], n)
+                    _merge(merged, text, slot)
+            up.add_metric([slot], float(ok))
+            restarts.add_metric([slot], n)
         yield from merged.values()
         yield up
         yield restarts
+
+
+def worker_slot(worker: str) -> str:
+    """The `worker` label of a worker id: its slot in the run, `{run}-w1` -> `w1`."""
+    return worker.rpartition("-")[2]
 
 
 def _merge(merged: dict[str, Metric], text: str, worker: str) -> None:
@@ -261,8 +283,36 @@ def _merge(merged: dict[str, Metric], text: str, worker: str) -> None:
             into.add_sample(s.name, labels, s.value, s.timestamp, s.exemplar)
 
 
+class GroupLagCollector(Collector):
+    """The lag of every consumer group on every results stream of the run's Redis, read at scrape time.
+
+    Redis (7.0+) keeps each group's lag itself, so this is one SCAN and one XINFO GROUPS per stream; a
+    group whose lag Redis cannot tell (entries deleted inside its range) is left out. Every run on the same
+    Redis reports the same values: aggregate with `max`.
+    """
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        from affectstream.pipeline.streams.keys import FRAMES_SUFFIX, source_of_stream, text
+
+        lag = _family("affectstream_consumer_group_lag")
+        try:
+            for key in sorted(
+                text(k) for k in self.client.scan_iter(match=f"affect:{{*{FRAMES_SUFFIX}", count=1000)
+            ):
+                for group in self.client.xinfo_groups(key):
+                    if group.get("lag") is not None:
+                        lag.add_metric([source_of_stream(key) or key, text(group["name"])], group["lag"])
+        except Exception as exc:  # Redis away: the workers' own metrics still answer; lag shows no data
+            log.debug("consumer group lag not read: %s", exc)
+        yield lag
+
+
 class RunMetricsServer:
-    """The run's one endpoint: `WorkersCollector` over the ports that workers report."""
+    """The run's one endpoint: `WorkersCollector` over the ports that workers report, and the consumer
+    groups' lag (`GroupLagCollector`) from the run's Redis."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -280,9 +330,14 @@ class RunMetricsServer:
             ports = dict(self._ports)
         return {w: (ports.get(w), alive, n) for w, (alive, n) in self._workers().items()}
 
-    def serve(self, host: str, port: int, workers: Callable[[], dict[str, tuple[bool, int]]]) -> int:
+    def serve(
+        self, host: str, port: int, workers: Callable[[], dict[str, tuple[bool, int]]], redis_url: str
+    ) -> int:
         """Start serving; `workers` returns {worker id: (alive, restarts)}. Returns the bound port."""
+        from affectstream.pipeline.streams.connection import connect
+
         self._workers = workers
         self.registry.register(WorkersCollector(self._view))
+        self.registry.register(GroupLagCollector(connect(redis_url)))
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server.server_port

@@ -245,7 +245,9 @@ class Supervisor:
             slot.args = (self.cfg, specs, slot.name, self.redis_url, mine, fences, self.ports, self.failures)
             log.info("worker %s: %s", slot.name, ", ".join(s.name for s in specs) or "fleet cameras only")
         if self.metrics is not None:
-            port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port, self._worker_view)
+            port = self.metrics.serve(
+                self.cfg.metrics.host, self.cfg.metrics.port, self._worker_view, self.redis_url
+            )
             log.info("metrics of this run on http://%s:%d/metrics", self.cfg.metrics.host, port)
         ok = self.group.run()
         self._clear_heartbeats()
