@@ -112,19 +112,26 @@ class FrameProcessor:
         return out
 
     def in_order(self, frames: Iterable[Frame], source: SourceContext) -> Iterator[tuple[Frame, FrameResult]]:
-        """The frame path in one thread: each of one source's `frames` with its result, in order; one
-        engine call per `engine.max_batch` faces (or frames: a batch holds its frames' images)."""
+        """The frame path in one thread of work: each of one source's `frames` with its result, in order;
+        one engine call per `engine.max_batch` faces (or frames: a batch holds its frames' images). The
+        next frames are read and prepared on a second thread while the engine runs (`Prefetch`)."""
+        from affectstream.pipeline.frames.prefetch import Prefetch
+
         limit = self.engine.max_batch
+        ahead = Prefetch((self.prepare_next(frame, source) for frame in frames), depth=2 * limit)
         batch: list[Prepared] = []
         faces = 0
-        for frame in frames:
-            batch.append(self.prepare_next(frame, source))
-            faces += len(batch[-1].faces)
-            if faces >= limit or len(batch) >= limit:
+        try:
+            for prepared in ahead:
+                batch.append(prepared)
+                faces += len(prepared.faces)
+                if faces >= limit or len(batch) >= limit:
+                    yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
+                    batch, faces = [], 0
+            if batch:
                 yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
-                batch, faces = [], 0
-        if batch:
-            yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
+        finally:
+            ahead.close()
 
     def finish(self, p: Prepared, probs: np.ndarray, va: np.ndarray) -> FrameResult:
         """The result of `p` from its faces' rows of the engine's output."""
@@ -250,9 +257,15 @@ def engine_options(engine_cfg) -> dict:
 
 
 def iter_file_results(
-    path: str, processor: FrameProcessor, *, name: str | None = None, smooth_window: int = 1
+    path: str,
+    processor: FrameProcessor,
+    *,
+    name: str | None = None,
+    smooth_window: int = 1,
+    every: int = 1,
 ) -> Iterator[tuple[Frame, FrameResult]]:
-    """Every frame of a video file, in order, with its result (`FrameProcessor.in_order`).
+    """Every frame of a video file (`every` > 1: every Nth, from the first), in order, with its result
+    (`FrameProcessor.in_order`); frames left out never reach the tracker, as if the video had only these.
 
     Strict: a packet that cannot be decoded raises `SourceError`, as skipping it would shift the index
     of every later frame.
@@ -262,7 +275,10 @@ def iter_file_results(
 
     name = name or source_name_from_url(path)
     context = processor.new_source(name, smooth_window=smooth_window)
-    results = processor.in_order(read_video(path, name=name), context)
+    frames = read_video(path, name=name)
+    if every > 1:
+        frames = (f for f in frames if f.index % every == 0)
+    results = processor.in_order(frames, context)
     for frame, result in results:
         stamp_latency([result])
         yield frame, result
