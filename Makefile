@@ -31,7 +31,7 @@ test: $(VENV)/.dev
 # Style, and the import contract of pyproject.toml [tool.importlinter]: the layers and no cycles.
 # Style (ruff check + ruff format), layers (import-linter), types (mypy on the runtime packages).
 # affectstream/ links pipeline, engines and training in: name its own files, not the links.
-LINTED := pipeline engines training affectstream/settings affectstream/scoring affectstream/__init__.py \
+LINTED := pipeline engines training affectstream/settings affectstream/scoring affectstream/__init__.py affectstream/api.py \
 	affectstream/__main__.py tests bench
 lint: $(VENV)/.dev
 	$(BIN)/ruff check $(LINTED)
