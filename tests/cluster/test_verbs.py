@@ -159,3 +159,15 @@ def test_dashboard_reads_sources_in_many_slots(ha_url):
         got += state.poll(block_ms=200, scan_s=60)
     assert got == len(results)
     assert {s["name"] for s in state.snapshot()["sources"]} >= set(SOURCES)
+
+
+def test_cameras_fleet_status_and_demo(ha_url):
+    code, out = cli("cameras", "add", "cam-x", "rtsp://10.1.1.1/s", url=ha_url)
+    assert code == 0, out
+    code, out = cli("cameras", "ls", url=ha_url)
+    assert code == 0 and "cam-x" in out, out
+    code, out = cli("fleet", "status", url=ha_url)
+    assert code == 0 and "cameras: 1, 0 owned, 1 unowned" in out, out
+    code, out = cli("demo", url=ha_url, timeout=300)
+    assert code == 0 and "demo " in out, out
+    assert connect(ha_url).xlen(frames_key("demo")) == 40  # the bundled clip, every frame
