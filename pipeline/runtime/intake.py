@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from affectstream.pipeline.runtime.lanes import SourceLane, Taken
+from affectstream.pipeline.sources import Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Intake:
         self.taken = 0  # frames taken from sources and accepted for processing
         self._inflight: Counter[str] = Counter()  # frames taken, not yet published or dropped
         self._lock = threading.Lock()
+        self._doorbell = Doorbell()  # rung by every source's buffer: `take` waits on it, never polls
 
     # -- sources ----------------------------------------------------------------------------------
     def start(self, spec) -> None:
@@ -64,7 +66,7 @@ class Intake:
 
         context = self._processor.new_source(spec.name, smooth_window=self._smooth_window, live=spec.live)
         lane = SourceLane(
-            open_source(spec, self._on_event),
+            open_source(spec, self._on_event, self._doorbell),
             context,
             self._outbox.resume_after.get(spec.name, -1),
             on_take=self._count_taken,
@@ -137,17 +139,16 @@ class Intake:
     # -- taking frames ----------------------------------------------------------------------------
     def take(self, cursor: int, idle: threading.Event) -> tuple[Taken | None, int]:
         """The next frame of any source, round robin from `cursor`, and the next cursor; None when no
-        frame is ready yet (then `idle` is set: the batcher need not wait for this thread)."""
+        frame is ready yet (then `idle` is set: the batcher need not wait for this thread), after waiting
+        up to 50 ms for a source's buffer to ring the doorbell."""
+        seen = self._doorbell.rings
         active = [lane for lane in self.lanes.values() if not lane.finished]
         for k in range(len(active)):
             i = (cursor + k) % len(active)
             if taken := active[i].take(0.0):
                 return taken, i + 1
         idle.set()
-        # One source left: block on it briefly (lowest latency for a single camera); else poll.
-        if len(active) == 1 and (taken := active[0].take(0.05)):
-            return taken, cursor
-        time.sleep(0.002 if active else 0.05)  # a fleet member with no camera: no busy loop
+        self._doorbell.wait(seen, 0.05)
         return None, cursor
 
     def ended(self, stopping: bool) -> bool:

@@ -6,6 +6,7 @@ A `Source` reads on its own thread (`run`); finite sources can also be read sync
 """
 
 from affectstream.pipeline.sources._av import BgrConverter
+from affectstream.pipeline.sources._buffer import Doorbell
 from affectstream.pipeline.sources._decode import DecodeStats
 from affectstream.pipeline.sources.files import TruncatedVideo, VideoFile, VideoInfo, probe, read_video
 from affectstream.pipeline.sources.reader import STATES, EventCallback, Source, SourceStats, open_source
@@ -20,6 +21,7 @@ from affectstream.pipeline.streams.schema import (
 __all__ = [
     "BgrConverter",
     "DecodeStats",
+    "Doorbell",
     "EVENT_KINDS",
     "FLEET_EVENT_KINDS",
     "READER_EVENT_KINDS",

@@ -20,7 +20,7 @@ from typing import Any
 from affectstream.pipeline.masking import mask_text
 from affectstream.pipeline.sources import _av
 from affectstream.pipeline.sources._backoff import Backoff
-from affectstream.pipeline.sources._buffer import FrameBuffer
+from affectstream.pipeline.sources._buffer import Doorbell, FrameBuffer
 from affectstream.pipeline.sources._corruption import CorruptionWatch
 from affectstream.pipeline.sources._decode import MAX_BAD_PACKETS, Pacer, PacketDecoder
 from affectstream.pipeline.sources._pictures import PictureJoiner
@@ -79,10 +79,12 @@ class Source:
     Live sources reconnect forever with capped, jittered backoff; finite ones end with `eof` or `error`.
     """
 
-    def __init__(self, spec: SourceSpec, on_event: EventCallback | None = None) -> None:
+    def __init__(
+        self, spec: SourceSpec, on_event: EventCallback | None = None, doorbell: Doorbell | None = None
+    ) -> None:
         self.spec = spec
         self._on_event = on_event
-        self._buffer: FrameBuffer[Frame] = FrameBuffer(spec.queue_size, keep_newest=bool(spec.live))
+        self._buffer: FrameBuffer[Frame] = FrameBuffer(spec.queue_size, bool(spec.live), doorbell)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -357,7 +359,9 @@ class Source:
             self._count_container(-1)
 
 
-def open_source(spec: SourceSpec, on_event: EventCallback | None = None) -> Source:
+def open_source(
+    spec: SourceSpec, on_event: EventCallback | None = None, doorbell: Doorbell | None = None
+) -> Source:
     """Create (not start) the reader of `spec`.
 
     Args:
@@ -365,7 +369,10 @@ def open_source(spec: SourceSpec, on_event: EventCallback | None = None) -> Sour
         on_event: Called from the reader thread as `on_event(source_name, kind, detail)` with kind one
             of `EVENT_KINDS`; detail values are JSON-friendly and never contain a password.
 
+        doorbell: Rung whenever the source has a frame for its consumer, or ends (a consumer of many
+            sources waits on one doorbell).
+
     Returns:
         The `Source`; call `start()`, poll `get()`, and `stop()` it.
     """
-    return Source(spec, on_event)
+    return Source(spec, on_event, doorbell)
