@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from affectstream.engines.errors import ModelFileError
+from affectstream.engines.labels import canonical_label
 
 METADATA_KEY = "affectstream.spec"
 INPUT_NAME = "input"
@@ -68,6 +69,11 @@ class EngineSpec:
             raise ModelFileError("spec template needs 5 landmark points")
         if not self.labels:
             raise ModelFileError("spec has no labels")
+        # One set of names in every result (engines.labels), whatever the model file spells.
+        labels = tuple(canonical_label(name) for name in self.labels)
+        if len(set(labels)) != len(labels):
+            raise ModelFileError(f"spec labels {list(self.labels)} name a class twice")
+        object.__setattr__(self, "labels", labels)
 
     @property
     def channels(self) -> int:

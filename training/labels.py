@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from affectstream.engines.labels import canonical_label
 from affectstream.scoring.abaw import EXPR_CLASSES
 from affectstream.training.errors import ConfigError
 
@@ -29,10 +30,9 @@ class LabelSet:
 
 
 _AFFECTNET7 = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger")
-# ABAW's header order, under the model's class names (the label embeddings say "Happy", "Sad"); the ABAW
-# module maps these names to its own (`abaw_class`).
-_MODEL_NAME = {"Happiness": "Happy", "Sadness": "Sad"}
-_ABAW8 = tuple(_MODEL_NAME.get(n, n) for n in EXPR_CLASSES)
+# ABAW's header order, under the one set of class names (engines.labels; the label embeddings say "Happy",
+# "Sad"); the ABAW module maps these names to its own (`abaw_class`).
+_ABAW8 = tuple(canonical_label(n) for n in EXPR_CLASSES)
 
 LABEL_SETS: dict[str, LabelSet] = {
     "affectnet7": LabelSet("affectnet7", _AFFECTNET7),

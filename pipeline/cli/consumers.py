@@ -41,12 +41,41 @@ def _redis(url: str | None):
     return redis_session(url or os.environ.get(env.REDIS_URL))
 
 
+def _duration(text: str):
+    from affectstream.pipeline.errors import AffectstreamError
+    from affectstream.pipeline.streams.since import parse_duration
+
+    try:
+        return parse_duration(text)
+    except AffectstreamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _time(text: str):
+    from affectstream.pipeline.errors import AffectstreamError
+    from affectstream.pipeline.streams.since import parse_time
+
+    try:
+        return parse_time(text)
+    except AffectstreamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     from affectstream.pipeline.consumers.tail import tail
 
     with _redis(args.redis) as (_url, client):
         try:
-            tail(client, args.sources, n=args.n, follow=args.follow, as_json=args.json, out=sys.stdout)
+            start = args.since if args.since is not None else args.from_time
+            tail(
+                client,
+                args.sources,
+                n=args.n,
+                follow=args.follow,
+                as_json=args.json,
+                out=sys.stdout,
+                start=start,
+            )
         except BrokenPipeError:  # `affectstream tail ... | head`
             sys.stderr.close()
     return 0
@@ -117,6 +146,20 @@ def register(subparsers) -> None:
     p.add_argument("-n", type=int, default=10, help="entries to show first (default 10)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--since",
+        type=_duration,
+        metavar="AGO",
+        help="every entry from this long ago on (Redis's clock), e.g. 90s, 10m, 1h30m; instead of -n",
+    )
+    when.add_argument(
+        "--from",
+        dest="from_time",
+        type=_time,
+        metavar="TIME",
+        help="every entry from this time on, e.g. 2026-12-07T16:00:00 (local) or unix seconds; instead of -n",
+    )
     p.add_argument("--redis", metavar="URL", help=REDIS_HELP)
     p.set_defaults(handler=cmd_tail)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
 import redis
@@ -31,6 +31,10 @@ def entry_dict(entry: Entry) -> dict:
         }
         for f in r.faces
     ]
+    for face in faces:  # absent stays absent: a model without valence-arousal has none (not null)
+        for name in ("valence", "arousal"):
+            if face[name] is None:
+                del face[name]
     return {
         "id": entry.id,
         "source": r.source,
@@ -49,7 +53,7 @@ def _signed(x: float | None) -> str:
 
 
 def face_summary(entry: Entry) -> str:
-    """`#3 happiness 0.82 V+0.41 A-0.12; #4 ...` (or `-` when no face)."""
+    """`#3 Happy 0.82 V+0.41 A-0.12; #4 ...` (or `-` when no face)."""
     parts = [
         f"#{f.track} {f.expr} {f.probs.get(f.expr, 0.0):.2f} V{_signed(f.valence)} A{_signed(f.arousal)}"
         for f in entry.result.faces
@@ -99,8 +103,10 @@ def tail(
     as_json: bool = False,
     out: TextIO,
     should_stop: Callable[[], bool] | None = None,
+    start: timedelta | datetime | None = None,
 ) -> int:
-    """Print the newest `n` entries of the sources matching `patterns`, then follow if asked.
+    """Print the newest `n` entries of the sources matching `patterns` (or, given `start`, every entry
+    from that time on: a `timedelta` before Redis's clock now, or a datetime), then follow if asked.
 
     Returns:
         The number of entries printed.
@@ -117,7 +123,9 @@ def tail(
         raise AffectstreamError(f"no results stream matches {patterns}; sources present: {have}")
     # Open the follower before reading the backlog, so nothing published in between is lost;
     # entries that land in both are printed once (ids only grow within a stream).
-    follower = read_results(client, patterns, start="$", should_stop=should_stop) if follow else None
+    follower = None
+    if follow and start is None:
+        follower = read_results(client, patterns, start="$", should_stop=should_stop)
 
     printed = 0
     last: dict[str, tuple[int, int]] = {}
@@ -134,6 +142,10 @@ def tail(
 
     if not as_json:
         out.write(header() + "\n")
+    if start is not None:  # one reader: the replay from `start`, then (follow) what comes after it
+        for entry in read_results(client, patterns, start=start, follow=follow, should_stop=should_stop):
+            emit(entry)
+        return printed
     for entry in newest(client, [s for s in sources if s in existing], n):
         emit(entry)
     if follower is not None:

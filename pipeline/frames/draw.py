@@ -13,10 +13,8 @@ from affectstream.pipeline.types import FaceResult
 
 EXPR_COLOURS = {
     "neutral": (200, 200, 200),
-    "happiness": (60, 200, 60),
     "happy": (60, 200, 60),
     "surprise": (0, 215, 255),
-    "sadness": (200, 120, 40),
     "sad": (200, 120, 40),
     "anger": (40, 40, 230),
     "disgust": (40, 140, 90),

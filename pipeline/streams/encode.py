@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from affectstream.pipeline.masking import mask_text
 from affectstream.pipeline.streams.keys import SCHEMA_VERSION
-from affectstream.pipeline.streams.schema import EVENT_KINDS
+from affectstream.pipeline.streams.schema import EVENT_KINDS, EVENT_VERSION
 from affectstream.pipeline.types import FrameResult
 
 
@@ -62,9 +62,23 @@ def encode_event(
     """The entry of a source event; every detail value is masked (reasons quote URLs and server errors)."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"event kind {kind!r} is not one of {EVENT_KINDS}")
-    fields = {"kind": kind, "source": source, "ts": f"{time.time() if ts is None else ts:.6f}"}
+    fields = {
+        "v": str(EVENT_VERSION),
+        "kind": kind,
+        "source": source,
+        "ts": f"{time.time() if ts is None else ts:.6f}",
+    }
     if worker:
         fields["worker"] = worker
     for key, value in (detail or {}).items():
-        fields[str(key)] = mask_text(str(value))
+        if value is not None:  # absent stays absent (events v1 stored "None")
+            fields[str(key)] = mask_text(event_text(value))
     return fields
+
+
+def event_text(value: object) -> str:
+    """An event detail as stored (events v2): booleans `true`/`false` (v1 stored Python's "True"),
+    numbers in decimal, anything else as its text; `pipeline.streams.events` reads them back typed."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

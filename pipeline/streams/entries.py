@@ -19,6 +19,7 @@ from datetime import datetime
 
 import redis
 
+from affectstream.engines.labels import canonical_label
 from affectstream.pipeline.errors import AffectstreamError, SchemaVersionError
 from affectstream.pipeline.streams import keys
 from affectstream.pipeline.streams.connection import by_slot
@@ -106,8 +107,8 @@ def decode_entry(fields: dict, *, source: str = "?", entry_id: str = "?") -> Fra
                 box=[float(x) for x in face["box"]],
                 score=float(face["score"]),
                 landmarks=[],
-                expr=str(face["expr"]),
-                probs={str(k): float(p) for k, p in face["probs"].items()},
+                expr=canonical_label(str(face["expr"])),  # entries from before the one set of names
+                probs={canonical_label(str(k)): float(p) for k, p in face["probs"].items()},
                 valence=None if face.get("valence") is None else float(face["valence"]),
                 arousal=None if face.get("arousal") is None else float(face["arousal"]),
             )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 
@@ -43,13 +43,14 @@ from affectstream.pipeline.streams.entries import (
     resolve_sources,
     start_id,
 )
+from affectstream.pipeline.streams.since import start_at
 
 
 def read_results(
     client: redis.Redis,
     sources: Iterable[str],
     *,
-    start: str | float | datetime | None = START_NEW,
+    start: str | float | datetime | timedelta | None = START_NEW,
     follow: bool = True,
     block_ms: int = 1000,
     count: int = 256,
@@ -62,7 +63,8 @@ def read_results(
         client: Redis client (as from `pipeline.streams.connection.connect`).
         sources: Source names and globs; with `follow`, globs are re-expanded every `rescan_s` and
             streams that appear later are read from their beginning.
-        start: Where to start; see `start_id`.
+        start: Where to start; see `start_id`; or a `timedelta`: that long before Redis's clock now
+            (`pipeline.streams.since`; `tail --since 10m`).
         follow: Keep waiting for new entries (True) or stop once caught up (False).
         block_ms: How long one XREAD waits; bounds how fast `should_stop` is noticed.
         count: Entries per stream per XREAD.
@@ -73,6 +75,7 @@ def read_results(
         `Entry` objects. Raises `SchemaVersionError` on an entry of an unknown schema version.
     """
     patterns = list(sources)
+    start = start_at(client, start)
     first = start_id(start)
     at_time = start.timestamp() if isinstance(start, datetime) else start
     at_time = float(at_time) if isinstance(at_time, int | float) and not isinstance(at_time, bool) else None

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO, need_shared
 
-FERPLUS = ("Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt")
+FERPLUS = ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
 
 
 @pytest.fixture(scope="session")

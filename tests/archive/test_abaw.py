@@ -19,7 +19,7 @@ from affectstream.scoring.abaw import (
     write_atomic,
 )
 
-FERPLUS = ("Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt")
+FERPLUS = ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
 
 
 def face(track, box, v=0.0, a=0.0, top="Neutral"):
@@ -87,15 +87,15 @@ def test_centred_smoothing_averages_each_track_over_its_own_frames():
 def test_causal_smoothing_looks_back_only():
     smoother = CausalSmoother(window=2)
     outs = []
-    for i, (v, top, p) in enumerate([(0.0, "Happiness", 0.6), (1.0, "Sadness", 0.9), (0.5, "Sadness", 0.9)]):
+    for i, (v, top, p) in enumerate([(0.0, "Happy", 0.6), (1.0, "Sad", 0.9), (0.5, "Sad", 0.9)]):
         probs = {k: (p if k == top else (1 - p) / 7) for k in FERPLUS}
         fr = FaceResult(
             track=7, box=[0, 0, 1, 1], score=1, landmarks=[], expr=top, probs=probs, valence=v, arousal=v
         )
         outs.append(smoother.apply(FrameResult(source="cam", frame=i, pts=i, ts=0, faces=[fr])))
     assert [o.faces[0].valence for o in outs] == pytest.approx([0.0, 0.5, 0.75])
-    assert [o.faces[0].expr for o in outs] == ["Happiness", "Sadness", "Sadness"]
-    assert outs[1].faces[0].probs["Happiness"] == pytest.approx((0.6 + 0.1 / 7) / 2)
+    assert [o.faces[0].expr for o in outs] == ["Happy", "Sad", "Sad"]
+    assert outs[1].faces[0].probs["Happy"] == pytest.approx((0.6 + 0.1 / 7) / 2)
 
 
 def test_fill_policies_on_gaps_inside_and_at_the_edges():

@@ -27,7 +27,7 @@ from affectstream.pipeline.streams.writer import ResultPublisher, encode_frame
 from affectstream.pipeline.types import FaceResult, FrameResult
 
 REPO = Path(__file__).resolve().parents[2]
-LABELS = ("neutral", "happiness", "surprise")
+LABELS = ("Neutral", "Happy", "Surprise")  # the one set of names (engines.labels)
 
 
 def make_result(source: str, frame: int, faces: int = 1) -> FrameResult:

@@ -15,6 +15,26 @@ READER_EVENT_KINDS = ("started", "reconnecting", "recovered", "degraded", "eof",
 WORKER_EVENT_KINDS = ("stopped",)
 FLEET_EVENT_KINDS = ("claimed", "released", "lost")
 EVENT_KINDS = (*READER_EVENT_KINDS, *WORKER_EVENT_KINDS, *FLEET_EVENT_KINDS)
+# The stored form of events entries (`v`): 2 stores booleans as `true`/`false` and leaves out details that
+# have no value; v1 entries (no `v` field) stored Python's "True", "False" and "None". Readers read both.
+EVENT_VERSION = 2
+# Detail fields that are not text, by type (event_entry.schema.json says the same); the rest are text.
+EVENT_NUMBERS = {
+    "ts": float,
+    "width": int,
+    "height": int,
+    "fps": float,
+    "frames": int,
+    "decoded": int,
+    "attempt": int,
+    "attempts": int,
+    "delay_s": float,
+    "down_s": float,
+    "corrupt": int,
+    "rate": float,
+    "window_s": float,
+}
+EVENT_BOOLEANS = ("live",)
 
 
 @cache
