@@ -97,6 +97,12 @@ def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=positive_int, help="runs per camera count, medians judged (default 2)")
     p.add_argument("--seconds", type=float, help="length of each run (default 15)")
     p.add_argument("--max-cameras", type=positive_int, help="stop the search here (default 16)")
+    p.add_argument(
+        "--resolution",
+        type=_resolution,
+        metavar="WxH",
+        help="search this camera resolution only (default: 640x360, then 1920x1080)",
+    )
     p.add_argument("--input-size", type=det_size, help="detector.live.input_size (default: the config's)")
     p.add_argument(
         "--detect-every", type=positive_int, help="detector.live.detect_every (default: the config's)"
@@ -136,7 +142,17 @@ def add_capacity_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def capacity_settings_from_args(args: argparse.Namespace):
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1080)") from None
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive and even")
+    return width, height
+
+
+def capacity_settings_from_args(args: argparse.Namespace, resolution: tuple[int, int]):
     from bench.capacity import BASELINE, CapacitySettings
 
     live = dict(BASELINE) if args.baseline else {}
@@ -144,7 +160,7 @@ def capacity_settings_from_args(args: argparse.Namespace):
         live["input_size"] = args.input_size if isinstance(args.input_size, str) else list(args.input_size)
     if args.detect_every is not None:
         live["detect_every"] = args.detect_every
-    values: dict = {"live": live or None, "coverage": args.coverage}
+    values: dict = {"live": live or None, "coverage": args.coverage, "resolution": resolution}
     if _quick(args):
         values.update(seconds=4.0, runs=1, max_cameras=2)
     for name in ("runs", "seconds", "max_cameras"):
@@ -164,20 +180,27 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     logging.getLogger("bench").setLevel(logging.INFO)
     if args.coverage_sweep:
         return _coverage_sweep(args)
-    try:
-        res = run_capacity(
-            capacity_settings_from_args(args),
-            detector=args.detector,
-            model=args.model,
-            redis_url=args.redis or "",
-            workdir=args.workdir,
-        )
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    js = write_capacity_results(res, args.output)
-    print(capacity_markdown(res))
-    print(f"wrote {js}")
+    from bench.capacity import RESOLUTIONS
+
+    results = []
+    for resolution in [args.resolution] if args.resolution else RESOLUTIONS:
+        try:
+            res = run_capacity(
+                capacity_settings_from_args(args, resolution),
+                detector=args.detector,
+                model=args.model,
+                redis_url=args.redis or "",
+                workdir=args.workdir,
+            )
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        js = write_capacity_results(res, args.output)
+        print(capacity_markdown(res))
+        print(f"wrote {js}")
+        results.append(res)
+    # `fleet.max_sources: auto` reads one count: the first resolution's (640x360 unless --resolution).
+    res = results[0]
     if _quick(args) and args.write is None:
         print(
             "quick: not written to the capacity file (it stops at 2 cameras); pass --write PATH to store it"

@@ -165,12 +165,23 @@ def _live_label(live: dict) -> str:
     return f"{size if isinstance(size, str) else 'x'.join(map(str, size))}_de{live['detect_every']}"
 
 
+def _ratio(res: dict) -> str:
+    bound = res.get("cpu_bound_cameras") or 0
+    return f"{res['capacity'] / bound:.2f}" if bound else "n/a"
+
+
 def capacity_markdown(res: dict) -> str:
     """A human summary of a capacity search (`bench.capacity.run_capacity`)."""
     m, live, t, st = res["machine"], res["live"], res["targets"], res["settings"]
     lines = [
-        f"# Camera capacity of one member: **{res['capacity']}**{'' if res['complete'] else ' or more'} x 640x360 30 fps",
+        f"# Camera capacity of one member: **{res['capacity']}**{'' if res['complete'] else ' or more'} x "
+        f"{res.get('width', 640)}x{res.get('height', 360)} 30 fps, {_ratio(res)} of its CPU bound",
         "",
+        *(
+            []
+            if res.get("quiet", True)
+            else ["**A busy machine at start (load >= 1.5): not comparable.**", ""]
+        ),
         f"Machine: {m['cpu']}, {m['cores']} cores; measured {m['utc']}; load average {m['loadavg_at_start']} "
         f"at start, {m.get('loadavg_at_end')} at end.",
         f"Other busy processes at start: {'; '.join(m['busy_processes_at_start']) or 'none'}.",
@@ -221,9 +232,10 @@ def coverage_markdown(res: dict) -> str:
 
 
 def write_capacity_results(res: dict, out_dir: Path) -> Path:
-    """`capacity_<input>_de<N>.{json,md}`: one file per live setting, so before and after sit side by side."""
+    """`capacity_<width>x<height>_<input>_de<N>.{json,md}`: one file per resolution and live setting, so
+    before and after sit side by side."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    js = out_dir / f"capacity_{_live_label(res['live'])}.json"
+    js = out_dir / f"capacity_{res['width']}x{res['height']}_{_live_label(res['live'])}.json"
     js.write_text(json.dumps(res, indent=2) + "\n")
     js.with_suffix(".md").write_text(capacity_markdown(res))
     return js

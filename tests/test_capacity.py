@@ -99,22 +99,28 @@ def test_capacity_cli_settings():
 
     parser = argparse.ArgumentParser()
     add_capacity_arguments(parser)
-    s = capacity_settings_from_args(parser.parse_args(["--baseline", "--detect-every", "3", "--quick"]))
-    assert s.live == {"input_size": [640, 640], "detect_every": 3}
+    hd = (1920, 1080)
+    s = capacity_settings_from_args(parser.parse_args(["--baseline", "--detect-every", "3", "--quick"]), hd)
+    assert s.live == {"input_size": [640, 640], "detect_every": 3} and s.resolution == hd
     assert (s.seconds, s.runs, s.max_cameras) == (4.0, 1, 2)
-    assert capacity_settings_from_args(parser.parse_args(["--input-size", "auto"])).live == {
+    assert capacity_settings_from_args(parser.parse_args(["--input-size", "auto"]), hd).live == {
         "input_size": "auto"
     }
-    assert capacity_settings_from_args(parser.parse_args([])).live is None  # the config's defaults
+    assert capacity_settings_from_args(parser.parse_args([]), hd).live is None  # the config's defaults
+    assert parser.parse_args(["--resolution", "1920x1080"]).resolution == hd
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--resolution", "1080p"])
 
 
 @pytest.mark.timeout(180)
 def test_a_short_real_search_of_one_or_two_cameras(redis_url, tmp_path, model_path, capacity_file):
-    from bench.capacity import CapacitySettings, resolved_live, run_capacity
+    from bench.capacity import CapacitySettings, cpu_bound, resolved_live, run_capacity
 
     s = CapacitySettings(seconds=2.0, runs=1, max_cameras=2)
     res = run_capacity(s, model=model_path, redis_url=redis_url, workdir=str(tmp_path))
     assert res["live"] == resolved_live(None)  # the config's live defaults
+    assert (res["width"], res["height"]) == (640, 360) and res["cpu_ms_per_frame"] > 0
+    assert res["cpu_bound_cameras"] == cpu_bound(res["rows"][-1]["cpu_ms_per_frame"])
     rows = res["rows"]
     assert [r["cameras"] for r in rows] == list(range(1, len(rows) + 1)) and 1 <= len(rows) <= 2
     for r in rows:
@@ -139,3 +145,12 @@ def test_cameras_detect_on_spread_frames_and_the_first_frame_always():
     phases = [processor.new_source(f"cam{i}", live=True).detect_phase for i in range(4)]
     assert phases[0] == 0 and len(set(phases)) == 4
     assert processor.new_source("file").detect_phase == 0  # files keep the detection frames of their results
+
+
+def test_a_1080p_camera_clip_is_real_1080p_h264(tmp_path):
+    """`bench capacity --resolution 1920x1080` replays a clip that decodes at 1920x1080, 30 fps."""
+    from affectstream.pipeline.sources import probe
+    from bench.inputs import live_clip
+
+    info = probe(live_clip(tmp_path, size=(1920, 1080)))
+    assert (info.width, info.height) == (1920, 1080) and round(info.fps) == 30 and info.frames > 100
