@@ -17,6 +17,7 @@ import functools
 import hashlib
 import heapq
 import math
+import threading
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -52,23 +53,34 @@ def _room(fair: int) -> int:
 def assign(cameras: Iterable[str], capacities: Mapping[str, int]) -> dict[str, str]:
     """camera -> member, for every camera the live members (`capacities`: member -> cameras it runs at
     most) have room for. Deterministic: the same inputs give the same answer on every member."""
-    return dict(
-        _assign(
-            tuple(sorted(set(cameras))), tuple(sorted((m, int(c)) for m, c in capacities.items() if c > 0))
-        )
-    )
+    key = (tuple(sorted(set(cameras))), tuple(sorted((m, int(c)) for m, c in capacities.items() if c > 0)))
+    with _lock:  # members in one process (the bench) compute each answer once, not once per thread
+        return dict(_assign(*key))
 
 
-@functools.lru_cache(maxsize=8)  # members in one process (the bench) share the work of one change
+_lock = threading.Lock()
+_TOP = 8  # members ranked per camera at first; a camera turned away by all of them ranks the rest
+
+
+@functools.lru_cache(maxsize=2)
+def _camera_hashes(cameras: tuple[str, ...]) -> np.ndarray:
+    return _hashes(cameras)  # the same cameras across membership changes: hashed once
+
+
+@functools.lru_cache(maxsize=8)
 def _assign(cameras: tuple[str, ...], capacities: tuple[tuple[str, int], ...]) -> tuple[tuple[str, str], ...]:
     if not cameras or not capacities:
         return ()
     members = [m for m, _ in capacities]
     total = sum(c for _, c in capacities)
     room = [min(c, _room(fair_share(len(cameras), c, total))) for _, c in capacities]
-    by_camera = _hashes(cameras)
-    scores = _mix(by_camera[:, None] ^ _mix(_hashes(members) * _GOLDEN)[None, :])
-    ranked = np.argsort(scores, axis=1)[:, ::-1].tolist()  # each camera's members, best first
+    scores = _mix(_camera_hashes(cameras)[:, None] ^ _mix(_hashes(members) * _GOLDEN)[None, :])
+    top = min(_TOP, len(members))
+    best = np.argpartition(scores, len(members) - top, axis=1)[:, len(members) - top :]
+    order = np.take_along_axis(scores, best, axis=1).argsort(axis=1)[:, ::-1]
+    best = np.take_along_axis(best, order, axis=1)
+    ranked: list[list[int]] = best.tolist()  # each camera's members, best first
+    ranked_scores: list[list[int]] = np.take_along_axis(scores, best, axis=1).tolist()
     # Deferred acceptance (cameras propose, members keep their best-scoring ones up to their room): the
     # stable matching, which a member joining or leaving changes only along short chains of moves.
     proposals = [0] * len(cameras)
@@ -78,13 +90,15 @@ def _assign(cameras: tuple[str, ...], capacities: tuple[tuple[str, int], ...]) -
         c = free.pop()
         if proposals[c] == len(members):
             continue  # every member is full of cameras it scores higher: unassigned
-        m = ranked[c][proposals[c]]
+        if proposals[c] == len(ranked[c]):
+            ranked[c] = np.argsort(scores[c])[::-1].tolist()
+            ranked_scores[c] = scores[c][ranked[c]].tolist()
+        m, score = ranked[c][proposals[c]], ranked_scores[c][proposals[c]]
         proposals[c] += 1
         if not room[m]:
             free.append(c)
             continue
-        heapq.heappush(kept[m], (int(scores[c, m]), c))
+        heapq.heappush(kept[m], (score, c))
         if len(kept[m]) > room[m]:
             free.append(heapq.heappop(kept[m])[1])
-    out = [(cameras[c], members[m]) for m, heap in enumerate(kept) for _score, c in heap]
-    return tuple(out)
+    return tuple((cameras[c], members[m]) for m, heap in enumerate(kept) for _score, c in heap)

@@ -1,9 +1,9 @@
 """A fleet member's claim loop: a thread of the worker process that decides which cameras the worker runs.
 
-Every `fleet.claim_every_s` (docs/fleet.md, "Balance"): cameras whose writes were fenced are lost (stopped
-at once, frames in flight dropped, `lost` written); every third of `fleet.lease_ttl_s` the member beats
-(`pipeline.fleet.view`: its liveness, by Redis's clock), and a member whose beats have not got through for a
-whole TTL stops its cameras (others may run them by now); it reads the fleet's versions (one HMGET) and, only
+Every third of `fleet.lease_ttl_s` the member beats, in a thread of its own (`pipeline.fleet.view`: its
+liveness, by Redis's clock). Every `fleet.claim_every_s` (docs/fleet.md, "Balance"): cameras whose writes
+were fenced are lost (stopped at once, frames in flight dropped, `lost` written), and so are all of them when
+a beat found the member declared dead or none got through for a whole TTL (others may run them by now); it reads the fleet's versions (one HMGET) and, only
 when one moved, what changed; it computes which cameras are its own (`pipeline.fleet.assign`, the same
 answer on every member); cameras removed or changed are released (their frames already taken published,
 then `released`, then the fence deleted); cameras no longer its own are released too, in one batch at most
@@ -76,15 +76,25 @@ class Member:
         self.waiting: set[str] = set()  # its own, still run by a live member that has not released them yet
         self._tried: set[str] = set()  # what the last claim attempt was for
         self._unusable: set[str] = set()  # cameras whose URL or options do not resolve here (warned once)
-        self._beat_sent = -float("inf")
         self._beat_ok: float | None = None  # monotonic time the last beat that got through was sent
+        self._rejoined = False  # a beat found this member reaped: its cameras may be others' now
+        self._retry_at = 0.0  # when to look at the fences of `waiting` again without a handover
         self._last_rebalance = -float("inf")
         self._claiming = True
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleet-member", daemon=True)
+        # Beats in a thread of their own: a slow round (a release draining, a large change to read) must
+        # not make the member look dead.
+        self._beats = threading.Thread(target=self._beat_loop, name="fleet-beat", daemon=True)
         self._unreachable = False
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def announce(self) -> None:
+        """Join the fleet (the first beat) without claiming yet: members started together that all announce
+        first compute one assignment from the start. `start` does it when it was not done."""
+        if self._beat_ok is None:
+            self.beat()
+
     def start(self) -> None:
         log.info(
             "fleet member %s (worker %s): capacity %d cameras",
@@ -92,9 +102,10 @@ class Member:
             self.worker.worker_id,
             self.capacity,
         )
-        with contextlib.suppress(redis.RedisError):  # announced before the first round: members starting
-            self._beat(time.monotonic())  # together see each other
+        with contextlib.suppress(redis.RedisError):  # before the first round: members starting together
+            self.announce()  # see each other
         self._thread.start()
+        self._beats.start()
 
     def stop_claiming(self) -> None:
         self._claiming = False
@@ -103,8 +114,9 @@ class Member:
         """After the worker published its last frame: `released` for each camera, fences deleted, gone."""
         self._claiming = False
         self._closed.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        for thread in (self._thread, self._beats):
+            if thread.is_alive():
+                thread.join(10)
         for name in self.held:
             self.worker.outbox.add_event(name, "released", self._detail("stopping"))
         try:
@@ -133,15 +145,21 @@ class Member:
             except Exception:  # the loop must outlive any one bad round
                 log.exception("fleet: claim round failed")
 
+    def _beat_loop(self) -> None:
+        while not self._closed.wait(self.cfg.lease_ttl_s / 3):
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # the round says so
+                self.beat()
+
     # -- one round --------------------------------------------------------------------------------
     def round(self) -> None:
         """One claim round (the module docstring); the loop calls it every `claim_every_s`."""
         for name, holder in self.worker.fenced():
             self._lose(name, f"a write was fenced; the fence is held by {holder or 'nobody'}")
+        if self._rejoined:  # silent past its TTL (paused, cut off): the others may run its cameras by now
+            self._rejoined = False
+            for name in list(self.held):
+                self._lose(name, "this member was declared dead (no beat for a whole TTL)")
         now = time.monotonic()
-        beat = now - self._beat_sent >= self.cfg.lease_ttl_s / 3
-        if beat:
-            self._beat(now)
         self._stop_expired()
         if not self._claiming:
             return
@@ -160,13 +178,15 @@ class Member:
                 self._release(name, "changed")
         self._rebalance(now)
         want = self.mine - set(self.held) - self._unusable - self._static()
-        if want and (want != self._tried or changes.handovers or (beat and self.waiting)):
+        if want and (want != self._tried or changes.handovers or (self.waiting and now >= self._retry_at)):
+            self._retry_at = now + self.cfg.lease_ttl_s / 3
             self._claim(want)
-        if self.stats.due(now):
+        if self.stats.due(now, self.held):
             self.stats.write(self.held)
 
-    def _beat(self, now: float) -> None:
-        self._beat_sent = now
+    def beat(self) -> None:
+        """Say this member lives for another TTL (the beat thread does, every third of a TTL)."""
+        sent = time.monotonic()
         facts = {
             "member": self.member,
             "worker": self.worker.worker_id,
@@ -176,10 +196,9 @@ class Member:
             "ttl_ms": self.view.ttl_ms,
         }
         beat = self.view.beat(facts)
-        self._beat_ok = now
-        if beat.rejoined and self.held:  # silent past its TTL: the others may run its cameras by now
-            for name in list(self.held):
-                self._lose(name, "this member was declared dead (no beat for a whole TTL)")
+        if beat.rejoined and self._beat_ok is not None:
+            self._rejoined = True
+        self._beat_ok = sent
 
     def _stop_expired(self) -> None:
         """Once no beat got through for a whole TTL, the others may have taken the cameras: stop them."""

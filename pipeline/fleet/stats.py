@@ -31,9 +31,11 @@ class StatsWriter:
         self._at = time.monotonic()
         self._published: Counter[str] = Counter()
         self._last = ""
+        self._cameras: set[str] = set()
 
-    def due(self, now: float) -> bool:
-        return now - self._at >= STATS_EVERY_S
+    def due(self, now: float, cameras: Iterable[str]) -> bool:
+        """Every `STATS_EVERY_S`, and as soon as the member's cameras changed (`fleet status` lists them)."""
+        return now - self._at >= STATS_EVERY_S or set(cameras) != self._cameras
 
     def write(self, cameras: Iterable[str]) -> None:
         now, reading = time.monotonic(), self.worker.reading()
@@ -52,6 +54,7 @@ class StatsWriter:
                 "last_frame_age_s": None if last_mono is None else round(max(0.0, now - last_mono), 3),
             }
         self._published = Counter({name: self.worker.published_by_source[name] for name in stats})
+        self._cameras = set(stats)
         self._at = now
         record = json.dumps(
             {"member": self.member, "worker": self.worker.worker_id, "cameras": stats, "ttl_ms": _TTL_MS}

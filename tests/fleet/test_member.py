@@ -244,7 +244,7 @@ def test_a_member_declared_dead_gives_its_cameras_up(redis_url):
     member.round()
     assert len(worker.running) == 2
     client.zrem(FLEET_MEMBERS, "m1")  # what another member's beat does to one silent for a TTL
-    member._beat_sent -= 3.0  # its next beat is due
+    member.beat()  # its next beat: it finds itself reaped
     member.round()  # it rejoins: its cameras are lost (others may run them), then claimed again
     lost = [c for c in worker.calls if c[0] == "remove"]
     assert sorted(c[1] for c in lost) == ["a", "b"] and all(c[2:] == (False, "lost") for c in lost)
