@@ -18,22 +18,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from affectstream.pipeline.streams.keys import holder_of, lease_key, text
+from affectstream.pipeline.streams.scripts import LuaScript, is_noscript
 from affectstream.pipeline.streams.writer import Fence
 
 # KEYS[1] the fence; ARGV: the value expected there ("" = none), the token to write. Returns the value
 # written, or "" when another value was there (the claim lost a race; nothing written).
-_CLAIM = """
+_CLAIM = LuaScript("""
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return '' end
 local t = redis.call('TIME')
 local value = ARGV[2] .. '/' .. (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('SET', KEYS[1], value)
 return value
-"""
+""")
 # KEYS[1] the fence; ARGV[1] the value to remove: a fence another member took is left to it.
-_DROP = """
+_DROP = LuaScript("""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
-"""
+""")
 
 
 def is_fleet_token(value: str) -> bool:
@@ -65,8 +66,6 @@ class Fences:
     def __init__(self, client, worker: str) -> None:
         self.client = client
         self.worker = worker
-        self._claim = client.register_script(_CLAIM)
-        self._drop = client.register_script(_DROP)
 
     def holders(self, cameras: Iterable[str]) -> dict[str, str]:
         """camera -> the value in its fence ("" when none), one round trip."""
@@ -81,19 +80,29 @@ class Fences:
     def claim(self, found: dict[str, str]) -> dict[str, Claim]:
         """Claim each camera of `found` (camera -> the value read there, which this claim replaces),
         one round trip; the cameras claimed (a value changed since it was read is left alone)."""
-        if not found:
-            return {}
-        pipe = self.client.pipeline(transaction=False)
-        for camera, held in found.items():
-            self._claim(
-                keys=[lease_key(camera)], args=[held, f"{self.worker}/{uuid.uuid4().hex}"], client=pipe
-            )
-        written = {c: text(v) for c, v in zip(found, pipe.execute(), strict=True)}
+        tokens = {c: f"{self.worker}/{uuid.uuid4().hex}" for c in found}
+        written: dict[str, str] = {}
+        for _attempt in range(2):  # a server without the script (restarted, failed over) loads it once
+            todo = [c for c in found if c not in written]
+            if not todo:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for camera in todo:
+                _CLAIM.queue(pipe, [lease_key(camera)], [found[camera], tokens[camera]])
+            replies = pipe.execute(raise_on_error=False)
+            for camera, reply in zip(todo, replies, strict=True):
+                if is_noscript(reply):
+                    continue
+                if isinstance(reply, Exception):
+                    raise reply
+                written[camera] = text(reply)
+            if len(written) < len(found):
+                _CLAIM.load(self.client)
         return {c: Claim(c, v) for c, v in written.items() if v}
 
     def drop(self, claim: Claim) -> bool:
         """Delete the fence if it still holds this claim; False when another member's value is there."""
-        return bool(self._drop(keys=[lease_key(claim.camera)], args=[claim.value]))
+        return bool(_DROP(self.client, [lease_key(claim.camera)], [claim.value]))
 
 
 def takeable(value: str, live_workers: set[str], own_worker: str, own: set[str], camera: str) -> bool:
@@ -116,4 +125,4 @@ def clear_dead_fence(client, camera: str, live_workers: set[str]) -> bool:
     value = text(client.get(lease_key(camera)))
     if not is_fleet_token(value) or holder_of(value) in live_workers:
         return False
-    return bool(client.eval(_DROP, 1, lease_key(camera), value))
+    return bool(_DROP(client, [lease_key(camera)], [value]))

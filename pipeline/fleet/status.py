@@ -32,12 +32,13 @@ from affectstream.pipeline.streams.keys import (
     text,
 )
 from affectstream.pipeline.streams.liveness import beat_age_s, read_with_pttl
+from affectstream.pipeline.streams.scripts import LuaScript
 from affectstream.pipeline.tables import format_table
 
 # One slot (`{fleet}`): Redis's clock, the members' deadlines and their facts at one moment.
-_READ = """
+_READ = LuaScript("""
 return {redis.call('TIME'), redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[2])}
-"""
+""")
 
 
 def read_members(client) -> tuple[int, list[dict[str, Any]], list[str]]:
@@ -47,7 +48,7 @@ def read_members(client) -> tuple[int, list[dict[str, Any]], list[str]]:
     `beat_age_s`, seconds since its last beat by Redis's clock (None when its facts do not state a TTL),
     and `stats`, its stats record with that record's own age in `stats_age_s` ({} when there is none).
     """
-    (sec, usec), scores, info = client.eval(_READ, 2, FLEET_MEMBERS, FLEET_INFO)
+    (sec, usec), scores, info = _READ(client, [FLEET_MEMBERS, FLEET_INFO], [])
     now_ms = int(sec) * 1000 + int(usec) // 1000
     deadline = {text(scores[i]): int(float(scores[i + 1])) for i in range(0, len(scores), 2)}
     members, bad = [], []

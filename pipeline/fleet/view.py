@@ -28,9 +28,10 @@ from affectstream.pipeline.streams.keys import (
     FLEET_VERSION,
     text,
 )
+from affectstream.pipeline.streams.scripts import LuaScript
 
 # KEYS members, info, version; ARGV member, ttl ms, info JSON. Returns {1 if it was not a member, reaped}.
-_BEAT = """
+_BEAT = LuaScript("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
@@ -42,20 +43,20 @@ if #dead > 0 then
 end
 if new == 1 or #dead > 0 then redis.call('HINCRBY', KEYS[3], 'members', 1) end
 return {new, #dead}
-"""
-_LEAVE = """
+""")
+_LEAVE = LuaScript("""
 local gone = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if gone == 1 then redis.call('HINCRBY', KEYS[3], 'members', 1) end
 return gone
-"""
+""")
 _FLEET_KEYS = [FLEET_MEMBERS, FLEET_INFO, FLEET_VERSION]
 # KEYS cameras, version, changes: {names joined by spaces, cameras version, id of the last change logged}.
-_NAMES = """
+_NAMES = LuaScript("""
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 return {table.concat(redis.call('HKEYS', KEYS[1]), ' '), redis.call('HGET', KEYS[2], 'cameras') or '0',
         last[1] and last[1][1] or ''}
-"""
+""")
 
 
 @dataclass
@@ -88,17 +89,15 @@ class FleetView:
         self._versions: list[bytes | None] = [None, None, None]
         self._changes_id = "0-0"
         self._cameras_v = -1
-        self._beat = client.register_script(_BEAT)
-        self._leave = client.register_script(_LEAVE)
 
     # -- liveness ---------------------------------------------------------------------------------
     def beat(self, facts: dict) -> Beat:
         """Say this member lives for another TTL (by Redis's clock) and reap the members that did not."""
-        new, reaped = self._beat(keys=_FLEET_KEYS, args=[self.member, self.ttl_ms, json.dumps(facts)])
+        new, reaped = _BEAT(self.client, _FLEET_KEYS, [self.member, self.ttl_ms, json.dumps(facts)])
         return Beat(bool(new), int(reaped))
 
     def leave(self) -> None:
-        self._leave(keys=_FLEET_KEYS, args=[self.member])
+        _LEAVE(self.client, _FLEET_KEYS, [self.member])
 
     @property
     def capacities(self) -> dict[str, int]:
@@ -141,7 +140,7 @@ class FleetView:
     def _reload(self, changes: Changes) -> None:
         # Names, version and log position of one moment; the names as one string (10,000 names parse
         # a hundred times faster so than as 10,000 replies).
-        names, version, last = self.client.eval(_NAMES, 3, FLEET_CAMERAS, FLEET_VERSION, FLEET_CHANGES)
+        names, version, last = _NAMES(self.client, [FLEET_CAMERAS, FLEET_VERSION, FLEET_CHANGES], [])
         now = set(text(names).split())
         changes.removed |= self.cameras - now
         changes.cameras |= now

@@ -60,6 +60,9 @@ def test_fences_claim_compare_and_set_and_drop_only_their_own(redis_url):
     taken = other.claim({"cam": value})["cam"]  # replacing the value it read (a dead member's)
     assert not mine.drop(claims["cam"]) and lease_holder(client, "cam") == "m2-w0"
     assert other.drop(taken) and not client.exists(lease_key("cam"))
+    client.script_flush()  # a restarted or failed-over server: the scripts are loaded again on NOSCRIPT
+    assert set(mine.claim({"cam": "", "cam2": ""})) == {"cam", "cam2"}
+    assert FleetView(client, "m1", 3).beat({"worker": "m1-w0", "capacity": 1}).rejoined
 
 
 def test_who_may_replace_a_fence():
