@@ -2,7 +2,8 @@
 once into frozen typed dataclasses (`settings.typed`: pydantic).
 
 A bad key or value fails at start with its dotted path and what is allowed, never deep inside a worker.
-`affectstream config schema` prints the JSON Schema of `Config`, `config show` its `resolved` form.
+`affectstream config schema` prints the JSON Schema of `Config`, `config show` its `resolved` form. Just over
+300 lines: one small model per section of the one config file, kept in one module as the schema is one.
 """
 
 from __future__ import annotations
@@ -153,6 +154,15 @@ class MetricsConfig:
 
 
 @typed(ConfigError)
+class TracksConfig:
+    """Track events on `affect:{source}:tracks` (docs/consumer): each face's `start`, `update`s (at most one
+    per track every `update_every_s` of the source's time; 0: none) and `end` with the track's account."""
+
+    enabled: bool = True
+    update_every_s: Annotated[float, Range(0, 86400)] = 5.0
+
+
+@typed(ConfigError)
 class SnapshotsConfig:
     """Pictures of what each source sees, for the dashboard. Off by default: they show people's faces.
     When on, a worker writes a source's snapshot only while a dashboard asks for it."""
@@ -211,6 +221,7 @@ class Config:
     workers: WorkersConfig = dataclasses.field(default_factory=WorkersConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     snapshots: SnapshotsConfig = dataclasses.field(default_factory=SnapshotsConfig)
+    tracks: TracksConfig = dataclasses.field(default_factory=TracksConfig)
     fleet: FleetConfig = dataclasses.field(default_factory=FleetConfig)
     sources: tuple[SourceSpec, ...] = ()
     """Files, folders or globs of videos, rtsp://, http(s):// URLs or /dev/video* devices."""

@@ -23,6 +23,7 @@ EXTRAS = {
     "ui": ("starlette", "uvicorn", "matplotlib"),
     "train": ("torch", "torchvision", "timm", "scipy", "tqdm"),
     "gpu": ("tensorrt", "pycuda"),
+    "bridge": ("paho",),
 }
 
 

@@ -66,3 +66,4 @@ class FrameResult:
     latency_ms: float = 0.0
     entry_id: str | None = None  # the stream entry id, chosen once when first published (pipeline.outbox)
     mono: float = field(default_factory=time.monotonic)  # its frame's `Frame.mono`
+    ended_tracks: list[int] = field(default_factory=list)  # tracks the tracker let go at this frame

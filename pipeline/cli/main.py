@@ -31,6 +31,7 @@ _AREAS = (
     "affectstream.pipeline.cli.fleet",
     "affectstream.pipeline.cli.probe",
     "affectstream.pipeline.cli.consumers",
+    "affectstream.pipeline.cli.bridge",
     "affectstream.pipeline.cli.archive",
     "affectstream.pipeline.cli.config",
     "affectstream.pipeline.cli.engines",

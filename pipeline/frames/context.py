@@ -59,12 +59,18 @@ class SourceContext:
         self.tracker.reset()
         self._seen = 0
 
-    def track(self, frame: Frame, detections: list[Detection] | None) -> list[Detection]:
-        """Track ids for `frame`'s detections, or the carried tracks when it was not detected (None)."""
+    def track(self, frame: Frame, detections: list[Detection] | None) -> tuple[list[Detection], list[int]]:
+        """Track ids for `frame`'s detections, or the carried tracks when it was not detected (None); and
+        the ids of the tracks that ended at this frame (gone from view, or the camera reconnected)."""
+        ended: list[int] = []
         if frame.connection != self.connection:  # the camera reconnected: faces seen before are other tracks
             self.connection = frame.connection
             self.reset()
-        return self.tracker.update(detections) if detections is not None else self.tracker.carry()
+            ended = self.tracker.ended
+        if detections is None:
+            return self.tracker.carry(), ended
+        faces = self.tracker.update(detections)
+        return faces, ended + self.tracker.ended
 
     def smooth(self, result: FrameResult) -> FrameResult:
         return self.smoother.apply(result)

@@ -30,6 +30,7 @@ class Prepared:
     context: SourceContext  # the frame's source: `complete` smooths the result with it
     faces: list[Detection]
     inputs: np.ndarray  # float32 NCHW, one row per face
+    ended: list[int]  # tracks that ended at this frame (track events' `end`)
 
 
 class FrameProcessor:
@@ -84,11 +85,11 @@ class FrameProcessor:
         from affectstream.engines.preprocess import to_input
         from affectstream.pipeline.frames.align import align_face
 
-        faces = source.track(frame, detections)
+        faces, ended = source.track(frame, detections)
         crops = [align_face(frame.image, d.landmarks, self.spec) for d in faces]
         h, w = self.spec.input_size
         inputs = to_input(crops, self.spec) if crops else np.zeros((0, self.spec.channels, h, w), np.float32)
-        return Prepared(frame, source, faces, inputs)
+        return Prepared(frame, source, faces, inputs, ended)
 
     def prepare_next(self, frame: Frame, source: SourceContext) -> Prepared:
         """detect (when due) -> track -> align, for callers that take one source's frames in order."""
@@ -162,6 +163,7 @@ class FrameProcessor:
             faces=faces,
             model=self.spec.model_id,
             mono=f.mono,
+            ended_tracks=p.ended,
         )
 
 

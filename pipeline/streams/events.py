@@ -109,26 +109,32 @@ def read_events(
     `start`: "0" (everything kept), a stream id, unix seconds, a datetime, or a `timedelta`: that long
     before Redis's clock now (event ids are the Redis times they were added at).
     """
-    lower = _first_id(client, start)
+    return read_kept(client, sources, keys.events_key, decode_event, start=start, page=page)
+
+
+def read_kept(
+    client: redis.Redis, sources: Iterable[str], key_of, decode, *, start, page: int = 1000
+) -> Iterator:
+    """`decode(fields, source=, entry_id=)` of every entry of each source's `key_of(source)` stream from
+    `start` on (as `read_events` takes it), source by source, in pages of `page`."""
+    lower = first_id(client, start)
     for source in resolve_sources(client, sources):
-        key, after = keys.events_key(source), lower
+        key, after = key_of(source), lower
         while True:
             rows = client.xrange(key, min=after, max="+", count=page)
             for entry_id, fields in rows:
                 entry_id = keys.text(entry_id)
-                yield decode_event(fields, source=source, entry_id=entry_id)
+                yield decode(fields, source=source, entry_id=entry_id)
             if len(rows) < page:
                 break
             after = "(" + keys.text(rows[-1][0])
 
 
-def _first_id(client: redis.Redis, start) -> str:
-    """The inclusive XRANGE id of `start`."""
+def first_id(client: redis.Redis, start) -> str:
+    """The inclusive XRANGE id of a read's `start`."""
     at = start_at(client, start)
     if at == START_NEW:
-        raise AffectstreamError(
-            "read_events reads what is kept: start at '0', a stream id or a time, not '$'"
-        )
+        raise AffectstreamError("a read of what is kept starts at '0', a stream id or a time, not '$'")
     if isinstance(at, float):
         return f"{max(0, int(at * 1000))}-0"
     return "-" if at in ("0", "0-0", "-", None) else str(at)

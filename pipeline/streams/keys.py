@@ -47,6 +47,7 @@ JOBS_GROUP = "workers"
 _SOURCE_PREFIX = "affect:{"
 FRAMES_SUFFIX = "}:frames"
 EVENTS_SUFFIX = "}:events"
+TRACKS_SUFFIX = "}:tracks"
 
 
 def text(value: bytes | str | None) -> str:
@@ -63,6 +64,11 @@ def frames_key(source: str) -> str:
 
 def events_key(source: str) -> str:
     return f"{_SOURCE_PREFIX}{source}{EVENTS_SUFFIX}"
+
+
+def tracks_key(source: str) -> str:
+    """Track events of one source (`start`, `update`, `end`: `pipeline.streams.tracks`), in its slot."""
+    return f"{_SOURCE_PREFIX}{source}{TRACKS_SUFFIX}"
 
 
 def source_of(key: str) -> str:

@@ -1,4 +1,4 @@
-"""The JSON Schemas of results and events stream entries, and validators for decoded entries."""
+"""The JSON Schemas of results, events and track events stream entries, and validators for decoded entries."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def frame_entry_schema() -> dict:
 
 def event_entry_schema() -> dict:
     return _schema("event_entry.schema.json")
+
+
+def track_entry_schema() -> dict:
+    return _schema("track_entry.schema.json")
+
+
+def validate_track(fields: dict[str, str]) -> None:
+    """Raise jsonschema.ValidationError when a tracks entry (str -> str) breaks tracks v1."""
+    import jsonschema
+
+    jsonschema.validate(fields, track_entry_schema())
 
 
 def validate_entry(fields: dict[str, str]) -> None:
