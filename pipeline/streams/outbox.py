@@ -36,64 +36,32 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from affectstream.pipeline.masking import mask_text
+from affectstream.pipeline.streams.drops import DROP_REASONS as DROP_REASONS  # the list, where it was
+from affectstream.pipeline.streams.drops import DropCounts
 from affectstream.pipeline.streams.entry_ids import (
     ClockIds,
     PassIds,
     format_id,
     last_id,
-    parse_id,
     pass_base_after,
 )
 from affectstream.pipeline.streams.keys import events_key, frames_key, source_of
+from affectstream.pipeline.streams.outbox_events import OutboxEvents
+from affectstream.pipeline.streams.outbox_replies import OutboxReplies
+from affectstream.pipeline.streams.outbox_tracks import OutboxTracks
 from affectstream.pipeline.streams.replies import is_transient
+from affectstream.pipeline.streams.retained import Retained
 from affectstream.pipeline.streams.writer import (
     EVENTS_MAXLEN,
     Fence,
-    Fenced,
     RedisLostData,
     StreamWriter,
     Written,
-    encode_event,
     encode_frame,
 )
-from affectstream.pipeline.streams.writer_leases import finish_pass
 from affectstream.pipeline.types import FrameResult
 
 log = logging.getLogger(__name__)
-
-HELD_UNTIL_DRAINED = ("eof",)  # events that must follow the source's last frame
-
-# Why a decoded frame was not published: the one list (DESIGN.md, "Every frame accounted for"). The
-# reader counts `stale` (a live source keeping only the newest frame) and `corrupt` (a picture the decoder
-# flagged); the worker `redis_unavailable` (live frames skipped while Redis refuses writes), `shutdown`
-# (decoded, never taken: the buffer at stop) and `worker_failed`; the outbox the rest. Nothing drops for a
-# full queue: the worker's queues apply backpressure.
-DROP_REASONS = (
-    "stale",  # replaced unread under the live policy
-    "corrupt",  # the decoder flagged the picture as damaged (a slice lost in transit)
-    "redis_unavailable",  # live frames skipped while Redis refused writes; or given up on at shutdown
-    "shutdown",  # decoded but never taken: in the source's buffer when the worker stopped
-    "source_failed",  # its stream refused writes for good (WRONGTYPE, ACL): the source failed
-    "fenced",  # the writer's lease was lost: another writer owns the stream now
-    "rejected",  # the stream already went past its id (another writer): not in the stream
-    "worker_failed",  # taken by a worker that failed (a stage, or Redis lost data): its restart resumes
-)
-
-
-class DropCounts(Counter):
-    """(source, reason) -> frames dropped; added to by the stages' threads, read by metrics scrapes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def add(self, source: str, reason: str, frames: int = 1) -> None:
-        with self._lock:
-            self[source, reason] += frames
-
-    def snapshot(self) -> Counter:
-        with self._lock:
-            return Counter(dict(self))
 
 
 class _Transient(redis.RedisError):
@@ -104,7 +72,7 @@ class PublishGaveUp(RuntimeError):
     """The worker is stopping and Redis stayed unreachable for the whole drain period."""
 
 
-class Outbox:
+class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
     """Publishes a worker's frames and events exactly once per id.
 
     Args:
@@ -134,8 +102,10 @@ class Outbox:
         on_source_failed: Callable[[str, str], None],
         drained: Callable[[str], bool],
         on_fenced: Callable[[str, str], None] = lambda *_: None,
+        track_updates_s: float | None = None,
     ) -> None:
         self.client = client
+        self._track_updates_s, self._tracks = track_updates_s, {}
         self.worker = worker
         self.maxlen = maxlen
         self.failed: dict[str, str] = {}  # source -> reason (permanent failures)
@@ -151,7 +121,9 @@ class Outbox:
         self._events: dict[str, deque] = {}
         self._frame_ids: dict[str, Callable[[int, float], str]] = {}
         self._event_ids: dict[str, ClockIds] = {}
-        self._expect: dict[str, str] = {}  # file frames key -> last id acknowledged for this pass
+        self._expect: dict[str, str] = {}  # stream key -> last id acknowledged there: Redis must keep it
+        self._retained = Retained()  # what Redis acknowledged lately, to send again if it loses it
+        self.data_lost: Counter[str] = Counter()  # source -> times Redis lost entries no longer held here
         self.resume_after: dict[str, int] = {}  # file source -> last frame its pass already has
         self._fences: dict[str, Fence] = {}  # leased source -> its lease
         self._since: dict[
@@ -162,8 +134,10 @@ class Outbox:
         self._passes = passes
         for spec in sources:
             self.add_source(spec)
+        # Capped at 2 s: a master that comes back, or a replica promoted in its place, gets the first retry
+        # within 2 s (docs/deploy.md promises the first write within 10 s of a promotion).
         self._retry = Retry(
-            ExponentialWithJitterBackoff(cap=5.0, base=0.1),
+            ExponentialWithJitterBackoff(cap=2.0, base=0.1),
             retries=-1,
             supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient),
         )
@@ -178,6 +152,7 @@ class Outbox:
             self.failed.pop(spec.name, None)  # claimed again: its streams are tried afresh
             self._events.setdefault(spec.name, deque())
             self._event_ids[spec.name] = ClockIds(events_after)
+            self._open_tracks(spec.name)
             if fence is not None:
                 self._fences[spec.name] = fence
             if spec.live:
@@ -196,6 +171,10 @@ class Outbox:
         with self._lock:
             self._frame_ids.pop(source, None)
             self._fences.pop(source, None)
+            self._tracks.pop(source, None)
+            for key in (frames_key(source), events_key(source)):  # another writer may write them now
+                self._expect.pop(key, None)
+                self._retained.forget(key)
             if source in self._events:
                 self._events[source].clear()
         if then is not None:
@@ -203,70 +182,6 @@ class Outbox:
 
     def owns(self, source: str) -> bool:
         return source in self._frame_ids
-
-    # -- events ---------------------------------------------------------------------------------
-    def add_event(self, source: str, kind: str, detail: dict | None = None) -> None:
-        """Queue an event (any thread); its id and time are fixed now. Events of a source this worker
-        no longer has (its reader's last words after a lost lease) are dropped."""
-        if self.owns(source):
-            self._queue_event(source, kind, detail)
-
-    def _queue_event(self, source: str, kind: str, detail: dict | None) -> None:
-        ts = time.time()
-        entry = (
-            self._event_ids[source](0, ts),
-            encode_event(source, kind, detail, ts=ts, worker=self.worker),
-        )
-        with self._lock:
-            self._events[source].append((kind, entry))
-
-    def _ready_events(self) -> dict[str, list]:
-        """Queued events that may go now, per events key, in order (a held `eof` and what follows it wait)."""
-        out: dict[str, list] = {}
-        eofs = []
-        with self._lock:
-            for source, queue in self._events.items():
-                ready = []
-                for kind, entry in queue:
-                    if kind in HELD_UNTIL_DRAINED and not self._drained(source):
-                        break
-                    if kind == "eof":
-                        eofs.append((source, entry[1]))
-                    ready.append(entry)
-                if ready:
-                    out[events_key(source)] = ready
-        for source, fields in eofs:
-            self._count_pass(source, fields)
-        return out
-
-    def _count_pass(self, source: str, fields: dict) -> None:
-        """Make a file's `eof` say how many frames of its pass are in the stream; fewer than the reader
-        decoded fails the source (the run must not exit 0 on a partial pass)."""
-        if source not in self.resume_after or "decoded" in fields:
-            return  # a camera's, or counted already (a retry)
-        in_stream = self.resume_after[source] + 1 + self._pass_published[source]
-        decoded = int(fields.get("frames", in_stream))
-        fields["frames"], fields["decoded"] = str(in_stream), str(decoded)
-        if in_stream != decoded:
-            self._fail_source(
-                source,
-                f"pass incomplete: {in_stream} of the {decoded} frames decoded are in {frames_key(source)}",
-            )
-
-    def _events_done(self, key: str, entries: list) -> None:
-        """Unqueue the events of `entries` (the head of the source's queue when they were sent). By id, not
-        by count: the queue may have been cleared meanwhile and hold a newer event (`lost`) that must stay."""
-        sent = {entry_id for entry_id, _fields in entries}
-        with self._lock:
-            queue = self._events[source_of(key)]
-            while queue and queue[0][1][0] in sent:
-                queue.popleft()
-
-    def pending_events(self, source: str | None = None) -> int:
-        with self._lock:
-            if source is not None:
-                return len(self._events.get(source, ()))
-            return sum(len(q) for q in self._events.values())
 
     # -- frames ---------------------------------------------------------------------------------
     def publish(self, results: list[FrameResult]) -> list[FrameResult]:
@@ -290,9 +205,11 @@ class Outbox:
                 continue
             if r.entry_id is None:  # chosen once: every retry sends the same id
                 r.entry_id = ids(r.frame, r.ts)
+                self._track_entries(r, frames)
             frames.setdefault(frames_key(r.source), []).append((r.entry_id, encode_frame(r, self.worker)))
             kept.append(r)
         events = self._ready_events()
+        self._close_tracks(events, frames)
         self._rejected = set()
         try:
             self._send(frames, events)
@@ -318,13 +235,6 @@ class Outbox:
                     self._pass_published[r.source] += 1
         return published
 
-    def flush_events(self) -> None:
-        """Publish every queued event (at shutdown: held ones too, whatever the drain state)."""
-        self._drained = lambda _source: True
-        events = self._ready_events()
-        if events:
-            self._send({}, events)
-
     def _send(self, frames: dict[str, list], events: dict[str, list]) -> None:
         todo = {**frames, **events}
         stopping_since = None
@@ -337,9 +247,11 @@ class Outbox:
             caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
             expect = {k: v for k, v in self._expect.items() if k in todo}
             outcome = self._writer.write(todo, caps, expect, fences)
-            transient = None
+            transient: Exception | None = None
             for key, reply in outcome.items():
-                if isinstance(reply, Written) or not is_transient(reply):
+                if isinstance(reply, RedisLostData) and self._resend_lost(key, reply, todo):
+                    transient = reply  # sent again, lost entries first, by the retry
+                elif isinstance(reply, Written) or not is_transient(reply):
                     self._settle(key, reply, todo.pop(key), key in events)
                 else:
                     transient = reply
@@ -364,59 +276,3 @@ class Outbox:
                 for queue in self._events.values():
                     queue.clear()
             raise
-
-    def _settle(self, key: str, reply: Written | Exception, entries: list, is_events: bool) -> None:
-        source = source_of(key)
-        if isinstance(reply, Written):
-            if reply.rejected:
-                self._rejected.update(reply.rejected)
-                log.error(
-                    "%s: %d entries not written: another writer went past their ids", key, len(reply.rejected)
-                )
-            if is_events:
-                self.lost_events += len(reply.rejected)
-                self._events_done(key, entries)
-                self._finish_pass(source, entries)
-            elif source in self.resume_after:  # files: Redis must keep what it acknowledged
-                self._expect[key] = max(self._expect.get(key, "0-0"), entries[-1][0], key=parse_id)
-            return
-        if isinstance(reply, RedisLostData):
-            raise reply
-        if isinstance(reply, Fenced):
-            if is_events:
-                self._events_done(key, entries)
-            else:
-                self.dropped.add(source, "fenced", len(entries))
-            if source not in self._fenced:
-                self._fenced.add(source)
-                log.warning("source %s: %s", source, reply)
-                # Only while the source still holds the lease this write was fenced with: else the claim loop
-                # dropped it already (keep the `lost` it queued) or claimed it again (a new, valid lease).
-                if self._fences.get(source) == self._sent_fences.get(key):
-                    self.remove_source(source)
-                    self._on_fenced(source, reply.holder)
-            return
-        reason = f"Redis refused writes to {key}: {mask_text(str(reply))}"
-        if is_events:
-            # The source's frames may still be fine, but nothing will ever say so: fail it.
-            self.lost_events += len(entries)
-            self._events_done(key, entries)
-        self._fail_source(source, reason)
-
-    def _finish_pass(self, source: str, entries: list) -> None:
-        """Once a file's `eof` is in its stream, its pass is no longer one to resume (`pipeline.streams.writer_leases`)."""
-        ids = self._frame_ids.get(source)
-        if not isinstance(ids, PassIds) or not any(fields.get("kind") == "eof" for _id, fields in entries):
-            return
-        try:
-            finish_pass(self.client, source, ids.base)
-        except redis.RedisError as exc:  # a later run resumes the finished pass: it only re-reads the file
-            log.warning("source %s: could not close its pass record: %s", source, mask_text(str(exc)))
-
-    def _fail_source(self, source: str, reason: str) -> None:
-        if source in self.failed:
-            return
-        self.failed[source] = reason
-        log.error("source %s failed: %s", source, reason)
-        self._on_source_failed(source, reason)
-        self.add_event(source, "error", {"reason": reason})

@@ -57,7 +57,10 @@ def parse_time(text: str) -> datetime:
 
 def redis_now(client: redis.Redis) -> float:
     """Redis's clock now, unix seconds."""
-    seconds, micros = client.time()
+    reply = client.time()
+    if isinstance(reply, dict):  # a cluster client may ask each node: their clocks agree well enough
+        reply = next(iter(reply.values()))
+    seconds, micros = reply
     return int(seconds) + int(micros) / 1e6
 
 

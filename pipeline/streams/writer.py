@@ -24,83 +24,22 @@ key alone so the caller fails only the source that owns it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
 
+from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.streams.connection import is_cluster
 from affectstream.pipeline.streams.encode import encode_event, encode_frame
 from affectstream.pipeline.streams.encode import encode_faces as encode_faces  # archive outputs use it
 from affectstream.pipeline.streams.keys import events_key, frames_key, holder_of, text
-from affectstream.pipeline.streams.scripts import LuaScript, is_noscript
+from affectstream.pipeline.streams.publish_script import PUBLISH
+from affectstream.pipeline.streams.scripts import is_noscript
 from affectstream.pipeline.types import FrameResult
 
 EVENTS_MAXLEN = 10_000
-
-# KEYS[1] the stream, KEYS[2] (optional) its lease; ARGV: maxlen, expected last id ("" = no expectation),
-# the lease token ("" without a lease), the lease TTL in ms to take a free lease with ("" = never: a fleet
-# camera's lease is only ever taken by its claim loop), then per entry: id, field count (2 x pairs), field,
-# value, ... Returns {added, present, rejected ids, last id before the call}: an entry whose id is not above the
-# stream's last id is `present` when that very id is in the stream (an earlier attempt wrote it) and
-# `rejected` when it is not (another writer went past it: it is lost, and must not be counted). Error
-# replies: "FENCED <holder token>" when the lease is another's (nothing added), "LOST <last id>" when the
-# stream's last id is below the expected one (Redis lost acknowledged entries).
-_ADD_SCRIPT = """
-local key = KEYS[1]
-local maxlen = ARGV[1]
-local expect = ARGV[2]
-if #KEYS > 1 then
-  local holder = redis.call('GET', KEYS[2])
-  if not holder and ARGV[4] ~= '' then
-    -- a writer lease that expired while Redis stalled and that nobody took since: still ours
-    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-    holder = ARGV[3]
-  end
-  if holder ~= ARGV[3] then
-    return redis.error_reply('FENCED ' .. (holder or ''))
-  end
-end
-local last = '0-0'
-if redis.call('EXISTS', key) == 1 then
-  local info = redis.call('XINFO', 'STREAM', key)
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then last = info[i + 1] end
-  end
-end
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function above(a_ms, a_seq, b_ms, b_seq)
-  return a_ms > b_ms or (a_ms == b_ms and a_seq > b_seq)
-end
-local top_ms, top_seq = parse(last)
-if expect ~= '' then
-  local e_ms, e_seq = parse(expect)
-  if above(e_ms, e_seq, top_ms, top_seq) then
-    return redis.error_reply('LOST ' .. last)
-  end
-end
-local added, present, rejected, i = 0, 0, {}, 5
-while i <= #ARGV do
-  local id, n = ARGV[i], tonumber(ARGV[i + 1])
-  local ms, seq = parse(id)
-  if above(ms, seq, top_ms, top_seq) then
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
-    top_ms, top_seq = ms, seq
-    added = added + 1
-  elseif #redis.call('XRANGE', key, id, id) == 1 then
-    present = present + 1
-  else
-    rejected[#rejected + 1] = id
-  end
-  i = i + 2 + n
-end
-return {added, present, rejected, last}
-"""
-
-
-_PUBLISH = LuaScript(_ADD_SCRIPT)
 
 
 class RedisLostData(redis.RedisError):
@@ -148,15 +87,40 @@ class Fence:
 Entry = tuple[str, Mapping[str, str]]  # (entry id, fields)
 
 
+class NotReplicated(redis.TimeoutError):
+    """Fewer replicas than `min_replicas_acked` confirmed a round trip's writes in time: retried (the
+    entries are then `present`) until they do; a timeout, so `pipeline.streams.replies` calls it transient."""
+
+
 class StreamWriter:
     """Idempotent, capped appends of entries with ids chosen by the caller, many streams per round trip.
 
     Args:
         client: Redis client.
+        retention_s: Also trim each stream by age (Redis's clock, `XTRIM MINID ~`), once per tenth of it
+            at most; None: by count only. Only for streams whose ids are times (not archive jobs').
+        min_replicas_acked: A round trip counts as written once this many replicas have it (`WAIT`);
+            0: once the master has it. Not on a cluster (a config error there).
+        wait_ms: How long one `WAIT` waits.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        retention_s: float | None = None,
+        min_replicas_acked: int = 0,
+        wait_ms: int = 1000,
+    ) -> None:
+        if min_replicas_acked and is_cluster(client):
+            raise ConfigError(
+                "redis.min_replicas_acked is not available on a Redis Cluster: set min-replicas-to-write "
+                "on its masters instead (docs/deploy.md)"
+            )
         self.client = client
+        self.retention_ms = int(retention_s * 1000) if retention_s else 0
+        self.min_replicas_acked, self.wait_ms = min_replicas_acked, wait_ms
+        self._trim_due: dict[str, float] = {}  # key -> when (monotonic) to trim it by time next
 
     def write(
         self,
@@ -191,7 +155,7 @@ class StreamWriter:
             cap = maxlen if isinstance(maxlen, int) else maxlen[key]
             fence = (fences or {}).get(key)
             lease, token, take = (fence.key, fence.token, fence.take_ms or "") if fence else ("", "", "")
-            args: list = [cap, (expect or {}).get(key, ""), token, take]
+            args: list = [cap, (expect or {}).get(key, ""), token, take, self._retention_now(key)]
             for entry_id, fields in batches[key]:
                 args += [entry_id, 2 * len(fields)]
                 for name, value in fields.items():
@@ -212,20 +176,37 @@ class StreamWriter:
                 )
         return out
 
+    def _retention_now(self, key: str) -> int | str:
+        """The retention to trim `key` by in this call, or "" when it was trimmed lately."""
+        if not self.retention_ms or time.monotonic() < self._trim_due.get(key, 0.0):
+            return ""
+        self._trim_due[key] = time.monotonic() + max(1.0, self.retention_ms / 10_000)
+        return self.retention_ms
+
     def _run(self, calls: dict[str, tuple[list, list]]) -> dict:
-        """One pipelined `EVALSHA` per key; the keys a server answered NOSCRIPT for go again once the
-        script is loaded (the script adds nothing when it is not run, so resending is safe)."""
+        """One pipelined `EVALSHA` per key (and a `WAIT` behind them on the same connection); the keys a
+        server answered NOSCRIPT for go again once the script is loaded (it adds nothing when not run)."""
         replies: dict = {}
         for attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for key_list, args in calls.values():
-                _PUBLISH.queue(pipe, key_list, args)
-            replies.update(zip(calls, pipe.execute(raise_on_error=False), strict=True))
+                PUBLISH.queue(pipe, key_list, args)
+            if self.min_replicas_acked:
+                pipe.execute_command("WAIT", self.min_replicas_acked, self.wait_ms)
+            got = pipe.execute(raise_on_error=False)
+            if self.min_replicas_acked and _short(got.pop(), self.min_replicas_acked):
+                late = NotReplicated(f"fewer than {self.min_replicas_acked} replicas acknowledged in time")
+                got = [reply if isinstance(reply, Exception) else late for reply in got]
+            replies.update(zip(calls, got, strict=True))
             calls = {key: call for key, call in calls.items() if is_noscript(replies[key])}
             if not calls or attempt:
                 break
-            _PUBLISH.load(self.client)
+            PUBLISH.load(self.client)
         return replies
+
+
+def _short(acked: object, wanted: int) -> bool:
+    return isinstance(acked, Exception) or int(acked) < wanted  # type: ignore[call-overload]
 
 
 def _classify(key: str, reply: Exception) -> Exception:

@@ -139,7 +139,16 @@ class _Processes:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def pause(self, port: int) -> None:
+        """SIGSTOP one server: it reads nothing, replication to it included, until `resume`."""
+        os.kill(self.procs[port].pid, signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        os.kill(self.procs[port].pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        for proc in self.procs.values():
+            os.kill(proc.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
         for proc in self.procs.values():
             proc.terminate()
         for proc in self.procs.values():
