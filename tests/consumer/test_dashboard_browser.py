@@ -145,7 +145,7 @@ def shown(x: float | None) -> str:
     return "n/a" if x is None else f"{'+' if x >= 0 else chr(0x2212)}{abs(x):.2f}"
 
 
-def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_url, tmp_path):
+def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_url, tmp_path):  # noqa: PLR0915 (one end-to-end run, its checks in order)
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -175,12 +175,15 @@ def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_
             chromium.get(base + "/")
 
             seen: dict = {}
+            lobby_notes = set()  # what the page said in cam-lobby's picture frame before its first snapshot
 
             def ready(driver):
                 for proc, name in zip(runs, ("run-a", "run-b"), strict=True):
                     assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()[-3000:]
                 page = seen["page"] = driver.execute_script(READ_PAGE)
                 rows, cams = page["rows"], page["cams"]
+                if "cam-lobby" in cams and not cams["cam-lobby"]["picture"]:
+                    lobby_notes.add(cams["cam-lobby"]["note"])
                 ok = (
                     rows.get("cam-lobby", {}).get("status") == "live"
                     and rows.get("clip-interview", {}).get("status") == "finished"
@@ -199,11 +202,20 @@ def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_
                 pytest.fail(
                     f"the page never showed all four states; last seen: {seen.get('page')}; logs: {logs}"
                 )
+            # run B writes no snapshots: its camera says so once the first one is overdue
+            busy_note = WebDriverWait(chromium, 60, poll_frequency=0.5).until(
+                lambda d: (n := d.execute_script(READ_PAGE)["cams"]["cam-busy"]["note"]) and "off" in n and n
+            )
             Select(chromium.find_element("id", "filter")).select_by_value("cam-lobby")
             page = WebDriverWait(chromium, 30, poll_frequency=0.2).until(
                 lambda d: (p := d.execute_script(READ_PAGE))["timelines"] > 0 and p
             )
             screenshot(chromium, 1280, shots / "dashboard_desktop.png")
+            table_fit = chromium.execute_script(
+                "const t = document.getElementById('sources');"
+                "return [t.scrollWidth, t.parentElement.clientWidth, document.documentElement.scrollWidth,"
+                " window.innerWidth];"
+            )
             screenshot(chromium, 420, shots / "dashboard_narrow.png")
             narrow = chromium.execute_script(
                 "return [window.innerWidth, getComputedStyle(document.querySelector('#sources thead')).display]"
@@ -222,9 +234,14 @@ def test_dashboard_of_real_runs_desktop_and_narrow(chromium, rtsp_server, redis_
     assert int(busy_row["drops"].split()[0]) > 0
     assert int(rows["cam-door"]["reconnects"]) >= 1 and "cam-door" in cams and not cams["cam-door"]["picture"]
     assert "clip-interview" not in cams  # a finished file has no live picture
+    # snapshots on (run A): never called off while the first one is on its way; off (run B): said so
+    assert not [n for n in lobby_notes if n and "off" in n], lobby_notes
+    assert "snapshots are off by default" in busy_note, busy_note
     assert page["scale"].startswith("cam-lobby") and "axes \u00b1" in page["scale"]
     assert page["shares"].startswith("cam-lobby")
     assert narrow[0] <= 480 and narrow[1] == "none"  # the table's rows are cards on a narrow screen
+    # at 1280 px the sources table fits its card, and the page does not scroll sideways
+    assert table_fit[0] <= table_fit[1] and table_fit[2] <= table_fit[3], table_fit
 
     # The face values on the page are ones the pipeline published for that track (2 decimals).
     published = set()

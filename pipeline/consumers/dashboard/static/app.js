@@ -10,6 +10,9 @@ const COLOURS = {  // same colours as `affectstream render` (pipeline/render.py)
 const V_COLOUR = "#e6a01e", A_COLOUR = "#e63c3c";
 const ACTIVE = new Set(["live", "starting", "reconnecting"]);
 const SNAPSHOT_EVERY_MS = 3000;
+// A worker writes a source's first snapshot within `snapshots.every_s` (5 s by default) of the page's first
+// request; until then "none yet" means "coming", not "off": the server's explanation is shown only after this.
+const FIRST_SNAPSHOT_WAIT_MS = 12000;
 const SCALES = [0.1, 0.2, 0.25, 0.5, 0.75, 1];  // circumplex and timeline axes: the smallest that fits
 const MAX_TIMELINES = 6;
 const SVG = "http://www.w3.org/2000/svg";
@@ -121,10 +124,12 @@ async function refreshSnapshot(name) {
       cam.img.src = url;
       cam.img.hidden = false;
       cam.note.hidden = true;
+    } else if (!cam.img.hidden) {
+      // keep showing the last picture; the next request brings a newer one
     } else {
-      cam.img.hidden = true;
       cam.note.hidden = false;
-      cam.note.textContent = await response.text();
+      const waiting = response.status === 404 && Date.now() - cam.askedAt < FIRST_SNAPSHOT_WAIT_MS;
+      cam.note.textContent = waiting ? "waiting for the first snapshot\u2026" : await response.text();
     }
   } catch (err) {
     cam.note.hidden = false;
@@ -160,7 +165,7 @@ function renderCameras(sources) {
       const faces = el("div", { class: "faces" });
       const title = el("h3", {}, el("span", { class: "cam-name", text: s.name }), el("span", { class: "status-dot" }));
       const card = el("div", { class: "camera", "data-source": s.name }, title, el("div", { class: "frame" }, img, note), faces);
-      cam = { card, img, note, faces, title, url: null, status: s.status };
+      cam = { card, img, note, faces, title, url: null, status: s.status, askedAt: Date.now() };
       cameras.set(s.name, cam);
       cam.timer = setInterval(() => refreshSnapshot(s.name), SNAPSHOT_EVERY_MS);
       setTimeout(() => refreshSnapshot(s.name), 0);
