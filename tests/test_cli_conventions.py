@@ -227,6 +227,10 @@ def test_unreachable_redis_exits_1(verb, capsys):
     [
         (["dashboard", "--redis", NO_REDIS], "starlette", "ui"),
         (["train", "-c", "configs/model/ferplus_mtlgcn.yaml"], "torch", "train"),
+        # checked before any work: the video does not even exist, the Redis is unreachable
+        (["render", "gone.mp4", "-o", "out.mp4", "--plots", "plots"], "matplotlib", "ui"),
+        (["run", "--source", "x=rtsp://h/s", "--redis", NO_REDIS], "av", "worker"),
+        (["demo", "--redis", NO_REDIS], "insightface", "worker"),
     ],
 )
 def test_missing_extra_exits_3_with_the_install_line(argv, module, extra):
