@@ -12,7 +12,7 @@ from affectstream.engines.errors import EXIT_USAGE
 from affectstream.pipeline.cli.argtypes import det_size, positive_int
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SKIPPABLE = ("naive", "de3", "auto", "live", "archive")
+SKIPPABLE = ("naive", "de3", "auto", "live", "archive", "publish")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -75,6 +75,7 @@ def measure(client, frames: int = 2000, runs: int = 3) -> dict:
     from affectstream.pipeline.streams.keys import frames_key
 
     out: dict = {}
+    _pass(client, 1, 1, "warm")  # the script loaded (SCRIPT LOAD once, after NOSCRIPT) before counting
     for name, batch in BATCHES.items():
         n = frames if batch > 1 else frames // 4  # camera pace: one round trip per frame, fewer frames
         commands, cpu_us, wire = [], [], []

@@ -147,6 +147,8 @@ def markdown(res: dict) -> str:
         lines += _archive_tables(res)
     if "live" in res:
         lines += _live_table(res)
+    if "publish_cost" in res:
+        lines += _publish_table(res["publish_cost"])
     lines += ["## Checks", ""] + [f"- {k}: {'PASS' if v else 'FAIL'}" for k, v in res["checks"].items()]
     lines += ["", f"Total benchmark time: {res['duration_s']} s.", ""]
     return "\n".join(lines)
@@ -239,3 +241,21 @@ def write_capacity_results(res: dict, out_dir: Path) -> Path:
     js.write_text(json.dumps(res, indent=2) + "\n")
     js.with_suffix(".md").write_text(capacity_markdown(res))
     return js
+
+
+def _publish_table(cost: dict) -> list[str]:
+    """Redis's cost per published frame (bench/publish_cost.py) against issue 27's targets."""
+    t = cost["targets"]
+    lines = [
+        f"## Redis cost per published frame (targets: <= {t['commands_per_frame']} commands, "
+        f"<= {t['redis_cpu_us_per_frame']} us Redis CPU)",
+        "",
+        "| publishing | commands / frame | Redis CPU us / frame | bytes in / frame |",
+        "|---|---|---|---|",
+    ]
+    for name, row in cost.items():
+        if isinstance(row, dict) and "batch" in row:
+            lines.append(
+                f"| {name} | {row['commands_per_frame']} | {row['redis_cpu_us_per_frame']} | {row['bytes_in_per_frame']} |"
+            )
+    return [*lines, "", f"Redis memory per entry (one face): {cost['memory_bytes_per_entry']} bytes.", ""]

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import e2e, inputs, machine, stages
+from bench import e2e, inputs, machine, publish_cost, stages
 from bench.capacity import resolved_live
 from bench.naive import NaiveLoop
 from bench.stats import median, peak_rss_mib, summary
@@ -91,6 +91,9 @@ def run_benchmark(s: Settings) -> dict:
             out.update(_archive(s, videos, expected, detector, model, url, client))
         if "live" not in s.skip:
             out.update(_live(s, workdir, detector, model, url))
+        if "publish" not in s.skip:
+            log.info("Redis cost per published frame")
+            out["publish_cost"] = publish_cost.measure(client, 500 if s.quick else 2000, s.runs)
     primary = stages.size_label(s.det_size)
     out["settings"] = {
         **{k: v for k, v in asdict(s).items() if k not in ("redis_url",)},
@@ -267,4 +270,10 @@ def checks(out: dict) -> dict:
         w = out["live"]["4"]["p99_per_window_ms"]
         # Bounded: the last window's tail is not above the first's by more than noise (25% + 20 ms).
         c["live_4_streams_bounded"] = bool(w) and w[-1] <= 1.25 * w[0] + 20.0
+    if "publish_cost" in out:  # issue 27: a file pass in large round trips; docs/deploy.md "Sizing"
+        large = out["publish_cost"]["file pass, 64 a round trip"]
+        c["publish_le_1_1_commands_per_frame"] = large["commands_per_frame"] <= publish_cost.TARGET_COMMANDS
+        c["publish_le_20us_redis_cpu_per_frame"] = (
+            large["redis_cpu_us_per_frame"] <= publish_cost.TARGET_CPU_US
+        )
     return c
