@@ -87,6 +87,8 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         drained: `drained(source)` is True when every frame taken from the source has been published or
             dropped; held events (`eof`) wait for it.
         on_fenced: Called with (source, holder) when a write of a leased source was fenced.
+        min_replicas_acked: Entries count as written once this many replicas have them (`redis.min_replicas_acked`).
+        retention_s: Trim the streams by age too (`redis.retention_s`); None: by `maxlen` only.
     """
 
     def __init__(
@@ -102,6 +104,8 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         on_source_failed: Callable[[str, str], None],
         drained: Callable[[str], bool],
         on_fenced: Callable[[str, str], None] = lambda *_: None,
+        min_replicas_acked: int = 0,
+        retention_s: float | None = None,
         track_updates_s: float | None = None,
     ) -> None:
         self.client = client
@@ -114,7 +118,7 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         self.stalled = False  # Redis refuses writes right now (transient): a retry is under way
         self._pass_published: Counter[str] = Counter()  # file source -> frames of its pass published here
         self._rejected: set[str] = set()  # entry ids of the current round trip that another writer went past
-        self._writer = StreamWriter(client)
+        self._writer = StreamWriter(client, retention_s=retention_s, min_replicas_acked=min_replicas_acked)
         self._stopping, self._drain_s = stopping, drain_s
         self._on_source_failed, self._drained, self._on_fenced = on_source_failed, drained, on_fenced
         self._lock = threading.Lock()

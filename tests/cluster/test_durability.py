@@ -49,3 +49,17 @@ def test_retention_trims_by_age_on_redis_clock(ha_url):
     left = client.xrange(KEY)
     assert left[-1][0] == f"{now_ms}-0".encode()
     assert len(left) < 100  # `MINID ~` keeps at most the tail of one macro node of old entries
+
+
+def test_scripts_come_back_after_a_flush(ha_url):
+    """A promoted replica, a restarted node, `SCRIPT FLUSH`: the publish script is loaded again (NOSCRIPT)."""
+    from affectstream.pipeline.streams.writer import ResultPublisher
+    from tests.consumer.test_consume import make_result
+
+    client = connect(ha_url)
+    publisher = ResultPublisher(client, maxlen=100)
+    sources = [f"cam-{i}" for i in range(6)]
+    assert publisher.publish([make_result(s, 0) for s in sources], ids=["1-0"] * 6) == [True] * 6
+    client.script_flush()  # every master on a cluster
+    assert publisher.publish([make_result(s, 1) for s in sources], ids=["2-0"] * 6) == [True] * 6
+    assert all(client.xlen(f"affect:{{{s}}}:frames") == 2 for s in sources)
