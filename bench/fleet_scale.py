@@ -8,9 +8,10 @@ decoding, no publishing: `add_source` records the camera). Member capacity: ceil
 camera the bench adds) unless `--capacity` (at least ceil(C / M)).
 
 Phases: settle (every camera run by exactly one member, each member running what the assignment gives it;
-at most `--settle-timeout` s), a steady window (`--window` s, nothing changes: what is measured), then
-`cameras add` and `cameras rm` of one camera (each must take effect within `--react-timeout` s), then idle
-until S seconds have passed since the start, or SIGTERM; the members then stop as on SIGTERM (released,
+at most `--settle-timeout` s), two rounds and a second for the last writes of settling, a steady window
+(`--window` s, nothing changes: what is measured), then `cameras add` and `cameras rm` of one camera (each
+must take effect within `--react-timeout` s), then idle until S seconds have passed since the start, or
+SIGTERM; the members then stop as on SIGTERM (released,
 fences deleted, gone). Exit 0; 1 when settling or reacting took too long, or, with `--check`, when a target
 was missed (<= 20 commands/s per member); 2 for a bad argument or a Redis whose fleet is not empty.
 
@@ -324,6 +325,8 @@ class Bench:
         self.say(f"settled after {self.report['settle_s']} s")
         ok = self.report["settle_s"] is not None
         if ok and not self.stop.is_set():
+            # The round that made the last claim may still be writing its stats record (O(cameras held)).
+            self.stop.wait(2 * self.args.claim_every + 1.0)
             self.measure(max(1.0, min(self.args.window, self.left_s() - 5.0)))
         if ok and not self.stop.is_set():
             self.react()

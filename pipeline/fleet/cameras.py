@@ -107,7 +107,8 @@ for i = 2, #ARGV, step do
   names[#names + 1] = ARGV[i]
 end
 if #names > tonumber(LOG_NAMES) then op, names = 'reload', {} end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', LOG_ENTRIES, '*', 'v', v, 'op', op, 'names', table.concat(names, ' '))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', LOG_ENTRIES, '*',
+           'v', v, 'op', op, 'names', table.concat(names, ' '))
 return n
 """
 _LOG_NAMES = 100  # a change naming more cameras makes members re-read the names instead

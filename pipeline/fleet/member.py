@@ -2,15 +2,16 @@
 
 Every third of `fleet.lease_ttl_s` the member beats, in a thread of its own (`pipeline.fleet.view`: its
 liveness, by Redis's clock). Every `fleet.claim_every_s` (docs/fleet.md, "Balance"): cameras whose writes
-were fenced are lost (stopped at once, frames in flight dropped, `lost` written), and so are all of them when
-a beat found the member declared dead or none got through for a whole TTL (others may run them by now); it reads the fleet's versions (one HMGET) and, only
-when one moved, what changed; it computes which cameras are its own (`pipeline.fleet.assign`, the same
-answer on every member); cameras removed or changed are released (their frames already taken published,
-then `released`, then the fence deleted); cameras no longer its own are released too, in one batch at most
-every `fleet.rebalance_every_s`; and cameras newly its own are claimed by writing their fences
-(`pipeline.fleet.fences`): free ones, ones of dead members, and, once their holder has released them, ones a
-live member still runs. In steady state a round is that one HMGET, a beat every third of a TTL and a stats
-write every few seconds (`pipeline.fleet.stats`): nothing grows with the number of members or cameras.
+were fenced are lost (stopped at once, frames in flight dropped, `lost` written), and so are all of them
+when a beat found the member declared dead or none got through for a whole TTL (others may run them by
+now); it reads the fleet's versions (one HMGET) and, only when one moved, what changed; it computes which
+cameras are its own (`pipeline.fleet.assign`, the same answer on every member); cameras removed or changed
+are released (their frames already taken published, then `released`, then the fence deleted); cameras no
+longer its own are released too, in one batch at most every `fleet.rebalance_every_s`; and cameras newly
+its own are claimed by writing their fences (`pipeline.fleet.fences`): free ones, ones of dead members,
+and, once their holder has released them, ones a live member still runs. In steady state a round is that
+one HMGET, a beat every third of a TTL and a stats write every few seconds (`pipeline.fleet.stats`):
+nothing grows with the number of members or cameras.
 """
 
 from __future__ import annotations

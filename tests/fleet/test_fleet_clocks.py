@@ -1,6 +1,7 @@
 """Fleet members whose wall clocks are off (issue 24, DESIGN.md "Clocks"): liveness is measured by Redis (a
-member's deadline in the members' set, from Redis TIME), never by comparing members' clocks, so a member 10 s behind or ahead still gets its
-share of the cameras, and neither `health --all` nor `fleet status` calls it stale.
+member's deadline in the members' set, from Redis TIME), never by comparing members' clocks, so a member
+10 s behind or ahead still gets its share of the cameras, and neither `health --all` nor `fleet status`
+calls it stale.
 
 The clock is shifted inside the member's processes (`tests/clockshift/sitecustomize.py`): `time.time` reads
 10 s off there, as on a host whose NTP is broken; the monotonic clock is untouched.
