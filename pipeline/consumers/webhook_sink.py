@@ -54,6 +54,7 @@ class WebhookSink:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the answer's connection
             if exc.code in RETRIED or exc.code >= 500:
                 raise SinkUnavailable(f"{where} answered {exc.code} {exc.reason}") from None
             raise SinkRefused(f"{where} refused a track event: {exc.code} {exc.reason}") from None

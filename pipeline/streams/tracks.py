@@ -43,8 +43,9 @@ class _Track:
     valence_sum: float = 0.0
     arousal_sum: float = 0.0
     expressions: Counter[str] = field(default_factory=Counter)
-    peak: tuple[float, str, int] = (-1.0, NEUTRAL, -1)  # (probability, expression, frame)
-    neutral_peak: tuple[float, int] = (-1.0, -1)
+    # (probability, expression, frame) of the strongest frame other than Neutral, and of Neutral's
+    peak: tuple[float, str, int] = (-1.0, NEUTRAL, -1)
+    neutral_peak: tuple[float, str, int] = (-1.0, NEUTRAL, -1)
 
     def add(self, r: FrameResult, face: FaceResult) -> None:
         self.frames += 1
@@ -58,14 +59,12 @@ class _Track:
         if face.expr != NEUTRAL and p > self.peak[0]:
             self.peak = (p, face.expr, r.frame)
         elif face.expr == NEUTRAL and p > self.neutral_peak[0]:
-            self.neutral_peak = (p, r.frame)
+            self.neutral_peak = (p, face.expr, r.frame)
 
     def account(self) -> dict:
         """The `end` event's detail."""
         expr, count = self.expressions.most_common(1)[0]
-        prob, peak, frame = (
-            self.peak if self.peak[2] >= 0 else (*self.neutral_peak[:1], NEUTRAL, self.neutral_peak[1])
-        )
+        prob, peak, frame = self.peak if self.peak[2] >= 0 else self.neutral_peak
         out = {
             "duration_s": round(self.last_pts - self.first_pts, 3),
             "frames": self.frames,
