@@ -41,7 +41,9 @@ def free_port() -> int:
 class Broker:
     """A real Mosquitto on loopback; its sessions and queued messages persist across `stop`/`start`."""
 
-    def __init__(self, folder, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder, users: dict[str, str] | None = None, tls: dict[str, str] | None = None
+    ) -> None:
         if not os.path.exists(MOSQUITTO):
             missing("mosquitto is not installed (Debian: apt-get install mosquitto)")
         self.port = free_port()
@@ -59,6 +61,8 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:  # TLS only, with a throwaway CA
+            lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
@@ -89,17 +93,22 @@ def broker(tmp_path):
 class Subscriber:
     """A persistent-session QoS 1 subscriber: what the broker queued while it was away still reaches it."""
 
-    def __init__(self, port: int, topic: str = "affectstream/#") -> None:
+    def __init__(self, port: int, topic: str = "affectstream/#", ca: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, dict, bool]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub", clean_session=False)
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 1)
+        if ca:
+            self.client.tls_set(ca_certs=ca)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        assert self.subscribed.wait(10), "the test subscriber could not subscribe"
 
     def _on_message(self, _client, _userdata, msg) -> None:
         with self._lock:
@@ -301,3 +310,23 @@ def test_webhook_refusal_stops_without_skipping(redis_url):
     t.join(10)
     assert receiver.requests[0][0] == receiver.requests[1][0]  # the refused one, again, first
     receiver.close()
+
+
+def test_mqtts_with_a_private_ca(redis_url, tmp_path):
+    from tests.cluster.servers import make_tls
+
+    client = connect(redis_url)
+    _frames, events = write(client, "cam-5", range(3), TrackEvents("cam-5", 0))
+    tls = make_tls(tmp_path / "tls")
+    b = Broker(tmp_path, tls=tls)
+    b.start()
+    sub = Subscriber(b.port, ca=tls["ca"])
+    proc = bridge_cli(redis_url, "mqtt", f"mqtts://127.0.0.1:{b.port}", "--ca", tls["ca"], "--from-start")
+    try:
+        assert wait_for(lambda: sub.ids("affectstream/cam-5/tracks") == events, 30)
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.close()
+        b.stop()
