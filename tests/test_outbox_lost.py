@@ -69,3 +69,27 @@ def test_what_the_outbox_no_longer_holds_is_reported(tmp_path):
         assert errors and errors[0][b"reason"] == b"redis_data_lost"
     finally:
         server.stop()
+
+
+def test_a_finished_pass_lost_with_the_server_is_sent_again(tmp_path):
+    """A camera's next write finds the server lost data: every stream this worker wrote is checked, and the
+    finished file's frames and events, which nothing writes any more, come back too."""
+    server, url = _restart_empty(tmp_path)
+    try:
+        client = connect(url)
+        box = _outbox(client, {"clip": 1000}, [])
+        box.add_source(SourceSpec(name="clip", url="/media/clip.mp4", live=False))
+        box.add_source(SourceSpec(name="cam", url="rtsp://cam/x", live=True))
+        now = time.time()
+        box.publish([FrameResult("clip", j, j / 25, now) for j in range(50)])
+        box.add_event("clip", "eof", {"frames": 50})
+        box.publish([FrameResult("cam", 0, 0.0, now)])
+        assert [f[b"kind"] for _id, f in client.xrange(events_key("clip"))] == [b"eof"]
+        server.stop()
+        server.start()
+        box.publish([FrameResult("cam", 1, 0.04, now + 0.04)])
+        assert _frames(client, "clip") == list(range(50)) and _frames(client, "cam") == [0, 1]
+        assert [f[b"kind"] for _id, f in client.xrange(events_key("clip"))] == [b"eof"]
+        assert not box.data_lost
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ import threading
 
 from affectstream.settings import env
 
-REDIS_HELP = "redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
+REDIS_HELP = "Redis URL: redis[s]://, unix://, redis[s]+cluster://, redis[s]+sentinel://HOSTS/SERVICE (docs/deploy.md; default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
 
 
 def _bridge(args: argparse.Namespace, sink, kinds: list[str]) -> int:

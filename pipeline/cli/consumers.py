@@ -9,7 +9,7 @@ import sys
 from affectstream.pipeline.cli.argtypes import det_size, positive_int
 from affectstream.settings import env
 
-REDIS_HELP = "redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
+REDIS_HELP = "Redis URL: redis[s]://, unix://, redis[s]+cluster://, redis[s]+sentinel://HOSTS/SERVICE (docs/deploy.md; default: $AFFECTSTREAM_REDIS_URL, else the embedded server)"
 
 
 def positive_float(text: str) -> float:

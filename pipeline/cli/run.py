@@ -38,7 +38,8 @@ def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides:
     p.add_argument(
         "--redis",
         metavar="URL",
-        help="redis://, rediss:// or unix:// URL (default: $AFFECTSTREAM_REDIS_URL, else embedded)",
+        help="Redis URL: redis[s]://, unix://, redis[s]+cluster://, redis[s]+sentinel://HOSTS/SERVICE "
+        "(docs/deploy.md; default: $AFFECTSTREAM_REDIS_URL, else embedded)",
     )
     if detector:
         p.add_argument(

@@ -127,6 +127,8 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         self._event_ids: dict[str, ClockIds] = {}
         self._expect: dict[str, str] = {}  # stream key -> last id acknowledged there: Redis must keep it
         self._retained = Retained()  # what Redis acknowledged lately, to send again if it loses it
+        self._tails_due = False
+        self._finished: set[str] = set()
         self.data_lost: Counter[str] = Counter()  # source -> times Redis lost entries no longer held here
         self.resume_after: dict[str, int] = {}  # file source -> last frame its pass already has
         self._fences: dict[str, Fence] = {}  # leased source -> its lease
@@ -248,6 +250,7 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         self._sent_fences = fences
 
         def attempt() -> None:
+            self._check_other_tails(todo)
             caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
             expect = {k: v for k, v in self._expect.items() if k in todo}
             outcome = self._writer.write(todo, caps, expect, fences)

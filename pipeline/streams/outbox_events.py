@@ -101,6 +101,7 @@ class OutboxEvents(OutboxState):
         ids = self._frame_ids.get(source)
         if not isinstance(ids, PassIds) or not any(fields.get("kind") == "eof" for _id, fields in entries):
             return
+        self._finished.add(frames_key(source))  # lost later: reported, not read again (`_resend_lost`)
         try:
             finish_pass(self.client, source, ids.base)
         except redis.RedisError as exc:  # a later run resumes the finished pass: it only re-reads the file

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from affectstream.pipeline.masking import mask_text
-from affectstream.pipeline.streams.entry_ids import parse_id
+from affectstream.pipeline.streams.entry_ids import format_id, last_id, parse_id
 from affectstream.pipeline.streams.keys import frames_key, source_of
 from affectstream.pipeline.streams.outbox_state import OutboxState
 from affectstream.pipeline.streams.writer import Fenced, RedisLostData, Written
@@ -28,7 +28,7 @@ class OutboxReplies(OutboxState):
         (`redis_data_lost`) and counted in `data_lost`."""
         source = source_of(key)
         kept, complete = self._retained.since(key, lost.last)
-        if not complete and source in self.resume_after:
+        if not complete and source in self.resume_after and key not in self._finished:
             return False
         log.warning(
             "%s: Redis lost entries after %s (a failover or a restart); sending the %d kept here again",
@@ -37,13 +37,35 @@ class OutboxReplies(OutboxState):
             len(kept),
         )
         if not complete:
-            self.data_lost[source] += 1
-            detail = f"Redis lost entries of {key} after {lost.last} that this worker no longer holds"
-            log.error("source %s: %s", source, detail)
-            self._queue_event(source, "error", {"reason": "redis_data_lost", "detail": detail})
+            self._report_lost(key, lost.last)
         self._expect[key] = lost.last
-        todo[key] = kept + todo[key]
+        todo[key] = kept + todo.get(key, [])
+        self._tails_due = True  # the server lost data: the other streams may have lost some too
         return True
+
+    def _check_other_tails(self, todo: dict[str, list]) -> None:
+        """After a loss (`_tails_due`), before the next attempt: check every other stream this worker wrote,
+        not only those it writes now (a file whose pass ended, a camera between frames), and put what they
+        lost into `todo` too. A connection error midway leaves it due for the attempt after."""
+        if not self._tails_due:
+            return
+        for key, expect in list(self._expect.items()):
+            if key in todo:
+                continue
+            last = format_id(last_id(self.client, key))
+            if parse_id(last) < parse_id(expect):
+                self._resend_lost(key, RedisLostData(key, last), todo)
+        self._tails_due = False
+
+    def _report_lost(self, key: str, last: str) -> None:
+        """Entries of `key` above `last` that Redis lost and this worker no longer holds: an `error` event
+        (`redis_data_lost`) and `data_lost`."""
+        source = source_of(key)
+        self.data_lost[source] += 1
+        detail = f"Redis lost entries of {key} after {last} that this worker no longer holds"
+        log.error("source %s: %s", source, detail)
+        if source in self._event_ids:
+            self._queue_event(source, "error", {"reason": "redis_data_lost", "detail": detail})
 
     def _settle(self, key: str, reply: Written | Exception, entries: list, is_events: bool) -> None:
         source = source_of(key)

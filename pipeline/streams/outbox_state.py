@@ -31,6 +31,8 @@ class OutboxState:
     _event_ids: dict[str, ClockIds]
     _expect: dict[str, str]
     _retained: Retained
+    _tails_due: bool  # Redis lost data: check every expected stream's tail before the next attempt
+    _finished: set[str]  # frames keys of file passes whose `eof` is in their stream
     _fences: dict[str, Fence]
     _fenced: set[str]
     _sent_fences: dict[str, Fence]
