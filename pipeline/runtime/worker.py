@@ -2,14 +2,13 @@
 
     intake (readers, lanes) -> prepare stage -> engine stage -> publisher -> outbox -> Redis
 
-Each part is its own small class: `Intake` (`pipeline.runtime.intake`: the sources, which frame is next,
-every frame's account), `PrepareStage` and `EngineStage` (`pipeline.runtime.stages`: the frame path's two
-halves on their threads), `Publisher` (`pipeline.runtime.publisher`), the `Outbox`
-(`pipeline.streams.outbox`: exactly-once writes, events, drops by reason), heartbeats
-(`pipeline.runtime.heartbeat`), snapshots and metrics. The worker builds them, connects them with bounded
-queues (PyAV, OpenCV and ONNX Runtime release the GIL, so decoding, detection, inference and Redis writes
-overlap), starts and stops them in order and turns their outcome into an exit status. SIGTERM stops
-taking new frames; every frame already taken from a source is still inferred and published first.
+Each part is its own small class in `pipeline.runtime`: `Intake` (sources, the next frame, each frame's
+account), `PrepareStage` and `EngineStage` (the frame path's halves on their threads), `Publisher`, the
+`Outbox` (`pipeline.streams`: exactly-once writes, events, drops by reason), heartbeats, snapshots and
+metrics. The worker builds them, connects them with bounded queues (PyAV, OpenCV and ONNX Runtime release
+the GIL, so decoding, detection, inference and Redis writes overlap), starts and stops them in order and
+turns their outcome into an exit status. SIGTERM stops taking new frames; every frame already taken from
+a source is still inferred and published first.
 
 Sources come and go while it runs (`add_source`, `remove_source`) as a fleet member's claim loop
 (`pipeline.fleet.member`, a thread of this process) claims, releases and loses cameras. Every frame is
@@ -18,7 +17,6 @@ accounted for, per source: decoded = published + dropped{reason} + in flight (`p
 Exit status: 0 when every frame taken was published and no source failed; `EXIT_SOURCES_FAILED` when
 sources failed for good (`pipeline.runtime.failures`: restarting would not help); `EXIT_CANNOT_RUN` when a
 model cannot load; 1 when a stage failed (the supervisor restarts the worker; its files' passes resume).
-Just over 300 lines: the wiring of every part reads best in one place.
 """
 
 from __future__ import annotations
