@@ -122,6 +122,8 @@ def _single(url: str, scheme: str) -> RedisTarget:
                 raise ValueError("no host")
     except (ValueError, TypeError) as exc:
         raise _bad(url, str(exc)) from None
+    if scheme != "rediss":
+        _no_tls_options(url, parsed)
     return RedisTarget(SINGLE, url, db=int(parsed.get("db") or 0))
 
 
@@ -147,4 +149,15 @@ def _node_options(url: str, base: str, query: str) -> dict:
     options = {k: v for k, v in parsed.items() if k not in ("host", "port", "db", "connection_class", "path")}
     if base.startswith("rediss://"):
         options["ssl"] = True
+    else:
+        _no_tls_options(url, options)
     return options
+
+
+def _no_tls_options(url: str, options: dict) -> None:
+    """TLS options on a plain URL would reach redis-py's plain connection, which fails with a TypeError."""
+    tls = sorted(k for k in options if k.startswith("ssl"))
+    if tls:
+        raise _bad(
+            url, f"{', '.join(tls)} need a TLS scheme (rediss://, rediss+cluster://, rediss+sentinel://)"
+        )

@@ -43,6 +43,8 @@ def test_sentinel_url_forms():
         ("redis+cluster://:pw-secret@h:1,,h:2", "no host"),
         ("redis+cluster://:pw-secret@h:7000/db", "database 0"),
         ("redis+whatever://:pw-secret@h", "scheme must be one of"),
+        ("redis+cluster://:pw-secret@h:7000?ssl_ca_certs=/ca.pem", "need a TLS scheme"),
+        ("redis://:pw-secret@h:6379/0?ssl_cert_reqs=none", "need a TLS scheme"),
     ],
 )
 def test_malformed_urls_name_the_problem_masked(url, why):
@@ -87,3 +89,23 @@ def test_unreachable_and_refused_are_masked(sentinel_set, cluster_set):
     with pytest.raises(RedisUnavailable) as err:
         connect("redis+cluster://:not-this-pw@127.0.0.1:1", timeout_s=0.5)
     assert "not-this-pw" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
+def test_tls_variants_on_real_servers(kind, fresh_sets):
+    """rediss+cluster:// and rediss+sentinel:// against servers that speak TLS only (a test CA)."""
+    from affectstream.pipeline.streams.writer import ResultPublisher
+    from tests.consumer.test_consume import make_result
+
+    servers = fresh_sets(kind, tls=True, password="tls-data-pw")
+    url = servers.url if kind == "cluster" else servers.url()
+    assert url.startswith(f"rediss+{kind}://") and "ssl_ca_certs=" in url
+    client = connect(url)
+    sources = [f"cam-{i}" for i in range(4)]
+    assert (
+        ResultPublisher(client, 100).publish([make_result(s, 0) for s in sources], ids=["1-0"] * 4)
+        == [True] * 4
+    )
+    assert all(client.xlen(f"affect:{{{s}}}:frames") == 1 for s in sources)
+    with pytest.raises(RedisUnavailable):  # the same servers refuse a client without TLS
+        connect(url.replace("rediss+", "redis+").split("?")[0], timeout_s=1)
