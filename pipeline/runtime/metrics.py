@@ -53,6 +53,11 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("source", "worker", "expression"),
     ),
     "affectstream_source_reconnects": ("counter", "Reconnect attempts of the source", ("source", "worker")),
+    "affectstream_redis_data_lost": (
+        "counter",
+        "Times Redis lost acknowledged entries of the source that the worker no longer held to send again",
+        ("source", "worker"),
+    ),
     "affectstream_source_up": (
         "gauge",
         "1 while the source's reader is live and reading",
@@ -159,6 +164,7 @@ class WorkerReading:
             str, tuple[int, int, int, str]
         ] = {}  # name -> (decoded, dropped, reconnects, state)
         self.dropped: dict[str, dict[str, int]] = {}  # name -> {reason: frames} (`outbox.DROP_REASONS`)
+        self.data_lost: dict[str, int] = {}  # name -> times Redis lost what the outbox no longer held
         self.queues: dict[str, tuple[int, int]] = {}  # name -> (depth, capacity)
         self.batch_fill = 0.0
         self.build: dict[str, str] = {}  # version, model, backend
@@ -196,6 +202,7 @@ class WorkerCollector(Collector):
         yield dropped
         yield per_source("affectstream_faces", ((n, r.faces.get(n, 0)) for n in names))
         yield per_source("affectstream_source_reconnects", ((n, stats[n][2]) for n in names))
+        yield per_source("affectstream_redis_data_lost", ((n, r.data_lost.get(n, 0)) for n in names))
         yield per_source("affectstream_source_up", ((n, float(stats[n][3] == "live")) for n in r.sources))
         expressions = _family("affectstream_expressions")
         for (source, expr), faces in sorted(r.expressions.items()):
