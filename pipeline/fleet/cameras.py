@@ -1,12 +1,10 @@
-"""The fleet's desired cameras: one Redis hash, written by `affectstream cameras ...`, read by members.
-
-Every change bumps the `cameras` version (`keys.FLEET_VERSION`) and is logged (`keys.FLEET_CHANGES`) in the
-same script, so a member reads what changed, not the whole list (`pipeline.fleet.view`).
-
-Each field is a camera name; its value is JSON `{"url": ..., "options": {...}, "added": <unix s>}` where
-`options` are `SourceSpec` fields (`rtsp_transport`, `timeout_s`, ...). The URL is stored as given: it may
-carry credentials, or an `${ENV}` reference that each member resolves from its own environment, so a
-password need not be stored in Redis at all (`resolve`).
+"""The fleet's desired cameras: one Redis hash, written by `affectstream cameras ...`, read by members. Every
+change bumps the `cameras` version (`keys.FLEET_VERSION`) and is logged (`keys.FLEET_CHANGES`) in the same
+script, so a member reads what changed, not the whole list (`pipeline.fleet.view`). Each field is a camera
+name; its value is JSON `{"url": ..., "options": {...}, "added": <unix s>}` where `options` are `SourceSpec`
+fields (`rtsp_transport`, `timeout_s`, ...). The URL is stored as given: it may carry credentials, or an
+`${ENV}` reference that each member resolves from its own environment, so a password need not be stored in
+Redis at all (`resolve`).
 """
 
 from __future__ import annotations

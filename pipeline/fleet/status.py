@@ -1,17 +1,14 @@
 """What the fleet is doing, read from Redis alone: members (alive, with their facts and measurements) and
-cameras (desired, and who runs them).
-
-Pure functions over a client, for `affectstream fleet status`, `cameras ls`, `health --all` and the
-dashboard. Nothing here writes, and nothing scans the keyspace: the members are the sorted set
-`keys.FLEET_MEMBERS` with their facts in `keys.FLEET_INFO`, each member's measurements its stats record
-(`pipeline.fleet.stats`), and a camera's owner its fence (`pipeline.fleet.fences`): a live member's worker
-in it is the owner, a dead member's fence is no owner (the camera waits for the next claim), a run's writer
-lease names that run.
-
-Ages are Redis's: a member's `beat_age_s` is its TTL less the time left before its score (Redis TIME) passes,
-a camera's `lease_age_s` is Redis's TIME now less the claim time in its fence, and a last frame's age is
-what the owner measured when it wrote its stats plus that record's age (its TTL less its PTTL). No member's
-wall clock is compared with another's or with the reader's (`last_frame_ts` is shown as data).
+cameras (desired, and who runs them), as pure functions over a client for `affectstream fleet status`,
+`cameras ls` and `health --all`. Nothing here writes, and nothing scans the keyspace: the members are the
+sorted set `keys.FLEET_MEMBERS` with their facts in `keys.FLEET_INFO`, each member's measurements its stats
+record (`pipeline.fleet.stats`), and a camera's owner its fence (`pipeline.fleet.fences`): a live member's
+worker in it is the owner, a dead member's fence is no owner (the camera waits for the next claim), a run's
+writer lease names that run. Ages are Redis's: a member's `beat_age_s` is its TTL less the time left before
+its score (Redis TIME) passes, a camera's `lease_age_s` is Redis's TIME now less the claim time in its
+fence, and a last frame's age is what the owner measured when it wrote its stats plus that record's age (its
+TTL less its PTTL). No member's wall clock is compared with another's or with the reader's (`last_frame_ts`
+is shown as data).
 """
 
 from __future__ import annotations

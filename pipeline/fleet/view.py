@@ -1,15 +1,12 @@
-"""A member's view of the fleet: who is alive (and with what capacity) and which cameras are desired, kept
-up to date for the price of one small read per round.
-
-Liveness: each member beats (`beat`, a script) into the sorted set `keys.FLEET_MEMBERS`, scored with the
-Redis TIME at which it counts as dead unless it beats again (now + its TTL): no member's clock takes
-part. The same script reaps members past their score (they leave `keys.FLEET_INFO` too) and bumps the
-`members` version when the set changed. A member that finds itself newly added while it thought it was a
-member was reaped: it must give up its cameras (`Beat.rejoined`).
-
-Every round a member reads `keys.FLEET_VERSION` ({members, cameras, handovers}, one HMGET), and only when
-a version moved: the live members' facts (`HGETALL keys.FLEET_INFO`, O(members)) or the camera changes
-since the last it saw (`keys.FLEET_CHANGES`, XRANGE from its last id); a gap in the changes (trimmed) or a
+"""A member's view of the fleet, who is alive (with what capacity) and which cameras are desired, kept up to
+date for one small read per round. Liveness: each member beats (`beat`, a script) into the sorted set
+`keys.FLEET_MEMBERS`, scored with the Redis TIME at which it counts as dead unless it beats again (now + its
+TTL), so no member's clock takes part; the same script reaps members past their score (they leave
+`keys.FLEET_INFO` too) and bumps the `members` version when the set changed, and a member that finds itself
+newly added while it thought it was a member was reaped: it must give up its cameras (`Beat.rejoined`).
+Every round a member reads `keys.FLEET_VERSION` ({members, cameras, handovers}, one HMGET), and only when a
+version moved: the live members' facts (`HGETALL keys.FLEET_INFO`, O(members)) or the camera changes since
+the last it saw (`keys.FLEET_CHANGES`, XRANGE from its last id); a gap in the changes (trimmed) or a
 `reload` entry means re-reading the camera names. `handovers` moves when a member released a camera to
 another, so members waiting for one look at its fence then, not every round.
 """
