@@ -217,7 +217,7 @@ class Member:
 
     def _rebalance(self, now: float) -> None:
         """Release, in one batch, the cameras now assigned to another member (at most every
-        `rebalance_every_s`; the batch stops after a third of a TTL, so the member beats in time)."""
+        `rebalance_every_s`; the batch stops after a third of a TTL, so a round stays short)."""
         extra = [n for n in self.held if n not in self.mine]
         if not extra or now - self._last_rebalance < self.cfg.rebalance_every_s:
             return
@@ -258,7 +258,7 @@ class Member:
     # -- giving cameras up ------------------------------------------------------------------------
     def _release(self, name: str, why: str) -> None:
         """Drain `name`, publish `released` under its fence, then delete the fence."""
-        # At most a third of a TTL: the member must beat in time.
+        # At most a third of a TTL: the round also stops fenced cameras, which must not wait long.
         left = self.worker.remove_source(
             name, drain=True, then=("released", self._detail(why)), timeout_s=self.cfg.lease_ttl_s / 3
         )

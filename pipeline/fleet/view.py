@@ -86,6 +86,7 @@ class FleetView:
         self._versions: list[bytes | None] = [None, None, None]
         self._changes_id = "0-0"
         self._cameras_v = -1
+        self._members_read = False
 
     # -- liveness ---------------------------------------------------------------------------------
     def beat(self, facts: dict) -> Beat:
@@ -110,9 +111,9 @@ class FleetView:
         versions = self.client.hmget(FLEET_VERSION, "members", "cameras", "handovers")
         members_v, cameras_v, handovers_v = versions
         changes = Changes(handovers=handovers_v != self._versions[2] and self._versions[2] is not None)
-        if members_v != self._versions[0] or not self.members:
+        if members_v != self._versions[0] or not self._members_read:
             self.members = read_members_info(self.client)
-            changes.members = True
+            self._members_read = changes.members = True
         if cameras_v != self._versions[1] or self._cameras_v < 0:
             self._read_cameras(changes, int(cameras_v or 0))
         self._versions = list(versions)
@@ -120,19 +121,23 @@ class FleetView:
 
     def _read_cameras(self, changes: Changes, version: int) -> None:
         entries = [] if self._cameras_v < 0 else read_change_log(self.client, self._changes_id)
-        expect = self._cameras_v + 1
-        for entry_id, v, op, names in entries:
-            if v < expect:
+        cameras, v, last = set(self.cameras), self._cameras_v, self._changes_id
+        for entry_id, entry_v, op, names in entries:
+            if entry_v <= v:
                 continue  # already applied (read with the names)
-            if v > expect or op == "reload":
+            if entry_v > v + 1 or op == "reload":
                 break
-            (changes.cameras if op == "add" else changes.removed).update(names)
-            self._changes_id, self._cameras_v, expect = entry_id, v, v + 1
-        if self._cameras_v != version:  # first read, a trimmed log, a reload, or a change not logged yet
+            if op == "add":  # in order: `rm x` then `add x` leaves x desired
+                cameras |= set(names)
+                changes.cameras.update(names)
+            else:
+                cameras -= set(names)
+                changes.removed.update(names)
+            v, last = entry_v, entry_id
+        if v != version:  # first read, a trimmed log, a reload, or a change not logged yet
             self._reload(changes)
             return
-        self.cameras |= changes.cameras
-        self.cameras -= changes.removed
+        self.cameras, self._cameras_v, self._changes_id = cameras, v, last
 
     def _reload(self, changes: Changes) -> None:
         # Names, version and log position of one moment; the names as one string (10,000 names parse

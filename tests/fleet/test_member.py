@@ -21,6 +21,7 @@ from affectstream.pipeline.runtime.metrics import WorkerReading
 from affectstream.pipeline.sources import EVENT_KINDS, SourceSpec
 from affectstream.pipeline.streams.connection import connect
 from affectstream.pipeline.streams.keys import (
+    FLEET_CHANGES,
     FLEET_MEMBERS,
     events_key,
     frames_key,
@@ -330,3 +331,21 @@ def test_two_members_split_cameras_and_follow_adds_and_removals(redis_url, rtsp_
         raise AssertionError(fleet.logs()) from None
     finally:
         fleet.close()
+
+
+def test_the_view_follows_camera_changes_in_order_and_reloads_after_a_gap(redis_url):
+    client = connect(redis_url)
+    _add(client, "a", "b")
+    view = FleetView(client, "m1", 3)
+    assert view.refresh().cameras == {"a", "b"} and view.cameras == {"a", "b"}
+    remove_camera(client, "a")
+    _add(client, "a")  # removed, then added again: desired
+    remove_camera(client, "b")
+    changes = view.refresh()
+    assert view.cameras == {"a"} and "a" in changes.cameras and changes.removed == {"a", "b"}
+    assert not view.refresh().any  # nothing changed: one HMGET, nothing else read
+    _add(client, "c")
+    client.xtrim(FLEET_CHANGES, maxlen=0)  # the log no longer holds what this member has not seen
+    _add(client, "d")
+    view.refresh()
+    assert view.cameras == {"a", "c", "d"}
