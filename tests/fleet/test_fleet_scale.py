@@ -51,7 +51,7 @@ def check(report: dict) -> dict:
 
 
 def test_the_control_plane_stays_flat_as_cameras_grow_and_the_bench_stops_on_sigterm(redis_url, tmp_path):
-    small = bench(redis_url, 4, 20, 13, tmp_path / "small.json", "--check")
+    small = bench(redis_url, 4, 20, 16, tmp_path / "small.json", "--check")
     out, _ = small.communicate(timeout=60)
     assert small.returncode == 0, out
     few = check(json.loads((tmp_path / "small.json").read_text()))
