@@ -50,10 +50,17 @@ def _room(fair: int) -> int:
     return fair + fair // 10
 
 
-def assign(cameras: Iterable[str], capacities: Mapping[str, int]) -> dict[str, str]:
+def assign(
+    cameras: Iterable[str], capacities: Mapping[str, int], unable: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, str]:
     """camera -> member, for every camera the live members (`capacities`: member -> cameras it runs at
-    most) have room for. Deterministic: the same inputs give the same answer on every member."""
-    key = (tuple(sorted(set(cameras))), tuple(sorted((m, int(c)) for m, c in capacities.items() if c > 0)))
+    most) have room for; never to a member `unable` to run it (member -> cameras whose URL it cannot
+    resolve). Deterministic: the same inputs give the same answer on every member."""
+    key = (
+        tuple(sorted(set(cameras))),
+        tuple(sorted((m, int(c)) for m, c in capacities.items() if c > 0)),
+        tuple(sorted((m, tuple(sorted(set(names)))) for m, names in (unable or {}).items() if names)),
+    )
     with _lock:  # members in one process (the bench) compute each answer once, not once per thread
         return dict(_assign(*key))
 
@@ -68,10 +75,18 @@ def _camera_hashes(cameras: tuple[str, ...]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _assign(cameras: tuple[str, ...], capacities: tuple[tuple[str, int], ...]) -> tuple[tuple[str, str], ...]:
+def _assign(
+    cameras: tuple[str, ...],
+    capacities: tuple[tuple[str, int], ...],
+    unable: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[tuple[str, str], ...]:
     if not cameras or not capacities:
         return ()
     members = [m for m, _ in capacities]
+    index = {name: i for i, name in enumerate(cameras)}
+    barred = {
+        (index[c], members.index(m)) for m, names in unable if m in members for c in names if c in index
+    }
     total = sum(c for _, c in capacities)
     room = [min(c, _room(fair_share(len(cameras), c, total))) for _, c in capacities]
     scores = _mix(_camera_hashes(cameras)[:, None] ^ _mix(_hashes(members) * _GOLDEN)[None, :])
@@ -95,7 +110,7 @@ def _assign(cameras: tuple[str, ...], capacities: tuple[tuple[str, int], ...]) -
             ranked_scores[c] = scores[c][ranked[c]].tolist()
         m, score = ranked[c][proposals[c]], ranked_scores[c][proposals[c]]
         proposals[c] += 1
-        if not room[m]:
+        if not room[m] or (c, m) in barred:
             free.append(c)
             continue
         heapq.heappush(kept[m], (score, c))

@@ -77,6 +77,7 @@ class Member:
         self.waiting: set[str] = set()  # its own, still run by a live member that has not released them yet
         self._tried: set[str] = set()  # what the last claim attempt was for
         self._unusable: set[str] = set()  # cameras whose URL or options do not resolve here (warned once)
+        self._unable_told: set[str] = set()  # ... as the member's facts say (`view.unable`)
         self._beat_ok: float | None = None  # monotonic time the last beat that got through was sent
         self._rejoined = False  # a beat found this member reaped: its cameras may be others' now
         self._retry_at = 0.0  # when to look at the fences of `waiting` again without a handover
@@ -166,10 +167,11 @@ class Member:
             return
         changes = self.view.refresh()
         if changes.any:
-            self.mine = {
-                c for c, m in assign(self.view.cameras, self.view.capacities).items() if m == self.member
-            }
-            self._unusable -= changes.cameras  # a replaced camera gets another chance
+            out = assign(self.view.cameras, self.view.capacities, self.view.unable)
+            self.mine = {c for c, m in out.items() if m == self.member}
+            self._unusable = (
+                self._unusable - changes.cameras
+            ) & self.view.cameras  # replaced: another chance
         for name in [n for n in self.held if n not in self.view.cameras]:
             self._release(name, "removed")
         replaced = read_cameras(self.client, sorted(changes.cameras & set(self.held)))
@@ -182,24 +184,30 @@ class Member:
         if want and (want != self._tried or changes.handovers or (self.waiting and now >= self._retry_at)):
             self._retry_at = now + self.cfg.lease_ttl_s / 3
             self._claim(want)
+        if self._unusable != self._unable_told:  # the assignment passes them to another member
+            self._unable_told = set(self._unusable)
+            self.view.update_facts(self._facts())
         if self.stats.due(now, self.held):
             self.stats.write(self.held)
 
     def beat(self) -> None:
         """Say this member lives for another TTL (the beat thread does, every third of a TTL)."""
         sent = time.monotonic()
-        facts = {
+        beat = self.view.beat(self._facts())
+        if beat.rejoined and self._beat_ok is not None:
+            self._rejoined = True
+        self._beat_ok = sent
+
+    def _facts(self) -> dict:
+        return {
             "member": self.member,
             "worker": self.worker.worker_id,
             "host": host_id(),
             "pid": os.getpid(),
             "capacity": self.capacity,
             "ttl_ms": self.view.ttl_ms,
+            "unable": sorted(self._unable_told),
         }
-        beat = self.view.beat(facts)
-        if beat.rejoined and self._beat_ok is not None:
-            self._rejoined = True
-        self._beat_ok = sent
 
     def _stop_expired(self) -> None:
         """Once no beat got through for a whole TTL, the others may have taken the cameras: stop them."""

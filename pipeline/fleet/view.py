@@ -41,6 +41,13 @@ end
 if new == 1 or #dead > 0 then redis.call('HINCRBY', KEYS[3], 'members', 1) end
 return {new, #dead}
 """)
+# KEYS members, info, version; ARGV member, facts JSON: new facts of a live member (what it cannot run).
+_FACTS = LuaScript("""
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'members', 1)
+return 1
+""")
 _LEAVE = LuaScript("""
 local gone = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -94,12 +101,21 @@ class FleetView:
         new, reaped = _BEAT(self.client, _FLEET_KEYS, [self.member, self.ttl_ms, json.dumps(facts)])
         return Beat(bool(new), int(reaped))
 
+    def update_facts(self, facts: dict) -> None:
+        """Replace this member's facts (they changed: a camera it cannot run); the others re-read them."""
+        _FACTS(self.client, _FLEET_KEYS, [self.member, json.dumps(facts)])
+
     def leave(self) -> None:
         _LEAVE(self.client, _FLEET_KEYS, [self.member])
 
     @property
     def capacities(self) -> dict[str, int]:
         return {m: int(f.get("capacity") or 0) for m, f in self.members.items()}
+
+    @property
+    def unable(self) -> dict[str, list[str]]:
+        """member -> the cameras whose URL or options it cannot resolve (its facts' `unable`)."""
+        return {m: list(f.get("unable") or []) for m, f in self.members.items()}
 
     @property
     def live_workers(self) -> set[str]:

@@ -148,7 +148,7 @@ FLEET_CHANGES = "affect:{fleet}:changes"
 FLEET_VERSION = "affect:{fleet}:version"
 # Live members: a sorted set member -> the Redis TIME (ms) at which it counts as dead unless it beats again.
 FLEET_MEMBERS = "affect:{fleet}:members"
-# Each live member's facts: a hash member -> JSON {member, worker, host, pid, capacity, ttl_ms}.
+# Each live member's facts: a hash member -> JSON {member, worker, host, pid, capacity, ttl_ms, unable}.
 FLEET_INFO = "affect:{fleet}:info"
 FLEET_V1_CAMERAS = "affect:fleet:cameras"
 

@@ -73,3 +73,15 @@ def test_the_grid_the_bench_runs_spreads_evenly():
     # 10,000 on 100: every camera placed, and the answer comes fast enough for every member to compute it.
     big = assign([f"cam{i}" for i in range(10_000)], {f"m{i}": 100 for i in range(100)})
     assert len(big) == 10_000 and max(list(big.values()).count(m) for m in ("m0", "m1", "m2")) <= 100
+
+
+@settings(max_examples=100, deadline=None)
+@given(cameras_st, members_st, st.data())
+def test_no_camera_goes_to_a_member_unable_to_run_it(cameras, capacities, data):
+    pool = sorted(cameras) or ["none"]
+    unable = {m: data.draw(st.sets(st.sampled_from(pool))) for m in capacities}
+    out = assign(cameras, capacities, unable)
+    assert all(camera not in unable[member] for camera, member in out.items())
+    # only cameras that some member can run are placed
+    runnable = {c for c in cameras if any(c not in unable[m] for m in capacities)}
+    assert set(out) <= runnable

@@ -5,6 +5,7 @@ split four cameras, `cameras rm` and `cameras add` take effect within 2 s."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -13,6 +14,7 @@ import redis
 
 from affectstream.pipeline.config import load_config
 from affectstream.pipeline.errors import ConfigError
+from affectstream.pipeline.fleet.assign import assign
 from affectstream.pipeline.fleet.cameras import add_camera, check_camera, remove_camera
 from affectstream.pipeline.fleet.fences import Fences, takeable
 from affectstream.pipeline.fleet.member import Member
@@ -22,6 +24,7 @@ from affectstream.pipeline.sources import EVENT_KINDS, SourceSpec
 from affectstream.pipeline.streams.connection import connect
 from affectstream.pipeline.streams.keys import (
     FLEET_CHANGES,
+    FLEET_INFO,
     FLEET_MEMBERS,
     events_key,
     frames_key,
@@ -349,3 +352,31 @@ def test_the_view_follows_camera_changes_in_order_and_reloads_after_a_gap(redis_
     _add(client, "d")
     view.refresh()
     assert view.cameras == {"a", "c", "d"}
+
+
+def test_a_camera_a_member_cannot_resolve_goes_to_one_that_can(redis_url, monkeypatch):
+    """A `${VAR}` one member lacks: it says so in its facts, and the assignment gives the camera to another."""
+    client = connect(redis_url)
+    add_camera(client, check_camera("x", "rtsp://viewer:${CAM_X_PW}@10.0.0.9/s"))
+    first = assign(["x"], {"m1": 4, "m2": 4})["x"]  # the member x goes to while both can run it
+    second = "m2" if first == "m1" else "m1"
+    members = {}
+    for name in (first, second):
+        worker = FakeWorker()
+        worker.worker_id = f"{name}-w0"
+        cfg = load_config(
+            None, {"fleet": {"enabled": True, "member": name, "max_sources": 4, "lease_ttl_s": 3}}
+        ).fleet
+        members[name] = Member(worker, cfg, redis_url)
+        members[name].announce()
+    monkeypatch.delenv("CAM_X_PW", raising=False)
+    members[first].round()  # it cannot resolve x: skipped, and its facts say so
+    assert not members[first].worker.running
+    assert json.loads(client.hget(FLEET_INFO, first))["unable"] == ["x"]
+    monkeypatch.setenv("CAM_X_PW", "pw")  # (one process: the second member has the variable)
+    members[second].round()
+    assert list(members[second].worker.running) == ["x"]
+    members[first].round()
+    assert not members[first].worker.running and lease_holder(client, "x") == f"{second}-w0"
+    for member in members.values():
+        member.close()
