@@ -38,7 +38,7 @@ def _processor(config: str | Path | None, detector: str | None, model: str | Non
     """The config and processor `run` would use with these settings (built once, then reused)."""
     from affectstream.pipeline.config import load_config
     from affectstream.pipeline.errors import EXTRAS, require
-    from affectstream.pipeline.frames.processor import processor_from_config
+    from affectstream.pipeline.frames.build import per_core, processor_from_config
 
     try:
         require(*EXTRAS["worker"])
@@ -54,7 +54,7 @@ def _processor(config: str | Path | None, detector: str | None, model: str | Non
     if key not in _PROCESSORS:
         while len(_PROCESSORS) >= _KEPT:
             _PROCESSORS.pop(next(iter(_PROCESSORS)))
-        _PROCESSORS[key] = (cfg, processor_from_config(cfg))
+        _PROCESSORS[key] = (cfg, processor_from_config(cfg, detectors=per_core()))
     return _PROCESSORS[key]
 
 

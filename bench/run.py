@@ -120,8 +120,8 @@ def run_benchmark(s: Settings) -> dict:
 
 
 def _archive(s: Settings, videos, expected, detector: Path, model: Path, url: str, client) -> dict:  # noqa: PLR0915 (the archive benchmark's one driver, in order)
+    from affectstream.pipeline.frames.build import build_processor
     from affectstream.pipeline.frames.detect import FaceDetector
-    from affectstream.pipeline.frames.processor import build_processor
 
     primary = stages.size_label(s.det_size)
     processor = build_processor(str(detector), model=str(model), det_size=s.det_size)

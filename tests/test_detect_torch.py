@@ -89,7 +89,7 @@ def test_silent_cpu_fallback_is_an_error():
 
 def test_processor_from_config_wires_the_backend(scrfd, tmp_path):
     from affectstream.pipeline.config import load_config
-    from affectstream.pipeline.frames.processor import processor_from_config
+    from affectstream.pipeline.frames.build import processor_from_config
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(f"detector:\n  model: {scrfd}\n  backend: torch\n  input_size: [320, 320]\n")

@@ -64,7 +64,7 @@ class ProcessorCache:
     def __call__(self, params: JobParams):
         from affectstream.engines import create_engine
         from affectstream.pipeline.errors import DetectorError
-        from affectstream.pipeline.frames.detect import FaceDetector
+        from affectstream.pipeline.frames.build import load_detectors
         from affectstream.pipeline.frames.detector_files import configured_detector
         from affectstream.pipeline.frames.processor import FrameProcessor
 
@@ -74,8 +74,10 @@ class ProcessorCache:
             threads = self.opts.threads or 1
             # A part the job named is the job's problem (fail it); a worker default is this worker's
             # (stop it, and leave the job to workers that are set up right).
+            # One single-threaded detector per core of this process: `in_order` detects that many frames
+            # at once while the engine runs (the job's results are the same as one frame at a time).
             try:
-                det = FaceDetector(detector, input_size=(params.det_size, params.det_size), threads=threads)
+                dets = load_detectors(detector, count=threads, input_size=(params.det_size, params.det_size))
             except DetectorError as exc:
                 if params.detector:
                     raise JobFailed(f"the job's detector cannot be loaded: {exc}") from exc
@@ -87,7 +89,7 @@ class ProcessorCache:
                 if params.model not in ("", "default"):
                     raise JobFailed(f"the job's model cannot be loaded: {exc}") from exc
                 raise
-            self._built[key] = FrameProcessor([det], engine, detect_every=params.detect_every)
+            self._built[key] = FrameProcessor(dets, engine, detect_every=params.detect_every)
         return self._built[key]
 
 

@@ -97,7 +97,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         with _redis(args.redis) as (_url, client):
             stats = render_from_stream(args.video, args.output, client, source, plots_dir=args.plots)
     else:
-        from affectstream.pipeline.frames.processor import build_processor
+        from affectstream.pipeline.frames.build import build_processor, per_core
 
         model = args.model or os.environ.get(env.MODEL)
         processor = build_processor(
@@ -106,6 +106,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             model=model,
             detect_every=args.detect_every,
             det_size=args.det_size,
+            detectors=per_core(),
         )
         stats = render_live(args.video, args.output, processor, plots_dir=args.plots)
     print(

@@ -11,7 +11,7 @@ frames into one engine call.
 
 from __future__ import annotations
 
-import os
+import queue
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -113,13 +113,17 @@ class FrameProcessor:
         return out
 
     def in_order(self, frames: Iterable[Frame], source: SourceContext) -> Iterator[tuple[Frame, FrameResult]]:
-        """The frame path in one thread of work: each of one source's `frames` with its result, in order;
-        one engine call per `engine.max_batch` faces (or frames: a batch holds its frames' images). The
-        next frames are read and prepared on a second thread while the engine runs (`Prefetch`)."""
+        """The frame path for one source's `frames` in order, each with its result; one engine call per
+        `engine.max_batch` faces (or frames: a batch holds its frames' images).
+
+        The halves overlap as `run`'s threads do: a prefetch thread reads the next frames, has the
+        detectors detect them in parallel (one pool thread per detector) and tracks and aligns them in
+        frame order, while this thread runs the engine. Results are the same as one frame at a time.
+        """
         from affectstream.pipeline.frames.prefetch import Prefetch
 
         limit = self.engine.max_batch
-        ahead = Prefetch((self.prepare_next(frame, source) for frame in frames), depth=2 * limit)
+        ahead = Prefetch(self._prepared(frames, source), depth=2 * limit)
         batch: list[Prepared] = []
         faces = 0
         try:
@@ -133,6 +137,41 @@ class FrameProcessor:
                 yield from zip((p.frame for p in batch), self.complete(batch), strict=True)
         finally:
             ahead.close()
+
+    def _prepared(self, frames: Iterable[Frame], source: SourceContext) -> Iterator[Prepared]:
+        """`frames` prepared in order, detected up to two frames per detector ahead on a pool."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        idle: queue.SimpleQueue = queue.SimpleQueue()
+        for detector in self.detectors:
+            idle.put(detector)
+
+        def detect(frame: Frame) -> list[Detection]:
+            detector = idle.get()
+            try:
+                return detector.detect(frame.image, source.detector_input)
+            finally:
+                idle.put(detector)
+
+        pending: deque = deque()
+        with ThreadPoolExecutor(len(self.detectors), thread_name_prefix="detect") as pool:
+            try:
+                for frame in frames:
+                    # Due or not is decided in frame order (the cadence counts frames).
+                    pending.append((frame, pool.submit(detect, frame) if source.detect_due() else None))
+                    while len(pending) > 2 * len(self.detectors) or (pending and _ready(pending[0][1])):
+                        yield self._prepare_pending(pending.popleft(), source)
+                while pending:
+                    yield self._prepare_pending(pending.popleft(), source)
+            finally:
+                for _frame, future in pending:  # left early: do not detect what nobody will read
+                    if future is not None:
+                        future.cancel()
+
+    def _prepare_pending(self, item: tuple, source: SourceContext) -> Prepared:
+        frame, future = item
+        return self.prepare(frame, source, None if future is None else future.result())
 
     def finish(self, p: Prepared, probs: np.ndarray, va: np.ndarray) -> FrameResult:
         """The result of `p` from its faces' rows of the engine's output."""
@@ -167,95 +206,17 @@ class FrameProcessor:
         )
 
 
+def _ready(future) -> bool:
+    """A frame that needs no detection, or whose detection is done, can be prepared now."""
+    return future is None or future.done()
+
+
 def stamp_latency(results: Iterable[FrameResult], now: float | None = None) -> None:
     """Set each result's `latency_ms`: from when its frame left the decoder to `now` (its XADD), both on
     the monotonic clock (`Frame.mono`): a wall clock set back or forth must not show up as latency."""
     now = time.monotonic() if now is None else now
     for r in results:
         r.latency_ms = max(0.0, (now - r.mono) * 1000.0)
-
-
-def load_detectors(model: str, *, parallel: bool = False, threads: int = 0, **options) -> list:
-    """The detectors of a processor: one, or with `parallel` on a multi-core CPU one single-threaded
-    detector per core.
-
-    On CPU each core gets its own single-threaded detector, so detections run in parallel without
-    relying on intra-op threading, which costs CPU per call (docs/bench.md, d87c50d); with work sharing (`pipeline.runtime.lanes`) this holds for a single source too. A GPU detector
-    or a one-core machine keeps one detector (one prepare thread).
-    """
-    from affectstream.pipeline.frames.detect import FaceDetector
-
-    cores = os.cpu_count() or 1
-    if not parallel or cores <= 1:
-        return [FaceDetector(model, threads=threads, **options)]
-    first = FaceDetector(model, threads=1, **options)
-    if list(first.providers) != ["CPUExecutionProvider"]:
-        return [first]
-    return [first, *(FaceDetector(model, threads=1, **options) for _ in range(cores - 1))]
-
-
-def build_processor(
-    detector: str | None = None,
-    engine: str = "onnxruntime",
-    model: str | None = None,
-    detect_every: int = 1,
-    det_size: tuple[int, int] | str = (640, 640),
-    threshold: float = 0.5,
-    providers: Sequence[str] = (),
-    engine_options: dict | None = None,
-    detector_backend: str = "onnxruntime",
-    parallel: bool = False,
-    live: tuple[int, tuple[int, int] | str] | None = None,
-) -> FrameProcessor:
-    """A processor from plain settings; `detector=None` takes `AFFECTSTREAM_DETECTOR` or the default pack.
-
-    `parallel`: one detector per core on a CPU (`load_detectors`), for the worker's prepare threads.
-    `live`: (detect_every, detector input) of live sources (`FrameProcessor`).
-    """
-    from affectstream.engines import create_engine
-    from affectstream.pipeline.frames.detector_files import configured_detector
-
-    detectors = load_detectors(
-        configured_detector(detector),
-        parallel=parallel,
-        input_size=det_size,
-        threshold=threshold,
-        providers=list(providers) or None,
-        backend=detector_backend,
-    )
-    eng = create_engine(engine, model or "default", **(engine_options or {}))
-    return FrameProcessor(detectors, eng, detect_every=detect_every, live=live)
-
-
-def processor_from_config(cfg, *, parallel: bool = False) -> FrameProcessor:
-    """A processor from a validated `pipeline.config.Config` (`parallel`: see `build_processor`)."""
-    return build_processor(
-        detector=cfg.detector.model,
-        engine=cfg.engine.backend,
-        model=cfg.engine.model,
-        detect_every=cfg.detector.detect_every,
-        det_size=cfg.detector.input_size,
-        threshold=cfg.detector.threshold,
-        providers=cfg.detector.providers,
-        engine_options=engine_options(cfg.engine),
-        detector_backend=cfg.detector.backend,
-        parallel=parallel,
-        live=(cfg.detector.live.detect_every, cfg.detector.live.input_size),
-    )
-
-
-def engine_options(engine_cfg) -> dict:
-    """Backend options from the `engine:` config section (only what each backend takes)."""
-    opts: dict = {"max_batch": engine_cfg.max_batch}
-    if engine_cfg.backend == "onnxruntime" and engine_cfg.threads:
-        opts["threads"] = engine_cfg.threads
-    if engine_cfg.backend == "tensorrt":
-        opts.update(
-            precision=engine_cfg.precision,
-            cache_dir=engine_cfg.cache_dir,
-            calibration_dir=engine_cfg.calibration_dir or None,
-        )
-    return opts
 
 
 def iter_file_results(

@@ -187,9 +187,11 @@ class Worker:
 
     def _build_parts(self):
         """Load the models, then make the parts and connect them; returns (processor, snapshots, threads)."""
-        from affectstream.pipeline.frames.processor import processor_from_config
+        from affectstream.pipeline.frames.build import per_core, processor_from_config
 
-        processor = processor_from_config(self.cfg, parallel=True)  # every model before the first frame
+        processor = processor_from_config(
+            self.cfg, detectors=per_core()
+        )  # every model before the first frame
         on = self.cfg.snapshots.enabled
         snapshots = SnapshotWriter(connect(self.redis_url), self.cfg.snapshots) if on else None
         self.outbox = Outbox(

@@ -22,7 +22,7 @@ def free_port() -> int:
 def small_processor(model_path):
     """The real pipeline (SCRFD-500M at 320x192, an MTL-GCN on ONNX Runtime), kept cheap with
     detect_every=3: the tracker carries boxes in between, the engine still runs on every frame."""
-    from affectstream.pipeline.frames.processor import build_processor
+    from affectstream.pipeline.frames.build import build_processor
 
     detector = need_shared("models", "scrfd_500m.onnx")
 
