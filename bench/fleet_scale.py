@@ -41,6 +41,7 @@ from pathlib import Path
 import redis
 
 from affectstream.pipeline.config import load_config
+from affectstream.pipeline.errors import ConfigError
 from affectstream.pipeline.fleet.cameras import add_camera, add_cameras, check_camera, remove_camera
 from affectstream.pipeline.fleet.member import Member
 from affectstream.pipeline.runtime.metrics import WorkerReading
@@ -206,10 +207,6 @@ class Bench:
                     f"error: {key} exists: this Redis has a fleet; run the bench on an empty database "
                     "(e.g. redis://host:6379/15) or a Redis of its own"
                 )
-        for i in range(0, len(self.cameras), 1000):
-            add_cameras(
-                self.client, [check_camera(n, f"rtsp://127.0.0.1:9/{n}") for n in self.cameras[i : i + 1000]]
-            )
         fleet = {
             "enabled": True,
             "max_sources": self.capacity,
@@ -217,9 +214,13 @@ class Bench:
             "claim_every_s": self.args.claim_every,
             "rebalance_every_s": self.args.rebalance_every,
         }
-        for i in range(self.args.members):
-            name = f"bench-m{i:03d}"
-            cfg = load_config(None, {"fleet": {**fleet, "member": name}}).fleet
+        names = [f"bench-m{i:03d}" for i in range(self.args.members)]
+        configs = [load_config(None, {"fleet": {**fleet, "member": n}}).fleet for n in names]  # checked first
+        for i in range(0, len(self.cameras), 1000):
+            add_cameras(
+                self.client, [check_camera(n, f"rtsp://127.0.0.1:9/{n}") for n in self.cameras[i : i + 1000]]
+            )
+        for name, cfg in zip(names, configs, strict=True):
             traffic = Traffic()
             client = counted_client(
                 self.args.redis, traffic, name, timeout_s=max(0.2, min(2.0, cfg.lease_ttl_s / 5))
@@ -392,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: bench.stop.set())
     try:
         return bench.run()
+    except (
+        ConfigError
+    ) as exc:  # a fleet setting out of range (e.g. --claim-every above a third of --lease-ttl)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
