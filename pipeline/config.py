@@ -23,6 +23,7 @@ from affectstream.pipeline.sources.entries import check_sources, parse_sources
 from affectstream.pipeline.sources.spec import SourceSpec
 from affectstream.pipeline.streams.connection import check_redis_url
 from affectstream.pipeline.streams.keys import check_name
+from affectstream.pipeline.streams.urls import CLUSTER, parse_redis_url
 from affectstream.settings import env
 from affectstream.settings.interpolate import UnsetVariable, expand_tree
 from affectstream.settings.overrides import merge
@@ -50,6 +51,11 @@ class RedisConfig:
     data_dir: str = "var/redis"
     maxlen: Annotated[int, Range(1, 10**10)] = 100_000
     """XADD MAXLEN ~ per results stream."""
+    retention_s: Annotated[float, Range(1, 10**9)] | None = None
+    """Also drop entries older than this, by Redis's clock (XTRIM MINID ~); none: by maxlen only (docs/deploy.md)."""
+    min_replicas_acked: Annotated[int, Range(0, 100)] = 0
+    """A write counts as done once this many replicas have it (WAIT); 0: once the master has it. Not on a
+    Redis Cluster (set min-replicas-to-write on its masters)."""
 
     @field_validator("url")
     @classmethod
@@ -60,6 +66,15 @@ class RedisConfig:
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return url
+
+    @model_validator(mode="after")
+    def _wait_needs_one_master(self) -> RedisConfig:
+        if self.min_replicas_acked and self.url and parse_redis_url(self.url).kind == CLUSTER:
+            raise ValueError(
+                "min_replicas_acked is not available on a Redis Cluster: set min-replicas-to-write on its "
+                "masters instead (docs/deploy.md)"
+            )
+        return self
 
 
 # Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640).

@@ -80,6 +80,7 @@ def read_worker(intake, publisher, outbox, counts_lock) -> WorkerReading:
         r.expressions = dict(publisher.expressions)
         retired = dict(intake.retired)
         dropped = outbox.dropped.snapshot()
+        r.data_lost = dict(outbox.data_lost)
     counts = {name: reader_counts(lane) for name, lane in lanes.items()}
     for name in retired.keys() | counts.keys():
         c = retired.get(name, Counter()) + counts.get(name, Counter())

@@ -200,6 +200,8 @@ class Worker:
             (),
             self.passes,
             maxlen=self.cfg.redis.maxlen,
+            min_replicas_acked=self.cfg.redis.min_replicas_acked,
+            retention_s=self.cfg.redis.retention_s,
             stopping=self._halt.stop.is_set,
             drain_s=DRAIN_RETRY_S,
             on_source_failed=self._failures.on_publish_failed,

@@ -63,3 +63,19 @@ def test_scripts_come_back_after_a_flush(ha_url):
     client.script_flush()  # every master on a cluster
     assert publisher.publish([make_result(s, 1) for s in sources], ids=["2-0"] * 6) == [True] * 6
     assert all(client.xlen(f"affect:{{{s}}}:frames") == 2 for s in sources)
+
+
+def test_run_with_wait_and_retention_through_sentinel(sentinel_set, sentinel_url, cluster_url):
+    from tests.cluster.test_verbs import cli
+    from tests.conftest import need_shared
+
+    video = need_shared("media", "videos", "single_face.mp4")
+    durable = ("--set", "redis.min_replicas_acked=1", "--set", "redis.retention_s=3600")
+    code, out = cli("run", "--source", f"clip={video}", *durable, url=sentinel_url)
+    assert code == 0, out[-3000:]
+    replica = sentinel_set.client(sentinel_set.replica)
+    assert [int(f[b"frame"]) for _id, f in replica.xrange("affect:{clip}:frames")] == list(range(72))
+    code, out = cli(
+        "run", "--source", f"clip={video}", "--set", "redis.min_replicas_acked=1", url=cluster_url
+    )
+    assert code == 2 and "not available on a Redis Cluster" in out, out[-2000:]
