@@ -17,7 +17,7 @@ import yaml
 from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 
 from affectstream.pipeline.errors import ConfigError
-from affectstream.pipeline.frames.detector_files import DEFAULT_PACK
+from affectstream.pipeline.frames.detector_files import configured_detector
 from affectstream.pipeline.masking import mask_text, mask_url, register_url
 from affectstream.pipeline.sources.entries import check_sources, parse_sources
 from affectstream.pipeline.sources.spec import SourceSpec
@@ -97,8 +97,9 @@ class LiveDetectConfig:
 
 @typed(ConfigError)
 class DetectorConfig:
-    model: str = _from_env(env.DETECTOR, DEFAULT_PACK)
-    """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else buffalo_sc)."""
+    model: str = dataclasses.field(default_factory=configured_detector)
+    """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else the shared folder's
+    models/scrfd_500m.onnx when it exists, else buffalo_sc)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""
     input_size: InputSize = (640, 640)
@@ -194,7 +195,8 @@ class SnapshotsConfig:
 
 @typed(ConfigError)
 class FleetConfig:
-    """A camera fleet (docs/fleet.md): members share the cameras listed in Redis, one lease per camera."""
+    """A camera fleet (docs/fleet.md): members share the cameras listed in Redis by rendezvous assignment;
+    a member claims its own by writing each camera's fence once, and beats to stay alive."""
 
     enabled: bool = False
     """Join the fleet (`affectstream run --fleet`)."""
@@ -203,11 +205,12 @@ class FleetConfig:
     max_sources: Annotated[int, Range(1, 10_000)] | Literal["auto"] = "auto"
     """Cameras this member claims at most; "auto": what `affectstream bench capacity` measured here."""
     lease_ttl_s: Annotated[float, Range(0.5, 3600)] = 5.0
-    """A dead member's cameras are taken over within this plus a claim round; renewed every third of it."""
+    """A member that stops beating counts as dead after this (by Redis's clock), and its cameras are taken
+    over within a claim round after that; members beat every third of it."""
     claim_every_s: Annotated[float, Range(0.05, 60)] = 0.5
     """How often a member looks at the camera list (`cameras add`/`rm` take effect within this)."""
     rebalance_every_s: Annotated[float, Range(0.1, 3600)] = 5.0
-    """A member over its fair share releases at most one camera per this many seconds."""
+    """Members hand cameras over to a new assignment (a member joined or left) in one batch at most this often."""
 
     @field_validator("member")
     @classmethod
@@ -220,8 +223,8 @@ class FleetConfig:
         ttl = info.data.get("lease_ttl_s", 0.0)
         if every >= ttl / 3:
             raise ValueError(
-                f"{every} must be below a third of fleet.lease_ttl_s ({ttl}): leases are renewed "
-                "in the claim round, three times per TTL"
+                f"{every} must be below a third of fleet.lease_ttl_s ({ttl}): a claim round must come "
+                "round several times before a silent member counts as dead"
             )
         return every
 

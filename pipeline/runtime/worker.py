@@ -17,6 +17,7 @@ accounted for, per source: decoded = published + dropped{reason} + in flight (`p
 Exit status: 0 when every frame taken was published and no source failed; `EXIT_SOURCES_FAILED` when
 sources failed for good (`pipeline.runtime.failures`: restarting would not help); `EXIT_CANNOT_RUN` when a
 model cannot load; 1 when a stage failed (the supervisor restarts the worker; its files' passes resume).
+About 300 lines, on purpose: every part is built, connected, started and stopped here, in one order.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class Worker:
     # -- sources coming and going -----------------------------------------------------------------
     def add_source(self, spec, fence: Fence | None = None, first: tuple[str, dict] | None = None) -> None:
         """Start reading `spec` (any thread, while `run` runs); its entries are written only while the
-        lease `fence` holds its token; `first` (kind, detail) is its first event."""
+        fence `fence` holds its token; `first` (kind, detail) is its first event."""
         with self._sources_lock:
             if spec.name in self._intake.lanes:
                 raise ValueError(f"source {spec.name!r} is already running in {self.worker_id}")
@@ -165,7 +166,7 @@ class Worker:
         """Stop `name` (any thread, while `run` runs) and forget it.
 
         `drain` (the camera is released): every frame already taken is published, then the event `then`,
-        all still under its fence, before this returns. Else (the lease is lost): its frames in flight are
+        all still under its fence, before this returns. Else (the camera is lost): its frames in flight are
         dropped, never published, and `then` is written without a fence. Returns the frames left
         unpublished (those in flight when not draining, or when draining took longer than `timeout_s`).
         """
@@ -189,9 +190,8 @@ class Worker:
         """Load the models, then make the parts and connect them; returns (processor, snapshots, threads)."""
         from affectstream.pipeline.frames.build import per_core, processor_from_config
 
-        processor = processor_from_config(
-            self.cfg, detectors=per_core()
-        )  # every model before the first frame
+        # Every model is loaded before the first frame is read.
+        processor = processor_from_config(self.cfg, detectors=per_core())
         on = self.cfg.snapshots.enabled
         snapshots = SnapshotWriter(connect(self.redis_url), self.cfg.snapshots) if on else None
         self.outbox = Outbox(
@@ -268,7 +268,7 @@ class Worker:
         for t in prepare:  # prepare ends at EOF of every source, on stop(), or on failure
             _join(t)
         if member is not None:
-            member.stop_claiming()  # it keeps renewing its leases while the last frames drain
+            member.stop_claiming()  # it keeps beating (its fences stand) while the last frames drain
         self._intake.stop_all()
         for t in threads[len(prepare) :]:
             _join(t)
@@ -276,7 +276,7 @@ class Worker:
         if snapshots is not None:
             snapshots.close()
         if member is not None:
-            member.close()  # `released` for each camera, then the leases deleted: the takers start now
+            member.close()  # `released` for each camera, then its fences cleared: the takers start now
         processor.engine.close()  # device buffers freed now, in their CUDA context, not by destructors at exit
         self._halt.stop.set()
         if self.failed:
