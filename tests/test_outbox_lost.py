@@ -23,6 +23,14 @@ def _restart_empty(tmp_path) -> tuple[EmbeddedRedis, str]:
     return server, server.start()
 
 
+def _file_and_camera(client):
+    """An outbox writing a file pass (`clip`, base 1000) and a camera (`cam`)."""
+    box = _outbox(client, {"clip": 1000}, [])
+    box.add_source(SourceSpec(name="clip", url="/media/clip.mp4", live=False))
+    box.add_source(SourceSpec(name="cam", url="rtsp://cam/x", live=True))
+    return box
+
+
 def _frames(client, source):
     return [int(f[b"frame"]) for _id, f in client.xrange(frames_key(source))]
 
@@ -31,9 +39,7 @@ def test_a_restart_that_lost_everything_is_filled_again_from_the_outbox(tmp_path
     server, url = _restart_empty(tmp_path)
     try:
         client = connect(url)
-        box = _outbox(client, {"clip": 1000}, [])
-        box.add_source(SourceSpec(name="clip", url="/media/clip.mp4", live=False))
-        box.add_source(SourceSpec(name="cam", url="rtsp://cam/x", live=True))
+        box = _file_and_camera(client)
         now = time.time()
         for i in range(0, 30, 10):
             box.publish(
@@ -77,9 +83,7 @@ def test_a_finished_pass_lost_with_the_server_is_sent_again(tmp_path):
     server, url = _restart_empty(tmp_path)
     try:
         client = connect(url)
-        box = _outbox(client, {"clip": 1000}, [])
-        box.add_source(SourceSpec(name="clip", url="/media/clip.mp4", live=False))
-        box.add_source(SourceSpec(name="cam", url="rtsp://cam/x", live=True))
+        box = _file_and_camera(client)
         now = time.time()
         box.publish([FrameResult("clip", j, j / 25, now) for j in range(50)])
         box.add_event("clip", "eof", {"frames": 50})
