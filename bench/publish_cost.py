@@ -30,13 +30,25 @@ def _frames(source: str, start: int, n: int, now: float):
     ]
 
 
+def _info(client, section: str) -> list[dict]:
+    """INFO `section` of the server, or of every master of a cluster (a stream lives on one of them)."""
+    from redis.cluster import RedisCluster
+
+    from affectstream.pipeline.streams.connection import is_cluster
+
+    if is_cluster(client):
+        return list(client.info(section, target_nodes=RedisCluster.PRIMARIES).values())
+    return [client.info(section)]
+
+
 def _counters(client) -> tuple[int, float, int]:
-    """(commands so far except INFO, Redis CPU s, bytes received)."""
-    stats = client.info("commandstats")
-    calls = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
-    cpu = client.info("cpu")
-    net = client.info("stats")
-    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), int(net["total_net_input_bytes"])
+    """(commands so far except INFO, Redis CPU s, bytes received), summed over the masters."""
+    calls = sum(
+        v["calls"] for s in _info(client, "commandstats") for k, v in s.items() if k != "cmdstat_info"
+    )
+    cpu = sum(float(c["used_cpu_user"]) + float(c["used_cpu_sys"]) for c in _info(client, "cpu"))
+    wire = sum(int(n["total_net_input_bytes"]) for n in _info(client, "stats"))
+    return calls, cpu, wire
 
 
 def _pass(client, batch: int, frames: int, tag: str) -> tuple[int, float, int]:
