@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED ?= $(or $(AFFECTSTREAM_SHARED),../shared)
 export AFFECTSTREAM_SHARED := $(SHARED)
-export AFFECTSTREAM_DETECTOR ?= $(abspath $(SHARED))/models/scrfd_500m.onnx
 
 .PHONY: demo test lint bench venv venv-dev clean
 

@@ -138,7 +138,7 @@ def _wheel(installed: Path) -> Path:
 
 def test_worker_install_runs_version_config_and_the_demo(installed, tmp_path, redis_server, shared):
     bin_ = _venv(tmp_path / "venv", f"{_wheel(installed)}[worker]")
-    user = _user_env(**{env.DETECTOR: str(shared / "models" / "scrfd_500m.onnx")})
+    user = _user_env(**{env.SHARED: str(shared)})  # the detector: the shared folder's, by default
 
     def affectstream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -17,7 +17,7 @@ def bar(done: int, total: int) -> str:
 def format_status(rows: list[dict[str, str]]) -> str:
     """The table `archive status` prints for `jobs.list_jobs` rows."""
     if not rows:
-        return "no archive jobs (queue some with `affectstream archive submit --out DIR PATHS...`)"
+        return "no archive jobs (queue some with `affectstream archive submit --output DIR PATHS...`)"
     lines = []
     states: Counter = Counter()
     frames_done = frames_total = 0

@@ -37,7 +37,7 @@ def write_submission(out: str | Path, dest: str | Path) -> dict[str, Path]:
             written[kind] = write_atomic(dest / f"{kind}.txt", submission_text(kind, videos))
     if not written:
         raise ConfigError(
-            f"{out}: no VA/*.txt or EXPR/*.txt prediction files (an `archive submit --out` folder)"
+            f"{out}: no VA/*.txt or EXPR/*.txt prediction files (an `archive submit --output` folder)"
         )
     for path in sorted((out / "frames").glob("*.csv")):
         write_atomic(dest / "frames" / path.name, path.read_text(encoding="utf-8"))

@@ -73,6 +73,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_work(args: argparse.Namespace) -> int:
     from affectstream.pipeline.archive.worker import WorkerOptions, work
+    from affectstream.pipeline.errors import EXTRAS, require
+
+    require(*EXTRAS["worker"])  # here, not in each job's process
 
     def body(_client, cfg, url) -> int:
         opts = WorkerOptions(
@@ -160,7 +163,12 @@ def register(sub) -> None:
     p.add_argument(
         "--detect-every", type=positive_int, metavar="N", help="detector on every Nth frame (default 1)"
     )
-    p.add_argument("--det-size", type=det_size, metavar="PX", help="square detector input (default 640)")
+    p.add_argument(
+        "--det-size",
+        type=det_size,
+        metavar="WxH",
+        help="detector input, square: 640x640 or 640 (default 640x640)",
+    )
     p.add_argument("--model", help="emotion model .onnx (default: the shipped one)")
     p.add_argument("--subject", choices=POLICIES, default="largest-track", help="which face is the subject")
     p.add_argument(
@@ -216,9 +224,7 @@ def register(sub) -> None:
     p = asub.add_parser(
         "submission", help="the ABAW submission files (one per task) from an archive output folder"
     )
-    p.add_argument(
-        "--results", "--out", required=True, metavar="DIR", help="the `archive submit --output` folder"
-    )
+    p.add_argument("--results", required=True, metavar="DIR", help="the `archive submit --output` folder")
     p.add_argument(
         "-o",
         "--output",
@@ -233,7 +239,7 @@ def register(sub) -> None:
     p.add_argument(
         "--pred",
         required=True,
-        help="predictions folder: an `archive submit --out` folder, or submission files",
+        help="predictions folder: an `archive submit --output` folder, or submission files",
     )
     p.add_argument("--annotations", required=True, help="annotation folder (VA and/or EXPR .txt files)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON instead of the table")

@@ -32,8 +32,17 @@ _FIX = "set AFFECTSTREAM_DETECTOR or pass --detector PATH (e.g. ../shared/models
 
 
 def configured_detector(model: str | None = None) -> str:
-    """The detector to load: `model`, else `$AFFECTSTREAM_DETECTOR`, else `DEFAULT_PACK`."""
-    return model or os.environ.get(env.DETECTOR) or DEFAULT_PACK
+    """The detector to load: `model`, else `$AFFECTSTREAM_DETECTOR`, else the shared folder's SCRFD-500M
+    when it is there (`shared_detector`), else `DEFAULT_PACK`."""
+    return model or os.environ.get(env.DETECTOR) or shared_detector() or DEFAULT_PACK
+
+
+def shared_detector() -> str | None:
+    """`models/scrfd_500m.onnx` of the shared folder (`$AFFECTSTREAM_SHARED`, default `../shared`), as an
+    absolute path, when that file exists: in a checkout, the commands work offline with nothing set by hand
+    (README); elsewhere there is no such folder and the insightface pack is the default."""
+    path = Path(os.environ.get(env.SHARED) or "../shared") / "models" / "scrfd_500m.onnx"
+    return str(path.resolve()) if path.is_file() else None
 
 
 def _insightface_root(root: str | Path | None) -> Path:

@@ -126,7 +126,7 @@ def test_round_trip_archive_submission_evaluate(archived, tmp_path):
     fx, root, _ = archived
     out = root / "out"
     per_video = evaluate(out, fx["annotations"])
-    proc = cli("archive", "submission", "--out", str(out), "--dest", str(tmp_path / "sub"))
+    proc = cli("archive", "submission", "--results", str(out), "--output", str(tmp_path / "sub"))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["EXPR.txt", "VA.txt", "frames"]
     lines = (tmp_path / "sub" / "VA.txt").read_text().splitlines()
