@@ -38,7 +38,7 @@ def test_camera_restart_reconnects_without_restarting_affectstream(rtsp_server, 
         first_worker = worker_processes(proc.pid)[0].pid
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert re.search(
-            r'affectstream_frames_published_total\{source="cam",worker="[^"]+-w0"\} [1-9]', metrics
+            r'affectstream_frames_published_total\{source="cam",worker="w0"\} [1-9]', metrics
         )
         assert "affectstream_stage_duration_seconds_bucket" in metrics
 
