@@ -37,9 +37,7 @@ def test_camera_restart_reconnects_without_restarting_affectstream(rtsp_server, 
         assert health(redis_url).returncode == 0
         first_worker = worker_processes(proc.pid)[0].pid
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        assert re.search(
-            r'affectstream_frames_published_total\{source="cam",worker="w0"\} [1-9]', metrics
-        )
+        assert re.search(r'affectstream_frames_published_total\{source="cam",worker="w0"\} [1-9]', metrics)
         assert "affectstream_stage_duration_seconds_bucket" in metrics
 
         rtsp_server.kill()
