@@ -204,3 +204,43 @@ def test_sigterm_while_a_run_starts_is_a_clean_stop(redis_url, delay_s):
     assert not client.exists(lease_key("early")), "the stopped run kept its writer lease"
     frames = [int(f[b"frame"]) for _id, f in client.xrange(frames_key("early"))]
     assert frames == list(range(len(frames))), "a gap or a duplicate in what was published"
+
+
+def test_ctrl_c_with_the_embedded_redis_publishes_every_frame_taken(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group; the embedded redis-server runs in
+    a session of its own, so it is still there while the run drains, and is stopped by the run after."""
+    from affectstream.pipeline.streams.embedded import EmbeddedRedis
+
+    video = need_shared("media", "videos", "WolfgangLanger_Pexels.mp4")
+    data = tmp_path / "redis"
+    cfg = tmp_path / "embedded.yaml"
+    cfg.write_text(
+        f"redis: {{data_dir: '{data}'}}\nsources:\n  - {{name: long, url: '{video}', realtime: true}}\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AFFECTSTREAM_REDIS_URL": ""}
+    env["AFFECTSTREAM_DETECTOR"] = str(need_shared("models", "scrfd_500m.onnx"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "affectstream", "run", "-c", str(cfg)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a shell gives a foreground job
+    )
+    client = (
+        connect(f"unix://{data / 'redis.sock'}")
+        if wait_for(lambda: (data / "redis.sock").exists(), timeout=60)
+        else None
+    )
+    assert client is not None
+    assert wait_for(lambda: client.xlen(frames_key("long")) >= 20, timeout=120)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    assert "failed" not in out and "cannot reach Redis" not in out, out
+    took = re.search(r"took (\d+) frames, published (\d+)", out)
+    assert took and took.group(1) == took.group(2), out
+    with EmbeddedRedis(data) as server:  # the run stopped its server; its append-only file has every entry
+        frames = [int(e["frame"]) for e in entries(connect(server.url), "long")]
+    assert frames == list(range(int(took.group(2)))) and len(frames) < 472
