@@ -34,7 +34,7 @@ def submit(url: str, out: Path, paths, model: str, detector: str) -> None:
         "submit",
         "--redis",
         url,
-        "--out",
+        "--output",
         str(out),
         "--model",
         model,
