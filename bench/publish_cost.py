@@ -51,7 +51,7 @@ def _counters(client) -> tuple[int, float, int]:
     return calls, cpu, wire
 
 
-def _pass(client, batch: int, frames: int, tag: str) -> tuple[int, float, int]:
+def _pass(client, watch, batch: int, frames: int, tag: str) -> tuple[int, float, int]:
     """Publish `frames` frames of a new source in round trips of `batch`; the counters' deltas."""
     from affectstream.pipeline.sources import SourceSpec
     from affectstream.pipeline.streams.keys import lease_key
@@ -71,6 +71,7 @@ def _pass(client, batch: int, frames: int, tag: str) -> tuple[int, float, int]:
         drain_s=1.0,
         on_source_failed=lambda *a: None,
         drained=lambda _s: True,
+        watch=watch,
     )
     box.add_source(SourceSpec(name=source, url="/bench.mp4", live=False), fence)
     todo = _frames(source, 0, frames, time.time())
@@ -81,19 +82,28 @@ def _pass(client, batch: int, frames: int, tag: str) -> tuple[int, float, int]:
     return after[0] - before[0], after[1] - before[1], after[2] - before[2]
 
 
-def measure(client, frames: int = 2000, runs: int = 3) -> dict:
+def measure(url: str, frames: int = 2000, runs: int = 3) -> dict:
     """Per frame, marginal (a pass of 2N frames minus a pass of N): commands, Redis CPU us, bytes in; and
-    Redis memory per entry."""
+    Redis memory per entry. The client is a worker's: its connections watched for a server change."""
+    from affectstream.pipeline.streams.connection import connect
+    from affectstream.pipeline.streams.server_watch import ServerWatch
+
+    watch = ServerWatch()
+    with connect(url, watch=watch) as client:
+        return _measure(client, watch, frames, runs)
+
+
+def _measure(client, watch, frames: int, runs: int) -> dict:
     from affectstream.pipeline.streams.keys import frames_key
 
     out: dict = {}
-    _pass(client, 1, 1, "warm")  # the script loaded (SCRIPT LOAD once, after NOSCRIPT) before counting
+    _pass(client, watch, 1, 1, "warm")  # the script loaded (SCRIPT LOAD once, after NOSCRIPT) before counting
     for name, batch in BATCHES.items():
         n = frames if batch > 1 else frames // 4  # camera pace: one round trip per frame, fewer frames
         commands, cpu_us, wire = [], [], []
         for r in range(runs):
-            small = _pass(client, batch, n, f"s{r}")
-            large = _pass(client, batch, 2 * n, f"l{r}")
+            small = _pass(client, watch, batch, n, f"s{r}")
+            large = _pass(client, watch, batch, 2 * n, f"l{r}")
             commands.append((large[0] - small[0]) / n)
             cpu_us.append((large[1] - small[1]) / n * 1e6)
             wire.append((large[2] - small[2]) / n)
@@ -121,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="redis-") as data,
-        redis_session(args.redis, data) as (_url, client),
+        redis_session(args.redis, data) as (url, _client),
     ):
-        print(json.dumps(measure(client, args.frames, args.runs), indent=2))
+        print(json.dumps(measure(url, args.frames, args.runs), indent=2))
     return 0
 
 

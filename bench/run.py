@@ -93,7 +93,7 @@ def run_benchmark(s: Settings) -> dict:
             out.update(_live(s, workdir, detector, model, url))
         if "publish" not in s.skip:
             log.info("Redis cost per published frame")
-            out["publish_cost"] = publish_cost.measure(client, 500 if s.quick else 2000, s.runs)
+            out["publish_cost"] = publish_cost.measure(url, 500 if s.quick else 2000, s.runs)
     primary = stages.size_label(s.det_size)
     out["settings"] = {
         **{k: v for k, v in asdict(s).items() if k not in ("redis_url",)},

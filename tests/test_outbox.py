@@ -14,7 +14,7 @@ from affectstream.pipeline.streams.outbox import Outbox
 from affectstream.pipeline.types import FrameResult
 
 
-def _outbox(client, passes: dict, failed: list) -> Outbox:
+def _outbox(client, passes: dict, failed: list, watch=None) -> Outbox:
     return Outbox(
         client,
         "w0",
@@ -25,6 +25,7 @@ def _outbox(client, passes: dict, failed: list) -> Outbox:
         drain_s=1.0,
         on_source_failed=lambda *a: failed.append(a),
         drained=lambda _s: True,
+        watch=watch,
     )
 
 

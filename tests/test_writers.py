@@ -76,7 +76,7 @@ def test_a_lease_that_expired_in_a_stall_is_taken_again_by_the_write_unless_anot
     fence = run.fence("clip")
     assert writer.write(
         {frames_key("clip"): [("5-0", {"a": "1"})]}, 100, fences={frames_key("clip"): fence}
-    ) == {frames_key("clip"): Written(1, 0, "0-0")}
+    ) == {frames_key("clip"): Written(1, 0)}
     assert client.get(lease_key("clip")).decode() == fence.token
     client.set(lease_key("clip"), "x-9/other")  # now another run holds it: fenced, nothing written
     out = writer.write({frames_key("clip"): [("6-0", {"a": "1"})]}, 100, fences={frames_key("clip"): fence})

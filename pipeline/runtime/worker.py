@@ -39,6 +39,7 @@ from affectstream.pipeline.runtime.stages import EngineStage, Halt, PrepareStage
 from affectstream.pipeline.streams.connection import connect
 from affectstream.pipeline.streams.keys import heartbeat_ttl_s
 from affectstream.pipeline.streams.outbox import Outbox
+from affectstream.pipeline.streams.server_watch import ServerWatch
 from affectstream.pipeline.streams.writer import Fence
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ class Worker:
         self.specs = list(specs)
         self.worker_id = worker_id
         self.redis_url = redis_url
-        self.redis = connect(redis_url)
+        # The outbox writes through this client: its watch tells it when a connection met another server
+        # (a failover, a restart) so it checks its streams' tails then rather than on every write.
+        self._server_watch = ServerWatch()
+        self.redis = connect(redis_url, watch=self._server_watch)
         self.passes = dict(passes or {})
         self.fences = dict(fences or {})
         self.metrics = WorkerMetrics(read=self.reading)
@@ -208,6 +212,7 @@ class Worker:
             drained=lambda source: self._intake.drained(source),
             on_fenced=self._failures.on_fenced,
             track_updates_s=self.cfg.tracks.update_every_s if self.cfg.tracks.enabled else None,
+            watch=self._server_watch,
         )
         self._intake = Intake(
             processor,

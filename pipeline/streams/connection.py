@@ -18,13 +18,15 @@ from pathlib import Path
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import RedisClusterException
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from affectstream.pipeline.errors import RedisUnavailable
 from affectstream.pipeline.masking import mask_text, mask_url
 from affectstream.pipeline.streams.embedded import EmbeddedRedis
 from affectstream.pipeline.streams.replies import is_transient
+from affectstream.pipeline.streams.server_watch import ServerWatch, watched
 from affectstream.pipeline.streams.urls import CLUSTER, SENTINEL, RedisTarget, parse_redis_url
 from affectstream.settings.env import REDIS_URL as REDIS_URL_ENV
 
@@ -36,27 +38,44 @@ def check_redis_url(url: str) -> None:
     parse_redis_url(url)
 
 
-def _client(target: RedisTarget, timeout_s: float) -> redis.Redis:
+def _connection_class(target: RedisTarget, watch: ServerWatch | None) -> dict:
+    """`connection_class=` for the client's pool: redis-py's own for the URL's kind, reporting each new
+    connection's server to `watch` when there is one."""
+    if watch is None:
+        return {}
+    tls = bool(target.options.get("ssl")) or target.url.startswith("rediss")
+    if target.kind == SENTINEL:
+        base: type = SentinelManagedSSLConnection if tls else SentinelManagedConnection
+    elif target.url.startswith("unix:"):
+        base = UnixDomainSocketConnection
+    else:
+        base = SSLConnection if tls else Connection
+    return {"connection_class": watched(base, watch)}
+
+
+def _client(target: RedisTarget, timeout_s: float, watch: ServerWatch | None) -> redis.Redis:
     timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    kind = _connection_class(target, watch)
     if target.kind == CLUSTER:
         nodes = [ClusterNode(host, port) for host, port in target.nodes]
-        return RedisCluster(startup_nodes=nodes, **timeouts, **target.options)
+        return RedisCluster(startup_nodes=nodes, **timeouts, **target.options, **kind)
     if target.kind == SENTINEL:
         sentinels = Sentinel(
             list(target.nodes), sentinel_kwargs={**timeouts, **target.sentinel_options}, **timeouts
         )
         return sentinels.master_for(
-            target.service, db=target.db, health_check_interval=30, **timeouts, **target.options
+            target.service, db=target.db, health_check_interval=30, **timeouts, **target.options, **kind
         )
-    return redis.Redis.from_url(target.url, health_check_interval=30, **timeouts)
+    return redis.Redis.from_url(target.url, health_check_interval=30, **timeouts, **kind)
 
 
-def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
+def connect(url: str, *, timeout_s: float = 5.0, watch: ServerWatch | None = None) -> redis.Redis:
     """Open a client for `url` and check the server answers; errors keep their reason (TLS, auth,
-    timeout, no master known to the sentinels) and never show the password."""
+    timeout, no master known to the sentinels) and never show the password. With `watch`, every new
+    connection of the client reports its server there (`pipeline.streams.server_watch`: a writer's client)."""
     target = parse_redis_url(url)
     try:
-        client = _client(target, timeout_s)
+        client = _client(target, timeout_s, watch)
     except (redis.RedisError, RedisClusterException) as exc:  # a cluster client reads the slot map at once
         reason = mask_text(f"{type(exc).__name__}: {exc}")
         raise RedisUnavailable(f"cannot reach Redis at {mask_url(url)}: {reason}") from None

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -51,6 +52,7 @@ from affectstream.pipeline.streams.outbox_replies import OutboxReplies
 from affectstream.pipeline.streams.outbox_tracks import OutboxTracks
 from affectstream.pipeline.streams.replies import is_transient
 from affectstream.pipeline.streams.retained import Retained
+from affectstream.pipeline.streams.server_watch import ServerChanged, ServerWatch
 from affectstream.pipeline.streams.writer import (
     EVENTS_MAXLEN,
     Fence,
@@ -89,6 +91,9 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         on_fenced: Called with (source, holder) when a write of a leased source was fenced.
         min_replicas_acked: Entries count as written once this many replicas have them (`redis.min_replicas_acked`).
         retention_s: Trim the streams by age too (`redis.retention_s`); None: by `maxlen` only.
+        watch: The `ServerWatch` of `client`'s connections (`connect(url, watch=...)`): streams' tails are
+            checked against what was acknowledged only after the server changed. None: on every write
+            (an `XINFO STREAM` inside each publish call).
     """
 
     def __init__(
@@ -107,8 +112,11 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         min_replicas_acked: int = 0,
         retention_s: float | None = None,
         track_updates_s: float | None = None,
+        watch: ServerWatch | None = None,
     ) -> None:
         self.client = client
+        self._watch = watch
+        self._verify: set[str] = set()  # stream keys whose tail the next write checks (a server change)
         self._track_updates_s, self._tracks = track_updates_s, {}
         self.worker = worker
         self.maxlen = maxlen
@@ -145,7 +153,7 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         self._retry = Retry(
             ExponentialWithJitterBackoff(cap=2.0, base=0.1),
             retries=-1,
-            supported_errors=(redis.ConnectionError, redis.TimeoutError, _Transient),
+            supported_errors=(redis.ConnectionError, redis.TimeoutError, ServerChanged, _Transient),
         )
 
     # -- sources --------------------------------------------------------------------------------
@@ -241,6 +249,25 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
                     self._pass_published[r.source] += 1
         return published
 
+    def _guarded(self):
+        return self._watch.guarding() if self._watch else contextlib.nullcontext()
+
+    def _take_server_change(self) -> None:
+        """A connection reached another server since the last attempt (`ServerWatch`): every stream this
+        worker wrote is checked before the next entry goes to it (the ones of this round trip by the
+        publish script, the others by `_check_other_tails`)."""
+        if self._watch is None or (changed := self._watch.changed()) is None:
+            return
+        log.info("a Redis connection reached another server (a failover or a restart): checking stream tails")
+        self._verify.update(self._expect)
+        self._tails_due = True
+        self._watch.acknowledge(changed)
+
+    def _verifies(self, key: str) -> bool:
+        """Whether this write of `key` checks its tail: after a server change, or always without a watch
+        (or with one whose servers do not say their run_id)."""
+        return self._watch is None or self._watch.blind or key in self._verify
+
     def _send(self, frames: dict[str, list], events: dict[str, list]) -> None:
         todo = {**frames, **events}
         stopping_since = None
@@ -250,12 +277,16 @@ class Outbox(OutboxEvents, OutboxReplies, OutboxTracks):
         self._sent_fences = fences
 
         def attempt() -> None:
-            self._check_other_tails(todo)
-            caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
-            expect = {k: v for k, v in self._expect.items() if k in todo}
-            outcome = self._writer.write(todo, caps, expect, fences)
+            with self._guarded():
+                self._take_server_change()
+                self._check_other_tails(todo)
+                caps = {k: EVENTS_MAXLEN if k in events else self.maxlen for k in todo}
+                expect = {k: v for k, v in self._expect.items() if k in todo and self._verifies(k)}
+                outcome = self._writer.write(todo, caps, expect, fences)
             transient: Exception | None = None
             for key, reply in outcome.items():
+                if isinstance(reply, Written):
+                    self._verify.discard(key)
                 if isinstance(reply, RedisLostData) and self._resend_lost(key, reply, todo):
                     transient = reply  # sent again, lost entries first, by the retry
                 elif isinstance(reply, Written) or not is_transient(reply):

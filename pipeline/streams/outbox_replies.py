@@ -44,7 +44,7 @@ class OutboxReplies(OutboxState):
         return True
 
     def _check_other_tails(self, todo: dict[str, list]) -> None:
-        """After a loss (`_tails_due`), before the next attempt: check every other stream this worker wrote,
+        """After a server change or a loss (`_tails_due`), before the next attempt: check every other stream this worker wrote,
         not only those it writes now (a file whose pass ended, a camera between frames), and put what they
         lost into `todo` too. A connection error midway leaves it due for the attempt after."""
         if not self._tails_due:
@@ -55,6 +55,8 @@ class OutboxReplies(OutboxState):
             last = format_id(last_id(self.client, key))
             if parse_id(last) < parse_id(expect):
                 self._resend_lost(key, RedisLostData(key, last), todo)
+            else:
+                self._verify.discard(key)
         self._tails_due = False
 
     def _report_lost(self, key: str, last: str) -> None:

@@ -32,6 +32,7 @@ class OutboxState:
     _expect: dict[str, str]
     _retained: Retained
     _tails_due: bool  # Redis lost data: check every expected stream's tail before the next attempt
+    _verify: set[str]  # stream keys whose tail their next write checks (the server changed)
     _finished: set[str]  # frames keys of file passes whose `eof` is in their stream
     _fences: dict[str, Fence]
     _fenced: set[str]

@@ -2,8 +2,10 @@
 
 What it does and why is in `pipeline.streams.writer` (exactly once, fencing, `LOST`); this module holds the
 Lua text and its calling convention alone. Cost per call, as Redis counts commands (INFO commandstats):
-`EVALSHA`, `GET` of the lease (fenced streams), `XINFO STREAM`, one `XADD` per entry, an `XRANGE` per entry
-sent again, and `TIME` + `XTRIM` when trimming by age is due (at most once per tenth of the retention).
+`EVALSHA`, `GET` of the lease (fenced streams), one `XADD` per entry, an `XRANGE` per entry sent again
+(its `XADD` refused: the id is not above the stream's last), `XINFO STREAM` only when an expected last id is
+given (after a server change, `pipeline.streams.server_watch`), and `TIME` + `XTRIM` when trimming by age is
+due (at most once per tenth of the retention).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from affectstream.pipeline.streams.scripts import LuaScript
 # the lease token ("" without a lease), the lease TTL in ms to take a free lease with ("" = never: a fleet
 # camera's lease is only ever taken by its claim loop), the retention in ms ("" = do not trim by time now:
 # entries older than that by Redis's clock go, `XTRIM MINID ~`), then per entry: id, field count (2 x pairs),
-# field, value, ... Returns {added, present, rejected ids, last id before the call}: an entry whose id is not above the
+# field, value, ... Returns {added, present, rejected ids}: an entry whose id is not above the
 # stream's last id is `present` when that very id is in the stream (an earlier attempt wrote it) and
 # `rejected` when it is not (another writer went past it: it is lost, and must not be counted). Error
 # replies: "FENCED <holder token>" when the lease is another's (nothing added), "LOST <last id>" when the
@@ -34,35 +36,34 @@ if #KEYS > 1 then
     return redis.error_reply('FENCED ' .. (holder or ''))
   end
 end
-local last = '0-0'
-local info = redis.pcall('XINFO', 'STREAM', key)  -- an error: no stream yet (another type fails the XADD)
-if not info.err then
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then last = info[i + 1] end
-  end
-end
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function above(a_ms, a_seq, b_ms, b_seq)
-  return a_ms > b_ms or (a_ms == b_ms and a_seq > b_seq)
-end
-local top_ms, top_seq = parse(last)
 if expect ~= '' then
+  -- asked only after the writer's connection reached another server (`server_watch`): the check costs
+  -- as much Redis CPU as the rest of a one-frame call
+  local last = '0-0'
+  local info = redis.pcall('XINFO', 'STREAM', key)  -- an error: no stream yet (another type fails the XADD)
+  if not info.err then
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then last = info[i + 1] end
+    end
+  end
+  local function parse(id)
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    return tonumber(ms), tonumber(seq)
+  end
+  local t_ms, t_seq = parse(last)
   local e_ms, e_seq = parse(expect)
-  if above(e_ms, e_seq, top_ms, top_seq) then
+  if e_ms > t_ms or (e_ms == t_ms and e_seq > t_seq) then
     return redis.error_reply('LOST ' .. last)
   end
 end
 local added, present, rejected, i = 0, 0, {}, 6
 while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 1])
-  local ms, seq = parse(id)
-  if above(ms, seq, top_ms, top_seq) then
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
-    top_ms, top_seq = ms, seq
+  local ok = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, id, unpack(ARGV, i + 2, i + 1 + n))
+  if not ok.err then
     added = added + 1
+  elseif not string.find(ok.err, 'equal or smaller', 1, true) then
+    return ok  -- WRONGTYPE, OOM, ...: nothing after it is added, the caller classes the error
   elseif #redis.call('XRANGE', key, id, id) == 1 then
     present = present + 1
   else
@@ -75,7 +76,7 @@ if ARGV[5] ~= '' then
   local cut = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[5])
   redis.call('XTRIM', key, 'MINID', '~', string.format('%d', cut))
 end
-return {added, present, rejected, last}
+return {added, present, rejected}
 """
 
 

@@ -9,7 +9,8 @@
 - **permanent**: a reply about one key's content or rights (WRONGTYPE, an ACL refusal, a bad argument):
   retrying cannot help, and it fails only the source whose key it names.
 
-Connection loss and timeouts (no reply at all) are transient; an authentication failure is not.
+Connection loss and timeouts (no reply at all) are transient, and so is a connection that reached another
+server (`ServerChanged`: the writer checks its streams, then writes); an authentication failure is not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import re
 
 import redis
+
+from affectstream.pipeline.streams.server_watch import ServerChanged
 
 TRANSIENT, RELOAD, PERMANENT = "transient", "reload", "permanent"
 
@@ -55,7 +58,7 @@ def error_class(exc: BaseException) -> str:
     """`TRANSIENT`, `RELOAD` or `PERMANENT` for an exception raised by a Redis call."""
     if isinstance(exc, redis.AuthenticationError):
         return PERMANENT
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ServerChanged)):
         return TRANSIENT
     if isinstance(exc, (redis.BusyLoadingError, redis.ReadOnlyError)):
         return TRANSIENT

@@ -67,7 +67,6 @@ class Written:
 
     added: int
     skipped: int  # already in the stream: an earlier attempt (or an earlier run of the same pass) wrote them
-    last_before: str  # the stream's last id before this call
     rejected: tuple[str, ...] = ()  # ids below the stream's last id yet absent: another writer went past them
 
 
@@ -167,13 +166,8 @@ class StreamWriter:
             if isinstance(reply, Exception):
                 out[key] = _classify(key, reply)
             else:
-                added, present, rejected, last = reply
-                out[key] = Written(
-                    int(added),
-                    int(present),
-                    text(last),
-                    tuple(text(i) for i in rejected),
-                )
+                added, present, rejected = reply
+                out[key] = Written(int(added), int(present), tuple(text(i) for i in rejected))
         return out
 
     def _retention_now(self, key: str) -> int | str:
