@@ -98,14 +98,16 @@ class LiveDetectConfig:
 @typed(ConfigError)
 class DetectorConfig:
     model: str = dataclasses.field(default_factory=configured_detector)
-    """ONNX path, or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else the shared folder's
-    models/scrfd_500m.onnx when it exists, else buffalo_sc)."""
+    """SCRFD: an ONNX path or an insightface model-pack name (default: $AFFECTSTREAM_DETECTOR, else the shared
+    folder's models/scrfd_500m.onnx when it exists, else buffalo_sc); or "blazeface_full_range" /
+    "blazeface_short_range": the shipped MediaPipe detectors, whose weights are Apache-2.0 (LICENSES.md)."""
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     """torch: the SCRFD graph on torch CUDA, for GPU boxes without onnxruntime-gpu."""
     input_size: InputSize = (640, 640)
     """Detector input [width, height], or "auto": from the frame size (multiple of 32, at most 640);
     live sources use `live.input_size`."""
-    threshold: Annotated[float, Range(0.0, 1.0)] = 0.5
+    threshold: Annotated[float, Range(0.0, 1.0)] | None = None
+    """Minimum face score; empty: the detector's own (SCRFD 0.5, BlazeFace 0.6: docs/detection)."""
     detect_every: Annotated[int, Range(1, 1000)] = 1
     """>1: the IoU tracker carries boxes between detections; live sources use `live.detect_every`."""
     live: LiveDetectConfig = dataclasses.field(default_factory=LiveDetectConfig)

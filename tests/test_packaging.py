@@ -86,6 +86,8 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(installed):
         "affectstream/configs/pipeline/demo.yaml",
         "affectstream/configs/graph/label_embeddings.json",
         "affectstream/py.typed",
+        "affectstream/pipeline/frames/models/blazeface_short_range.onnx",  # the Apache-2.0 detector
+        "affectstream/pipeline/frames/models/LICENSE-blazeface",
     ):
         assert data in names, data
     assert any(n.startswith("affectstream/engines/models/") and n.endswith(".onnx") for n in names)

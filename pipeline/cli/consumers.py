@@ -171,7 +171,10 @@ def register(subparsers) -> None:
     p.add_argument("--redis", metavar="URL", help="draw an existing results stream from this Redis")
     p.add_argument("--source", metavar="NAME", help="results stream to draw (default: named after the video)")
     p.add_argument(
-        "--detector", metavar="PATH", help="SCRFD ONNX path or pack (default: $AFFECTSTREAM_DETECTOR)"
+        "--detector",
+        metavar="PATH",
+        help="SCRFD ONNX path or pack, or blazeface_full_range (Apache-2.0 weights) "
+        "(default: $AFFECTSTREAM_DETECTOR)",
     )
     p.add_argument("--engine", default="onnxruntime", help="engine backend (default onnxruntime)")
     p.add_argument("--model", help="model file (default: the shipped model or $AFFECTSTREAM_MODEL)")

@@ -45,7 +45,8 @@ def add_common(p: argparse.ArgumentParser, *, detector: bool = False, overrides:
         p.add_argument(
             "--detector",
             metavar="PATH",
-            help="SCRFD ONNX path or insightface pack name (default: $AFFECTSTREAM_DETECTOR)",
+            help="SCRFD ONNX path or insightface pack name, or blazeface_full_range (Apache-2.0 weights) "
+            "(default: $AFFECTSTREAM_DETECTOR)",
         )
     if overrides:
         add_set_option(p, "a config key, e.g. engine.threads=2")

@@ -18,6 +18,15 @@ def per_core() -> int:
     return os.cpu_count() or 1
 
 
+def open_detector(model: str, **options):
+    """One detector for a configured `detector.model`: a shipped BlazeFace model by its name
+    (`pipeline.frames.blazeface`, Apache-2.0 weights), else SCRFD (`pipeline.frames.detect`)."""
+    from affectstream.pipeline.frames.blazeface import BlazeFaceDetector, is_blazeface
+    from affectstream.pipeline.frames.detect import FaceDetector
+
+    return (BlazeFaceDetector if is_blazeface(model) else FaceDetector)(model, **options)
+
+
 def load_detectors(model: str, *, count: int = 1, threads: int = 0, **options) -> list:
     """The detectors of a processor: one (with `threads` intra-op threads), or `count` single-threaded
     ones on a CPU, which detect frames in parallel (the worker's prepare threads, `in_order`'s pool).
@@ -25,14 +34,12 @@ def load_detectors(model: str, *, count: int = 1, threads: int = 0, **options) -
     Single-threaded detectors side by side cost less CPU per frame than one relying on intra-op
     threading (docs/bench.md, d87c50d). A GPU detector stays one: the device serialises them anyway.
     """
-    from affectstream.pipeline.frames.detect import FaceDetector
-
     if count <= 1:
-        return [FaceDetector(model, threads=threads, **options)]
-    first = FaceDetector(model, threads=1, **options)
+        return [open_detector(model, threads=threads, **options)]
+    first = open_detector(model, threads=1, **options)
     if list(first.providers) != ["CPUExecutionProvider"]:
         return [first]
-    return [first, *(FaceDetector(model, threads=1, **options) for _ in range(count - 1))]
+    return [first, *(open_detector(model, threads=1, **options) for _ in range(count - 1))]
 
 
 def build_processor(
@@ -41,7 +48,7 @@ def build_processor(
     model: str | None = None,
     detect_every: int = 1,
     det_size: tuple[int, int] | str = (640, 640),
-    threshold: float = 0.5,
+    threshold: float | None = None,
     providers: Sequence[str] = (),
     engine_options: dict | None = None,
     detector_backend: str = "onnxruntime",

@@ -41,6 +41,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnxruntime", "torch")
+THRESHOLD = 0.5  # insightface's SCRFD default
+
+
+def checked_limits(threshold: float, max_faces: int) -> tuple[float, int]:
+    """A detector's score threshold and face limit, or a `DetectorError` naming the bad one."""
+    if not 0.0 < float(threshold) < 1.0:
+        raise DetectorError(f"detector threshold {threshold!r} must be between 0 and 1")
+    if int(max_faces) < 0:
+        raise DetectorError(f"detector max_faces {max_faces!r} must be >= 0 (0 = all faces)")
+    return float(threshold), int(max_faces)
+
+
+def check_frame(image_bgr: Any) -> None:
+    """A `ValueError` unless `image_bgr` is an H x W x 3 uint8 array with pixels."""
+    if (
+        not isinstance(image_bgr, np.ndarray)
+        or image_bgr.dtype != np.uint8
+        or image_bgr.ndim != 3
+        or image_bgr.shape[2] != 3
+        or image_bgr.shape[0] == 0
+        or image_bgr.shape[1] == 0
+    ):
+        got = f"{image_bgr.dtype} {image_bgr.shape}" if isinstance(image_bgr, np.ndarray) else type(image_bgr)
+        raise ValueError(f"detect() needs an H x W x 3 uint8 BGR image, got {got}")
+
+
+def session_options(threads: int):
+    """ONNX Runtime options of a detector session: `threads` intra-op threads (0: the library's default)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    # Idle intra-op threads must sleep, not spin: in a worker the decoder, engine and publisher
+    # threads need those cores between detections (spinning cost CPU per frame: docs/bench.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 class FaceDetector:
@@ -52,7 +89,7 @@ class FaceDetector:
     Args:
         model: ONNX path or insightface model-pack name (see `resolve_detector`).
         input_size: Detector input (width, height), multiples of 32, or "auto" (see module doc).
-        threshold: Minimum detector score of a face.
+        threshold: Minimum detector score of a face; None: `THRESHOLD`.
         providers: ONNX Runtime execution providers in priority order (names or (name, options)
             pairs), e.g. ["TensorrtExecutionProvider", "CUDAExecutionProvider",
             "CPUExecutionProvider"] with onnxruntime-gpu; unavailable ones are dropped with a log
@@ -78,7 +115,7 @@ class FaceDetector:
         model: str | Path,
         *,
         input_size: tuple[int, int] | str = (640, 640),
-        threshold: float = 0.5,
+        threshold: float | None = None,
         providers: Sequence[Provider] | None = None,
         max_faces: int = 0,
         threads: int = 0,
@@ -89,13 +126,10 @@ class FaceDetector:
             raise DetectorError(
                 f"detector.backend: {backend!r} is not allowed; allowed values: {', '.join(map(repr, BACKENDS))}"
             )
-        if not 0.0 < float(threshold) < 1.0:
-            raise DetectorError(f"detector threshold {threshold!r} must be between 0 and 1")
-        if int(max_faces) < 0:
-            raise DetectorError(f"detector max_faces {max_faces!r} must be >= 0 (0 = all faces)")
+        self.threshold, self.max_faces = checked_limits(
+            THRESHOLD if threshold is None else threshold, max_faces
+        )
         self._fixed = check_input_size(input_size)
-        self.threshold = float(threshold)
-        self.max_faces = int(max_faces)
         self.path = resolve_detector(str(model))
         self.backend = backend
         self._model: Any  # insightface's SCRFD, or TorchSCRFD: the same attributes
@@ -131,17 +165,10 @@ class FaceDetector:
 
     @staticmethod
     def _load(path: Path, providers: list[Provider], threads: int):
-        import onnxruntime
         from insightface.model_zoo import get_model
 
-        options = onnxruntime.SessionOptions()
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        # Idle intra-op threads must sleep, not spin: in a worker the decoder, engine and publisher
-        # threads need those cores between detections (spinning cost CPU per frame: docs/bench.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            model = get_model(str(path), providers=providers, sess_options=options)
+            model = get_model(str(path), providers=providers, sess_options=session_options(threads))
         except Exception as exc:  # onnx/onnxruntime raise untyped errors for bad files
             raise DetectorError(f"cannot load detector {path}: {exc}") from exc
         if model is None or getattr(model, "taskname", None) != "detection":
@@ -202,20 +229,7 @@ class FaceDetector:
             One `Detection` per face: box (x1, y1, x2, y2, clipped to the frame), score and the five
             landmarks in frame pixels; `track` is -1 (the tracker assigns it).
         """
-        if (
-            not isinstance(image_bgr, np.ndarray)
-            or image_bgr.dtype != np.uint8
-            or image_bgr.ndim != 3
-            or image_bgr.shape[2] != 3
-            or image_bgr.shape[0] == 0
-            or image_bgr.shape[1] == 0
-        ):
-            got = (
-                f"{image_bgr.dtype} {image_bgr.shape}"
-                if isinstance(image_bgr, np.ndarray)
-                else type(image_bgr)
-            )
-            raise ValueError(f"detect() needs an H x W x 3 uint8 BGR image, got {got}")
+        check_frame(image_bgr)
         rows, cols = image_bgr.shape[:2]
         with self._lock:
             key = (cols, rows, input_size)

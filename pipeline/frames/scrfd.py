@@ -49,13 +49,26 @@ def check_input_size(value: Any) -> tuple[int, int] | None:
 
 
 class Letterbox:
-    """Preallocated input buffer of one detector size, and the anchor centres of its feature maps."""
+    """Preallocated input buffer of one detector size, and the anchor centres of its feature maps.
 
-    def __init__(self, session, size: tuple[int, int], strides: Sequence[int], anchors: int) -> None:
+    `mean`, `std`: the input normalisation, SCRFD's by default (BlazeFace's: `pipeline.frames.blazeface`).
+    """
+
+    def __init__(
+        self,
+        session,
+        size: tuple[int, int],
+        strides: Sequence[int],
+        anchors: int,
+        *,
+        mean: float = MEAN,
+        std: float = STD,
+    ) -> None:
         width, height = size
         self.session = session
         self.size = size
-        self.blob = np.full((1, 3, height, width), (0.0 - MEAN) / STD, dtype=np.float32)
+        self.mean, self.std = mean, std
+        self.blob = np.full((1, 3, height, width), (0.0 - mean) / std, dtype=np.float32)
         self.filled = (height, width)  # region that may hold image pixels from an earlier frame
         self.centres = []
         for stride in strides:
@@ -77,13 +90,13 @@ class Letterbox:
         resized = image if (new_w, new_h) == (cols, rows) else cv2.resize(image, (new_w, new_h))
         if self.filled != (new_h, new_w):
             # The padding must read as black; pixels of a differently shaped earlier frame may remain.
-            self.blob.fill((0.0 - MEAN) / STD)
+            self.blob.fill((0.0 - self.mean) / self.std)
             self.filled = (new_h, new_w)
         valid = self.blob[0, :, :new_h, :new_w]
         for channel, plane in enumerate(cv2.split(resized)[::-1]):  # BGR -> RGB planes
             valid[channel] = plane
-        valid -= MEAN
-        valid *= 1.0 / STD
+        valid -= self.mean
+        valid *= 1.0 / self.std
         return new_h / rows
 
 
