@@ -106,8 +106,8 @@ def create_engine(name: str = "onnxruntime", model_path: str | Path | None = Non
 def default_model_for(backend: str, **options) -> Path:
     """The shipped model a backend runs for `engine.model: default`.
 
-    ONNX Runtime on the CPU gets the INT8 file (3.3x less engine time per face; on FER+ valid 3,000
-    correct of 3,555 against the float model's 3,002: MODEL_CARD.md); everything else (ONNX Runtime on CUDA, TensorRT, which applies its own precision)
+    ONNX Runtime on the CPU gets the INT8 file (3.3x less engine time per face; on FER+ valid 2,973
+    correct of 3,555 against the float model's 2,976: MODEL_CARD.md); everything else (ONNX Runtime on CUDA, TensorRT, which applies its own precision)
     gets the float32 file. `options` are the backend options `create_engine` receives
     (`device`, `providers` decide where ONNX Runtime runs).
     """

@@ -35,9 +35,10 @@ class DataConfig:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
     weak_va: bool = True
-    # Centroid table for the weak VA targets (training.labels.VA_CENTROID_TABLES). The default is the table
-    # older checkpoints were trained with; new FER+ recipes name affectnet_rank, whose source allows this use.
-    va_centroids: Literal["affectnetc25", "affectnet_rank"] = "affectnetc25"
+    # Centroid table for the weak VA targets (training.labels.VA_CENTROID_TABLES): affectnet_rank, derived
+    # from published figures. Checkpoints made before 2026-12-07 name `affectnetc25`, a table removed because
+    # its source forbids use by others: they load only with --set data.va_centroids=affectnet_rank.
+    va_centroids: Literal["affectnet_rank"] = "affectnet_rank"
     eye_level: bool = False  # AffectNet: rotate crops so the eyes are level (from the 68 landmarks)
     frame_step: int = 1  # Aff-Wild2: keep every n-th annotated frame
     limit: int = 0  # >0: use only the first `limit` samples per split (smoke runs)

@@ -47,25 +47,13 @@ LABEL_SETS: dict[str, LabelSet] = {
 
 # Per-class (valence, arousal) centroids for weak VA targets (vote distribution x centroids) on data
 # without VA ground truth (FER+). Chosen per recipe with data.va_centroids; the provenance of each table is
-# in engines/models/MODEL_CARD.md ("Weak valence/arousal targets").
-#   affectnetc25: the per-class means of the AffectNetC25 crowd re-annotation of 1,600 AffectNet training
-#       images (25 raters each; kdoodoo/affectnetc25 on GitHub). Its README forbids any use by others than
-#       the intended recipients: kept only so the shipped model, trained with it, can be reproduced.
+# in engines/models/MODEL_CARD.md ("Weak valence/arousal targets"). The table models shipped before 2026-12-07
+# were trained with (AffectNetC25's per-class means) was removed: its source forbids use by others.
 #   affectnet_rank: derived from published aggregate figures only (training.va_targets.rank_centroids): the
 #       MTL-GCN paper's Spearman rho of each AffectNet-7 class with valence/arousal and AffectNet's training
 #       class counts give each class's mean valence/arousal percentile, mapped to [-1, 1]. No figure exists
 #       for Contempt: it sits at the scale's midpoint (0, 0).
 VA_CENTROID_TABLES: dict[str, dict[str, tuple[float, float]]] = {
-    "affectnetc25": {
-        "Neutral": (-0.06, -0.38),
-        "Happy": (0.29, -0.11),
-        "Sad": (-0.42, 0.01),
-        "Surprise": (-0.15, 0.17),
-        "Fear": (-0.46, 0.23),
-        "Disgust": (-0.42, 0.14),
-        "Anger": (-0.38, 0.11),
-        "Contempt": (-0.16, -0.23),
-    },
     "affectnet_rank": {
         "Neutral": (-0.323, -0.274),
         "Happy": (0.524, 0.009),
@@ -87,7 +75,7 @@ def get_label_set(name: str) -> LabelSet:
         raise ConfigError(f"unknown label set {name!r}; choose one of {sorted(LABEL_SETS)}") from None
 
 
-def va_centroid_matrix(label_set: LabelSet, table: str = "affectnetc25") -> list[tuple[float, float]]:
+def va_centroid_matrix(label_set: LabelSet, table: str = "affectnet_rank") -> list[tuple[float, float]]:
     """Centroids of one table in the label set's order; raises ConfigError for an unknown table or a class
     without a centroid (e.g. Other)."""
     if table not in VA_CENTROID_TABLES:

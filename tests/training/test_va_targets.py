@@ -43,5 +43,10 @@ def test_recipes_name_their_table(monkeypatch):
     from affectstream.training.config import load_recipe
 
     assert load_recipe(REPO / "configs/model/ferplus_mtlgcn.yaml").data.va_centroids == "affectnet_rank"
-    # the ablation table in the model card was measured with the table the shipped model used
-    assert load_recipe(REPO / "configs/model/ferplus_ablation.yaml").data.va_centroids == "affectnetc25"
+    assert load_recipe(REPO / "configs/model/ferplus_ablation.yaml").data.va_centroids == "affectnet_rank"
+    # the table whose source forbids use by others is gone, and a recipe naming it says so
+    assert "affectnetc25" not in VA_CENTROID_TABLES
+    with pytest.raises(ConfigError, match="va_centroids"):
+        from affectstream.training.config import recipe_from_dict
+
+        recipe_from_dict({"data": {"va_centroids": "affectnetc25"}})

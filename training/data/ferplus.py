@@ -49,7 +49,7 @@ def load_ferplus(
     size: int,
     colour: str,
     weak_va: bool = True,
-    va_centroids: str = "affectnetc25",
+    va_centroids: str = "affectnet_rank",
 ) -> Samples:
     """Load one FER+ split into RAM.
 
